@@ -1,0 +1,191 @@
+"""TerraPipeline: the denoiser and a deterministic DDIM scheduler composed into a window sampler (diffusers style).
+
+A window is a tile plus a margin on every side, cut from the global fields: the noise (a pure function of world seed and
+global pixel position) and the parent imagery. With DDIM at eta = 0 there is no per-step noise, and the margin covers the
+receptive field of every step (steps x radius), so the tile in the centre is exactly what an infinite canvas would hold:
+neighbours agree at their borders by construction. After every step the predicted clean image is projected so that its
+2x2 area means equal the parent, which pins colours down the cascade.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from diffusers import DDIMScheduler
+
+from terradream.model.denoiser import TerraDenoiser
+from terradream.model.noise import STREAM_INIT, noise_window
+from terradream.model.tiles import TILE_SIZE_PX
+
+DEFAULT_WEIGHTS_DIR = Path(__file__).parent / "weights"
+PIPELINE_CONFIG = "pipeline.json"
+
+
+@dataclass(frozen=True)
+class WindowSpec:
+    """Everything that determines one window's output.
+
+    parent_px is the parent imagery under the window plus one parent pixel on every side (for bilinear upsampling),
+    uint8 of shape (window/2 + 2, window/2 + 2, 3); log2_mpp holds the ground resolution of each block-row.
+    """
+
+    seed: int
+    z: int
+    row0: int
+    col0: int
+    parent_px: np.ndarray
+    log2_mpp: np.ndarray
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    """CUDA when asked for or available under 'auto', else CPU."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def default_scheduler() -> DDIMScheduler:
+    """DDIM with eta = 0 over trailing timesteps and a zero-terminal-SNR schedule, v-prediction."""
+    return DDIMScheduler(
+        num_train_timesteps=1000,
+        beta_schedule="scaled_linear",
+        beta_start=0.00085,
+        beta_end=0.012,
+        prediction_type="v_prediction",
+        rescale_betas_zero_snr=True,
+        timestep_spacing="trailing",
+        clip_sample=False,
+        set_alpha_to_one=True,
+    )
+
+
+def upsample2_bilinear(parent: torch.Tensor) -> torch.Tensor:
+    """2x bilinear upsample of (B, C, h+2, w+2) with a 1 px apron, returning the exact interior (B, C, 2h, 2w)."""
+    up = F.interpolate(parent, scale_factor=2, mode="bilinear", align_corners=False)
+    return up[:, :, 2:-2, 2:-2]
+
+
+def project_to_parent(x: torch.Tensor, parent: torch.Tensor) -> torch.Tensor:
+    """Shift every 2x2 block of x so that its mean equals the matching parent pixel (same value scale)."""
+    correction = parent - F.avg_pool2d(x, 2)
+    return x + correction.repeat_interleave(2, dim=2).repeat_interleave(2, dim=3)
+
+
+def to_uint8_projected(x: torch.Tensor, parent: torch.Tensor, rounds: int = 4) -> np.ndarray:
+    """Map [-1, 1] images to uint8 (B, H, W, 3), re-projecting after clamping so 2x2 means stay on the parent."""
+    v = (x.float() + 1.0) * 127.5
+    target = (parent.float() + 1.0) * 127.5
+    for _ in range(rounds):
+        v = project_to_parent(v.clamp(0.0, 255.0), target)
+    return v.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+
+
+class TerraPipeline:
+    """Composes a TerraDenoiser and a DDIMScheduler; turns WindowSpecs into centre tiles."""
+
+    def __init__(
+        self,
+        denoiser: TerraDenoiser,
+        scheduler: DDIMScheduler,
+        num_inference_steps: int = 4,
+        device: str | torch.device = "auto",
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        self.device = resolve_device(device) if isinstance(device, str) else device
+        self.dtype = dtype or (torch.bfloat16 if self.device.type == "cuda" else torch.float32)
+        self.denoiser = denoiser.to(self.device).eval()
+        self.scheduler = scheduler
+        self.num_inference_steps = num_inference_steps
+        self._version = ""
+
+    # ---- geometry derived from the model ----
+    @property
+    def patch_px(self) -> int:
+        """Windows must start on multiples of this many pixels (the space-to-depth patch, at least 2)."""
+        return max(2, int(self.denoiser.config.patch_size))
+
+    @property
+    def margin_px(self) -> int:
+        """Margin on each side of the tile: the receptive field of all sampling steps, rounded to the patch grid."""
+        radius = self.num_inference_steps * self.denoiser.receptive_radius_px
+        return -(-radius // self.patch_px) * self.patch_px
+
+    @property
+    def window_px(self) -> int:
+        """Side of every window the model sees (fixed, so every call has the same shape)."""
+        return TILE_SIZE_PX + 2 * self.margin_px
+
+    @property
+    def version(self) -> str:
+        """Short id of the weights and sampler settings; part of every cache key and ETag."""
+        return self._version or self._compute_version()
+
+    def _compute_version(self) -> str:
+        h = hashlib.sha256()
+        h.update(json.dumps(dict(self.denoiser.config), sort_keys=True, default=str).encode())
+        h.update(json.dumps(dict(self.scheduler.config), sort_keys=True, default=str).encode())
+        h.update(str(self.num_inference_steps).encode())
+        for name, tensor in sorted(self.denoiser.state_dict().items()):
+            h.update(name.encode())
+            h.update(tensor.detach().float().cpu().numpy().tobytes())
+        self._version = h.hexdigest()[:12]
+        return self._version
+
+    # ---- persistence (diffusers layout) ----
+    @classmethod
+    def from_pretrained(
+        cls, path: str | Path | None = None, device: str = "auto", dtype: torch.dtype | None = None
+    ) -> TerraPipeline:
+        """Load denoiser/, scheduler/ and pipeline.json from a local directory (None: the shipped default)."""
+        root = Path(path) if path is not None else DEFAULT_WEIGHTS_DIR
+        denoiser = TerraDenoiser.from_pretrained(root / "denoiser", low_cpu_mem_usage=False)
+        scheduler = DDIMScheduler.from_pretrained(root / "scheduler")
+        settings = json.loads((root / PIPELINE_CONFIG).read_text())
+        return cls(denoiser, scheduler, settings.get("num_inference_steps", 4), device=device, dtype=dtype)
+
+    def save_pretrained(self, path: str | Path) -> None:
+        """Write the model in the layout from_pretrained reads (config.json + safetensors per part)."""
+        root = Path(path)
+        self.denoiser.save_pretrained(root / "denoiser")
+        self.scheduler.save_pretrained(root / "scheduler")
+        (root / PIPELINE_CONFIG).write_text(json.dumps({"num_inference_steps": self.num_inference_steps}, indent=2))
+
+    # ---- sampling ----
+    def noise_for(self, spec: WindowSpec) -> np.ndarray:
+        """The initial latent of a window, read from the global noise field of its world and zoom."""
+        w = self.window_px
+        return noise_window(spec.seed, spec.z, STREAM_INIT, 3, spec.row0, spec.col0, w, w, TILE_SIZE_PX << spec.z)
+
+    @torch.no_grad()
+    def sample_batch(self, specs: Sequence[WindowSpec]) -> np.ndarray:
+        """Sample windows in one model call per step; returns the centre tiles as uint8 (N, 256, 256, 3)."""
+        dev, dt = self.device, self.dtype
+        latents = torch.from_numpy(np.stack([self.noise_for(s) for s in specs])).to(dev)
+        parent_px = torch.from_numpy(np.stack([s.parent_px for s in specs])).to(dev).permute(0, 3, 1, 2)
+        parent = parent_px.float() / 127.5 - 1.0
+        parent_core = parent[:, :, 1:-1, 1:-1]
+        cond = upsample2_bilinear(parent)
+        log2_mpp = torch.from_numpy(np.stack([s.log2_mpp for s in specs]).astype(np.float32)).to(dev)
+        self.scheduler.set_timesteps(self.num_inference_steps, device=dev)
+        x = latents * self.scheduler.init_noise_sigma
+        stride = self.scheduler.config.num_train_timesteps // self.num_inference_steps
+        for t in self.scheduler.timesteps:
+            tt = t.expand(len(specs)).to(dev)
+            with torch.autocast(dev.type, dtype=dt, enabled=dt != torch.float32):
+                v = self.denoiser(x.to(dt), cond.to(dt), tt, log2_mpp).float()
+            out = self.scheduler.step(v, t, x, eta=0.0)
+            x0 = out.pred_original_sample
+            x0_proj = project_to_parent(x0, parent_core)
+            prev_t = int(t) - stride
+            alpha_prev = self.scheduler.alphas_cumprod[prev_t] if prev_t >= 0 else self.scheduler.final_alpha_cumprod
+            x = out.prev_sample + alpha_prev.to(dev).sqrt() * (x0_proj - x0)
+        m = self.margin_px
+        tiles = to_uint8_projected(x, parent_core)
+        return tiles[:, m : m + TILE_SIZE_PX, m : m + TILE_SIZE_PX]

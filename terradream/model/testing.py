@@ -1,0 +1,18 @@
+"""Tiny random-init models for fast tests and examples (no training, no downloads)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from terradream.model.denoiser import TerraDenoiser
+from terradream.model.pipeline import TerraPipeline, default_scheduler
+
+
+def make_tiny_model(path: Path, width: int = 8, num_blocks: int = 2, steps: int = 2, seed: int = 0) -> Path:
+    """Save a small random-init pipeline under path and return path (weights seeded, so identical every time)."""
+    torch.manual_seed(seed)  # weight init only; sampling never uses torch's RNG
+    denoiser = TerraDenoiser(width=width, num_blocks=num_blocks, embed_dim=32)
+    TerraPipeline(denoiser, default_scheduler(), num_inference_steps=steps, device="cpu").save_pretrained(path)
+    return Path(path)
