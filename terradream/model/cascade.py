@@ -18,7 +18,7 @@ from terradream.model.errors import TileOutOfRange
 from terradream.model.keys import TileKey
 from terradream.model.pipeline import TerraPipeline, WindowSpec
 from terradream.model.tiles import TILE_SIZE_PX, latitude_of_rows_deg, meters_per_pixel, validate_tile
-from terradream.model.worlds import World, WorldRegistry
+from terradream.model.worlds import WorldRegistry
 
 
 class TileStore(Protocol):
@@ -111,7 +111,7 @@ class Cascade:
         self.pipeline = pipeline
         self.worlds = worlds
         self.store = store
-        self.batch_size = batch_size or (8 if pipeline.device.type == "cuda" else 1)
+        self.batch_size = batch_size or pipeline.micro_batch
         self.stats = CascadeStats()
         self._lock = threading.Lock()
 
@@ -182,21 +182,24 @@ class Cascade:
             for k in ready:
                 del todo[k]
 
-    def window_spec(self, key: TileKey, world: World, tiles: Mapping[TileKey, np.ndarray]) -> WindowSpec:
+    def window_spec(self, key: TileKey, tiles: Mapping[TileKey, np.ndarray]) -> WindowSpec:
         """The WindowSpec of a tile, read from its parents in tiles."""
-        m, w = self.pipeline.margin_px, self.pipeline.window_px
-        row0, col0 = window_origin_px(key, m)
+        row0, col0 = window_origin_px(key, self.pipeline.margin_px)
+        return self.window_spec_at(key.world, key.z, row0, col0, tiles)
+
+    def window_spec_at(self, world: str, z: int, row0: int, col0: int, tiles: Mapping[TileKey, np.ndarray]) -> WindowSpec:
+        """The WindowSpec of a window with any patch-aligned origin (global px at zoom z), parents read from tiles."""
+        w = self.pipeline.window_px
         r_lo, r_hi = parent_px_span(row0, w)
         c_lo, c_hi = parent_px_span(col0, w)
-        parent_px = gather_px(tiles, key.world, key.z - 1, np.arange(r_lo, r_hi), np.arange(c_lo, c_hi))
-        log2_mpp = block_row_log2_mpp(key.z, row0, w, int(self.pipeline.denoiser.config.patch_size))
-        return WindowSpec(world.seed, key.z, row0, col0, parent_px, log2_mpp)
+        parent_px = gather_px(tiles, world, z - 1, np.arange(r_lo, r_hi), np.arange(c_lo, c_hi))
+        log2_mpp = block_row_log2_mpp(z, row0, w, int(self.pipeline.denoiser.config.patch_size))
+        return WindowSpec(self.worlds.get(world).seed, z, row0, col0, parent_px, log2_mpp)
 
     def _run_batch(self, chunk: list[TileKey], have: Mapping[TileKey, np.ndarray]) -> dict[TileKey, np.ndarray]:
-        """One fixed-shape model batch; short chunks are padded with copies of their first window."""
-        specs = [self.window_spec(k, self.worlds.get(k.world), have) for k in chunk]
-        padded = specs + [specs[0]] * (self.batch_size - len(specs))
-        out = self.pipeline.sample_batch(padded)
+        """Windows of one batch (the pipeline splits it into fixed-shape model calls)."""
+        specs = [self.window_spec(k, have) for k in chunk]
+        out = self.pipeline.sample(specs)
         self.stats.windows += len(specs)
         self.stats.tiles_generated += len(specs)
         self.stats.batches += 1

@@ -3,8 +3,9 @@
 A window is a tile plus a margin on every side, cut from the global fields: the noise (a pure function of world seed and
 global pixel position) and the parent imagery. With DDIM at eta = 0 there is no per-step noise, and the margin covers the
 receptive field of every step (steps x radius), so the tile in the centre is exactly what an infinite canvas would hold:
-neighbours agree at their borders by construction. After every step the predicted clean image is projected so that its
-2x2 area means equal the parent, which pins colours down the cascade.
+neighbours agree at their borders by construction. After every step the predicted clean image is pulled towards the
+parent (smooth bilinear corrections), and the output is finally projected so that its 2x2 area means equal the parent
+exactly, which pins colours down the cascade.
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ from terradream.model.tiles import TILE_SIZE_PX
 
 DEFAULT_WEIGHTS_DIR = Path(__file__).parent / "weights"
 PIPELINE_CONFIG = "pipeline.json"
+SAMPLER_REVISION = 2  # bump whenever the sampling arithmetic changes: it is part of the version, hence of cache keys
+SMOOTH_PROJECTION_ITERS = 8  # final smooth pull of the output onto the parent, before the exact 2x2 projection
+STEP_PROJECTION_ITERS = 1  # smooth pull of each step's predicted clean image onto the parent
 
 
 @dataclass(frozen=True)
@@ -78,9 +82,17 @@ def project_to_parent(x: torch.Tensor, parent: torch.Tensor) -> torch.Tensor:
     return x + correction.repeat_interleave(2, dim=2).repeat_interleave(2, dim=3)
 
 
+def project_smooth(x: torch.Tensor, parent: torch.Tensor, iters: int) -> torch.Tensor:
+    """Pull x onto the parent with bilinear (not blocky) corrections; each round reaches one parent pixel further."""
+    for _ in range(iters):
+        correction = parent - F.avg_pool2d(x, 2)
+        x = x + upsample2_bilinear(F.pad(correction, (1, 1, 1, 1), mode="replicate"))
+    return x
+
+
 def to_uint8_projected(x: torch.Tensor, parent: torch.Tensor, rounds: int = 4) -> np.ndarray:
-    """Map [-1, 1] images to uint8 (B, H, W, 3), re-projecting after clamping so 2x2 means stay on the parent."""
-    v = (x.float() + 1.0) * 127.5
+    """Map [-1, 1] images to uint8 (B, H, W, 3): smooth pull, then exact 2x2 projection, re-applied after clamping."""
+    v = (project_smooth(x.float(), parent.float(), SMOOTH_PROJECTION_ITERS) + 1.0) * 127.5
     target = (parent.float() + 1.0) * 127.5
     for _ in range(rounds):
         v = project_to_parent(v.clamp(0.0, 255.0), target)
@@ -97,8 +109,12 @@ class TerraPipeline:
         num_inference_steps: int = 4,
         device: str | torch.device = "auto",
         dtype: torch.dtype | None = None,
+        micro_batch: int | None = None,
     ) -> None:
         self.device = resolve_device(device) if isinstance(device, str) else device
+        # Every model call has exactly this many windows: kernels may pick other algorithms for other batch shapes
+        # and change last bits, so a fixed shape is what makes a window's bytes independent of its batch-mates.
+        self.micro_batch = micro_batch or (8 if self.device.type == "cuda" else 1)
         self.dtype = dtype or (torch.bfloat16 if self.device.type == "cuda" else torch.float32)
         self.denoiser = denoiser.to(self.device).eval()
         self.scheduler = scheduler
@@ -113,8 +129,10 @@ class TerraPipeline:
 
     @property
     def margin_px(self) -> int:
-        """Margin on each side of the tile: the receptive field of all sampling steps, rounded to the patch grid."""
-        radius = self.num_inference_steps * self.denoiser.receptive_radius_px
+        """Margin on each side of the tile: the receptive field of all sampling steps and of the final smooth
+        projection (two pixels a round), rounded up to the patch grid."""
+        per_step = self.denoiser.receptive_radius_px + 2 * STEP_PROJECTION_ITERS
+        radius = self.num_inference_steps * per_step + 2 * SMOOTH_PROJECTION_ITERS
         return -(-radius // self.patch_px) * self.patch_px
 
     @property
@@ -131,7 +149,7 @@ class TerraPipeline:
         h = hashlib.sha256()
         h.update(json.dumps(dict(self.denoiser.config), sort_keys=True, default=str).encode())
         h.update(json.dumps(dict(self.scheduler.config), sort_keys=True, default=str).encode())
-        h.update(str(self.num_inference_steps).encode())
+        h.update(f"{self.num_inference_steps}/{SAMPLER_REVISION}/{SMOOTH_PROJECTION_ITERS}/{STEP_PROJECTION_ITERS}".encode())
         for name, tensor in sorted(self.denoiser.state_dict().items()):
             h.update(name.encode())
             h.update(tensor.detach().float().cpu().numpy().tobytes())
@@ -141,14 +159,19 @@ class TerraPipeline:
     # ---- persistence (diffusers layout) ----
     @classmethod
     def from_pretrained(
-        cls, path: str | Path | None = None, device: str = "auto", dtype: torch.dtype | None = None
+        cls,
+        path: str | Path | None = None,
+        device: str = "auto",
+        dtype: torch.dtype | None = None,
+        micro_batch: int | None = None,
     ) -> TerraPipeline:
         """Load denoiser/, scheduler/ and pipeline.json from a local directory (None: the shipped default)."""
         root = Path(path) if path is not None else DEFAULT_WEIGHTS_DIR
         denoiser = TerraDenoiser.from_pretrained(root / "denoiser", low_cpu_mem_usage=False)
         scheduler = DDIMScheduler.from_pretrained(root / "scheduler")
         settings = json.loads((root / PIPELINE_CONFIG).read_text())
-        return cls(denoiser, scheduler, settings.get("num_inference_steps", 4), device=device, dtype=dtype)
+        steps = settings.get("num_inference_steps", 4)
+        return cls(denoiser, scheduler, steps, device=device, dtype=dtype, micro_batch=micro_batch)
 
     def save_pretrained(self, path: str | Path) -> None:
         """Write the model in the layout from_pretrained reads (config.json + safetensors per part)."""
@@ -163,9 +186,18 @@ class TerraPipeline:
         w = self.window_px
         return noise_window(spec.seed, spec.z, STREAM_INIT, 3, spec.row0, spec.col0, w, w, TILE_SIZE_PX << spec.z)
 
+    def sample(self, specs: Sequence[WindowSpec]) -> np.ndarray:
+        """Centre tiles of any number of windows as uint8 (N, 256, 256, 3), in fixed-shape model calls."""
+        n, mb = len(specs), self.micro_batch
+        out = []
+        for start in range(0, n, mb):
+            chunk = list(specs[start : start + mb])
+            out.append(self._sample_fixed(chunk + [chunk[0]] * (mb - len(chunk)))[: len(chunk)])
+        return np.concatenate(out) if out else np.zeros((0, TILE_SIZE_PX, TILE_SIZE_PX, 3), np.uint8)
+
     @torch.no_grad()
-    def sample_batch(self, specs: Sequence[WindowSpec]) -> np.ndarray:
-        """Sample windows in one model call per step; returns the centre tiles as uint8 (N, 256, 256, 3)."""
+    def _sample_fixed(self, specs: Sequence[WindowSpec]) -> np.ndarray:
+        """Sample exactly micro_batch windows: one model call per step, noise and parents from the global fields."""
         dev, dt = self.device, self.dtype
         latents = torch.from_numpy(np.stack([self.noise_for(s) for s in specs])).to(dev)
         parent_px = torch.from_numpy(np.stack([s.parent_px for s in specs])).to(dev).permute(0, 3, 1, 2)
@@ -182,7 +214,7 @@ class TerraPipeline:
                 v = self.denoiser(x.to(dt), cond.to(dt), tt, log2_mpp).float()
             out = self.scheduler.step(v, t, x, eta=0.0)
             x0 = out.pred_original_sample
-            x0_proj = project_to_parent(x0, parent_core)
+            x0_proj = project_smooth(x0, parent_core, STEP_PROJECTION_ITERS)
             prev_t = int(t) - stride
             alpha_prev = self.scheduler.alphas_cumprod[prev_t] if prev_t >= 0 else self.scheduler.final_alpha_cumprod
             x = out.prev_sample + alpha_prev.to(dev).sqrt() * (x0_proj - x0)
