@@ -195,29 +195,33 @@ class TerraPipeline:
             out.append(self._sample_fixed(chunk + [chunk[0]] * (mb - len(chunk)))[: len(chunk)])
         return np.concatenate(out) if out else np.zeros((0, TILE_SIZE_PX, TILE_SIZE_PX, 3), np.uint8)
 
-    @torch.no_grad()
     def _sample_fixed(self, specs: Sequence[WindowSpec]) -> np.ndarray:
-        """Sample exactly micro_batch windows: one model call per step, noise and parents from the global fields."""
+        """Sample exactly micro_batch windows (one model call per step) and cut out their centre tiles."""
+        latents = np.stack([self.noise_for(s) for s in specs])
+        full = self.denoise(latents, np.stack([s.parent_px for s in specs]), np.stack([s.log2_mpp for s in specs]))
+        m = self.margin_px
+        return full[:, m : m + TILE_SIZE_PX, m : m + TILE_SIZE_PX]
+
+    @torch.no_grad()
+    def denoise(self, latents: np.ndarray, parent_px: np.ndarray, log2_mpp: np.ndarray) -> np.ndarray:
+        """Whole windows of any patch-aligned size: latents (B, 3, H, W) float32, parent_px (B, H/2+2, W/2+2, 3)
+        uint8 with a one-pixel apron, log2_mpp (B, H/patch) or (B,); returns uint8 (B, H, W, 3)."""
         dev, dt = self.device, self.dtype
-        latents = torch.from_numpy(np.stack([self.noise_for(s) for s in specs])).to(dev)
-        parent_px = torch.from_numpy(np.stack([s.parent_px for s in specs])).to(dev).permute(0, 3, 1, 2)
-        parent = parent_px.float() / 127.5 - 1.0
+        parent = torch.from_numpy(parent_px).to(dev).permute(0, 3, 1, 2).float() / 127.5 - 1.0
         parent_core = parent[:, :, 1:-1, 1:-1]
         cond = upsample2_bilinear(parent)
-        log2_mpp = torch.from_numpy(np.stack([s.log2_mpp for s in specs]).astype(np.float32)).to(dev)
+        mpp = torch.from_numpy(np.asarray(log2_mpp, dtype=np.float32)).to(dev)
         self.scheduler.set_timesteps(self.num_inference_steps, device=dev)
-        x = latents * self.scheduler.init_noise_sigma
+        x = torch.from_numpy(latents).to(dev) * self.scheduler.init_noise_sigma
         stride = self.scheduler.config.num_train_timesteps // self.num_inference_steps
         for t in self.scheduler.timesteps:
-            tt = t.expand(len(specs)).to(dev)
+            tt = t.expand(x.shape[0]).to(dev)
             with torch.autocast(dev.type, dtype=dt, enabled=dt != torch.float32):
-                v = self.denoiser(x.to(dt), cond.to(dt), tt, log2_mpp).float()
+                v = self.denoiser(x.to(dt), cond.to(dt), tt, mpp).float()
             out = self.scheduler.step(v, t, x, eta=0.0)
             x0 = out.pred_original_sample
             x0_proj = project_smooth(x0, parent_core, STEP_PROJECTION_ITERS)
             prev_t = int(t) - stride
             alpha_prev = self.scheduler.alphas_cumprod[prev_t] if prev_t >= 0 else self.scheduler.final_alpha_cumprod
             x = out.prev_sample + alpha_prev.to(dev).sqrt() * (x0_proj - x0)
-        m = self.margin_px
-        tiles = to_uint8_projected(x, parent_core)
-        return tiles[:, m : m + TILE_SIZE_PX, m : m + TILE_SIZE_PX]
+        return to_uint8_projected(x, parent_core)
