@@ -1,0 +1,50 @@
+"""The FastAPI application factory: settings in, routers and middleware wired, the model loaded in the lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from terradream import __version__
+from terradream.server.errors import register_exception_handlers
+from terradream.server.frontend import FrontendFactory
+from terradream.server.meta import MetaFactory
+from terradream.server.ogc import OGCFactory
+from terradream.server.runtime import Runtime
+from terradream.server.settings import Settings
+from terradream.server.tiles import TilesFactory
+
+DESCRIPTION = """Satellite-like imagery generated on demand by a diffusion cascade, served as XYZ tiles,
+TileJSON and WMTS. Tiles are a pure function of (world, model version, z, x, y): cache them forever under
+version-pinned URLs (`?v=`, as TileJSON gives them)."""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """A new app; the model, cache and generation worker load in the background once it starts (see /readyz)."""
+    settings = settings or Settings()
+    runtime = Runtime(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        """Load the engine without blocking start-up (/healthz answers meanwhile); close it on shutdown."""
+        loading = asyncio.create_task(runtime.load(), name="terradream-load")
+        try:
+            yield
+        finally:
+            await asyncio.wait({loading})  # a half-loaded model cannot be interrupted; let it finish, then close
+            await runtime.close()
+
+    app = FastAPI(title="terradream", version=__version__, description=DESCRIPTION, lifespan=lifespan)
+    app.state.runtime = runtime
+    app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "HEAD", "OPTIONS"],
+                       allow_headers=["*"], expose_headers=["ETag", "X-Cache", "Retry-After"], max_age=86400)
+    register_exception_handlers(app)
+    app.include_router(TilesFactory().router)
+    app.include_router(OGCFactory().router)
+    app.include_router(MetaFactory().router)
+    FrontendFactory().register(app)
+    return app

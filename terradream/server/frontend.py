@@ -1,0 +1,47 @@
+"""The Leaflet viewer's files: GET / (index.html), /static/ and /vendor/leaflet/, only from terradream/frontend."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from fastapi import FastAPI, HTTPException
+from fastapi.responses import FileResponse
+from starlette.staticfiles import StaticFiles
+
+from terradream.frontend import LEAFLET_DIST_DIR, STATIC_DIR
+
+
+class FrontendFiles(StaticFiles):
+    """StaticFiles that answers 404 (not 500) when its directory is missing, e.g. before `npm install`.
+
+    Starlette's lookup already refuses paths that resolve outside the directory (.., symlinks, encoded slashes).
+    """
+
+    async def check_config(self) -> None:
+        """Accept a missing directory: every lookup in it is then a plain 404."""
+        if self.directory is not None and os.path.isdir(self.directory):
+            await super().check_config()
+
+
+@dataclass
+class FrontendFactory:
+    """Mounts the viewer on an app (mounts cannot be carried by an APIRouter)."""
+
+    static_dir: Path = STATIC_DIR
+    leaflet_dir: Path = LEAFLET_DIST_DIR
+
+    def register(self, app: FastAPI) -> None:
+        """GET / serves index.html; /static/ and /vendor/leaflet/ serve their directories."""
+        index = self.static_dir / "index.html"
+
+        @app.get("/", include_in_schema=False)
+        def viewer() -> FileResponse:
+            """The Leaflet viewer."""
+            if not index.is_file():
+                raise HTTPException(404, "the viewer is not installed (terradream/frontend/static/index.html)")
+            return FileResponse(index, media_type="text/html")
+
+        app.mount("/static", FrontendFiles(directory=self.static_dir, check_dir=False), name="static")
+        app.mount("/vendor/leaflet", FrontendFiles(directory=self.leaflet_dir, check_dir=False), name="leaflet")

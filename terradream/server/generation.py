@@ -1,0 +1,378 @@
+"""GenerationService: one worker thread owns the Cascade; the event loop queues, de-duplicates and cancels tiles.
+
+Requests for a cold tile join one PendingTile (in-process single-flight). Its producer task optionally takes a
+cross-process lock (Redis), re-checks the cache, and queues the tile for the worker, which renders up to batch_size
+distinct tiles per cascade call, interactive before bulk. A tile whose every requester went away before the worker took
+it is dropped. A full queue refuses new cold tiles with Overloaded (HTTP 503).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import IntEnum
+from typing import Any, Protocol
+
+from anyio import CapacityLimiter, to_thread
+
+from terradream.model.cascade import Cascade
+from terradream.model.keys import TileKey
+from terradream.server.imaging import encode_png
+from terradream.server.metrics import ServerMetrics
+from terradream.server.store import CacheTileStore
+
+log = logging.getLogger("terradream.server.generation")
+
+LOCK_WAIT_SLICE_S = 2.0  # one blocking wait for a foreign lock; waiters loop, re-checking the cache in between
+
+
+class Priority(IntEnum):
+    """Queue order: lower values go first."""
+
+    INTERACTIVE = 0
+    BULK = 1
+
+
+class Overloaded(Exception):
+    """The generation queue is full: the client should retry after retry_after_s seconds (HTTP 503)."""
+
+    def __init__(self, retry_after_s: int, depth: int) -> None:
+        """Remember when to retry and how deep the queue was."""
+        super().__init__(f"generation queue is full ({depth} tiles waiting); retry in {retry_after_s} s")
+        self.retry_after_s = retry_after_s
+
+
+class GenerationLock(Protocol):
+    """A cross-process mutex per tile (Redis SET NX PX with a token); blocking calls, run off the event loop."""
+
+    def acquire(self, name: str, ttl_ms: int) -> str | None:
+        """A token when taken, None when someone else holds it."""
+        ...
+
+    def release(self, name: str, token: str) -> Any:
+        """Release (only if still ours) and wake waiters."""
+        ...
+
+    def wait_released(self, name: str, timeout_s: float) -> Any:
+        """Block until the lock is released or timeout_s passes."""
+        ...
+
+    def extend(self, name: str, token: str, ttl_ms: int) -> Any:
+        """Reset the lock's TTL if token still owns it (long generations)."""
+        ...
+
+
+@dataclass(eq=False)
+class PendingTile:
+    """One cold tile on its way: its requesters, queue state and the future they all await (PNG bytes)."""
+
+    key: TileKey
+    priority: Priority
+    future: asyncio.Future[bytes]
+    requesters: int = 0
+    queued: bool = False  # pushed onto the worker's heap
+    started: bool = False  # taken by the worker: it will finish
+    dropped: bool = False  # every requester left before the worker took it
+    counted: bool = True  # still counted in the queue depth
+    producer: asyncio.Task[None] | None = None
+    rendered: asyncio.Future[bytes] | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class TileResult:
+    """A tile's canonical PNG and whether it was already cached when asked for."""
+
+    png: bytes
+    hit: bool
+
+
+class GenerationService:
+    """Serves canonical PNG tiles from the cache, generating cold ones once, in batches, off the event loop."""
+
+    def __init__(self, cascade: Cascade, store: CacheTileStore, metrics: ServerMetrics, *, batch_size: int = 8,
+                 queue_max: int = 1024, retry_after_s: int = 2, lock: GenerationLock | None = None,
+                 lock_ttl_s: float = 300.0) -> None:
+        """Wire the worker to a cascade writing into `store`; `lock` enables cross-process single-flight."""
+        self.cascade = cascade
+        self.store = store
+        self.metrics = metrics
+        self.batch_size = batch_size
+        self.queue_max = queue_max
+        self.retry_after_s = retry_after_s
+        self.lock = lock
+        self.lock_ttl_s = lock_ttl_s
+        self._cv = threading.Condition()
+        self._heap: list[tuple[int, int, PendingTile]] = []
+        self._seq = itertools.count()
+        self._depth = 0  # tiles waiting for the worker (guarded by _cv)
+        self._paused = False
+        self._stopping = False
+        self._pending: dict[TileKey, PendingTile] = {}  # event loop only
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._lock_waiters = CapacityLimiter(16)  # threads blocked on foreign locks never starve cache reads
+        metrics.watch_queue_depth(lambda: self.queue_depth)
+
+    # ---- lifecycle ----
+    def start(self) -> None:
+        """Start the worker thread; call from the event loop that will await tiles."""
+        self._loop = asyncio.get_running_loop()
+        self._thread = threading.Thread(target=self._work, name="terradream-generation", daemon=True)
+        self._thread.start()
+
+    async def close(self, timeout_s: float = 30.0) -> None:
+        """Cancel waiting tiles and stop the worker after its current batch (waits at most timeout_s for it)."""
+        with self._cv:
+            self._stopping = True
+            self._cv.notify_all()
+        for entry in list(self._pending.values()):
+            if entry.producer is not None:
+                entry.producer.cancel()
+        if self._thread is not None:
+            await to_thread.run_sync(self._thread.join, timeout_s)
+
+    def pause(self) -> None:
+        """Hold the worker before its next batch (maintenance, tests); queued tiles wait."""
+        with self._cv:
+            self._paused = True
+
+    def resume(self) -> None:
+        """Let a paused worker go on."""
+        with self._cv:
+            self._paused = False
+            self._cv.notify_all()
+
+    @property
+    def queue_depth(self) -> int:
+        """Tiles waiting for the worker (including those waiting on another process's lock)."""
+        with self._cv:
+            return self._depth
+
+    def requesters(self, key: TileKey) -> int:
+        """How many requests are waiting for a cold tile right now (0 when it is not pending)."""
+        entry = self._pending.get(key)
+        return entry.requesters if entry is not None else 0
+
+    def lock_name(self, key: TileKey) -> str:
+        """Name of the cross-process generation lock of a tile (model version included)."""
+        return f"gen:{key.world}/{self.store.version}/{key.z}/{key.x}/{key.y}"
+
+    # ---- the event-loop side ----
+    async def fetch(self, key: TileKey, priority: Priority = Priority.INTERACTIVE) -> TileResult:
+        """The tile's PNG: from the cache, or by joining (or creating) its pending generation.
+
+        Raises Overloaded when the tile is cold and the queue is full. Cancelling the caller withdraws it as a
+        requester; the tile is dropped when nobody else wants it and the worker has not taken it yet.
+        """
+        png = await to_thread.run_sync(self.store.get_png, key)
+        if png is not None:
+            return TileResult(png, True)
+        entry = self._pending.get(key)
+        if entry is None:
+            entry = self._admit(key, priority)
+        else:
+            self._prioritise(entry, priority)
+        entry.requesters += 1
+        try:
+            return TileResult(await asyncio.shield(entry.future), False)
+        finally:
+            entry.requesters -= 1
+            if entry.requesters == 0 and not entry.future.done():
+                self._drop(entry)
+
+    def _admit(self, key: TileKey, priority: Priority) -> PendingTile:
+        """A new pending tile with its producer task, or Overloaded when the queue is full."""
+        with self._cv:
+            if self._depth >= self.queue_max:
+                self.metrics.overloaded.inc()
+                raise Overloaded(self.retry_after_s, self._depth)
+            self._depth += 1
+        entry = PendingTile(key, priority, asyncio.get_running_loop().create_future())
+        self._pending[key] = entry
+        if self.lock is None:  # straight onto the worker's heap: queue_depth then counts only queued tiles
+            self._enqueue(entry)
+        entry.producer = asyncio.create_task(self._produce(entry), name=f"terradream-produce-{key}")
+        return entry
+
+    def _prioritise(self, entry: PendingTile, priority: Priority) -> None:
+        """Move a waiting tile up when a more urgent requester joins it."""
+        with self._cv:
+            if priority < entry.priority and not entry.started:
+                entry.priority = priority
+                if entry.queued:  # the stale heap item is skipped when popped
+                    heapq.heappush(self._heap, (int(priority), next(self._seq), entry))
+
+    def _uncount(self, entry: PendingTile) -> None:
+        """Remove a tile from the queue depth exactly once (caller holds _cv)."""
+        if entry.counted:
+            entry.counted = False
+            self._depth -= 1
+
+    def _drop(self, entry: PendingTile) -> None:
+        """Forget a tile nobody wants any more, unless the worker already took it (then it finishes into the cache)."""
+        with self._cv:
+            if entry.started:
+                return
+            entry.dropped = True
+            self._uncount(entry)
+        if self._pending.get(entry.key) is entry:
+            del self._pending[entry.key]
+        if entry.producer is not None:
+            entry.producer.cancel()
+        self.metrics.tiles_dropped.inc()
+        log.debug("dropped tile nobody waits for", extra={"tile": "/".join(map(str, entry.key))})
+
+    async def _produce(self, entry: PendingTile) -> None:
+        """Resolve entry.future with the tile's PNG (or the error), then retire the entry."""
+        try:
+            png = await (self._rendered(entry) if self.lock is None else self._produce_locked(entry))
+        except asyncio.CancelledError:
+            entry.future.cancel()
+            raise
+        except Exception as exc:  # reported to every requester
+            entry.future.set_exception(exc)
+            if entry.requesters == 0:
+                entry.future.exception()  # retrieved: nobody is left to see it
+        else:
+            entry.future.set_result(png)
+        finally:
+            with self._cv:
+                self._uncount(entry)
+            if self._pending.get(entry.key) is entry:
+                del self._pending[entry.key]
+
+    async def _produce_locked(self, entry: PendingTile) -> bytes:
+        """Cross-process single-flight: take the tile's lock, re-check the cache, render, release; or wait and read."""
+        assert self.lock is not None
+        name = self.lock_name(entry.key)
+        ttl_ms = int(self.lock_ttl_s * 1000)
+        while True:
+            try:
+                token = await to_thread.run_sync(self.lock.acquire, name, ttl_ms)
+            except Exception as exc:  # lock backend down: degrade to in-process single-flight
+                log.debug("generation lock unavailable; generating without it", extra={"error": repr(exc)})
+                self._enqueue(entry)
+                return await self._rendered(entry)
+            if token is not None:
+                heartbeat = asyncio.create_task(self._keep_lock(name, token, ttl_ms))
+                try:  # another process may have finished the tile just before we took the lock
+                    png = await to_thread.run_sync(self.store.get_png, entry.key)
+                    if png is not None:
+                        return png
+                    self._enqueue(entry)
+                    return await self._rendered(entry)
+                finally:
+                    heartbeat.cancel()
+                    await self._release(name, token)
+            try:
+                await to_thread.run_sync(self.lock.wait_released, name, LOCK_WAIT_SLICE_S,
+                                         limiter=self._lock_waiters)
+            except Exception as exc:
+                log.debug("waiting for a generation lock failed", extra={"error": repr(exc)})
+            png = await to_thread.run_sync(self.store.get_png, entry.key)
+            if png is not None:
+                return png
+
+    async def _keep_lock(self, name: str, token: str, ttl_ms: int) -> None:
+        """Extend a held lock every third of its TTL, so a generation longer than the TTL keeps it."""
+        assert self.lock is not None
+        while True:
+            await asyncio.sleep(ttl_ms / 3000)
+            try:
+                await to_thread.run_sync(self.lock.extend, name, token, ttl_ms)
+            except Exception as exc:  # the TTL still bounds the lock; waiters may take over later
+                log.debug("extending a generation lock failed", extra={"error": repr(exc)})
+
+    async def _release(self, name: str, token: str) -> None:
+        """Release a lock we hold; failures only delay waiters until the TTL."""
+        assert self.lock is not None
+        try:
+            await asyncio.shield(to_thread.run_sync(self.lock.release, name, token))
+        except Exception as exc:
+            log.debug("releasing a generation lock failed", extra={"error": repr(exc)})
+
+    def _enqueue(self, entry: PendingTile) -> None:
+        """Put the tile on the worker's heap (a tile already cached costs the worker a store read, no generation)."""
+        entry.rendered = asyncio.get_running_loop().create_future()
+        with self._cv:
+            if entry.dropped:
+                raise asyncio.CancelledError()
+            entry.queued = True
+            heapq.heappush(self._heap, (int(entry.priority), next(self._seq), entry))
+            self._cv.notify()
+
+    @staticmethod
+    async def _rendered(entry: PendingTile) -> bytes:
+        """Await the worker's PNG for a queued tile."""
+        assert entry.rendered is not None
+        return await entry.rendered
+
+    # ---- the worker thread ----
+    def _take_batch(self) -> list[PendingTile] | None:
+        """Up to batch_size distinct waiting tiles, most urgent first; None when stopping."""
+        with self._cv:
+            while not self._stopping and (self._paused or not self._heap):
+                self._cv.wait()
+            if self._stopping:
+                return None
+            batch: list[PendingTile] = []
+            while self._heap and len(batch) < self.batch_size:
+                _, _, entry = heapq.heappop(self._heap)
+                if entry.dropped or entry.started:
+                    continue
+                entry.started = True
+                self._uncount(entry)
+                batch.append(entry)
+            return batch
+
+    def _work(self) -> None:
+        """Worker loop: render batches until stopped."""
+        while (batch := self._take_batch()) is not None:
+            if batch:
+                self._render_batch(batch)
+
+    def _render_batch(self, batch: list[PendingTile]) -> None:
+        """One cascade call for the batch; hands each requester its PNG (or the error) on the event loop."""
+        keys = [entry.key for entry in batch]
+        generated_before = self.cascade.stats.tiles_generated
+        started_s = time.perf_counter()
+        outcome: dict[TileKey, bytes] | Exception
+        try:
+            arrays = self.cascade.render(keys)
+            written = self.store.take_written()
+            outcome = {k: written[k] if k in written else encode_png(arrays[k]) for k in keys}
+        except Exception as exc:
+            self.store.take_written()
+            log.exception("tile generation failed", extra={"tiles": len(keys)})
+            outcome = exc
+        elapsed_s = time.perf_counter() - started_s
+        self.metrics.observe_batch(len(keys), elapsed_s, self.cascade.stats.tiles_generated - generated_before)
+        log.info("rendered batch", extra={"tiles": len(keys), "seconds": round(elapsed_s, 3)})
+        for entry in batch:
+            result = outcome if isinstance(outcome, Exception) else outcome[entry.key]
+            self._settle_threadsafe(entry, result)
+
+    def _settle_threadsafe(self, entry: PendingTile, result: bytes | Exception) -> None:
+        """Resolve entry.rendered from the worker thread (ignored when the loop is gone or nobody awaits)."""
+        future, loop = entry.rendered, self._loop
+        if future is None or loop is None:
+            return
+        settle: Callable[[], None]
+        if isinstance(result, Exception):
+            def settle() -> None:
+                if not future.done():
+                    future.set_exception(result)
+        else:
+            def settle() -> None:
+                if not future.done():
+                    future.set_result(result)
+        try:
+            loop.call_soon_threadsafe(settle)
+        except RuntimeError:  # loop closed during shutdown
+            pass

@@ -1,0 +1,90 @@
+"""Server settings: one pydantic-settings object read from arguments and TERRADREAM_* environment variables."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+def default_cache_dir() -> Path:
+    """$XDG_CACHE_HOME/terradream, else ~/.cache/terradream: the per-user home of the embedded tile cache."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "terradream"
+
+
+def parse_worlds(value: Any) -> dict[str, Path]:
+    """NAME=IMAGE items (a comma-separated string, a list or a mapping) as {name: image path}."""
+    if value is None or value == "":
+        return {}
+    if isinstance(value, dict):
+        return {str(k): Path(v) for k, v in value.items()}
+    items = value.split(",") if isinstance(value, str) else list(value)
+    worlds: dict[str, Path] = {}
+    for item in (str(i).strip() for i in items):
+        if not item:
+            continue
+        name, sep, image = item.partition("=")
+        if not sep or not name.strip() or not image.strip():
+            raise ValueError(f"world must be NAME=IMAGE, got {item!r}")
+        worlds[name.strip()] = Path(image.strip()).expanduser()
+    return worlds
+
+
+def parse_csv(value: Any) -> list[str]:
+    """A comma-separated string or a list as a list of non-empty stripped strings."""
+    items = value.split(",") if isinstance(value, str) else list(value or [])
+    return [str(i).strip() for i in items if str(i).strip()]
+
+
+class Settings(BaseSettings):
+    """Everything the server can be told; built once by the CLI or create_app() and passed down, never global.
+
+    The embedded cache lives under `cache` (default $XDG_CACHE_HOME/terradream or ~/.cache/terradream), one MBTiles
+    file per world and model version. With `redis` set, Redis replaces it as the shared back cache.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="TERRADREAM_", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    cache: Path = Field(default_factory=default_cache_dir, description="Directory of the embedded MBTiles cache.")
+    redis: str | None = Field(None, description="Redis URL (redis:// or rediss://); replaces the embedded cache.")
+    worlds: Annotated[dict[str, Path], NoDecode] = Field(
+        default_factory=dict, description="Extra worlds from images, NAME=IMAGE[,NAME=IMAGE...].")
+    allow_arbitrary_worlds: bool = Field(True, description="Serve any well-formed world name (each a new planet).")
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    model: Path | None = Field(None, description="Model directory; None uses the shipped default weights.")
+    maxzoom: int = Field(22, ge=0, le=30)
+    cache_control: str = "public, max-age=86400"
+    immutable_when_versioned: bool = Field(
+        True, description="Tile URLs whose ?v= equals the model version get a year-long immutable Cache-Control.")
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["*"])
+    queue_max: int = Field(1024, ge=1, description="Most tiles waiting for generation; beyond it cold tiles get 503.")
+    batch_size: int = Field(8, ge=1, description="Most distinct tiles the worker renders in one cascade call.")
+    lru_bytes: int = Field(256 * 2**20, ge=0, description="In-memory LRU of canonical PNG tiles, in bytes.")
+    response_lru_bytes: int = Field(64 * 2**20, ge=0, description="In-memory LRU of encoded responses, in bytes.")
+    lock_ttl_s: float = Field(300.0, gt=0, description="Lifetime of a cross-process (Redis) generation lock.")
+    retry_after_s: int = Field(2, ge=1, description="Retry-After sent with 503 answers.")
+    log_level: Literal["debug", "info", "warning", "error", "critical"] = "warning"
+
+    @field_validator("worlds", mode="before")
+    @classmethod
+    def _worlds(cls, value: Any) -> dict[str, Path]:
+        """Accept NAME=IMAGE items from the CLI and the environment."""
+        return parse_worlds(value)
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _cors(cls, value: Any) -> list[str]:
+        """Accept a comma-separated list from the environment."""
+        return parse_csv(value)
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _level(cls, value: Any) -> Any:
+        """Log levels are case-insensitive."""
+        return value.lower() if isinstance(value, str) else value

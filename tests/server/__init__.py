@@ -1,0 +1,1 @@
+"""HTTP tests of the tile server (real uvicorn, real Redis, real files)."""
