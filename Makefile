@@ -1,0 +1,48 @@
+# Developer entry points: `make serve` and `make test` set everything up first (idempotent, stamp-driven).
+
+VENV      := .venv
+PY        := $(VENV)/bin/python
+FRONTEND  := terradream/frontend
+PY_STAMP  := $(VENV)/.terradream-installed
+NPM_STAMP := $(FRONTEND)/node_modules/.terradream-installed
+
+# tcmalloc speeds up torch on the CPU; preload it only where the library is installed.
+TCMALLOC  := $(firstword $(wildcard /usr/lib/*/libtcmalloc_minimal.so.4 /usr/lib/libtcmalloc_minimal.so.4))
+RUN_ENV   := $(if $(TCMALLOC),LD_PRELOAD=$(TCMALLOC))
+
+.PHONY: setup serve test bench clean
+
+setup: $(PY_STAMP) $(NPM_STAMP)
+
+$(PY):
+	python3 -m venv $(VENV)
+
+# Reinstall only when the project metadata changed.
+$(PY_STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+# Reinstall Leaflet only when the lock file changed (npm ci wipes node_modules, stamp included).
+$(NPM_STAMP): $(FRONTEND)/package-lock.json $(FRONTEND)/package.json
+	cd $(FRONTEND) && npm ci --no-audit --no-fund
+	touch $@
+
+serve: setup
+	$(RUN_ENV) $(VENV)/bin/terradream serve
+
+test: setup
+	$(RUN_ENV) $(VENV)/bin/pytest
+
+# Benchmark-only dependencies (matplotlib, MapProxy, gunicorn: the `bench` extra); wrk, nginx and redis-server come
+# from Debian and are installed by the benchmark itself when missing. CI does not run benchmarks.
+BENCH_STAMP := $(VENV)/.terradream-bench-installed
+
+$(BENCH_STAMP): pyproject.toml | $(PY_STAMP)
+	$(PY) -m pip install --quiet -e '.[dev,bench]'
+	touch $@
+
+bench: setup $(BENCH_STAMP)
+	$(RUN_ENV) $(PY) -m bench
+
+clean:
+	rm -rf $(VENV) $(FRONTEND)/node_modules .pytest_cache build *.egg-info
