@@ -11,9 +11,11 @@ from pydantic import ValidationError
 
 from terradream import __version__
 from terradream.server.app import create_app
+from terradream.server.limits import uvicorn_limits
 from terradream.server.logs import configure_logging
 from terradream.server.settings import Settings
 from terradream.server.traincli import train_command
+from terradream.server.workercli import worker_command
 
 
 def build_settings(**options: Any) -> Settings:
@@ -41,6 +43,8 @@ def main() -> None:
 @click.option("--cache", type=click.Path(file_okay=False, path_type=Path),
               help="Embedded cache directory (MBTiles files) [env TERRADREAM_CACHE; default ~/.cache/terradream].")
 @click.option("--redis", help="Redis URL shared by several servers, replaces the embedded cache [env TERRADREAM_REDIS].")
+@click.option("--scheduler", metavar="tcp://HOST:8786",
+              help="Dask scheduler whose workers make cold tiles; needs --redis [env TERRADREAM_SCHEDULER].")
 @click.option("--world", "worlds", multiple=True, metavar="NAME=IMAGE",
               help="Add a world rooted in an equirectangular image (repeatable) [env TERRADREAM_WORLDS, comma-separated].")
 @click.option("--allow-arbitrary-worlds/--no-arbitrary-worlds", default=None,
@@ -60,7 +64,8 @@ def serve(**options: Any) -> None:
     click.echo(f"terradream {__version__} serving on http://{settings.host}:{settings.port} "
                f"(cache: {settings.redis and 'redis' or settings.cache})", err=True)
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None,
-                log_level=settings.log_level, access_log=settings.log_level in ("debug", "info"))
+                log_level=settings.log_level, access_log=settings.log_level in ("debug", "info"),
+                **uvicorn_limits(settings.max_url_bytes, settings.max_header_bytes))
 
 
 main.add_command(train_command)
@@ -70,6 +75,7 @@ from terradream.server.datacli import export_command, seed_command  # noqa: E402
 main.add_command(seed_command)
 main.add_command(export_command)
 
+main.add_command(worker_command)
 
 if __name__ == "__main__":
     main()

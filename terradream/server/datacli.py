@@ -15,9 +15,9 @@ from typing import Any, TypeVar
 import click
 from tqdm import tqdm
 
-from terradream.server.exporting import describe_bounds, export, plan_export
+from terradream.server.exporting import describe_plan, export, plan_export
 from terradream.server.logs import configure_logging
-from terradream.server.regions import BBox, bbox_tiles, count_by_zoom, parse_bbox, parse_zoom_range
+from terradream.server.regions import BBox, parse_bbox, parse_zoom_range, region_grids, region_keys
 from terradream.server.seeding import RunReport, seed
 from terradream.server.sources import HttpSource, LocalSource, SourceError, TileSource
 
@@ -147,13 +147,13 @@ def engine_args(options: dict[str, Any]) -> dict[str, Any]:
 def seed_command(world: str, bbox: BBox, zooms: range, dry_run: bool, url: str | None, concurrency: int,
                  retries: int, **options: Any) -> None:
     """Generate and cache every tile of a region (resumable: cached tiles are skipped); failures exit 1."""
-    keys = bbox_tiles(world, bbox, zooms)
+    grids = region_grids(bbox, zooms)
+    total = sum(grid.count for grid in grids)
     if dry_run:
-        per_zoom = ", ".join(f"z{z}: {n}" for z, n in count_by_zoom(keys).items())
-        click.echo(f"{len(keys)} tiles ({per_zoom})")
+        click.echo(f"{total} tiles ({', '.join(f'z{grid.z}: {grid.count}' for grid in grids)})")
         return
-    report = run_command((url, concurrency, retries, engine_args(options)), world, len(keys), "seed",
-                         lambda source, rep, bar: seed(source, keys, rep, bar))
+    report = run_command((url, concurrency, retries, engine_args(options)), world, total, "seed",
+                         lambda source, rep, bar: seed(source, region_keys(world, grids), rep, bar))
     finish(report, "seeded")
 
 
@@ -166,13 +166,13 @@ def export_command(world: str, bbox: BBox, zooms: range, out: Path, url: str | N
                    retries: int, **options: Any) -> None:
     """Write a region as a dataset in EPSG:3857: GeoTIFF, georeferenced PNG or MBTiles 1.3."""
     try:
-        plan = plan_export(world, bbox, zooms, out)
+        plan = plan_export(bbox, zooms, out)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from exc
     written: list[bool] = []
-    report = run_command((url, concurrency, retries, engine_args(options)), world, len(plan.keys), "export",
+    report = run_command((url, concurrency, retries, engine_args(options)), world, plan.count, "export",
                          lambda source, rep, bar: written.append(export(source, world, plan, out, rep, bar)))
     if written and written[0]:
-        click.echo(f"wrote {out} ({describe_bounds(plan)})")
+        click.echo(f"wrote {out} ({describe_plan(plan)})")
     finish(report, "exported" if written and written[0] else "nothing written;")
 

@@ -8,16 +8,16 @@ staging folder next to the output and moved into place only when every tile arri
 
 from __future__ import annotations
 
+import html
 import os
 import shutil
 import sqlite3
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-import mercantile
 import rasterio
 from rasterio.crs import CRS
 from rasterio.enums import Resampling
@@ -30,9 +30,9 @@ from terradream import __version__
 from terradream.cache.mbtiles import SCHEMA, tms_row
 from terradream.model.keys import TileKey
 from terradream.server.imaging import decode_png
-from terradream.server.regions import TILE_PX, BBox, TileGrid, bbox_tiles, grid_bounds_deg, tile_grid
+from terradream.server.regions import TILE_PX, BBox, TileGrid, region_grids, region_keys
 from terradream.server.seeding import RunReport, run_tracked
-from terradream.server.sources import TileOutcome, TileSource, TilesetInfo
+from terradream.server.sources import TileOutcome, TilesetInfo, TileSource
 
 FORMATS = {".tif": "tif", ".tiff": "tif", ".png": "png", ".mbtiles": "mbtiles"}
 MAX_PNG_PIXELS = 10_000 * 10_000  # the PNG is assembled in memory; larger regions should go to GeoTIFF
@@ -127,13 +127,12 @@ class RasterWriter:
         self.dataset.close()
 
 
-def mbtiles_metadata(world: str, info: TilesetInfo, keys: Sequence[TileKey]) -> dict[str, str]:
+def mbtiles_metadata(world: str, info: TilesetInfo, grids: Sequence[TileGrid]) -> dict[str, str]:
     """MBTiles 1.3 metadata of an export: name, format, bounds, center, zooms, attribution, type and more."""
-    z_min, z_max = min(k.z for k in keys), max(k.z for k in keys)
-    top = [k for k in keys if k.z == z_max]
-    bounds = [mercantile.bounds(k.x, k.y, k.z) for k in top]
-    west, south = min(b.west for b in bounds), min(b.south for b in bounds)
-    east, north = max(b.east for b in bounds), max(b.north for b in bounds)
+    z_min, z_max = grids[0].z, grids[-1].z
+    west, south, east, north = grids[-1].bounds_deg()
+    if west > east:  # MBTiles bounds cannot cross the antimeridian
+        west, east = -180.0, 180.0
     return {
         "name": f"terradream {world}",
         "format": "png",
@@ -141,7 +140,7 @@ def mbtiles_metadata(world: str, info: TilesetInfo, keys: Sequence[TileKey]) -> 
         "center": f"{(west + east) / 2!r},{(south + north) / 2!r},{z_min}",
         "minzoom": str(z_min),
         "maxzoom": str(z_max),
-        "attribution": info.attribution,
+        "attribution": html.escape(info.attribution),  # MBTiles attribution may hold HTML: escape plain text
         "description": f"Generated imagery of terradream world '{world}', model version {info.version}. "
                        f"{info.description}".strip(),
         "type": "baselayer",
@@ -176,31 +175,37 @@ class MBTilesWriter:
 
 @dataclass(frozen=True)
 class ExportPlan:
-    """What an export will write: the format, the tiles, and for rasters the grid they form."""
+    """What an export will write: the format and one tile grid per zoom (a raster has exactly one)."""
 
     fmt: str
-    keys: list[TileKey]
-    grid: TileGrid | None
+    grids: list[TileGrid]
+
+    @property
+    def count(self) -> int:
+        """Tiles to fetch."""
+        return sum(grid.count for grid in self.grids)
+
+    def keys(self, world: str) -> Iterator[TileKey]:
+        """The tiles to fetch, zoom by zoom."""
+        return region_keys(world, self.grids)
 
 
-def plan_export(world: str, bbox: BBox, zooms: range, out: Path) -> ExportPlan:
+def plan_export(bbox: BBox, zooms: range, out: Path) -> ExportPlan:
     """The tiles of an export; ValueError for an unknown format, several zooms in a raster, or a huge PNG."""
     fmt = format_of(out)
-    if fmt == "mbtiles":
-        return ExportPlan(fmt, bbox_tiles(world, bbox, zooms), None)
-    if len(zooms) != 1:
+    grids = region_grids(bbox, zooms)
+    if fmt != "mbtiles" and len(grids) != 1:
         raise ValueError(f"a .{fmt} export holds one zoom; got {zooms.start}-{zooms.stop - 1} (use .mbtiles)")
-    grid = tile_grid(bbox, zooms.start)
-    if fmt == "png" and grid.width_px * grid.height_px > MAX_PNG_PIXELS:
-        raise ValueError(f"{grid.width_px}x{grid.height_px} px is too large for a PNG; export a .tif instead")
-    return ExportPlan(fmt, grid.keys(world), grid)
+    if fmt == "png" and grids[0].width_px * grids[0].height_px > MAX_PNG_PIXELS:
+        raise ValueError(f"{grids[0].width_px}x{grids[0].height_px} px is too large for a PNG; export a .tif")
+    return ExportPlan(fmt, grids)
 
 
 def open_writer(plan: ExportPlan, path: Path, world: str, info: TilesetInfo) -> TileWriter:
     """The writer of a planned export at path."""
-    if plan.grid is None:
-        return MBTilesWriter(path, mbtiles_metadata(world, info, plan.keys))
-    return RasterWriter(path, plan.grid, plan.fmt, world, info)
+    if plan.fmt == "mbtiles":
+        return MBTilesWriter(path, mbtiles_metadata(world, info, plan.grids))
+    return RasterWriter(path, plan.grids[0], plan.fmt, world, info)
 
 
 def export(source: TileSource, world: str, plan: ExportPlan, out: Path, report: RunReport,
@@ -217,7 +222,7 @@ def export(source: TileSource, world: str, plan: ExportPlan, out: Path, report: 
                 writer.write(outcome.key, outcome.png)
 
         try:
-            run_tracked(source, plan.keys, report, progress, sink)
+            run_tracked(source, plan.keys(world), report, progress, sink)
         except BaseException:
             writer.abort()
             raise
@@ -232,11 +237,11 @@ def export(source: TileSource, world: str, plan: ExportPlan, out: Path, report: 
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def describe_bounds(plan: ExportPlan) -> str:
+def describe_plan(plan: ExportPlan) -> str:
     """A short human description of what an export covers (for the CLI's closing line)."""
-    if plan.grid is None:
-        zooms = sorted({k.z for k in plan.keys})
-        return f"{len(plan.keys)} tiles, z{zooms[0]}-{zooms[-1]}"
-    west, south, east, north = grid_bounds_deg(plan.grid)
-    return (f"{plan.grid.width_px}x{plan.grid.height_px} px at z{plan.grid.z}, "
-            f"lon {west:.4f}..{east:.4f}, lat {south:.4f}..{north:.4f}")
+    west, south, east, north = plan.grids[-1].bounds_deg()
+    where = f"lon {west:.4f}..{east:.4f}, lat {south:.4f}..{north:.4f}"
+    if plan.fmt == "mbtiles":
+        return f"{plan.count} tiles, z{plan.grids[0].z}-{plan.grids[-1].z}, {where}"
+    grid = plan.grids[0]
+    return f"{grid.width_px}x{grid.height_px} px at z{grid.z}, {where}"

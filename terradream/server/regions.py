@@ -150,7 +150,7 @@ def tile_grid(bbox: BBox, z: int) -> TileGrid:
     if len(spans) == 1:
         return TileGrid(z, (columns,), rows)
     east_columns = spans[1][0]  # starts at column 0; keep only what the western part did not already cover
-    east_columns = range(0, min(east_columns.stop, columns.start))
+    east_columns = range(min(east_columns.stop, columns.start))
     return TileGrid(z, (columns, east_columns) if east_columns else (columns,), rows)
 
 

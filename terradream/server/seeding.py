@@ -11,6 +11,8 @@ from tqdm import tqdm
 from terradream.model.keys import TileKey
 from terradream.server.sources import TileOutcome, TileSource
 
+MAX_LISTED_FAILURES = 1000
+
 
 @dataclass
 class RunReport:
@@ -47,9 +49,12 @@ class RunReport:
             line += f"; the model generated {self.generated} tiles (parents included)"
         return line
 
-    def failure_lines(self) -> list[str]:
-        """One line per failed tile: z/x/y and why."""
-        return [f"  {o.key.world}/{o.key.z}/{o.key.x}/{o.key.y}: {o.error}" for o in self.failures]
+    def failure_lines(self, limit: int = MAX_LISTED_FAILURES) -> list[str]:
+        """One line per failed tile (world/z/x/y and why), at most limit of them and then how many more."""
+        lines = [f"  {o.key.world}/{o.key.z}/{o.key.x}/{o.key.y}: {o.error}" for o in self.failures[:limit]]
+        if len(self.failures) > limit:
+            lines.append(f"  ... and {len(self.failures) - limit} more")
+        return lines
 
 
 def run_tracked(source: TileSource, keys: Iterable[TileKey], report: RunReport, progress: tqdm,  # type: ignore[type-arg]

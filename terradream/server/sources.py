@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
-import time
+import html
 import itertools
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Protocol
 
 import httpx
@@ -88,7 +89,10 @@ def chunks(keys: Iterable[TileKey], size: int) -> Iterator[list[TileKey]]:
 
 
 class LocalSource:
-    """The engine in this process: the server's model, worlds and cache stack, loaded from the same Settings."""
+    """The engine in this process: the server's model, worlds and cache stack, loaded from the same Settings.
+
+    It takes no cross-process lock: a tile a server renders at the same moment is rendered twice, identically.
+    """
 
     def __init__(self, settings: Settings) -> None:
         """Load the model and open the cache (blocking: seconds); renders settings.batch_size tiles per call."""
@@ -166,7 +170,7 @@ def retry_after_s(value: str | None, default_s: float, now: datetime | None = No
             when = email.utils.parsedate_to_datetime(value)
         except (TypeError, ValueError):
             return default_s
-        seconds = (when - (now or datetime.now(timezone.utc))).total_seconds()
+        seconds = (when - (now or datetime.now(UTC))).total_seconds()
     return min(max(seconds, 0.0), MAX_RETRY_AFTER_S)
 
 
@@ -206,7 +210,7 @@ class HttpSource:
         if response.status_code != 200:
             raise SourceError(f"{url}: {error_detail(response)}")
         tilejson = response.json()
-        return TilesetInfo(str(tilejson.get("version", "")), str(tilejson.get("attribution", "")),
+        return TilesetInfo(str(tilejson.get("version", "")), html.unescape(str(tilejson.get("attribution", ""))),
                            str(tilejson.get("description", "")), int(tilejson.get("maxzoom", 30)))
 
     def run(self, keys: Iterable[TileKey], on_outcome: OnOutcome) -> None:

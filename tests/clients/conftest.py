@@ -1,0 +1,178 @@
+"""A real `terradream serve` subprocess (tiny model) shared by the client tests, and helpers to read what it serves.
+
+The server runs with --maxzoom 6 (zoom 7 answers 404: the failure tests use it) and --queue-max 1 with a 1 s
+Retry-After, so concurrent cold requests really get 503 and the clients must retry. Tests use disjoint zoom-6 regions
+of one cache directory, which in-process `seed`/`export` runs share with the server, exactly as an operator would.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import httpx
+import mercantile
+import numpy as np
+import pytest
+from click.testing import CliRunner, Result
+from PIL import Image
+from prometheus_client.parser import text_string_to_metric_families
+
+from terradream.server.cli import main
+
+READY_TIMEOUT_S = 180.0
+TILE_TIMEOUT_S = 300.0
+SERVER_MAXZOOM = 6
+
+
+def free_port() -> int:
+    """An unused TCP port on 127.0.0.1."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def terradream_command() -> list[str]:
+    """The installed `terradream` script next to this Python, else `python -m terradream.server.cli`."""
+    script = Path(sys.executable).with_name("terradream")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "terradream.server.cli"]
+
+
+class ServeProcess:
+    """`terradream serve --model M --cache C --port P ...` as an operator runs it; output kept in a log file."""
+
+    def __init__(self, model_dir: Path, cache_dir: Path, log_path: Path, *extra: str) -> None:
+        """Start it and wait for /readyz."""
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.cache_dir = cache_dir
+        self.log_path = log_path
+        self._log = log_path.open("wb")
+        env = {**os.environ, "TERRADREAM_RETRY_AFTER_S": "1"}
+        self.proc = subprocess.Popen(
+            [*terradream_command(), "serve", "--model", str(model_dir), "--cache", str(cache_dir), "--device", "cpu",
+             "--port", str(self.port), *extra], stdout=self._log, stderr=subprocess.STDOUT, env=env)
+        self.wait_ready()
+
+    def wait_ready(self) -> None:
+        """Poll /readyz until 200 (fails with the server log if it dies or takes too long)."""
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                pytest.fail(f"terradream serve exited with {self.proc.returncode}:\n{self.log_tail()}")
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=2.0).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        self.stop()
+        pytest.fail(f"terradream serve not ready after {READY_TIMEOUT_S:.0f}s:\n{self.log_tail()}")
+
+    def log_tail(self, chars: int = 4000) -> str:
+        """The end of the server's output."""
+        self._log.flush()
+        return self.log_path.read_text(errors="replace")[-chars:]
+
+    def metric(self, name: str, **labels: str) -> float:
+        """One sample of GET /metrics (0.0 when absent)."""
+        text = httpx.get(f"{self.url}/metrics", timeout=10.0).text
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                    return float(sample.value)
+        return 0.0
+
+    def tile(self, z: int, x: int, y: int, world: str = "earth") -> httpx.Response:
+        """GET one tile (interactive priority), retrying 503s as a polite client does."""
+        for _ in range(60):
+            response = httpx.get(f"{self.url}/tiles/{world}/{z}/{x}/{y}.png", timeout=TILE_TIMEOUT_S)
+            if response.status_code != 503:
+                return response
+            time.sleep(float(response.headers.get("Retry-After", "1")))
+        raise AssertionError(f"tile {z}/{x}/{y} still 503 after 60 tries")
+
+    def stop(self) -> None:
+        """SIGTERM, then wait (kill if it hangs)."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+
+
+@pytest.fixture(scope="session")
+def server(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
+    """One running server for the client tests (tiny model, embedded cache in a temp dir)."""
+    workdir = tmp_path_factory.mktemp("clients-server")
+    process = ServeProcess(tiny_model_dir, workdir / "cache", workdir / "serve.log",
+                           "--maxzoom", str(SERVER_MAXZOOM), "--queue-max", "1")
+    yield process
+    process.stop()
+
+
+def run_cli(*args: str) -> Result:
+    """`terradream ARGS` in this process (click's runner: exit code, stdout and stderr kept apart)."""
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def local_args(model_dir: Path, cache_dir: Path) -> list[str]:
+    """The in-process engine options that make `seed`/`export` share a server's cache and model."""
+    return ["--model", str(model_dir), "--cache", str(cache_dir), "--device", "cpu"]
+
+
+def inner_bbox(z: int, x_min: int, y_min: int, x_max: int, y_max: int, inset_deg: float = 0.01) -> str:
+    """'W,S,E,N' strictly inside the block of tiles x_min..x_max, y_min..y_max at zoom z (no neighbour touched)."""
+    north_west = mercantile.bounds(x_min, y_min, z)
+    south_east = mercantile.bounds(x_max, y_max, z)
+    return (f"{north_west.west + inset_deg},{south_east.south + inset_deg},"
+            f"{south_east.east - inset_deg},{north_west.north - inset_deg}")
+
+
+def cached_pngs(cache_dir: Path, keys: Sequence[tuple[int, int, int]], world: str = "earth") -> dict[tuple[int, int, int], bytes]:
+    """The PNGs of (z, x, y) tiles present in the embedded cache, read with plain sqlite3 (TMS rows)."""
+    found: dict[tuple[int, int, int], bytes] = {}
+    for path in cache_dir.glob(f"{world}-*.mbtiles"):
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
+            for z, x, y in keys:
+                row = conn.execute("SELECT tile_data FROM tiles WHERE zoom_level=? AND tile_column=? AND tile_row=?",
+                                   (z, x, (1 << z) - 1 - y)).fetchone()
+                if row is not None:
+                    found[(z, x, y)] = bytes(row[0])
+    return found
+
+
+def png_array(data: bytes) -> np.ndarray:
+    """A PNG as a uint8 RGB array."""
+    with Image.open(io.BytesIO(data)) as image:
+        return np.asarray(image.convert("RGB"))
+
+
+def mosaic(tiles: dict[tuple[int, int], bytes], columns: Sequence[int], rows: Sequence[int]) -> np.ndarray:
+    """Tiles keyed (x, y) laid out west to east, north to south, as one RGB array."""
+    return np.concatenate([np.concatenate([png_array(tiles[(x, y)]) for x in columns], axis=1) for y in rows], axis=0)
+
+
+def gdal_env(tmp_path: Path) -> dict[str, str]:
+    """Environment for GDAL command-line tools: generous HTTP timeout, retries on 503, no persistent tile cache."""
+    return {**os.environ, "GDAL_HTTP_TIMEOUT": "300", "GDAL_HTTP_MAX_RETRY": "10", "GDAL_HTTP_RETRY_DELAY": "1",
+            "GDAL_ENABLE_WMS_CACHE": "NO", "GDAL_DEFAULT_WMS_CACHE_PATH": str(tmp_path / "gdal-wms-cache")}
+
+
+def require_gdal() -> None:
+    """Fail (not skip) when Debian's gdal-bin is missing: CI installs it (.ci/run), the GIS tests must run there."""
+    for tool in ("gdalinfo", "gdal_translate"):
+        if shutil.which(tool) is None:
+            pytest.fail(f"{tool} not found: install Debian's gdal-bin (.ci/run does)")
