@@ -8,7 +8,7 @@ at any zoom, go through the pipeline together in fixed-shape batches: a window's
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -80,6 +80,32 @@ def parent_keys_for(key: TileKey, margin_px: int, window_px: int) -> list[TileKe
     return [TileKey(key.world, key.z - 1, x, y) for y in ys for x in xs]
 
 
+def plan_missing(missing: Sequence[TileKey], parents_of: Callable[[TileKey], list[TileKey]],
+                 is_root: Callable[[TileKey], bool],
+                 find_stored: Callable[[list[TileKey]], Collection[TileKey]]) -> dict[TileKey, list[TileKey]]:
+    """Walk down from missing tiles to stored or root ones: every tile to make, with its parent keys ([] for roots).
+
+    find_stored(keys) returns the stored keys among keys; it is asked once per level, never twice for a key. The
+    Cascade renders with this plan, and the distributed server submits the same plan as a task graph.
+    """
+    todo: dict[TileKey, list[TileKey]] = {}
+    stored: set[TileKey] = set()
+    frontier = list(dict.fromkeys(missing))
+    while frontier:
+        needed: dict[TileKey, None] = {}
+        for k in frontier:
+            if k in todo:
+                continue
+            todo[k] = [] if is_root(k) else parents_of(k)
+            needed.update((p, None) for p in todo[k] if p not in todo and p not in stored)
+        if not needed:
+            break
+        found = set(find_stored(list(needed)))
+        stored |= found
+        frontier = [p for p in needed if p not in found]
+    return todo
+
+
 def gather_px(tiles: Mapping[TileKey, np.ndarray], world: str, z: int, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
     """Pixels at global rows x cols of zoom z from a set of tiles (rows clamped to the world, cols wrapped)."""
     size = TILE_SIZE_PX << z
@@ -139,25 +165,24 @@ class Cascade:
             return {k: have[k] for k in wanted}
 
     # ---- planning ----
+    def parents_of(self, key: TileKey) -> list[TileKey]:
+        """The parent-zoom tiles a generated tile's window reads."""
+        return parent_keys_for(key, self.pipeline.margin_px, self.pipeline.window_px)
+
+    def is_root(self, key: TileKey) -> bool:
+        """Whether a tile comes from its world's root pyramid (reprojected, not generated)."""
+        return key.z <= self.worlds.get(key.world).root_zoom
+
     def _plan(self, missing: list[TileKey], have: dict[TileKey, np.ndarray]) -> dict[TileKey, list[TileKey]]:
-        """Walk down from missing tiles to cached/root ones; returns each tile to generate with its parent keys."""
-        todo: dict[TileKey, list[TileKey]] = {}
-        frontier = missing
-        while frontier:
-            roots = [k for k in frontier if k.z <= self.worlds.get(k.world).root_zoom]
-            self._add_roots(roots, have)
-            generated = [k for k in frontier if k not in have and k not in todo]
-            needed: dict[TileKey, None] = {}
-            for k in generated:
-                parents = parent_keys_for(k, self.pipeline.margin_px, self.pipeline.window_px)
-                todo[k] = parents
-                needed.update((p, None) for p in parents if p not in have and p not in todo)
-            if not needed:
-                break
-            found = self.store.get_tiles(list(needed))
+        """Plan from the store, make the root tiles; returns each tile to generate with its parent keys."""
+        def find_stored(keys: list[TileKey]) -> Collection[TileKey]:
+            found = self.store.get_tiles([k for k in keys if k not in have])
             have.update(found)
-            frontier = [p for p in needed if p not in found]
-        return todo
+            return [k for k in keys if k in have]
+
+        plan = plan_missing(missing, self.parents_of, self.is_root, find_stored)
+        self._add_roots([k for k in plan if self.is_root(k)], have)
+        return {k: parents for k, parents in plan.items() if k not in have}
 
     def _add_roots(self, keys: Iterable[TileKey], have: dict[TileKey, np.ndarray]) -> None:
         made = {k: self.worlds.get(k.world).root_tile(k.z, k.x, k.y) for k in keys if k not in have}

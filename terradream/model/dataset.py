@@ -143,8 +143,8 @@ def degrade(parent: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
     """MetaEarth-style light degradations of parents: Gaussian blur, additive noise, JPEG (each per sample, at random)."""
     out = parent.clone()
     for i in range(out.shape[0]):
-        if rng.random() < 0.3:
-            sigma = float(rng.uniform(0.3, 0.8))
+        if rng.random() < 0.4:
+            sigma = float(rng.uniform(0.3, 1.0))
             r = np.arange(-2, 3)
             k = torch.tensor(np.exp(-(r**2) / (2 * sigma**2)), dtype=torch.float32)
             k = (k[:, None] * k[None, :]) / k.sum() ** 2
@@ -152,8 +152,8 @@ def degrade(parent: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
             out[i] = F.conv2d(img, k.expand(3, 1, 5, 5).contiguous(), groups=3)[0]
         if rng.random() < 0.2:
             out[i] = _jpeg(out[i], int(rng.integers(60, 95)))
-        if rng.random() < 0.3:
-            out[i] += torch.from_numpy(rng.normal(0, rng.uniform(0.002, 0.015), out[i].shape).astype(np.float32))
+        if rng.random() < 0.5:  # generated parents carry grain; teach the model not to amplify it
+            out[i] += torch.from_numpy(rng.normal(0, rng.uniform(0.005, 0.04), out[i].shape).astype(np.float32))
     return out.clamp(-1.0, 1.0)
 
 

@@ -55,6 +55,7 @@ class TerraDenoiser(ModelMixin, ConfigMixin):
         num_blocks: int = 4,
         expansion: int = 1,
         embed_dim: int = 128,
+        refine_channels: int = 16,
     ) -> None:
         super().__init__()
         p2 = patch_size * patch_size
@@ -65,6 +66,12 @@ class TerraDenoiser(ModelMixin, ConfigMixin):
         self.stem = nn.Conv2d((in_channels + cond_channels) * p2, width, 1)
         self.blocks = nn.ModuleList(FiLMResBlock(width, embed_dim, expansion) for _ in range(num_blocks))
         self.head = nn.Conv2d(width, out_channels * p2, 1)
+        # Two full-resolution 3x3 convs over (coarse output, noisy sample) smooth the joints between patch blocks.
+        self.refine = nn.Sequential(
+            nn.Conv2d(out_channels + in_channels, refine_channels, 3, padding=1),
+            nn.SiLU(),
+            nn.Conv2d(refine_channels, out_channels, 3, padding=1),
+        )
 
     @property
     def receptive_radius_blocks(self) -> int:
@@ -73,8 +80,8 @@ class TerraDenoiser(ModelMixin, ConfigMixin):
 
     @property
     def receptive_radius_px(self) -> int:
-        """The same radius in full-resolution pixels, for windows aligned to the patch grid."""
-        return self.receptive_radius_blocks * int(self.config.patch_size)
+        """The radius in full-resolution pixels (windows aligned to the patch grid): blocks plus the refine convs."""
+        return self.receptive_radius_blocks * int(self.config.patch_size) + 2
 
     def forward(
         self, sample: torch.Tensor, cond: torch.Tensor, timestep: torch.Tensor, log2_mpp: torch.Tensor
@@ -92,4 +99,5 @@ class TerraDenoiser(ModelMixin, ConfigMixin):
         emb = F.silu(temb[:, None, :] + remb)
         for block in self.blocks:
             x = block(x, emb)
-        return F.pixel_shuffle(self.head(F.silu(x)), p)
+        coarse = F.pixel_shuffle(self.head(F.silu(x)), p)
+        return coarse + self.refine(torch.cat([coarse, sample], dim=1))

@@ -1,0 +1,156 @@
+"""Shared parts of the reliability benches: a `terradream serve` subprocess on 127.0.0.1, its RSS and metrics,
+HTTP clients bound to distinct loopback addresses (distinct "clients" for the fair share), and percentiles.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import psutil
+from prometheus_client.parser import text_string_to_metric_families
+
+READY_TIMEOUT_S = 180.0
+
+
+def free_port() -> int:
+    """An unused TCP port on 127.0.0.1."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The q-th percentile (0..100, nearest rank) of values; nan when empty."""
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    rank = max(1, math.ceil(q / 100 * len(ordered)))
+    return ordered[min(rank, len(ordered)) - 1]
+
+
+def loopback_address(i: int) -> str:
+    """The i-th distinct loopback source address (127.0.1.x ...): each is its own client for the fair share."""
+    return f"127.0.{1 + i // 250}.{1 + i % 250}"
+
+
+def client_from(address: str, connections: int, timeout_s: float) -> httpx.AsyncClient:
+    """An async HTTP client whose connections leave from `address` (a loopback address) to the server."""
+    transport = httpx.AsyncHTTPTransport(local_address=address, retries=0,
+                                         limits=httpx.Limits(max_connections=connections,
+                                                             max_keepalive_connections=connections))
+    return httpx.AsyncClient(transport=transport, timeout=timeout_s)
+
+
+async def get_politely(client: httpx.AsyncClient, url: str, attempts: int = 60) -> httpx.Response:
+    """GET url as a polite client: on 429/503 wait Retry-After (at most 5 s) and retry; raise on other errors."""
+    for _ in range(attempts):
+        response = await client.get(url)
+        if response.status_code not in (429, 503):
+            return response.raise_for_status()
+        await asyncio.sleep(min(5.0, float(response.headers.get("retry-after", 1))))
+    raise TimeoutError(f"{url} still refused after {attempts} attempts")
+
+
+def model_dir(given: str | None, workdir: Path) -> Path:
+    """The model to serve: `given`, else a tiny random-init model made under workdir (fast on a CPU)."""
+    if given:
+        return Path(given)
+    from terradream.model.testing import make_tiny_model
+
+    return make_tiny_model(workdir / "tiny-model")
+
+
+class ServerProcess:
+    """`terradream serve` in a subprocess on 127.0.0.1 (OMP_NUM_THREADS=1), with its log in a file."""
+
+    def __init__(self, args: Sequence[str], log_path: Path, env: dict[str, str] | None = None) -> None:
+        """Start and wait until /readyz answers 200."""
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        self._log = open(log_path, "wb")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "terradream.server.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port),
+             *args], env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}, stdout=self._log, stderr=self._log)
+        self.ps = psutil.Process(self.proc.pid)
+        self.wait_ready()
+
+    def wait_ready(self, timeout_s: float = READY_TIMEOUT_S) -> None:
+        """Poll /readyz until 200 (raises if the process dies or time runs out)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited with {self.proc.returncode}; see {self.log_path}")
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=2.0).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise TimeoutError(f"server not ready after {timeout_s}s; see {self.log_path}")
+
+    def rss_bytes(self) -> int:
+        """Resident memory of the server process now."""
+        return int(self.ps.memory_info().rss)
+
+    def cpu_seconds(self) -> float:
+        """User plus system CPU time the server process has used so far."""
+        times = self.ps.cpu_times()
+        return float(times.user + times.system)
+
+    def metric(self, name: str) -> float:
+        """One unlabelled sample from /metrics (0.0 when absent)."""
+        text = httpx.get(f"{self.url}/metrics", timeout=10.0).text
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name == name:
+                    return float(sample.value)
+        return 0.0
+
+    def stop(self) -> None:
+        """SIGTERM, then SIGKILL after 30 s."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+
+
+@contextmanager
+def served(args: Sequence[str], model: str | None, env: dict[str, str] | None = None,
+           keep: str | None = None) -> Iterator[tuple[ServerProcess, Path]]:
+    """A server (extra environment `env`) on a fresh embedded cache in a temporary folder (or `keep`), stopped after."""
+    with tempfile.TemporaryDirectory(prefix="terradream-bench-") as tmp:
+        workdir = Path(keep) if keep else Path(tmp)
+        workdir.mkdir(parents=True, exist_ok=True)
+        model_path = model_dir(model, workdir)
+        server = ServerProcess(["--model", str(model_path), "--device", "cpu", "--cache", str(workdir / "cache"),
+                                *args], workdir / "server.log", env)
+        try:
+            yield server, workdir
+        finally:
+            server.stop()
+
+
+def emit(report: dict[str, object], json_path: str | None) -> None:
+    """Print the report as aligned lines and, when asked, write it as JSON."""
+    width = max(len(k) for k in report)
+    for key, value in report.items():
+        print(f"{key:<{width}}  {value}")
+    if json_path:
+        Path(json_path).write_text(json.dumps(report, indent=2))
