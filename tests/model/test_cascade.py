@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from terradream.model.cascade import Cascade, MemoryTileStore, window_origin_px
+from terradream.model.cascade import Cascade, MemoryTileStore, plan_missing, window_origin_px
 from terradream.model.errors import TileOutOfRange, UnknownWorld
 from terradream.model.keys import TileKey
 from terradream.model.pipeline import TerraPipeline
@@ -74,14 +74,20 @@ def test_overlapping_windows_agree_exactly(pipeline: TerraPipeline) -> None:
 
 
 def test_cold_cost_is_linear_in_zoom(pipeline: TerraPipeline) -> None:
-    per_level = {}
-    for z in (8, 12, 16):
-        cascade = fresh(pipeline)
-        key = TileKey("earth", z, (33 << (z - 6)) + 5, (22 << (z - 6)) + 3)
-        cascade.render([key])
-        per_level[z] = cascade.stats.windows / (z - 4)
-    assert max(per_level.values()) <= 9
-    assert per_level[16] <= per_level[8] * 1.6  # linear: windows per level do not grow with depth
+    def cold_key(z: int) -> TileKey:
+        return TileKey("earth", z, (33 << (z - 6)) + 5, (22 << (z - 6)) + 3)
+
+    cascade = fresh(pipeline)
+    cascade.render([cold_key(8)])
+    planner = fresh(pipeline)
+    windows = {}
+    for z in (8, 12, 16, 20):
+        plan = plan_missing([cold_key(z)], planner.parents_of, planner.is_root, lambda keys: [])
+        windows[z] = sum(1 for k in plan if not planner.is_root(k))
+    assert cascade.stats.windows == windows[8]  # the counter counts what the plan asks for
+    assert all(windows[z] / (z - 4) <= 9 for z in windows)  # at most 3x3 parents per level
+    steps = [windows[b] - windows[a] for a, b in [(8, 12), (12, 16), (16, 20)]]
+    assert max(steps) - min(steps) <= 4  # each 4 more levels cost the same: linear, not exponential
 
 
 def test_out_of_range_and_unknown_worlds(pipeline: TerraPipeline) -> None:

@@ -16,30 +16,28 @@ def default_cascade() -> Cascade:
     return Cascade(TerraPipeline.from_pretrained(device="cpu"), WorldRegistry(), MemoryTileStore())
 
 
-@pytest.mark.parametrize(("world", "z", "x", "y"), [("earth", 6, 30, 20), ("earth", 12, 2100, 1400),
-                                                    ("earth", 17, 67200, 44800), ("mars", 12, 100, 1000)])
+# 4x4 blocks at even x, y (so the four children of a parent tile lie inside), over land in Europe and on a planet
+BLOCKS = [("earth", 6, 32, 22), ("earth", 12, 2140, 1440), ("earth", 17, 68500, 46100), ("mars", 12, 100, 1000)]
+
+
+@pytest.mark.parametrize(("world", "z", "x", "y"), BLOCKS)
 def test_seam_ratio_small(default_cascade: Cascade, world: str, z: int, x: int, y: int) -> None:
-    cascade = default_cascade
     keys = [TileKey(world, z, x + i, y + j) for j in range(4) for i in range(4)]
-    tiles = cascade.render(keys)
+    tiles = default_cascade.render(keys)
     assert seam_ratio(tiles.__getitem__, world, z, x, y) <= 1.10
 
 
-def test_children_keep_the_parent(default_cascade: Cascade) -> None:
-    cascade = default_cascade
-    for parent in [TileKey("earth", 6, 33, 22), TileKey("earth", 11, 1050, 700), TileKey("venus", 9, 300, 200)]:
-        tiles = cascade.render([parent, *parent.children()])
-        assert cross_zoom_psnr_db(tiles.__getitem__, parent) >= 35.0
+@pytest.mark.parametrize(("world", "z", "x", "y"), BLOCKS)
+def test_children_keep_the_parent(default_cascade: Cascade, world: str, z: int, x: int, y: int) -> None:
+    parent = TileKey(world, z - 1, x // 2, y // 2)
+    tiles = default_cascade.render([parent, *parent.children()])
+    assert cross_zoom_psnr_db(tiles.__getitem__, parent) >= 35.0
 
 
-def test_colour_holds_down_the_cascade(default_cascade: Cascade) -> None:
-    cascade = default_cascade
-    ancestor = TileKey("earth", 5, 16, 11)
+def test_colour_of_64_z19_tiles_matches_their_z16_ancestor(default_cascade: Cascade) -> None:
+    ancestor = TileKey("earth", 16, 68500 // 2, 46100 // 2)
+
     def tile(k: TileKey) -> np.ndarray:
-        return cascade.render([k])[k]
-    assert descendant_colour_error(tile, ancestor, 2) < 0.01
-    deep = TileKey("earth", 20, 16 << 15, 11 << 15)  # 15 levels below, top-left corner
-    region = tile(ancestor)[:1, :1].astype(float).mean(axis=(0, 1))
-    assert np.abs(tile(deep).reshape(-1, 3).mean(axis=0) - region).sum() / region.sum() < 0.05
+        return default_cascade.render([k])[k]
 
-
+    assert descendant_colour_error(tile, ancestor, 3) < 0.02
