@@ -27,7 +27,7 @@ from terradream.model.tiles import TILE_SIZE_PX
 
 DEFAULT_WEIGHTS_DIR = Path(__file__).parent / "weights"
 PIPELINE_CONFIG = "pipeline.json"
-SAMPLER_REVISION = 2  # bump whenever the sampling arithmetic changes: it is part of the version, hence of cache keys
+SAMPLER_REVISION = 3  # bump whenever the sampling arithmetic changes: it is part of the version, hence of cache keys
 SMOOTH_PROJECTION_ITERS = 8  # final smooth pull of the output onto the parent, before the exact 2x2 projection
 STEP_PROJECTION_ITERS = 1  # smooth pull of each step's predicted clean image onto the parent
 
@@ -124,16 +124,25 @@ class TerraPipeline:
     # ---- geometry derived from the model ----
     @property
     def patch_px(self) -> int:
-        """Windows must start on multiples of this many pixels (the space-to-depth patch, at least 2)."""
+        """Windows start on one global grid of this pitch (the space-to-depth patch, at least 2)."""
         return max(2, int(self.denoiser.config.patch_size))
+
+    @property
+    def patch_offset_px(self) -> int:
+        """Offset of that grid from tile borders: half a patch when that keeps windows on even pixels.
+
+        Patch joints then fall inside tiles, so a tile border is an ordinary pixel pair, not always a joint."""
+        half = self.patch_px // 2
+        return half if half % 2 == 0 else 0
 
     @property
     def margin_px(self) -> int:
         """Margin on each side of the tile: the receptive field of all sampling steps and of the final smooth
-        projection (two pixels a round), rounded up to the patch grid."""
+        projection (two pixels a round), rounded up onto the (offset) patch grid."""
         per_step = self.denoiser.receptive_radius_px + 2 * STEP_PROJECTION_ITERS
         radius = self.num_inference_steps * per_step + 2 * SMOOTH_PROJECTION_ITERS
-        return -(-radius // self.patch_px) * self.patch_px
+        off, patch = self.patch_offset_px, self.patch_px
+        return -(-(radius - off) // patch) * patch + off
 
     @property
     def window_px(self) -> int:
