@@ -44,7 +44,7 @@ def main() -> None:
               f"[{cascade.stats.windows - before} windows, {time.perf_counter() - start:.1f} s cold]")
     for z, (x, y) in SEAM_BLOCKS.items():
         parent = TileKey(args.world, z - 1, x // 2, y // 2)
-        print(f"cross-zoom PSNR z{z}->z{z + 1}: {cross_zoom_psnr_db(tile, parent):.1f} dB")
+        print(f"cross-zoom PSNR z{z - 1}->z{z}: {cross_zoom_psnr_db(tile, parent):.1f} dB")
     ancestor = TileKey(args.world, 16, SEAM_BLOCKS[17][0] // 2, SEAM_BLOCKS[17][1] // 2)
     print(f"colour drift z16 -> 64 tiles at z19: {100 * descendant_colour_error(tile, ancestor, 3):.2f} %")
     key = TileKey(args.world, 12, 2141, 1441)
