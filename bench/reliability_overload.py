@@ -14,11 +14,18 @@ import argparse
 import asyncio
 import random
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 from dataclasses import dataclass, field
 
 import httpx
-from reliability_common import ServerProcess, client_from, emit, loopback_address, percentile, served
+from reliability_common import (
+    ServerProcess,
+    client_from,
+    emit,
+    loopback_address,
+    percentile,
+    served,
+)
 
 HOT_ZOOM_MAX = 3  # earth z0..3: root tiles, cached during warm-up
 RSS_WORKING_SET_MIB = 256  # generation's working set on top of the cache budgets (windows, parents, encoders)
@@ -176,7 +183,8 @@ async def run_flood(server: ServerProcess, args: argparse.Namespace) -> tuple[Fl
     for _, client, _ in clients:
         await client.aclose()
     await asyncio.sleep(3.0)
-    after = float(httpx.get(f"{server.url}/readyz", timeout=10).json().get("queue_depth", -1))
+    async with httpx.AsyncClient(timeout=10.0) as client:
+        after = float((await client.get(f"{server.url}/readyz")).json().get("queue_depth", -1))
     return stats, samples, after
 
 

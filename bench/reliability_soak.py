@@ -20,12 +20,20 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 import httpx
-from reliability_common import ServerProcess, client_from, emit, get_politely, percentile, served
+from reliability_common import (
+    ServerProcess,
+    client_from,
+    emit,
+    get_politely,
+    percentile,
+    served,
+)
 
 from terradream.server.store import is_whole_tile_png
 
 MAXZOOM = 12
-HOT_PATHS = [f"/tiles/earth/{z}/{x}/{y}.png" for z in range(4) for x in range(2**z) for y in range(2**z)]
+# every earth root tile (z0..4): warming them loads the root image and fills the root-tile cache before the baseline
+HOT_PATHS = [f"/tiles/earth/{z}/{x}/{y}.png" for z in range(5) for x in range(2**z) for y in range(2**z)]
 RETRY_AFTER_CAP_S = 2.0
 
 
@@ -55,6 +63,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--lru-mib", type=int, default=8, help="Server's lru_bytes in MiB (small: fills in warm-up).")
     parser.add_argument("--response-lru-mib", type=int, default=4, help="Server's response_lru_bytes in MiB.")
     parser.add_argument("--max-rss-growth", type=float, default=10.0, help="Fail above this RSS growth, in %%.")
+    parser.add_argument("--new-world-fraction", type=float, default=0.0,
+                        help="Share of cold requests on a brand-new procedural world (~10 s of CPU each, and up to "
+                             "procedural_worlds_max of them stay in memory: RSS grows until that bound).")
     parser.add_argument("--model", default=None, help="Model directory (default: a tiny random-init model).")
     parser.add_argument("--json", default=None, help="Also write the report here.")
     return parser.parse_args()
@@ -99,9 +110,9 @@ async def hot_worker(client: httpx.AsyncClient, server: ServerProcess, known: di
         await asyncio.sleep(0.02)
 
 
-def cold_path(rng: random.Random) -> str:
-    """A probably-new tile: mostly earth z5..8, sometimes a fresh procedural world (churns the world LRU)."""
-    if rng.random() < 0.1:
+def cold_path(rng: random.Random, new_world_fraction: float) -> str:
+    """A probably-new tile: earth z5..8, or (new_world_fraction of the time) a fresh procedural world."""
+    if rng.random() < new_world_fraction:
         world = "soak-" + "".join(rng.choices(string.ascii_lowercase + string.digits, k=8))
         return f"/tiles/{world}/{rng.randrange(3)}/0/0.png"
     z = rng.randrange(5, 9)
@@ -109,11 +120,11 @@ def cold_path(rng: random.Random) -> str:
 
 
 async def cold_worker(client: httpx.AsyncClient, server: ServerProcess, tally: Tally, deadline: float,
-                      seed: int) -> None:
+                      seed: int, new_world_fraction: float) -> None:
     """Ask for new tiles like a polite client: Retry-After is honoured on 429/503."""
     rng = random.Random(seed)
     while time.monotonic() < deadline:
-        path = cold_path(rng)
+        path = cold_path(rng, new_world_fraction)
         try:
             response = await client.get(server.url + path)
         except httpx.HTTPError as exc:
@@ -170,7 +181,7 @@ async def soak(server: ServerProcess, args: argparse.Namespace) -> tuple[Tally, 
     hot_client, cold_client, bad_client = clients
     tasks = [asyncio.ensure_future(hot_worker(hot_client, server, known, tally, deadline))
              for _ in range(args.hot_connections)]
-    tasks += [asyncio.ensure_future(cold_worker(cold_client, server, tally, deadline, seed))
+    tasks += [asyncio.ensure_future(cold_worker(cold_client, server, tally, deadline, seed, args.new_world_fraction))
               for seed in range(args.cold_connections)]
     tasks += [asyncio.ensure_future(bad_worker(bad_client, server, tally, deadline, 100 + seed))
               for seed in range(args.bad_connections)]
@@ -197,7 +208,8 @@ def main() -> int:
     """Start a server, soak it, print the report."""
     args = parse_args()
     env = {"TERRADREAM_LRU_BYTES": str(args.lru_mib * 2**20),
-           "TERRADREAM_RESPONSE_LRU_BYTES": str(args.response_lru_mib * 2**20)}
+           "TERRADREAM_RESPONSE_LRU_BYTES": str(args.response_lru_mib * 2**20),
+           "TERRADREAM_CLIENT_COLD_BURST": "1000"}  # the warm-up asks for 341 new tiles at once; fairness is not tested here
     warmup_s = max(10.0, args.seconds * args.warmup_fraction)
     with served(["--maxzoom", str(MAXZOOM), "--queue-max", "64", "--batch-size", "4"], args.model, env) as (server, _):
         tally, samples = asyncio.run(soak(server, args))

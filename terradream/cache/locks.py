@@ -27,7 +27,7 @@ from typing import Generic, TypeVar
 import redis
 from redis.exceptions import RedisError
 
-from terradream.cache.redis import redis_client
+from terradream.cache.redis import CircuitBreaker, redis_client, safe_url
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -85,16 +85,28 @@ class LocalSingleFlight(Generic[T]):
 class RedisLock:
     """A cross-process mutex per name: SET NX PX with a random token, safe release, release wake-ups.
 
-    Methods are synchronous (call them from a worker thread) and raise redis.RedisError when Redis is down.
+    Methods are synchronous (call them from a worker thread) and raise redis.RedisError when Redis is down;
+    after one failure they raise CircuitOpen at once for retry_after_s, so an outage costs no timeout per tile.
     """
 
-    def __init__(self, client: redis.Redis | str, prefix: str = "terradream", poll_s: float = 0.5) -> None:
+    def __init__(self, client: redis.Redis | str, prefix: str = "terradream", poll_s: float = 0.5,
+                 retry_after_s: float = 1.0) -> None:
         """Use client (or a new pooled client for a URL); keys `{prefix}:lock:{name}`; poll at most every poll_s."""
+        label = f"redis lock {safe_url(client)}" if isinstance(client, str) else "redis lock"
         self.client = redis_client(client) if isinstance(client, str) else client
         self.prefix = prefix
         self.poll_s = poll_s
+        self.breaker = CircuitBreaker(label, retry_after_s)
         self._release = self.client.register_script(RELEASE_LUA)
         self._extend = self.client.register_script(EXTEND_LUA)
+
+    def ping(self) -> bool:
+        """Whether Redis answers PING now; False at once while failing fast (a due probe pings for real)."""
+        try:
+            self.breaker.call(self.client.ping)
+        except (RedisError, OSError):
+            return False
+        return True
 
     def key(self, name: str) -> str:
         """Redis key of lock name."""
@@ -107,15 +119,17 @@ class RedisLock:
     def acquire(self, name: str, ttl_ms: int) -> str | None:
         """Take the lock for ttl_ms; returns the token needed to release it, or None when someone holds it."""
         token = secrets.token_hex(16)
-        return token if self.client.set(self.key(name), token, nx=True, px=ttl_ms) else None
+        taken = self.breaker.call(lambda: self.client.set(self.key(name), token, nx=True, px=ttl_ms))
+        return token if taken else None
 
     def release(self, name: str, token: str) -> bool:
         """Release the lock if token still owns it and wake waiters; False if it had expired or changed hands."""
-        return bool(self._release(keys=[self.key(name), self.channel(name)], args=[token, name]))
+        return bool(self.breaker.call(lambda: self._release(keys=[self.key(name), self.channel(name)],
+                                                            args=[token, name])))
 
     def extend(self, name: str, token: str, ttl_ms: int) -> bool:
         """Reset the lock's TTL to ttl_ms if token still owns it (for generations longer than the TTL)."""
-        return bool(self._extend(keys=[self.key(name)], args=[token, ttl_ms]))
+        return bool(self.breaker.call(lambda: self._extend(keys=[self.key(name)], args=[token, ttl_ms])))
 
     def wait_released(self, name: str, timeout_s: float) -> bool:
         """Block until lock name is free (released or expired): True, or False after timeout_s.
@@ -123,6 +137,10 @@ class RedisLock:
         Subscribes before checking, so a release between the check and the wait still wakes us; polls at
         most every poll_s and right when the lock's TTL runs out, so a dead holder costs no extra wait.
         """
+        return self.breaker.call(lambda: self._wait_released(name, timeout_s))
+
+    def _wait_released(self, name: str, timeout_s: float) -> bool:
+        """wait_released without the circuit breaker."""
         deadline = time.monotonic() + timeout_s
         pubsub = self.client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
         try:

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import redis
 from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.retry import Retry
 
@@ -62,6 +63,64 @@ def tile_key(prefix: str, key: CacheKey) -> str:
     return f"{prefix}:tile:{key.world}:{key.version}:{key.z}:{key.x}:{key.y}"
 
 
+class CircuitOpen(RedisConnectionError):
+    """Raised without touching the network while a CircuitBreaker is open (Redis was unreachable moments ago)."""
+
+
+class CircuitBreaker:
+    """Fails Redis calls fast after an outage: once a call fails, calls raise CircuitOpen for retry_after_s.
+
+    After that, the next call is a probe: success closes the breaker, failure opens it again for twice as long
+    (at most max_retry_after_s), so a hung Redis (every probe a full timeout) costs few requests a timeout. Only
+    the transitions are logged (down / back), with `label` (never a password) naming the connection.
+    """
+
+    def __init__(self, label: str, retry_after_s: float = 1.0, max_retry_after_s: float = 8.0) -> None:
+        """Start closed (Redis assumed reachable)."""
+        self.label = label
+        self.retry_after_s = retry_after_s
+        self.max_retry_after_s = max(retry_after_s, max_retry_after_s)
+        self._lock = threading.Lock()
+        self._open_until = 0.0
+        self._open_s = retry_after_s
+        self._degraded = False
+
+    @property
+    def degraded(self) -> bool:
+        """True since the last call that could not reach Redis, until one that could."""
+        return self._degraded
+
+    def record(self, error: BaseException | None) -> None:
+        """Record the outcome of a Redis call made outside call(), logging only transitions."""
+        with self._lock:
+            if error is None:
+                if self._degraded:
+                    log.warning("%s reachable again", self.label)
+                self._degraded = False
+                self._open_s = self.retry_after_s
+                return
+            if not self._degraded:
+                log.warning("%s unreachable (%s: %s); failing fast, retrying after %.1fs (backing off to %.0fs)",
+                            self.label, type(error).__name__, error, self.retry_after_s, self.max_retry_after_s)
+                self._open_s = self.retry_after_s
+            else:
+                self._open_s = min(self.max_retry_after_s, self._open_s * 2)
+            self._degraded = True
+            self._open_until = time.monotonic() + self._open_s
+
+    def call(self, op: Callable[[], T]) -> T:
+        """op(), or CircuitOpen at once while open; Redis/socket errors are recorded and re-raised."""
+        if self._degraded and time.monotonic() < self._open_until:
+            raise CircuitOpen(f"{self.label} is unreachable; next retry in at most {self._open_s:.1f}s")
+        try:
+            result = op()
+        except UNAVAILABLE as error:
+            self.record(error)
+            raise
+        self.record(None)
+        return result
+
+
 class RedisCache:
     """TileCache on Redis, shared by every server process; an outage reads as misses, never as errors."""
 
@@ -75,40 +134,19 @@ class RedisCache:
         self.retry_after_s = retry_after_s
         self._safe_url = safe_url(url)
         self.client = redis_client(url, timeout_s=timeout_s)
-        self._state_lock = threading.Lock()
-        self._down_until = 0.0
-        self._degraded = False
+        self.breaker = CircuitBreaker(f"redis cache {self._safe_url}", retry_after_s)
 
     @property
     def degraded(self) -> bool:
         """True since the last call that could not reach Redis, until one that could."""
-        return self._degraded
-
-    def _mark(self, error: BaseException | None) -> None:
-        """Record the outcome of a Redis call, logging only on transitions (down / back)."""
-        with self._state_lock:
-            if error is None:
-                if self._degraded:
-                    log.warning("redis cache %s reachable again", self._safe_url)
-                self._degraded = False
-                return
-            if not self._degraded:
-                log.warning("redis cache %s unreachable (%s: %s); serving misses, retrying every %.1fs",
-                            self._safe_url, type(error).__name__, error, self.retry_after_s)
-            self._degraded = True
-            self._down_until = time.monotonic() + self.retry_after_s
+        return self.breaker.degraded
 
     def _call(self, op: Callable[[], T], default: T) -> T:
         """op() when Redis is believed up (or is due a probe), else default; failures turn into default."""
-        if self._degraded and time.monotonic() < self._down_until:
-            return default
         try:
-            result = op()
-        except UNAVAILABLE as error:
-            self._mark(error)
+            return self.breaker.call(op)
+        except UNAVAILABLE:
             return default
-        self._mark(None)
-        return result
 
     def get(self, key: CacheKey) -> bytes | None:
         """The tile's bytes, or None on a miss or an outage."""
@@ -159,13 +197,11 @@ class RedisCache:
         return removed
 
     def ping(self) -> bool:
-        """Whether Redis answers PING now (always tries, and updates `degraded`)."""
+        """Whether Redis answers PING now; False at once while failing fast (a due probe pings for real)."""
         try:
-            self.client.ping()
-        except UNAVAILABLE as error:
-            self._mark(error)
+            self.breaker.call(self.client.ping)
+        except UNAVAILABLE:
             return False
-        self._mark(None)
         return True
 
     def close(self) -> None:

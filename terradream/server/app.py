@@ -10,8 +10,10 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from terradream import __version__
+from terradream.server.admin import AdminFactory
 from terradream.server.errors import register_exception_handlers
 from terradream.server.frontend import FrontendFactory
+from terradream.server.limits import RequestLimits
 from terradream.server.meta import MetaFactory
 from terradream.server.ogc import OGCFactory
 from terradream.server.runtime import Runtime
@@ -42,9 +44,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.runtime = runtime
     app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "HEAD", "OPTIONS"],
                        allow_headers=["*"], expose_headers=["ETag", "X-Cache", "Retry-After"], max_age=86400)
+    app.add_middleware(RequestLimits, max_url_bytes=settings.max_url_bytes,  # outermost: before any routing
+                       max_header_bytes=settings.max_header_bytes)
     register_exception_handlers(app)
     app.include_router(TilesFactory().router)
     app.include_router(OGCFactory().router)
     app.include_router(MetaFactory().router)
+    if settings.admin_token is not None:  # without a token the admin routes do not exist (404)
+        app.include_router(AdminFactory().router)
     FrontendFactory().register(app)
     return app

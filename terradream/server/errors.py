@@ -8,6 +8,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from terradream.model.errors import TerradreamError, TileOutOfRange, UnknownWorld
+from terradream.server.fairshare import RateLimited
 from terradream.server.generation import Overloaded
 from terradream.server.runtime import NotReady
 
@@ -23,6 +24,12 @@ async def unavailable(request: Request, exc: Exception) -> JSONResponse:
     """Queue full or model not loaded: 503 with Retry-After."""
     retry_after_s = getattr(exc, "retry_after_s", 1)
     return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": str(retry_after_s)})
+
+
+async def too_many_requests(request: Request, exc: Exception) -> JSONResponse:
+    """This client started too many new generations: 429 with Retry-After (cached tiles still answer)."""
+    retry_after_s = getattr(exc, "retry_after_s", 1)
+    return JSONResponse({"detail": str(exc)}, status_code=429, headers={"Retry-After": str(retry_after_s)})
 
 
 async def bad_request(request: Request, exc: Exception) -> JSONResponse:
@@ -42,5 +49,6 @@ def register_exception_handlers(app: FastAPI) -> None:
     app.add_exception_handler(UnknownWorld, not_found)
     app.add_exception_handler(TerradreamError, bad_request)
     app.add_exception_handler(Overloaded, unavailable)
+    app.add_exception_handler(RateLimited, too_many_requests)
     app.add_exception_handler(NotReady, unavailable)
     app.add_exception_handler(Exception, internal_error)

@@ -3,7 +3,8 @@
 Requests for a cold tile join one PendingTile (in-process single-flight). Its producer task optionally takes a
 cross-process lock (Redis), re-checks the cache, and queues the tile for the worker, which renders up to batch_size
 distinct tiles per cascade call, interactive before bulk. A tile whose every requester went away before the worker took
-it is dropped. A full queue refuses new cold tiles with Overloaded (HTTP 503).
+it is dropped. A full queue refuses new cold tiles with Overloaded (HTTP 503); a client past its fair share of new
+generations (FairShare, a token bucket per client address) gets RateLimited (HTTP 429).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from anyio import CapacityLimiter, to_thread
 
 from terradream.model.cascade import Cascade
 from terradream.model.keys import TileKey
+from terradream.server.fairshare import FairShare, RateLimited
 from terradream.server.imaging import encode_png
 from terradream.server.metrics import ServerMetrics
 from terradream.server.store import CacheTileStore
@@ -97,8 +99,11 @@ class GenerationService:
 
     def __init__(self, cascade: Cascade, store: CacheTileStore, metrics: ServerMetrics, *, batch_size: int = 8,
                  queue_max: int = 1024, retry_after_s: int = 2, lock: GenerationLock | None = None,
-                 lock_ttl_s: float = 300.0) -> None:
-        """Wire the worker to a cascade writing into `store`; `lock` enables cross-process single-flight."""
+                 lock_ttl_s: float = 300.0, fair_share: FairShare | None = None) -> None:
+        """Wire the worker to a cascade writing into `store`; `lock` enables cross-process single-flight.
+
+        `fair_share` limits how many new generations each client may start (None: no per-client limit).
+        """
         self.cascade = cascade
         self.store = store
         self.metrics = metrics
@@ -107,6 +112,7 @@ class GenerationService:
         self.retry_after_s = retry_after_s
         self.lock = lock
         self.lock_ttl_s = lock_ttl_s
+        self.fair_share = fair_share
         self._cv = threading.Condition()
         self._heap: list[tuple[int, int, PendingTile]] = []
         self._seq = itertools.count()
@@ -164,10 +170,12 @@ class GenerationService:
         return f"gen:{key.world}/{self.store.version}/{key.z}/{key.x}/{key.y}"
 
     # ---- the event-loop side ----
-    async def fetch(self, key: TileKey, priority: Priority = Priority.INTERACTIVE) -> TileResult:
+    async def fetch(self, key: TileKey, priority: Priority = Priority.INTERACTIVE,
+                    client: str | None = None) -> TileResult:
         """The tile's PNG: from the cache, or by joining (or creating) its pending generation.
 
-        Raises Overloaded when the tile is cold and the queue is full. Cancelling the caller withdraws it as a
+        Raises Overloaded when the tile is cold and the queue is full, RateLimited when it would start a new
+        generation and `client` (an address) has used up its fair share. Cancelling the caller withdraws it as a
         requester; the tile is dropped when nobody else wants it and the worker has not taken it yet.
         """
         png = await to_thread.run_sync(self.store.get_png, key)
@@ -175,7 +183,7 @@ class GenerationService:
             return TileResult(png, True)
         entry = self._pending.get(key)
         if entry is None:
-            entry = self._admit(key, priority)
+            entry = self._admit(key, priority, client)
         else:
             self._prioritise(entry, priority)
         entry.requesters += 1
@@ -186,12 +194,25 @@ class GenerationService:
             if entry.requesters == 0 and not entry.future.done():
                 self._drop(entry)
 
-    def _admit(self, key: TileKey, priority: Priority) -> PendingTile:
-        """A new pending tile with its producer task, or Overloaded when the queue is full."""
+    def _admit(self, key: TileKey, priority: Priority, client: str | None = None) -> PendingTile:
+        """A new pending tile with its producer task; RateLimited past the client's share, Overloaded when full.
+
+        The share is checked first (a greedy client is told to slow down even while the queue is full) but only
+        spent on admission, so a 503 costs the client no token.
+        """
+        share = self.fair_share
         with self._cv:
+            if share is not None and client is not None:
+                try:
+                    share.check(client)
+                except RateLimited:
+                    self.metrics.rate_limited.inc()
+                    raise
             if self._depth >= self.queue_max:
                 self.metrics.overloaded.inc()
                 raise Overloaded(self.retry_after_s, self._depth)
+            if share is not None and client is not None:
+                share.take(client)  # cannot fail: only this loop spends, and tokens only grew since check()
             self._depth += 1
         entry = PendingTile(key, priority, asyncio.get_running_loop().create_future())
         self._pending[key] = entry

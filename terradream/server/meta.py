@@ -1,6 +1,7 @@
 """Service routes: the world list, liveness, readiness and Prometheus metrics."""
 
 # No `from __future__ import annotations` here: FastAPI must evaluate Annotated[..., Depends(...)] at runtime.
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Annotated, Any
@@ -29,10 +30,14 @@ async def readiness(runtime: Runtime) -> tuple[bool, dict[str, Any]]:
     if engine is None:
         model = f"failed: {runtime.load_error}" if runtime.load_error else "loading"
         return False, {"ready": False, "model": model, "cache": "unknown"}
-    cache_ok = await to_thread.run_sync(engine.cache.ping)
+    lock = engine.lock
+    pings = [to_thread.run_sync(engine.cache.ping)] + ([to_thread.run_sync(lock.ping)] if lock is not None else [])
+    cache_ok, *lock_ok = await asyncio.gather(*pings)  # at once: a hung Redis costs one timeout, not two
     report = {"ready": cache_ok, "model": "loaded", "version": engine.version,
               "device": str(engine.pipeline.device), "cache": "ok" if cache_ok else "unreachable",
               "cache_backend": engine.cache.describe(), "queue_depth": engine.generation.queue_depth}
+    if lock_ok:  # cross-process single-flight; while it fails fast, each process makes its own tiles
+        report["generation_lock"] = "ok" if lock_ok[0] else "failing fast"
     return cache_ok, report
 
 

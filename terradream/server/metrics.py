@@ -36,6 +36,9 @@ class ServerMetrics:
         self.overloaded = Counter(
             "terradream_overloaded", "Cold tile requests refused with 503 because the queue was full.",
             registry=self.registry)
+        self.rate_limited = Counter(
+            "terradream_rate_limited", "Cold tile requests refused with 429: the client used up its fair share.",
+            registry=self.registry)
 
     def watch_queue_depth(self, depth: Callable[[], float]) -> None:
         """Read the queue depth from `depth` at every scrape."""

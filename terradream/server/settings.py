@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -47,15 +47,21 @@ class Settings(BaseSettings):
     file per world and model version. With `redis` set, Redis replaces it as the shared back cache.
     """
 
-    model_config = SettingsConfigDict(env_prefix="TERRADREAM_", extra="ignore")
+    # Validation errors never echo input values: they may be secrets (admin token, Redis URL with a password).
+    model_config = SettingsConfigDict(env_prefix="TERRADREAM_", extra="ignore", hide_input_in_errors=True)
 
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
     cache: Path = Field(default_factory=default_cache_dir, description="Directory of the embedded MBTiles cache.")
-    redis: str | None = Field(None, description="Redis URL (redis:// or rediss://); replaces the embedded cache.")
+    redis: str | None = Field(None, repr=False,  # may hold a password: kept out of repr()
+                              description="Redis URL (redis:// or rediss://); replaces the embedded cache.")
+    scheduler: str | None = Field(
+        None, description="Dask scheduler (tcp://HOST:8786) whose `terradream worker`s make cold tiles; needs redis.")
     worlds: Annotated[dict[str, Path], NoDecode] = Field(
         default_factory=dict, description="Extra worlds from images, NAME=IMAGE[,NAME=IMAGE...].")
     allow_arbitrary_worlds: bool = Field(True, description="Serve any well-formed world name (each a new planet).")
+    procedural_worlds_max: int = Field(
+        8, ge=1, description="Procedural planets kept loaded (about 6 MB each); least recently used ones beyond.")
     device: Literal["auto", "cpu", "cuda"] = "auto"
     model: Path | None = Field(None, description="Model directory; None uses the shipped default weights.")
     maxzoom: int = Field(22, ge=0, le=30)
@@ -67,8 +73,18 @@ class Settings(BaseSettings):
     batch_size: int = Field(8, ge=1, description="Most distinct tiles the worker renders in one cascade call.")
     lru_bytes: int = Field(256 * 2**20, ge=0, description="In-memory LRU of canonical PNG tiles, in bytes.")
     response_lru_bytes: int = Field(64 * 2**20, ge=0, description="In-memory LRU of encoded responses, in bytes.")
-    lock_ttl_s: float = Field(300.0, gt=0, description="Lifetime of a cross-process (Redis) generation lock.")
+    lock_ttl_s: float = Field(
+        30.0, gt=0, description="Lifetime of a cross-process (Redis) generation lock; its holder extends it every "
+                                "third of it, so after a crash waiters take over within this time.")
     retry_after_s: int = Field(2, ge=1, description="Retry-After sent with 503 answers.")
+    client_cold_rate_per_s: float = Field(
+        2.0, ge=0, description="New tile generations per second each client address may start (0: no limit); "
+                               "beyond its burst a client gets 429 with Retry-After. Cached tiles are not limited.")
+    client_cold_burst: int = Field(64, ge=1, description="New tile generations a client may start at once.")
+    admin_token: SecretStr | None = Field(
+        None, description="Bearer token of the /admin routes (cache purge); without one they do not exist (404).")
+    max_url_bytes: int = Field(8192, ge=256, description="Longest request target (path and query); longer: 414.")
+    max_header_bytes: int = Field(16384, ge=1024, description="Largest request header block; larger: 431.")
     log_level: Literal["debug", "info", "warning", "error", "critical"] = "warning"
 
     @field_validator("worlds", mode="before")
@@ -82,6 +98,24 @@ class Settings(BaseSettings):
     def _cors(cls, value: Any) -> list[str]:
         """Accept a comma-separated list from the environment."""
         return parse_csv(value)
+
+    @field_validator("admin_token", mode="before")
+    @classmethod
+    def _admin_token(cls, value: Any) -> Any:
+        """An empty token means none; a set one must be long enough not to be guessed (16+ characters)."""
+        raw = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if raw is None or raw == "":
+            return None
+        if len(str(raw)) < 16:
+            raise ValueError("admin_token must be at least 16 characters (e.g. `openssl rand -hex 32`)")
+        return value
+
+    @model_validator(mode="after")
+    def _scheduler_needs_redis(self) -> Settings:
+        """Workers hand tiles to the API servers through Redis: a scheduler without it cannot work."""
+        if self.scheduler and not self.redis:
+            raise ValueError("scheduler needs redis: the workers put the tiles there")
+        return self
 
     @field_validator("log_level", mode="before")
     @classmethod

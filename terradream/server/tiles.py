@@ -24,6 +24,7 @@ TILE_RESPONSES: dict[int | str, dict[str, object]] = {
     200: {"content": {f.media_type: {} for f in TileFormat}, "description": "The tile image."},
     304: {"description": "Not modified (If-None-Match matched the ETag)."},
     404: {"description": "Outside the tile matrix, or unknown world."},
+    429: {"description": "This client started too many new generations (fair share); see Retry-After."},
     503: {"description": "Generation queue full or model loading; see Retry-After."},
 }
 
@@ -83,20 +84,21 @@ async def unless_disconnected(request: Request, work: Awaitable[T]) -> T:
 
 
 async def render_tile(generation: GenerationService, key: TileKey, fmt: TileFormat, scale: int, maxzoom: int,
-                      priority: Priority) -> tuple[bytes, bool]:
+                      priority: Priority, client: str | None = None) -> tuple[bytes, bool]:
     """A tile's response body and whether everything it took was already cached.
 
     @2x tiles are stitched from the four children one zoom finer, or upscaled when that zoom exceeds maxzoom.
+    `client` (the peer address) is charged for every new generation it starts (fair share).
     """
     if scale == 1:
-        result = await generation.fetch(key, priority)
+        result = await generation.fetch(key, priority, client)
         if fmt is TileFormat.png:
             return result.png, result.hit
         return await to_thread.run_sync(transcode_png, result.png, fmt), result.hit
     if key.z + 1 > maxzoom:
-        result = await generation.fetch(key, priority)
+        result = await generation.fetch(key, priority, client)
         return await to_thread.run_sync(lambda: encode(upscale_2x(result.png), fmt)), result.hit
-    tasks = [asyncio.ensure_future(generation.fetch(child, priority)) for child in key.children()]
+    tasks = [asyncio.ensure_future(generation.fetch(child, priority, client)) for child in key.children()]
     try:
         children = await asyncio.gather(*tasks)
     except BaseException:
@@ -159,8 +161,9 @@ class TilesFactory:
         hit = body is not None
         if body is None:
             try:
+                client = request.client.host if request.client is not None else None
                 body, hit = await unless_disconnected(
-                    request, render_tile(engine.generation, key, fmt, scale, settings.maxzoom, priority))
+                    request, render_tile(engine.generation, key, fmt, scale, settings.maxzoom, priority, client))
             except ClientDisconnected:
                 return Response(status_code=CLIENT_CLOSED_REQUEST)
             runtime.responses.put(response_key, body)

@@ -1,0 +1,69 @@
+"""Request size limits: an over-long URL gets a JSON 414 and an oversized header block a JSON 431.
+
+The ASGI middleware answers requests that reached the app; the HTTP parser's own bound (uvicorn's h11
+`max_incomplete_event_size`, set by uvicorn_limits) caps what a connection may buffer before that, so memory stays
+bounded even for requests far beyond the limits (those get uvicorn's plain-text 400 and a closed connection).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+PARSER_SLACK_BYTES = 4096  # request line and framing beyond the app's limits that the parser still accepts
+
+
+def url_bytes(scope: Scope) -> int:
+    """Length of the request target as sent: raw path plus '?' and query string."""
+    path = scope.get("raw_path") or scope.get("path", "").encode("utf-8")
+    query = scope.get("query_string", b"")
+    return len(path) + (1 + len(query) if query else 0)
+
+
+def header_bytes(scope: Scope) -> int:
+    """Size of the header block as sent: 'name: value\\r\\n' per header."""
+    return sum(len(name) + len(value) + 4 for name, value in scope.get("headers", ()))
+
+
+async def send_json(send: Send, status: int, detail: str) -> None:
+    """Answer with a JSON {"detail": ...} body and close the connection."""
+    body = json.dumps({"detail": detail}).encode("utf-8")
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                            (b"connection", b"close")]})
+    await send({"type": "http.response.body", "body": body})
+
+
+class RequestLimits:
+    """Pure ASGI middleware: 414 for a URL longer than max_url_bytes, 431 for headers beyond max_header_bytes."""
+
+    def __init__(self, app: ASGIApp, max_url_bytes: int, max_header_bytes: int) -> None:
+        """Wrap app with the two limits."""
+        self.app = app
+        self.max_url_bytes = max_url_bytes
+        self.max_header_bytes = max_header_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Refuse oversized HTTP requests before any routing; pass everything else through."""
+        if scope["type"] == "http":
+            size = url_bytes(scope)
+            if size > self.max_url_bytes:
+                await send_json(send, 414, f"request URL is {size} bytes; this server accepts at most "
+                                           f"{self.max_url_bytes}")
+                return
+            size = header_bytes(scope)
+            if size > self.max_header_bytes:
+                await send_json(send, 431, f"request headers are {size} bytes; this server accepts at most "
+                                           f"{self.max_header_bytes}")
+                return
+        await self.app(scope, receive, send)
+
+
+def uvicorn_limits(max_url_bytes: int, max_header_bytes: int) -> dict[str, Any]:
+    """uvicorn.run options bounding what one connection buffers: h11 with a cap a little above the app's limits.
+
+    (uvicorn's default httptools parser buffers header blocks of any size.)
+    """
+    return {"http": "h11", "h11_max_incomplete_event_size": max_url_bytes + max_header_bytes + PARSER_SLACK_BYTES}
