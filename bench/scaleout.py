@@ -3,7 +3,8 @@
 Starts a private redis-server, a Dask scheduler and `terradream serve --scheduler`, then for each worker count starts
 that many `terradream worker`s (each limited to --threads torch threads), warms them up, asks for a block of cold
 tiles of a fresh world all at once and counts the tiles the workers generated (parents included) until every request
-is answered or --seconds pass. Prints tiles/s per worker count and the ratio.
+is answered or --seconds pass. Prints tiles/s per worker count and the ratio, and as a baseline the same block
+through one `terradream serve` without Dask.
 
 Usage: .venv/bin/python bench/scaleout.py [--model DIR] [--side 8] [--seconds 120] [--threads 1] [--json OUT]
 """
@@ -19,6 +20,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 from distributed import Client
@@ -48,14 +50,14 @@ def stop(procs: list[subprocess.Popen[bytes]]) -> None:
             proc.wait()
 
 
-def generated(metrics_ports: list[int]) -> float:
-    """terradream_tiles_generated_total summed over the workers' metrics endpoints."""
-    total = 0.0
+def generated(metrics_ports: list[int]) -> list[float]:
+    """terradream_tiles_generated_total of each worker (from its metrics endpoint)."""
+    counts = []
     for port in metrics_ports:
-        for line in httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10.0).text.splitlines():
-            if line.startswith("terradream_tiles_generated_total "):
-                total += float(line.split()[1])
-    return total
+        lines = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10.0).text.splitlines()
+        counts.append(sum(float(line.split()[1]) for line in lines
+                          if line.startswith("terradream_tiles_generated_total ")))
+    return counts
 
 
 async def ask_all(urls: list[str], seconds: float) -> int:
@@ -75,7 +77,7 @@ async def ask_all(urls: list[str], seconds: float) -> int:
 
 
 def run(workers: int, api: ServerProcess, scheduler: str, redis_url: str, model: Path, workdir: Path,
-        args: argparse.Namespace) -> dict[str, float]:
+        args: argparse.Namespace) -> dict[str, Any]:
     """Start `workers` workers, warm them up, time one cold block; returns tiles, seconds and tiles/s."""
     ports = [free_port() for _ in range(workers)]
     procs = [spawn([sys.executable, "-m", "terradream.server.cli", "worker", "--scheduler", scheduler, "--redis",
@@ -95,11 +97,31 @@ def run(workers: int, api: ServerProcess, scheduler: str, redis_url: str, model:
         started = time.perf_counter()
         answered = asyncio.run(ask_all(urls, args.seconds))
         seconds = time.perf_counter() - started
-        tiles = generated(ports) - before
+        per_worker = [after - earlier for after, earlier in zip(generated(ports), before, strict=True)]
+        return {"answered": answered, "tiles": sum(per_worker), "seconds": round(seconds, 2),
+                "tiles_per_s": round(sum(per_worker) / seconds, 3), "per_worker": per_worker}
+    finally:
+        stop(procs)
+
+
+def run_single(redis_url: str, model: Path, workdir: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """The same cold block through one `terradream serve` without a scheduler (the baseline)."""
+    server = ServerProcess(["--redis", redis_url, "--model", str(model), "--device", args.device],
+                           workdir / "single.log", {**PROCESS_ENV, "OMP_NUM_THREADS": str(args.threads)})
+    try:
+        world = f"scaleout-single-{os.getpid()}"
+        z = WorldRegistry().get(world).root_zoom + 2
+        asyncio.run(ask_all([f"{server.url}/tiles/{world}-warm/{z}/{i}/{i}.png" for i in range(2)], args.seconds))
+        urls = [f"{server.url}/tiles/{world}/{z}/{x}/{y}.png" for x in range(args.side) for y in range(args.side)]
+        before = server.metric("terradream_tiles_generated_total")
+        started = time.perf_counter()
+        answered = asyncio.run(ask_all(urls, args.seconds))
+        seconds = time.perf_counter() - started
+        tiles = server.metric("terradream_tiles_generated_total") - before
         return {"answered": answered, "tiles": tiles, "seconds": round(seconds, 2),
                 "tiles_per_s": round(tiles / seconds, 3)}
     finally:
-        stop(procs)
+        server.stop()
 
 
 def main() -> None:
@@ -127,6 +149,7 @@ def main() -> None:
         try:
             api = ServerProcess(["--scheduler", scheduler, "--redis", redis_url, "--model", str(model),
                                  "--device", "cpu"], workdir / "api.log", PROCESS_ENV)
+            single = run_single(redis_url, model, workdir, args)
             one = run(1, api, scheduler, redis_url, model, workdir, args)
             two = run(2, api, scheduler, redis_url, model, workdir, args)
         finally:
@@ -134,9 +157,10 @@ def main() -> None:
                 api.stop()
             stop(services)
     report: dict[str, object] = {"requested tiles per run": args.side ** 2, "torch threads per worker": args.threads}
-    for count, result in ((1, one), (2, two)):
-        report[f"{count} worker(s)"] = (f"{result['tiles_per_s']} tiles/s ({result['tiles']:.0f} tiles in "
-                                        f"{result['seconds']} s, {result['answered']:.0f} answered)")
+    for label, result in (("single process, no Dask", single), ("1 worker", one), ("2 workers", two)):
+        split = " = " + "+".join(f"{n:.0f}" for n in result["per_worker"]) if "per_worker" in result else ""
+        report[label] = (f"{result['tiles_per_s']} tiles/s ({result['tiles']:.0f} tiles{split} in "
+                         f"{result['seconds']} s, {result['answered']:.0f} answered)")
     report["ratio 2/1"] = round(two["tiles_per_s"] / one["tiles_per_s"], 2) if one["tiles_per_s"] else "n/a"
     emit(report, args.json)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from anyio import to_thread
@@ -13,6 +14,7 @@ from terradream.cache import RedisLock, TileCache, open_cache
 from terradream.model.cascade import Cascade
 from terradream.model.pipeline import TerraPipeline
 from terradream.model.worlds import WorldRegistry
+from terradream.server.fairshare import fair_share_from
 from terradream.server.generation import GenerationService
 from terradream.server.metrics import ServerMetrics
 from terradream.server.settings import Settings
@@ -49,6 +51,13 @@ class ResponseLRU:
         if len(body) <= self.max_bytes:
             self._lru[key] = body
 
+    def purge(self, keep: Callable[[ResponseKey], bool]) -> int:
+        """Drop every held body whose key keep() rejects; returns how many were dropped."""
+        doomed = [key for key in self._lru if not keep(key)]
+        for key in doomed:
+            del self._lru[key]
+        return len(doomed)
+
 
 @dataclass
 class Engine:
@@ -74,17 +83,22 @@ class Engine:
             self.lock.client.close()
 
 
-def load_engine(settings: Settings, metrics: ServerMetrics) -> Engine:
-    """Load the model and worlds, open the cache stack and wire the cascade (blocking: seconds)."""
+def load_engine(settings: Settings, metrics: ServerMetrics, *, cross_process_lock: bool = True) -> Engine:
+    """Load the model and worlds, open the cache stack and wire the cascade (blocking: seconds).
+
+    cross_process_lock=False skips the Redis generation lock (Dask workers: the scheduler already runs a tile once).
+    """
     pipeline = TerraPipeline.from_pretrained(settings.model, device=settings.device)
-    worlds = WorldRegistry(settings.worlds, allow_arbitrary=settings.allow_arbitrary_worlds)
+    worlds = WorldRegistry(settings.worlds, allow_arbitrary=settings.allow_arbitrary_worlds,
+                           max_procedural=settings.procedural_worlds_max)
     cache = open_cache(settings.cache, settings.redis, settings.lru_bytes)
     store = CacheTileStore(cache, pipeline.version)
     cascade = Cascade(pipeline, worlds, store)
-    lock = RedisLock(settings.redis) if settings.redis else None
+    lock = RedisLock(settings.redis) if settings.redis and cross_process_lock else None
     generation = GenerationService(
         cascade, store, metrics, batch_size=settings.batch_size, queue_max=settings.queue_max,
-        retry_after_s=settings.retry_after_s, lock=lock, lock_ttl_s=settings.lock_ttl_s)
+        retry_after_s=settings.retry_after_s, lock=lock, lock_ttl_s=settings.lock_ttl_s,
+        fair_share=fair_share_from(settings.client_cold_rate_per_s, settings.client_cold_burst))
     return Engine(pipeline, worlds, cache, cascade, generation, lock)
 
 
@@ -102,7 +116,10 @@ class Runtime:
     async def load(self) -> None:
         """Load the engine off the event loop and start its worker; a failure is kept for /readyz and logged."""
         try:
-            engine = await to_thread.run_sync(load_engine, self.settings, self.metrics)
+            loader = load_engine
+            if self.settings.scheduler:  # cold tiles go to a Dask cluster
+                from terradream.server.distributed import load_distributed_engine as loader
+            engine = await to_thread.run_sync(loader, self.settings, self.metrics)
         except Exception as exc:
             self.load_error = f"{type(exc).__name__}: {exc}"
             log.exception("loading the model failed")

@@ -1,0 +1,74 @@
+"""The task graph an API server submits: the cascade's plan, stable keys, planned parents as dependencies."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from terradream.cache import MemoryLRU
+from terradream.model.cascade import Cascade, MemoryTileStore
+from terradream.model.keys import TileKey
+from terradream.model.pipeline import TerraPipeline
+from terradream.model.worlds import WorldRegistry
+from terradream.server.distributed import plan_tile, tile_graph
+from terradream.server.distributed_tasks import (
+    dask_priority,
+    is_bulk_priority,
+    make_tile,
+    task_name,
+)
+from terradream.server.store import CacheTileStore
+
+TILE = TileKey("earth", 6, 20, 24)
+
+
+@pytest.fixture
+def store(pipeline: TerraPipeline) -> CacheTileStore:
+    """An empty tile store over an in-memory cache."""
+    return CacheTileStore(MemoryLRU(64 * 2**20), pipeline.version)
+
+
+def test_plan_is_what_the_single_process_cascade_makes(pipeline: TerraPipeline, store: CacheTileStore) -> None:
+    cascade = Cascade(pipeline, WorldRegistry(), store)
+    plan = plan_tile(cascade, store, TILE)
+    reference = MemoryTileStore()
+    local = Cascade(pipeline, WorldRegistry(), reference)
+    local.render([TILE])
+    assert set(plan) == set(reference.tiles)  # generated tiles and the root tiles under them
+    assert len([k for k in plan if not cascade.is_root(k)]) == local.stats.tiles_generated
+    assert all(plan[k] == [] for k in plan if cascade.is_root(k))
+
+
+def test_graph_keys_and_dependencies(pipeline: TerraPipeline, store: CacheTileStore) -> None:
+    cascade = Cascade(pipeline, WorldRegistry(), store)
+    version = pipeline.version
+    plan = plan_tile(cascade, store, TILE)
+    graph = tile_graph(plan, version, known=())
+    assert set(graph) == {f"tile-{k.world}-{version}-{k.z}-{k.x}-{k.y}" for k in plan}
+    for tile, parents in plan.items():
+        spec = graph[task_name(tile, version)]
+        assert spec.func is make_tile
+        assert spec.dependencies == {task_name(p, version) for p in parents}
+
+    # a key the scheduler already knows is depended on, never specified again (its first shape stays)
+    parent = cascade.parents_of(TILE)[0]
+    again = tile_graph(plan, version, known={task_name(parent, version)})
+    assert task_name(parent, version) not in again
+    assert task_name(parent, version) in again[task_name(TILE, version)].dependencies
+
+
+def test_cached_parents_are_neither_planned_nor_dependencies(pipeline: TerraPipeline, store: CacheTileStore) -> None:
+    cascade = Cascade(pipeline, WorldRegistry(), store)
+    parents = cascade.parents_of(TILE)
+    store.put_tiles({p: np.full((256, 256, 3), 90, dtype=np.uint8) for p in parents})
+    plan = plan_tile(cascade, store, TILE)
+    assert plan == {TILE: parents}
+    assert tile_graph(plan, pipeline.version, known=())[task_name(TILE, pipeline.version)].dependencies == set()
+    store.put_tiles({TILE: np.zeros((256, 256, 3), dtype=np.uint8)})
+    assert plan_tile(cascade, store, TILE) == {}
+
+
+def test_priorities() -> None:
+    assert dask_priority(bulk=False) > dask_priority(bulk=True)  # Dask runs higher priorities first
+    assert not is_bulk_priority((-dask_priority(bulk=False), 1, 0))
+    assert is_bulk_priority((-dask_priority(bulk=True), 1, 0))
