@@ -3,22 +3,20 @@
 # No `from __future__ import annotations` here: FastAPI must evaluate Annotated[..., Depends(...)] at runtime.
 import logging
 import secrets
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Annotated
+from typing import Annotated, ClassVar
 
 from anyio import to_thread
-from fastapi import APIRouter, Depends, HTTPException
+from fastapi import Depends, HTTPException
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from terradream.cache.base import TileRange, bbox_tile_ranges
+from terradream.server.factory import RouterFactory
 from terradream.server.ogc import WEB_MERCATOR_MAX_LAT_DEG
 from terradream.server.runtime import (
     Engine,
     ResponseKey,
     Runtime,
-    get_engine,
     get_runtime,
 )
 
@@ -95,17 +93,10 @@ async def require_admin(runtime: Annotated[Runtime, Depends(get_runtime)],
         raise HTTPException(401, "wrong admin token", headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
 
 
-@dataclass
-class AdminFactory:
+class AdminFactory(RouterFactory):
     """Builds the /admin router; include it only when Settings.admin_token is set."""
 
-    router: APIRouter = field(default_factory=lambda: APIRouter(tags=["admin"]))
-    runtime_dependency: Callable[..., Runtime] = get_runtime
-    engine_dependency: Callable[..., Engine] = get_engine
-
-    def __post_init__(self) -> None:
-        """Register the routes."""
-        self.register_routes()
+    tags: ClassVar[list[str]] = ["admin"]
 
     def register_routes(self) -> None:
         """POST /admin/purge."""

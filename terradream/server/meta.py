@@ -2,17 +2,16 @@
 
 # No `from __future__ import annotations` here: FastAPI must evaluate Annotated[..., Depends(...)] at runtime.
 import asyncio
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 from anyio import to_thread
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import Depends, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from terradream.server.factory import RouterFactory
 from terradream.server.ogc import base_url
-from terradream.server.runtime import Engine, Runtime, get_engine, get_runtime
+from terradream.server.runtime import Engine, Runtime
 
 
 def world_listing(engine: Engine, base: str) -> dict[str, Any]:
@@ -41,17 +40,10 @@ async def readiness(runtime: Runtime) -> tuple[bool, dict[str, Any]]:
     return cache_ok, report
 
 
-@dataclass
-class MetaFactory:
+class MetaFactory(RouterFactory):
     """Builds the /worlds, /healthz, /readyz and /metrics router."""
 
-    router: APIRouter = field(default_factory=lambda: APIRouter(tags=["service"]))
-    runtime_dependency: Callable[..., Runtime] = get_runtime
-    engine_dependency: Callable[..., Engine] = get_engine
-
-    def __post_init__(self) -> None:
-        """Register the routes."""
-        self.register_routes()
+    tags: ClassVar[list[str]] = ["service"]
 
     def register_routes(self) -> None:
         """GET /worlds, /healthz, /readyz, /metrics."""

@@ -3,15 +3,15 @@
 # No `from __future__ import annotations` here: FastAPI must evaluate Annotated[..., Depends(...)] at runtime.
 import html
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Annotated, Any
+from collections.abc import Sequence
+from typing import Annotated, Any, ClassVar
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import Depends, Query, Request, Response
 
 from terradream.model.worlds import World
+from terradream.server.factory import RouterFactory
 from terradream.server.imaging import TileFormat
-from terradream.server.runtime import Engine, Runtime, get_engine, get_runtime
+from terradream.server.runtime import Engine, Runtime
 
 WEB_MERCATOR_MAX_LAT_DEG = 85.0511287798066
 WEB_MERCATOR_HALF_WORLD_M = 20037508.342789244
@@ -125,17 +125,10 @@ def wmts_capabilities(worlds: Sequence[World], base: str, version: str, maxzoom:
     return ET.tostring(root, encoding="UTF-8", xml_declaration=True)
 
 
-@dataclass
-class OGCFactory:
+class OGCFactory(RouterFactory):
     """Builds the TileJSON and WMTS router; dependencies are fields so apps can swap them."""
 
-    router: APIRouter = field(default_factory=lambda: APIRouter(tags=["map clients"]))
-    runtime_dependency: Callable[..., Runtime] = get_runtime
-    engine_dependency: Callable[..., Engine] = get_engine
-
-    def __post_init__(self) -> None:
-        """Register the routes."""
-        self.register_routes()
+    tags: ClassVar[list[str]] = ["map clients"]
 
     def register_routes(self) -> None:
         """GET /tiles/{world}/tilejson.json and GET /wmts/WMTSCapabilities.xml."""

@@ -3,17 +3,23 @@
 # No `from __future__ import annotations` here: FastAPI must evaluate Annotated[..., Depends(...)] at runtime.
 import asyncio
 import hashlib
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import Annotated, TypeVar
+from collections.abc import Awaitable
+from typing import Annotated, ClassVar, TypeVar
 
 from anyio import to_thread
-from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi import Depends, Header, Query, Request, Response
 
 from terradream.model.keys import TileKey
+from terradream.server.factory import RouterFactory
 from terradream.server.generation import GenerationService, Priority
-from terradream.server.imaging import TileFormat, encode, stitch_children, transcode_png, upscale_2x
-from terradream.server.runtime import Engine, Runtime, get_engine, get_runtime
+from terradream.server.imaging import (
+    TileFormat,
+    encode,
+    stitch_children,
+    transcode_png,
+    upscale_2x,
+)
+from terradream.server.runtime import Engine, Runtime
 from terradream.server.settings import Settings
 
 T = TypeVar("T")
@@ -109,17 +115,10 @@ async def render_tile(generation: GenerationService, key: TileKey, fmt: TileForm
     return body, all(c.hit for c in children)
 
 
-@dataclass
-class TilesFactory:
+class TilesFactory(RouterFactory):
     """Builds the XYZ tile router (TiTiler style: dependencies are fields, routes registered on construction)."""
 
-    router: APIRouter = field(default_factory=lambda: APIRouter(tags=["tiles"]))
-    runtime_dependency: Callable[..., Runtime] = get_runtime
-    engine_dependency: Callable[..., Engine] = get_engine
-
-    def __post_init__(self) -> None:
-        """Register the routes (@2x first: its path would otherwise parse as y='3@2x')."""
-        self.register_routes()
+    tags: ClassVar[list[str]] = ["tiles"]
 
     def register_routes(self) -> None:
         """GET /tiles/{world}/{z}/{x}/{y}@2x.{fmt} and GET /tiles/{world}/{z}/{x}/{y}.{fmt}."""
