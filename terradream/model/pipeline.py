@@ -27,9 +27,12 @@ from terradream.model.tiles import TILE_SIZE_PX
 
 DEFAULT_WEIGHTS_DIR = Path(__file__).parent / "weights"
 PIPELINE_CONFIG = "pipeline.json"
-SAMPLER_REVISION = 3  # bump whenever the sampling arithmetic changes: it is part of the version, hence of cache keys
+SAMPLER_REVISION = 4  # bump whenever the sampling arithmetic changes: it is part of the version, hence of cache keys
 SMOOTH_PROJECTION_ITERS = 8  # final smooth pull of the output onto the parent, before the exact 2x2 projection
 STEP_PROJECTION_ITERS = 1  # smooth pull of each step's predicted clean image onto the parent
+# CPU kernels split their sums differently for other thread counts and change last bits (and so, rarely, a pixel):
+# every CPU model call runs with exactly this many intra-op threads, whatever the process is configured with.
+CPU_THREADS = 2
 
 
 @dataclass(frozen=True)
@@ -211,10 +214,21 @@ class TerraPipeline:
         m = self.margin_px
         return full[:, m : m + TILE_SIZE_PX, m : m + TILE_SIZE_PX]
 
-    @torch.no_grad()
     def denoise(self, latents: np.ndarray, parent_px: np.ndarray, log2_mpp: np.ndarray) -> np.ndarray:
         """Whole windows of any patch-aligned size: latents (B, 3, H, W) float32, parent_px (B, H/2+2, W/2+2, 3)
         uint8 with a one-pixel apron, log2_mpp (B, H/patch) or (B,); returns uint8 (B, H, W, 3)."""
+        if self.device.type != "cpu":
+            return self._denoise(latents, parent_px, log2_mpp)
+        before = torch.get_num_threads()
+        torch.set_num_threads(CPU_THREADS)
+        try:
+            return self._denoise(latents, parent_px, log2_mpp)
+        finally:
+            torch.set_num_threads(before)
+
+    @torch.no_grad()
+    def _denoise(self, latents: np.ndarray, parent_px: np.ndarray, log2_mpp: np.ndarray) -> np.ndarray:
+        """denoise() at whatever thread count is set."""
         dev, dt = self.device, self.dtype
         parent = torch.from_numpy(parent_px).to(dev).permute(0, 3, 1, 2).float() / 127.5 - 1.0
         parent_core = parent[:, :, 1:-1, 1:-1]

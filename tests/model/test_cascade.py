@@ -1,6 +1,7 @@
 """The cascade's contract: determinism, exact seams, cross-zoom consistency, linear cold cost, clear errors."""
 
 import hashlib
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -45,7 +46,9 @@ def test_same_bytes_in_another_process(pipeline: TerraPipeline, tiny_model_dir: 
         f"p=TerraPipeline.from_pretrained({str(tiny_model_dir)!r},device='cpu');k=TileKey('earth',6,33,22);"
         "print(hashlib.sha256(Cascade(p,WorldRegistry(),MemoryTileStore()).render([k])[k].tobytes()).hexdigest())"
     )
-    there = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # another process with another thread configuration
+    there = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                           env=env).stdout.strip()
     assert there == here
 
 
