@@ -24,6 +24,7 @@ import pytest
 from click.testing import CliRunner, Result
 from PIL import Image
 from prometheus_client.parser import text_string_to_metric_families
+from support import stop_process
 
 from terradream.server.cli import main
 
@@ -103,13 +104,7 @@ class ServeProcess:
 
     def stop(self) -> None:
         """SIGTERM, then wait (kill if it hangs)."""
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
         self._log.close()
 
 

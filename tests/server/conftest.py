@@ -16,6 +16,7 @@ import httpx
 import pytest
 import uvicorn
 from prometheus_client.parser import text_string_to_metric_families
+from support import stop_process
 
 from terradream.model.testing import make_tiny_model
 from terradream.server.app import create_app
@@ -140,13 +141,7 @@ class ProcessServer(Server):
 
     def stop(self) -> None:
         """Terminate (SIGTERM: graceful) and wait."""
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
         if self._log is not subprocess.DEVNULL:
             self._log.close()
 
