@@ -46,7 +46,7 @@ def steps_for(data: Path, realism_count: int) -> list[Step]:
         Step("hot_tiles", ("--duration", "10", "--zoom", "5"), ("--duration", "2", "--zoom", "4"), 420,
              ("hot_tiles.json",)),
         Step("gpu", (), ("--seconds", "1", "--batches", "1,2"), 300, ("gpu.json",)),
-        Step("generation", ("--tiles", "5"), ("--tiles", "2", "--skip-cold"), 900),
+        Step("generation", ("--blocks", "5"), ("--blocks", "1", "--skip-cold"), 900),
         Step("quality", (), (), 900),
         Step("eval_realism", ("--data", str(data), "--count", str(realism_count)),
              ("--data", str(data), "--count", "8"), 600),

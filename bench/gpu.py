@@ -1,6 +1,6 @@
 """GPU throughput (issue 8): tiles/s of the default model against batch size in bf16, and the share of the GPU's peak.
 
-FLOPs per tile come from torch's FlopCounterMode over one window (one new tile with its parents cached is one window),
+FLOPs per tile come from torch's FlopCounterMode over one window (a window makes one metatile block of tiles),
 counted on the CPU, so they print on any machine. With a CUDA GPU, every batch size B runs TerraPipeline(micro_batch=B)
 .sample() on synthetic windows for a fixed time: `sample` is end to end (noise field on the CPU, model, projection);
 `model` is denoise() alone on precomputed latents, the part the peak share is about. Without a GPU it exits 0 after the
@@ -42,26 +42,26 @@ def peak_flops(device_name: str) -> float | None:
 
 
 def synthetic_specs(pipe: TerraPipeline, count: int, rng: np.random.Generator) -> list[WindowSpec]:
-    """count windows on a row of z12 tiles with random parent imagery: the shapes and work of real windows."""
+    """count windows on a row of z12 blocks with random parent imagery: the shapes and work of real windows."""
     w, patch = pipe.window_px, int(pipe.denoiser.config.patch_size)
     side = w // 2 + 2
-    row0 = 1440 * 256 - pipe.margin_px
+    row0 = 1441 * 256 - pipe.margin_px
     specs = []
     for i in range(count):
-        col0 = (2140 + i) * 256 - pipe.margin_px
+        col0 = 2141 * 256 + i * pipe.core_px - pipe.margin_px
         parent = rng.integers(0, 256, (side, side, 3), dtype=np.uint8)
         specs.append(WindowSpec(SYNTHETIC_SEED, SYNTHETIC_ZOOM, row0, col0, parent,
                                 block_row_log2_mpp(SYNTHETIC_ZOOM, row0, w, patch)))
     return specs
 
 
-def flops_per_window(model_dir: str | None) -> int:
-    """Floating-point operations of one window (all sampling steps), counted on the CPU in float32."""
+def flops_per_tile(model_dir: str | None) -> int:
+    """Floating-point operations of one window (all sampling steps) over the tiles it makes, counted on the CPU."""
     pipe = TerraPipeline.from_pretrained(model_dir, device="cpu", micro_batch=1)
     spec = synthetic_specs(pipe, 1, np.random.default_rng(0))
     with FlopCounterMode(display=False) as counter:
         pipe.sample(spec)
-    return int(counter.get_total_flops())
+    return int(counter.get_total_flops()) // pipe.metatile**2
 
 
 def timed_rate(call: Callable[[], object], items_per_call: int, seconds: float) -> float:
@@ -83,8 +83,9 @@ def measure_batch(model_dir: str | None, device: str, batch: int, seconds: float
     latents = np.stack([pipe.noise_for(s) for s in specs])
     parents = np.stack([s.parent_px for s in specs])
     mpp = np.stack([s.log2_mpp for s in specs])
-    sample_rate = timed_rate(lambda: pipe.sample(specs), batch, seconds)
-    model_rate = timed_rate(lambda: pipe.denoise(latents, parents, mpp), batch, seconds)
+    tiles = batch * pipe.metatile**2
+    sample_rate = timed_rate(lambda: pipe.sample(specs), tiles, seconds)
+    model_rate = timed_rate(lambda: pipe.denoise(latents, parents, mpp), tiles, seconds)
     return sample_rate, model_rate
 
 
@@ -99,8 +100,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--json", type=Path, default=Path("bench/out/gpu.json"))
     args = parser.parse_args(argv)
     started = time.perf_counter()
-    flops = flops_per_window(args.model)
-    print(f"FLOPs per tile (one window, all steps, FlopCounterMode): {flops / 1e9:.1f} GFLOP")
+    flops = flops_per_tile(args.model)
+    print(f"FLOPs per tile (one window, all steps, FlopCounterMode, over the tiles it makes): {flops / 1e9:.1f} GFLOP")
     if args.device == "cuda" and not torch.cuda.is_available():
         print("GPU: skipped (no CUDA GPU on this machine)")
         return

@@ -20,7 +20,7 @@ import numpy as np  # noqa: E402
 
 FIGSIZE_IN = (8.0, 4.0)
 DPI = 100
-WINDOWS_LINE = re.compile(r"^\s*z(\d+):\s*(\d+) windows")
+WINDOWS_LINE = re.compile(r"^\s*z(\d+):\s*(?:\d+-)?(\d+) windows")  # 'z12: 12-29 windows': the most
 
 
 def save(fig: plt.Figure, path: Path) -> Path:

@@ -28,7 +28,8 @@ from reliability_common import (
 )
 
 HOT_ZOOM_MAX = 3  # earth z0..3: root tiles, cached during warm-up
-RSS_WORKING_SET_MIB = 256  # generation's working set on top of the cache budgets (windows, parents, encoders)
+RSS_WORKING_SET_MIB = 384  # generation's working set on top of the cache budgets: windows, parents, encoders; a window
+# makes a 2x2 block of tiles, so a batch of cold tiles holds about twice the tiles a tile-sized window would
 
 
 @dataclass

@@ -28,13 +28,15 @@ SECTIONS = {  # step name -> (title, what it measures and how, plot file)
         "threads each, keep-alive on. The load generator shares the machine's cores with the server."),
         "hot_tiles_rps.png"),
     "generation": ("Generation on CPU", (
-        "Seconds per new tile when its parents are cached, the time for a cold 20-tile viewport at z12 with "
-        "nothing cached below the root, and the model windows one cold tile costs against its zoom, which must "
-        "grow linearly (the same few ancestor windows per level, never a whole pyramid)."),
+        "Seconds per new tile when its parents are cached (a window makes a 2x2 block of tiles; the time to render "
+        "and PNG-encode a block, shared by its four tiles, median over 5 blocks = 20 tiles; a lone request for one "
+        "tile of a new block waits for the whole window, also printed), the time for a cold 20-tile viewport at z12 "
+        "with nothing cached below the root, and the model windows one cold tile costs against its zoom for four "
+        "tile alignments, which must grow linearly (at most 2x2 ancestor blocks per level, never a whole pyramid)."),
         "windows_per_zoom.png"),
     "gpu": ("GPU throughput", (
-        "FLOPs per tile are counted with torch's FlopCounterMode over one window (one new tile with cached parents "
-        "is one window) on any machine. With a CUDA GPU the script also measures tiles/s against the micro-batch "
+        "FLOPs per tile are counted with torch's FlopCounterMode over one window (which makes a 2x2 block of "
+        "tiles) on any machine. With a CUDA GPU the script also measures tiles/s against the micro-batch "
         "in bf16, end to end (`sample()`: noise field on the CPU, model, projection) and for the model alone "
         "(`denoise()` on precomputed latents), and the share of the GPU's dense bf16 peak that the model reaches. "
         "Without a GPU it stops after the count."), "gpu_batch.png"),

@@ -1,8 +1,11 @@
 """The lazy self-cascade: resolve a tile's parents recursively down to cached or root tiles, then generate upwards.
 
-A cold tile at zoom z needs the parent tiles under its window (2x2 of them), which need theirs, and so on until the
-cache or the world's root pyramid answers, so its cost grows linearly with zoom. Ready windows from all requested tiles,
-at any zoom, go through the pipeline together in fixed-shape batches: a window's bytes never depend on its batch-mates.
+The unit of generation is a metatile (a block of metatile x metatile tiles on a fixed grid, one window each), so a
+tile's bytes depend only on its coordinates, never on which tile of the block was asked for first. A cold tile at zoom
+z needs its block, whose window reads the parent tiles under it, which lie in 2x2 parent blocks, and so on until the
+cache or the world's root pyramid answers: about four windows per level, linear in zoom. Ready windows from all
+requested tiles, at any zoom, go through the pipeline together in fixed-shape batches: a window's bytes never depend on
+its batch-mates.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import numpy as np
 
 from terradream.model.errors import TileOutOfRange
 from terradream.model.keys import TileKey
+from terradream.model.metatiles import parent_px_span
 from terradream.model.pipeline import TerraPipeline, WindowSpec
 from terradream.model.tiles import TILE_SIZE_PX, latitude_of_rows_deg, meters_per_pixel, validate_tile
 from terradream.model.worlds import WorldRegistry
@@ -51,7 +55,7 @@ class MemoryTileStore:
 
 @dataclass
 class CascadeStats:
-    """Monotonic counters: model windows computed, tiles the model produced, root tiles reprojected."""
+    """Monotonic counters: model windows computed, tiles the model produced (metatile^2 a window), root tiles made."""
 
     windows: int = 0
     tiles_generated: int = 0
@@ -59,50 +63,30 @@ class CascadeStats:
     batches: int = 0
 
 
-def window_origin_px(key: TileKey, margin_px: int) -> tuple[int, int]:
-    """Global (row, col) of the top-left pixel of the window around a tile, at the tile's zoom (col unwrapped)."""
-    return key.y * TILE_SIZE_PX - margin_px, key.x * TILE_SIZE_PX - margin_px
-
-
-def parent_px_span(origin_px: int, window_px: int) -> tuple[int, int]:
-    """Half-open range of parent-zoom pixels under a window starting at origin_px, plus one pixel of apron each side."""
-    return origin_px // 2 - 1, (origin_px + window_px) // 2 + 1
-
-
-def parent_keys_for(key: TileKey, margin_px: int, window_px: int) -> list[TileKey]:
-    """The parent-zoom tiles a tile's window reads (x wrapped, y clamped to the world): 2x2 for margins < 256 px."""
-    row0, col0 = window_origin_px(key, margin_px)
-    n = 1 << (key.z - 1)
-    r_lo, r_hi = parent_px_span(row0, window_px)
-    c_lo, c_hi = parent_px_span(col0, window_px)
-    ys = sorted({min(max(t, 0), n - 1) for t in range(r_lo // TILE_SIZE_PX, (r_hi - 1) // TILE_SIZE_PX + 1)})
-    xs = sorted({t % n for t in range(c_lo // TILE_SIZE_PX, (c_hi - 1) // TILE_SIZE_PX + 1)})
-    return [TileKey(key.world, key.z - 1, x, y) for y in ys for x in xs]
-
-
-def plan_missing(missing: Sequence[TileKey], parents_of: Callable[[TileKey], list[TileKey]],
-                 is_root: Callable[[TileKey], bool],
+def plan_missing(missing: Sequence[TileKey], unit_of: Callable[[TileKey], TileKey],
+                 parents_of: Callable[[TileKey], list[TileKey]], is_root: Callable[[TileKey], bool],
                  find_stored: Callable[[list[TileKey]], Collection[TileKey]]) -> dict[TileKey, list[TileKey]]:
-    """Walk down from missing tiles to stored or root ones: every tile to make, with its parent keys ([] for roots).
+    """Walk down from missing tiles to stored or root ones: every unit to make, with the parent tiles it reads.
 
+    unit_of maps a tile to the unit that makes it (its metatile block; a root tile is its own unit, with no parents).
     find_stored(keys) returns the stored keys among keys; it is asked once per level, never twice for a key. The
     Cascade renders with this plan, and the distributed server submits the same plan as a task graph.
     """
     todo: dict[TileKey, list[TileKey]] = {}
     stored: set[TileKey] = set()
-    frontier = list(dict.fromkeys(missing))
+    frontier = list(dict.fromkeys(unit_of(k) for k in missing))
     while frontier:
         needed: dict[TileKey, None] = {}
-        for k in frontier:
-            if k in todo:
+        for unit in frontier:
+            if unit in todo:
                 continue
-            todo[k] = [] if is_root(k) else parents_of(k)
-            needed.update((p, None) for p in todo[k] if p not in todo and p not in stored)
+            todo[unit] = [] if is_root(unit) else parents_of(unit)
+            needed.update((p, None) for p in todo[unit] if unit_of(p) not in todo and p not in stored)
         if not needed:
             break
         found = set(find_stored(list(needed)))
         stored |= found
-        frontier = [p for p in needed if p not in found]
+        frontier = list(dict.fromkeys(unit_of(p) for p in needed if p not in found))
     return todo
 
 
@@ -165,24 +149,37 @@ class Cascade:
             return {k: have[k] for k in wanted}
 
     # ---- planning ----
-    def parents_of(self, key: TileKey) -> list[TileKey]:
-        """The parent-zoom tiles a generated tile's window reads."""
-        return parent_keys_for(key, self.pipeline.margin_px, self.pipeline.window_px)
+    def unit_of(self, key: TileKey) -> TileKey:
+        """The unit that makes a tile: its metatile block (named by its first tile), or itself for root tiles."""
+        return key if self.is_root(key) else self.pipeline.grid.unit_of(key)
+
+    def unit_tiles(self, unit: TileKey) -> list[TileKey]:
+        """The tiles one unit makes."""
+        return [unit] if self.is_root(unit) else self.pipeline.grid.members(unit)
+
+    def parents_of(self, unit: TileKey) -> list[TileKey]:
+        """The parent-zoom tiles a unit's window reads."""
+        return self.pipeline.grid.parent_tiles(unit)
 
     def is_root(self, key: TileKey) -> bool:
         """Whether a tile comes from its world's root pyramid (reprojected, not generated)."""
         return key.z <= self.worlds.get(key.world).root_zoom
 
+    def plan(self, missing: Sequence[TileKey],
+             find_stored: Callable[[list[TileKey]], Collection[TileKey]]) -> dict[TileKey, list[TileKey]]:
+        """plan_missing with this cascade's units, parents and roots."""
+        return plan_missing(missing, self.unit_of, self.parents_of, self.is_root, find_stored)
+
     def _plan(self, missing: list[TileKey], have: dict[TileKey, np.ndarray]) -> dict[TileKey, list[TileKey]]:
-        """Plan from the store, make the root tiles; returns each tile to generate with its parent keys."""
+        """Plan from the store, make the root tiles; returns each unit to generate with its parent tiles."""
         def find_stored(keys: list[TileKey]) -> Collection[TileKey]:
             found = self.store.get_tiles([k for k in keys if k not in have])
             have.update(found)
             return [k for k in keys if k in have]
 
-        plan = plan_missing(missing, self.parents_of, self.is_root, find_stored)
+        plan = self.plan(missing, find_stored)
         self._add_roots([k for k in plan if self.is_root(k)], have)
-        return {k: parents for k, parents in plan.items() if k not in have}
+        return {k: parents for k, parents in plan.items() if not self.is_root(k)}
 
     def _add_roots(self, keys: Iterable[TileKey], have: dict[TileKey, np.ndarray]) -> None:
         made = {k: self.worlds.get(k.world).root_tile(k.z, k.x, k.y) for k in keys if k not in have}
@@ -193,24 +190,23 @@ class Cascade:
 
     # ---- generation ----
     def _generate(self, todo: dict[TileKey, list[TileKey]], have: dict[TileKey, np.ndarray]) -> None:
-        """Generate in waves: every tile whose parents are all present goes into this wave's batches."""
+        """Generate in waves: every unit whose parent tiles are all present goes into this wave's batches."""
         while todo:
-            ready = [k for k, parents in todo.items() if all(p in have for p in parents)]
+            ready = [u for u, parents in todo.items() if all(p in have for p in parents)]
             if not ready:
                 raise RuntimeError("cascade plan has unresolvable parents")  # a bug, never bad input
-            ready.sort(key=lambda k: (k.z, k.world, k.y, k.x))
+            ready.sort(key=lambda u: (u.z, u.world, u.y, u.x))
             for start in range(0, len(ready), self.batch_size):
-                chunk = ready[start : start + self.batch_size]
-                made = self._run_batch(chunk, have)
+                made = self._run_batch(ready[start : start + self.batch_size], have)
                 self.store.put_tiles(made)
                 have.update(made)
-            for k in ready:
-                del todo[k]
+            for u in ready:
+                del todo[u]
 
-    def window_spec(self, key: TileKey, tiles: Mapping[TileKey, np.ndarray]) -> WindowSpec:
-        """The WindowSpec of a tile, read from its parents in tiles."""
-        row0, col0 = window_origin_px(key, self.pipeline.margin_px)
-        return self.window_spec_at(key.world, key.z, row0, col0, tiles)
+    def window_spec(self, unit: TileKey, tiles: Mapping[TileKey, np.ndarray]) -> WindowSpec:
+        """The WindowSpec of a unit (any tile of it will do), read from its parents in tiles."""
+        row0, col0 = self.pipeline.grid.window_origin_px(self.unit_of(unit))
+        return self.window_spec_at(unit.world, unit.z, row0, col0, tiles)
 
     def window_spec_at(self, world: str, z: int, row0: int, col0: int, tiles: Mapping[TileKey, np.ndarray]) -> WindowSpec:
         """The WindowSpec of a window with any patch-aligned origin (global px at zoom z), parents read from tiles."""
@@ -221,11 +217,15 @@ class Cascade:
         log2_mpp = block_row_log2_mpp(z, row0, w, int(self.pipeline.denoiser.config.patch_size))
         return WindowSpec(self.worlds.get(world).seed, z, row0, col0, parent_px, log2_mpp)
 
-    def _run_batch(self, chunk: list[TileKey], have: Mapping[TileKey, np.ndarray]) -> dict[TileKey, np.ndarray]:
-        """Windows of one batch (the pipeline splits it into fixed-shape model calls)."""
-        specs = [self.window_spec(k, have) for k in chunk]
-        out = self.pipeline.sample(specs)
-        self.stats.windows += len(specs)
-        self.stats.tiles_generated += len(specs)
+    def _run_batch(self, units: list[TileKey], have: Mapping[TileKey, np.ndarray]) -> dict[TileKey, np.ndarray]:
+        """Windows of one batch (the pipeline splits it into fixed-shape model calls), cut into their tiles."""
+        cores = self.pipeline.sample([self.window_spec(u, have) for u in units])
+        made: dict[TileKey, np.ndarray] = {}
+        for unit, core in zip(units, cores, strict=True):
+            for k in self.unit_tiles(unit):
+                r, c = self.pipeline.grid.offset_in_block_px(unit, k)
+                made[k] = np.ascontiguousarray(core[r : r + TILE_SIZE_PX, c : c + TILE_SIZE_PX])
+        self.stats.windows += len(units)
+        self.stats.tiles_generated += len(made)
         self.stats.batches += 1
-        return {k: out[i] for i, k in enumerate(chunk)}
+        return made

@@ -1,11 +1,13 @@
 """TerraPipeline: the denoiser and a deterministic DDIM scheduler composed into a window sampler (diffusers style).
 
-A window is a tile plus a margin on every side, cut from the global fields: the noise (a pure function of world seed and
-global pixel position) and the parent imagery. With DDIM at eta = 0 there is no per-step noise, and the margin covers the
-receptive field of every step (steps x radius), so the tile in the centre is exactly what an infinite canvas would hold:
-neighbours agree at their borders by construction. After every step the predicted clean image is pulled towards the
-parent (smooth bilinear corrections), and the output is finally projected so that its 2x2 area means equal the parent
-exactly, which pins colours down the cascade.
+A window is a metatile (a square block of tiles, 2x2 by default) plus a margin on every side, cut from the global
+fields: the noise (a pure function of world seed and global pixel position) and the parent imagery. With DDIM at
+eta = 0 there is no per-step noise, and the margin covers the receptive field of every step (steps x radius), so the
+core in the centre is what an infinite canvas would hold: neighbours agree at their borders by construction.
+Metatiles keep a cold cascade at about four windows per level (a tile-sized window's margin spills into 3x3 parent
+tiles, a 2x2 block's into 2x2 parent blocks) and make a new tile cost about 0.6 of a tile-sized window. After every
+step the predicted clean image is pulled towards the parent (smooth bilinear corrections), and the output is finally
+projected so that its 2x2 area means equal the parent exactly, which pins colours down the cascade.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -22,12 +25,13 @@ import torch.nn.functional as F
 from diffusers import DDIMScheduler
 
 from terradream.model.denoiser import TerraDenoiser
+from terradream.model.metatiles import MetatileGrid
 from terradream.model.noise import STREAM_INIT, noise_window
 from terradream.model.tiles import TILE_SIZE_PX
 
 DEFAULT_WEIGHTS_DIR = Path(__file__).parent / "weights"
 PIPELINE_CONFIG = "pipeline.json"
-SAMPLER_REVISION = 4  # bump whenever the sampling arithmetic changes: it is part of the version, hence of cache keys
+SAMPLER_REVISION = 5  # bump whenever the sampling arithmetic changes: it is part of the version, hence of cache keys
 SMOOTH_PROJECTION_ITERS = 8  # final smooth pull of the output onto the parent, before the exact 2x2 projection
 STEP_PROJECTION_ITERS = 1  # smooth pull of each step's predicted clean image onto the parent
 # CPU kernels split their sums differently for other thread counts and change last bits (and so, rarely, a pixel):
@@ -103,7 +107,7 @@ def to_uint8_projected(x: torch.Tensor, parent: torch.Tensor, rounds: int = 4) -
 
 
 class TerraPipeline:
-    """Composes a TerraDenoiser and a DDIMScheduler; turns WindowSpecs into centre tiles."""
+    """Composes a TerraDenoiser and a DDIMScheduler; turns WindowSpecs into their cores (metatiles)."""
 
     def __init__(
         self,
@@ -113,7 +117,15 @@ class TerraPipeline:
         device: str | torch.device = "auto",
         dtype: torch.dtype | None = None,
         micro_batch: int | None = None,
+        metatile: int = 2,
+        detail_gain: float = 1.0,
     ) -> None:
+        if metatile < 1 or metatile & (metatile - 1):
+            raise ValueError(f"metatile must be a power of two, got {metatile}")
+        self.metatile = metatile
+        # Each step's predicted detail (prediction minus upsampled parent) is scaled by this: a small model
+        # under-predicts high frequencies, and down a cascade that loss compounds into blur (tuned on held-out SWD).
+        self.detail_gain = detail_gain
         self.device = resolve_device(device) if isinstance(device, str) else device
         # Every model call has exactly this many windows: kernels may pick other algorithms for other batch shapes
         # and change last bits, so a fixed shape is what makes a window's bytes independent of its batch-mates.
@@ -140,17 +152,27 @@ class TerraPipeline:
 
     @property
     def margin_px(self) -> int:
-        """Margin on each side of the tile: the receptive field of all sampling steps and of the final smooth
+        """Margin on each side of the core: the receptive field of all sampling steps and of the final smooth
         projection (two pixels a round), rounded up onto the (offset) patch grid."""
         per_step = self.denoiser.receptive_radius_px + 2 * STEP_PROJECTION_ITERS
         radius = self.num_inference_steps * per_step + 2 * SMOOTH_PROJECTION_ITERS
         off, patch = self.patch_offset_px, self.patch_px
         return -(-(radius - off) // patch) * patch + off
 
+    @cached_property
+    def grid(self) -> MetatileGrid:
+        """The blocks of tiles this pipeline's windows make, with their margins."""
+        return MetatileGrid(self.metatile, self.margin_px)
+
+    @property
+    def core_px(self) -> int:
+        """Side of the block of tiles a window produces (metatile x 256 px)."""
+        return self.grid.core_px
+
     @property
     def window_px(self) -> int:
         """Side of every window the model sees (fixed, so every call has the same shape)."""
-        return TILE_SIZE_PX + 2 * self.margin_px
+        return self.grid.window_px
 
     @property
     def version(self) -> str:
@@ -161,7 +183,8 @@ class TerraPipeline:
         h = hashlib.sha256()
         h.update(json.dumps(dict(self.denoiser.config), sort_keys=True, default=str).encode())
         h.update(json.dumps(dict(self.scheduler.config), sort_keys=True, default=str).encode())
-        h.update(f"{self.num_inference_steps}/{SAMPLER_REVISION}/{SMOOTH_PROJECTION_ITERS}/{STEP_PROJECTION_ITERS}".encode())
+        h.update(f"{self.num_inference_steps}/{self.metatile}/{self.detail_gain!r}/{SAMPLER_REVISION}/"
+                 f"{SMOOTH_PROJECTION_ITERS}/{STEP_PROJECTION_ITERS}".encode())
         for name, tensor in sorted(self.denoiser.state_dict().items()):
             h.update(name.encode())
             h.update(tensor.detach().float().cpu().numpy().tobytes())
@@ -182,15 +205,18 @@ class TerraPipeline:
         denoiser = TerraDenoiser.from_pretrained(root / "denoiser", low_cpu_mem_usage=False)
         scheduler = DDIMScheduler.from_pretrained(root / "scheduler")
         settings = json.loads((root / PIPELINE_CONFIG).read_text())
-        steps = settings.get("num_inference_steps", 4)
-        return cls(denoiser, scheduler, steps, device=device, dtype=dtype, micro_batch=micro_batch)
+        return cls(denoiser, scheduler, settings.get("num_inference_steps", 4), device=device, dtype=dtype,
+                   micro_batch=micro_batch, metatile=settings.get("metatile", 2),
+                   detail_gain=settings.get("detail_gain", 1.0))
 
     def save_pretrained(self, path: str | Path) -> None:
         """Write the model in the layout from_pretrained reads (config.json + safetensors per part)."""
         root = Path(path)
         self.denoiser.save_pretrained(root / "denoiser")
         self.scheduler.save_pretrained(root / "scheduler")
-        (root / PIPELINE_CONFIG).write_text(json.dumps({"num_inference_steps": self.num_inference_steps}, indent=2))
+        settings = {"num_inference_steps": self.num_inference_steps, "metatile": self.metatile,
+                    "detail_gain": self.detail_gain}
+        (root / PIPELINE_CONFIG).write_text(json.dumps(settings, indent=2))
 
     # ---- sampling ----
     def noise_for(self, spec: WindowSpec) -> np.ndarray:
@@ -199,20 +225,20 @@ class TerraPipeline:
         return noise_window(spec.seed, spec.z, STREAM_INIT, 3, spec.row0, spec.col0, w, w, TILE_SIZE_PX << spec.z)
 
     def sample(self, specs: Sequence[WindowSpec]) -> np.ndarray:
-        """Centre tiles of any number of windows as uint8 (N, 256, 256, 3), in fixed-shape model calls."""
+        """Cores of any number of windows as uint8 (N, core, core, 3), in fixed-shape model calls."""
         n, mb = len(specs), self.micro_batch
         out = []
         for start in range(0, n, mb):
             chunk = list(specs[start : start + mb])
             out.append(self._sample_fixed(chunk + [chunk[0]] * (mb - len(chunk)))[: len(chunk)])
-        return np.concatenate(out) if out else np.zeros((0, TILE_SIZE_PX, TILE_SIZE_PX, 3), np.uint8)
+        return np.concatenate(out) if out else np.zeros((0, self.core_px, self.core_px, 3), np.uint8)
 
     def _sample_fixed(self, specs: Sequence[WindowSpec]) -> np.ndarray:
-        """Sample exactly micro_batch windows (one model call per step) and cut out their centre tiles."""
+        """Sample exactly micro_batch windows (one model call per step) and cut out their cores."""
         latents = np.stack([self.noise_for(s) for s in specs])
         full = self.denoise(latents, np.stack([s.parent_px for s in specs]), np.stack([s.log2_mpp for s in specs]))
-        m = self.margin_px
-        return full[:, m : m + TILE_SIZE_PX, m : m + TILE_SIZE_PX]
+        m, core = self.margin_px, self.core_px
+        return full[:, m : m + core, m : m + core]
 
     def denoise(self, latents: np.ndarray, parent_px: np.ndarray, log2_mpp: np.ndarray) -> np.ndarray:
         """Whole windows of any patch-aligned size: latents (B, 3, H, W) float32, parent_px (B, H/2+2, W/2+2, 3)
@@ -243,7 +269,7 @@ class TerraPipeline:
                 v = self.denoiser(x.to(dt), cond.to(dt), tt, mpp).float()
             out = self.scheduler.step(v, t, x, eta=0.0)
             x0 = out.pred_original_sample
-            x0_proj = project_smooth(x0, parent_core, STEP_PROJECTION_ITERS)
+            x0_proj = project_smooth(cond + self.detail_gain * (x0 - cond), parent_core, STEP_PROJECTION_ITERS)
             prev_t = int(t) - stride
             alpha_prev = self.scheduler.alphas_cumprod[prev_t] if prev_t >= 0 else self.scheduler.final_alpha_cumprod
             x = out.prev_sample + alpha_prev.to(dev).sqrt() * (x0_proj - x0)

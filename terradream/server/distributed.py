@@ -1,8 +1,8 @@
 """Scale-out serving: an API server whose cold tiles run as Dask task graphs on GPU workers; Redis stays the cache.
 
 For a tile missing from Redis, the API walks down the pyramid to the first cached (or root) ancestors with the
-cascade's own planning function and submits the missing tiles as one graph: key `tile-{world}-{version}-{z}-{x}-{y}`,
-each tile depending on its missing parents. Keys the scheduler already knows (submitted by any API server) are not
+cascade's own planning function and submits the units to make (metatile blocks, named by their top-left tile; root
+tiles) as one graph: key `tile-{world}-{version}-{z}-{x}-{y}`, each unit depending on the planned units of its parents. Keys the scheduler already knows (submitted by any API server) are not
 specified again, only depended on, so every key keeps the one shape it was first submitted with (no "different
 run_spec" collisions, dask/dask#9888) and concurrent requests share in-flight ancestors: each tile is computed once
 cluster-wide. Workers write tiles to Redis and return a bool; the API reads the PNG from Redis.
@@ -30,7 +30,7 @@ from distributed.client import FutureCancelledError
 from distributed.comm.core import CommClosedError
 from prometheus_client import Gauge
 
-from terradream.model.cascade import Cascade, plan_missing
+from terradream.model.cascade import Cascade
 from terradream.model.keys import TileKey
 from terradream.server.distributed_tasks import (
     GPU_RESOURCE,
@@ -63,24 +63,29 @@ class CacheUnavailable(NotReady):
 
 
 def plan_tile(cascade: Cascade, store: CacheTileStore, key: TileKey) -> dict[TileKey, list[TileKey]]:
-    """The tiles to make for key with their parents: {} when cached, else key and its uncached ancestors (blocking)."""
+    """The units to make for key with their parent tiles: {} when cached, else key's unit and its uncached ancestors
+    (blocking)."""
     if store.get_png(key) is not None:
         return {}
 
     def find_stored(keys: list[TileKey]) -> list[TileKey]:
         return [k for k in keys if store.get_png(k) is not None]
 
-    return plan_missing([key], cascade.parents_of, cascade.is_root, find_stored)
+    return cascade.plan([key], find_stored)
 
 
-def tile_graph(plan: dict[TileKey, list[TileKey]], version: str, known: Collection[str]) -> dict[str, Task]:
-    """Task specs of the planned tiles whose keys the scheduler does not know; planned parents are dependencies."""
-    names = {tile: task_name(tile, version) for tile in plan}
-    return {
-        names[tile]: Task(names[tile], make_tile, tile.world, version, tile.z, tile.x, tile.y,
-                          *(TaskRef(names[p]) for p in parents if p in plan))
-        for tile, parents in plan.items() if names[tile] not in known
-    }
+def tile_graph(plan: dict[TileKey, list[TileKey]], cascade: Cascade, version: str,
+               known: Collection[str]) -> dict[str, Task]:
+    """Task specs of the planned units whose keys the scheduler does not know; planned parent units are dependencies."""
+    names = {unit: task_name(unit, version) for unit in plan}
+    graph = {}
+    for unit, parents in plan.items():
+        if names[unit] in known:
+            continue
+        deps = dict.fromkeys(u for u in map(cascade.unit_of, parents) if u in plan)
+        graph[names[unit]] = Task(names[unit], make_tile, unit.world, version, unit.z, unit.x, unit.y,
+                                  *(TaskRef(names[u]) for u in deps))
+    return graph
 
 
 @dataclass(eq=False)
@@ -271,11 +276,12 @@ class DistributedGeneration:
 
     async def _run_plan(self, client: Client, plan: dict[TileKey, list[TileKey]], key: TileKey,
                         priority: Priority) -> bool:
-        """Submit the tiles the scheduler does not know yet and wait for key; False when a dependency vanished."""
+        """Submit the units the scheduler does not know yet and wait for key's; False when a dependency vanished."""
         version = self.store.version
-        states = await client.scheduler.get_task_status(keys=[task_name(t, version) for t in plan])
+        states = await client.scheduler.get_task_status(keys=[task_name(u, version) for u in plan])
         known = {name for name, state in states.items() if state is not None}
-        future: Future = client.get(tile_graph(plan, version, known), task_name(key, version), sync=False,
+        graph = tile_graph(plan, self.cascade, version, known)
+        future: Future = client.get(graph, task_name(self.cascade.unit_of(key), version), sync=False,
                                     priority=dask_priority(priority is Priority.BULK),
                                     resources={GPU_RESOURCE: 1})
         try:

@@ -23,7 +23,7 @@ class TileMaker(Protocol):
     """What the worker plugin offers the tile task."""
 
     async def make(self, task_key: str, tile: TileKey, version: str) -> bool:
-        """Make one tile (its parents are in the cache) and cache it; True when this call generated it."""
+        """Make one unit's tiles (its parents are in the cache) and cache them; True when this call generated one."""
         ...
 
 
@@ -43,7 +43,8 @@ def is_bulk_priority(task_priority: tuple[Any, ...] | None) -> bool:
 
 
 async def make_tile(world: str, version: str, z: int, x: int, y: int, *parents: object) -> bool:
-    """The Dask task of one tile: made by this worker's plugin, written to Redis; returns a bool, never pixels.
+    """The Dask task of one unit (a root tile, or the metatile block whose top-left tile is z/x/y): made by this
+    worker's plugin, written to Redis; returns a bool, never pixels.
 
     `parents` are the results of the parent tiles' tasks: they only order the graph (the pixels come from Redis).
     """

@@ -94,7 +94,7 @@ class TileWorkerPlugin(WorkerPlugin):
         return Priority.BULK if state is not None and is_bulk_priority(state.priority) else Priority.INTERACTIVE
 
     async def make(self, task_key: str, tile: TileKey, version: str) -> bool:
-        """Make one tile through the batcher (a cache hit makes nothing); True when this call generated it."""
+        """Make one unit's tiles through the batcher (cache hits make nothing); True when this call generated one."""
         await self._ready.wait()
         assert self.engine is not None
         if version != self.engine.version:
@@ -114,11 +114,12 @@ class TileWorkerPlugin(WorkerPlugin):
                 if self._fetches.get(task_key) is fetch:
                     del self._fetches[task_key]
 
-    @staticmethod
-    async def _fetch(generation: GenerationService, tile: TileKey, priority: Priority) -> bool:
-        """One batcher fetch; True when the tile was not cached yet (so it was generated for us)."""
-        result = await generation.fetch(tile, priority)
-        return not result.hit
+    async def _fetch(self, generation: GenerationService, unit: TileKey, priority: Priority) -> bool:
+        """Batcher fetches of every tile of a unit (any of them may have been evicted); True when one was generated."""
+        assert self.engine is not None
+        tiles = self.engine.cascade.unit_tiles(unit)
+        results = await asyncio.gather(*(generation.fetch(tile, priority) for tile in tiles))
+        return not all(result.hit for result in results)
 
     async def close(self) -> None:
         """Stop the batcher and close the cache (at process exit)."""

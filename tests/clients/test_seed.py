@@ -68,8 +68,8 @@ def test_bad_regions_are_usage_errors(args: list[str], message: str) -> None:
 
 
 def test_in_process_seed_is_served_as_cache_hits(server: ServeProcess, tiny_model_dir: Path) -> None:
-    keys = [(5, 15, 11), (6, 31, 22)]
-    bbox = inner_bbox(6, 31, 22, 31, 22)
+    keys = [(5, 22, 13), (6, 44, 27)]  # a 2x2 block no other test touches (a window makes a whole block)
+    bbox = inner_bbox(6, 44, 27, 44, 27)
     assert not cached_pngs(server.cache_dir, keys[1:])  # the zoom-5 parent may be cached by another test
     result = run_cli("seed", "--world", "earth", "--bbox", bbox, "--zoom", "5-6",
                      *local_args(tiny_model_dir, server.cache_dir))
@@ -90,9 +90,9 @@ def test_in_process_seed_is_served_as_cache_hits(server: ServeProcess, tiny_mode
 
 
 def test_seed_over_http_is_bulk_retries_503_and_fills_the_cache(server: ServeProcess) -> None:
-    keys = [(6, x, y) for y in (22, 23) for x in (34, 35)]
+    keys = [(6, x, y) for y in (28, 29) for x in (46, 47)]  # four tiles in four blocks, so each is made on request
     overloaded_before = server.metric("terradream_overloaded_total")
-    result = run_cli("seed", "--world", "earth", "--bbox", inner_bbox(6, 34, 22, 35, 23), "--zoom", "6",
+    result = run_cli("seed", "--world", "earth", "--bbox", inner_bbox(6, 46, 28, 47, 29), "--zoom", "6",
                      "--url", server.url, "--concurrency", "4")
     assert result.exit_code == 0, result.output + server.log_tail()
     counts = summary_counts(result.stdout)
@@ -104,7 +104,7 @@ def test_seed_over_http_is_bulk_retries_503_and_fills_the_cache(server: ServePro
     for key in keys:
         assert server.tile(*key).headers["X-Cache"] == "hit"
 
-    again = run_cli("seed", "--world", "earth", "--bbox", inner_bbox(6, 34, 22, 35, 23), "--zoom", "6",
+    again = run_cli("seed", "--world", "earth", "--bbox", inner_bbox(6, 46, 28, 47, 29), "--zoom", "6",
                     "--url", server.url)
     assert again.exit_code == 0
     assert summary_counts(again.stdout) == {"done": 4, "total": 4, "cached": 4, "rendered": 0, "failed": 0}
@@ -133,7 +133,9 @@ def test_interrupted_seed_resumes_without_generating_again(server: ServeProcess,
     resumed = run_cli(*args)
     assert resumed.exit_code == 0, resumed.output
     counts = summary_counts(resumed.stdout)
-    assert (counts["cached"], counts["rendered"]) == (done_before, len(keys) - done_before)
+    # what was done is not made again; a tile made as part of its neighbour's block counts as cached too
+    assert counts["cached"] + counts["rendered"] == len(keys) and counts["cached"] >= done_before
+    assert 0 < counts["rendered"] <= len(keys) - done_before
 
     generated_before = server.metric("terradream_tiles_generated_total")
     final = run_cli(*args)

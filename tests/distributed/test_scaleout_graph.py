@@ -34,36 +34,39 @@ def test_plan_is_what_the_single_process_cascade_makes(pipeline: TerraPipeline, 
     reference = MemoryTileStore()
     local = Cascade(pipeline, WorldRegistry(), reference)
     local.render([TILE])
-    assert set(plan) == set(reference.tiles)  # generated tiles and the root tiles under them
-    assert len([k for k in plan if not cascade.is_root(k)]) == local.stats.tiles_generated
-    assert all(plan[k] == [] for k in plan if cascade.is_root(k))
+    assert {t for unit in plan for t in cascade.unit_tiles(unit)} == set(reference.tiles)  # generated and root tiles
+    assert len([u for u in plan if not cascade.is_root(u)]) == local.stats.windows
+    assert all(plan[u] == [] for u in plan if cascade.is_root(u))
 
 
 def test_graph_keys_and_dependencies(pipeline: TerraPipeline, store: CacheTileStore) -> None:
     cascade = Cascade(pipeline, WorldRegistry(), store)
     version = pipeline.version
     plan = plan_tile(cascade, store, TILE)
-    graph = tile_graph(plan, version, known=())
-    assert set(graph) == {f"tile-{k.world}-{version}-{k.z}-{k.x}-{k.y}" for k in plan}
-    for tile, parents in plan.items():
-        spec = graph[task_name(tile, version)]
+    graph = tile_graph(plan, cascade, version, known=())
+    assert set(graph) == {f"tile-{u.world}-{version}-{u.z}-{u.x}-{u.y}" for u in plan}
+    for unit, parents in plan.items():
+        spec = graph[task_name(unit, version)]
         assert spec.func is make_tile
-        assert spec.dependencies == {task_name(p, version) for p in parents}
+        assert spec.dependencies == {task_name(cascade.unit_of(p), version) for p in parents}
 
     # a key the scheduler already knows is depended on, never specified again (its first shape stays)
-    parent = cascade.parents_of(TILE)[0]
-    again = tile_graph(plan, version, known={task_name(parent, version)})
-    assert task_name(parent, version) not in again
-    assert task_name(parent, version) in again[task_name(TILE, version)].dependencies
+    unit = cascade.unit_of(TILE)
+    parent_unit = cascade.unit_of(cascade.parents_of(unit)[0])
+    again = tile_graph(plan, cascade, version, known={task_name(parent_unit, version)})
+    assert task_name(parent_unit, version) not in again
+    assert task_name(parent_unit, version) in again[task_name(unit, version)].dependencies
 
 
 def test_cached_parents_are_neither_planned_nor_dependencies(pipeline: TerraPipeline, store: CacheTileStore) -> None:
     cascade = Cascade(pipeline, WorldRegistry(), store)
-    parents = cascade.parents_of(TILE)
+    unit = cascade.unit_of(TILE)
+    sibling = next(k for k in cascade.unit_tiles(unit) if k != TILE)  # any tile of a block plans its block
+    parents = cascade.parents_of(unit)
     store.put_tiles({p: np.full((256, 256, 3), 90, dtype=np.uint8) for p in parents})
-    plan = plan_tile(cascade, store, TILE)
-    assert plan == {TILE: parents}
-    assert tile_graph(plan, pipeline.version, known=())[task_name(TILE, pipeline.version)].dependencies == set()
+    plan = plan_tile(cascade, store, sibling)
+    assert plan == {unit: parents}
+    assert tile_graph(plan, cascade, pipeline.version, known=())[task_name(unit, pipeline.version)].dependencies == set()
     store.put_tiles({TILE: np.zeros((256, 256, 3), dtype=np.uint8)})
     assert plan_tile(cascade, store, TILE) == {}
 

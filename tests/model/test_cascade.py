@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from terradream.model.cascade import Cascade, MemoryTileStore, plan_missing, window_origin_px
+from terradream.model.cascade import Cascade, MemoryTileStore
 from terradream.model.errors import TileOutOfRange, UnknownWorld
 from terradream.model.keys import TileKey
 from terradream.model.pipeline import TerraPipeline
@@ -55,23 +55,45 @@ def test_same_bytes_in_another_process(pipeline: TerraPipeline, tiny_model_dir: 
 def test_batch_slot_does_not_change_bytes(tiny_model_dir: Path) -> None:
     batched = TerraPipeline.from_pretrained(tiny_model_dir, device="cpu", micro_batch=4)
     cascade = fresh(batched, batch_size=4)
-    keys = [TileKey("earth", 6, 33 + i, 22) for i in range(5)]
-    tiles = cascade.render(keys)
-    specs = [cascade.window_spec(k, dict(cascade.store.tiles)) for k in keys]
+    units = list(dict.fromkeys(cascade.unit_of(TileKey("earth", 6, 33 + 2 * i, 23)) for i in range(5)))
+    assert len(units) == 5  # five blocks: two model calls, one padded
+    tiles = cascade.render(units)
+    specs = [cascade.window_spec(u, dict(cascade.store.tiles)) for u in units]
     rotated = batched.sample(specs[1:] + specs[:1])  # other slots, other batch-mates, other padding
-    for i, k in enumerate(keys[1:] + keys[:1]):
-        assert np.array_equal(rotated[i], tiles[k])
+    for i, u in enumerate(units[1:] + units[:1]):
+        r, c = batched.grid.offset_in_block_px(u, u)
+        assert np.array_equal(rotated[i][r : r + 256, c : c + 256], tiles[u])
+
+
+def test_a_block_is_made_whole_whichever_tile_asks(pipeline: TerraPipeline) -> None:
+    """Any tile of a metatile block makes the whole block, with the same bytes whichever tile asked first."""
+    key = TileKey("earth", 7, 71, 45)
+    first = fresh(pipeline)
+    a = first.render([key])[key]
+    siblings = first.unit_tiles(first.unit_of(key))
+    assert len(siblings) == 4 and key in siblings and set(siblings) <= set(first.store.tiles)
+    for sibling in siblings:
+        other = fresh(pipeline)
+        other.render([sibling])
+        assert digest(other.store.tiles[key]) == digest(a)
+        assert other.stats.windows == first.stats.windows
 
 
 def test_overlapping_windows_agree_exactly(pipeline: TerraPipeline) -> None:
     """A window cut half a tile further east computes the same pixels: seams are exact by construction."""
     cascade = fresh(pipeline)
-    a, b = TileKey("earth", 7, 70, 45), TileKey("earth", 7, 71, 45)
-    tiles = cascade.render([a, b])
-    row0, col0 = window_origin_px(a, pipeline.margin_px)
-    spec = cascade.window_spec_at("earth", 7, row0, col0 + 128, dict(cascade.store.tiles))
+    grid = pipeline.grid
+    a = cascade.unit_of(TileKey("earth", 7, 71, 45))
+    b = cascade.unit_of(TileKey("earth", 7, a.x + 2, a.y))  # the block east of a
+    cascade.render([a, b])
+    tiles = cascade.store.tiles
+    rows = [[tiles[k] for k in cascade.unit_tiles(u)] for u in (a, b)]
+    mosaic = np.concatenate([np.concatenate([rows[0][2 * j], rows[0][2 * j + 1], rows[1][2 * j], rows[1][2 * j + 1]],
+                                            axis=1) for j in range(2)], axis=0)
+    row0, col0 = grid.window_origin_px(a)
+    spec = cascade.window_spec_at("earth", 7, row0, col0 + 128, dict(tiles))
     shifted = pipeline.sample([spec])[0]
-    expected = np.concatenate([tiles[a][:, 128:], tiles[b][:, :128]], axis=1)
+    expected = mosaic[:, 128 : 128 + grid.core_px]
     assert np.abs(shifted.astype(int) - expected.astype(int)).max() <= 1
     assert (shifted == expected).mean() > 0.999
 
@@ -85,12 +107,13 @@ def test_cold_cost_is_linear_in_zoom(pipeline: TerraPipeline) -> None:
     planner = fresh(pipeline)
     windows = {}
     for z in (8, 12, 16, 20):
-        plan = plan_missing([cold_key(z)], planner.parents_of, planner.is_root, lambda keys: [])
+        plan = planner.plan([cold_key(z)], lambda keys: [])
         windows[z] = sum(1 for k in plan if not planner.is_root(k))
     assert cascade.stats.windows == windows[8]  # the counter counts what the plan asks for
-    assert all(windows[z] / (z - 4) <= 9 for z in windows)  # at most 3x3 parents per level
+    root_zoom = 4  # earth's
+    assert all(windows[z] <= 4 * (z - root_zoom) for z in windows)  # at most 2x2 blocks per level
     steps = [windows[b] - windows[a] for a, b in [(8, 12), (12, 16), (16, 20)]]
-    assert max(steps) - min(steps) <= 4  # each 4 more levels cost the same: linear, not exponential
+    assert steps == [16, 16, 16]  # each 4 more levels cost 4 x 4 windows: linear, not exponential
 
 
 def test_out_of_range_and_unknown_worlds(pipeline: TerraPipeline) -> None:
