@@ -83,6 +83,14 @@ def upsample2_bilinear(parent: torch.Tensor) -> torch.Tensor:
     return up[:, :, 2:-2, 2:-2]
 
 
+def boost_detail(x0: torch.Tensor, cond: torch.Tensor, gain: float) -> torch.Tensor:
+    """Scale the brightness part of the predicted detail (x0 minus the upsampled parent) by gain; colour detail stays.
+
+    Real fine detail is mostly brightness: boosting colour detail too turns into chromatic speckle down a cascade."""
+    luma_detail = (x0 - cond).mean(dim=1, keepdim=True)
+    return x0 + (gain - 1.0) * luma_detail
+
+
 def project_to_parent(x: torch.Tensor, parent: torch.Tensor) -> torch.Tensor:
     """Shift every 2x2 block of x so that its mean equals the matching parent pixel (same value scale)."""
     correction = parent - F.avg_pool2d(x, 2)
@@ -181,8 +189,9 @@ class TerraPipeline:
 
     def _compute_version(self) -> str:
         h = hashlib.sha256()
-        h.update(json.dumps(dict(self.denoiser.config), sort_keys=True, default=str).encode())
-        h.update(json.dumps(dict(self.scheduler.config), sort_keys=True, default=str).encode())
+        for config in (self.denoiser.config, self.scheduler.config):  # without metadata such as _name_or_path
+            settings = {k: v for k, v in dict(config).items() if not k.startswith("_")}
+            h.update(json.dumps(settings, sort_keys=True, default=str).encode())
         h.update(f"{self.num_inference_steps}/{self.metatile}/{self.detail_gain!r}/{SAMPLER_REVISION}/"
                  f"{SMOOTH_PROJECTION_ITERS}/{STEP_PROJECTION_ITERS}".encode())
         for name, tensor in sorted(self.denoiser.state_dict().items()):
@@ -269,7 +278,7 @@ class TerraPipeline:
                 v = self.denoiser(x.to(dt), cond.to(dt), tt, mpp).float()
             out = self.scheduler.step(v, t, x, eta=0.0)
             x0 = out.pred_original_sample
-            x0_proj = project_smooth(cond + self.detail_gain * (x0 - cond), parent_core, STEP_PROJECTION_ITERS)
+            x0_proj = project_smooth(boost_detail(x0, cond, self.detail_gain), parent_core, STEP_PROJECTION_ITERS)
             prev_t = int(t) - stride
             alpha_prev = self.scheduler.alphas_cumprod[prev_t] if prev_t >= 0 else self.scheduler.final_alpha_cumprod
             x = out.prev_sample + alpha_prev.to(dev).sqrt() * (x0_proj - x0)

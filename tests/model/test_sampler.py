@@ -1,0 +1,36 @@
+"""Sampler settings: the detail boost acts on brightness detail only, and pipeline.json round-trips every setting."""
+
+from pathlib import Path
+
+import torch
+
+from terradream.model.pipeline import TerraPipeline, boost_detail
+
+
+def test_detail_boost_scales_brightness_detail_and_keeps_colour_detail() -> None:
+    gen = torch.Generator().manual_seed(0)  # test data only
+    cond = torch.rand(2, 3, 16, 16, generator=gen) * 2 - 1
+    x0 = cond + 0.1 * torch.randn(2, 3, 16, 16, generator=gen)
+    assert torch.allclose(boost_detail(x0, cond, 1.0), x0)
+    boosted = boost_detail(x0, cond, 2.0)
+    detail, new_detail = x0 - cond, boosted - cond
+    luma, new_luma = detail.mean(1, keepdim=True), new_detail.mean(1, keepdim=True)
+    assert torch.allclose(new_luma, 2.0 * luma, atol=1e-6)
+    assert torch.allclose(new_detail - new_luma, detail - luma, atol=1e-6)  # colour detail untouched
+
+
+def test_settings_round_trip_and_key_the_version(tiny_model_dir: Path, tmp_path: Path) -> None:
+    base = TerraPipeline.from_pretrained(tiny_model_dir, device="cpu")
+    tuned = TerraPipeline(base.denoiser, base.scheduler, base.num_inference_steps, device="cpu", metatile=2,
+                          detail_gain=1.5)
+    tuned.save_pretrained(tmp_path / "tuned")
+    loaded = TerraPipeline.from_pretrained(tmp_path / "tuned", device="cpu")
+    assert (loaded.metatile, loaded.detail_gain, loaded.num_inference_steps) == (2, 1.5, base.num_inference_steps)
+    assert loaded.version == tuned.version != base.version  # cache keys follow the sampler settings
+
+
+def test_version_does_not_depend_on_where_the_model_lies(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """Servers and workers that load the same model from different folders share cache keys."""
+    here = TerraPipeline.from_pretrained(tiny_model_dir, device="cpu")
+    here.save_pretrained(tmp_path / "elsewhere")
+    assert TerraPipeline.from_pretrained(tmp_path / "elsewhere", device="cpu").version == here.version
