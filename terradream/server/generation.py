@@ -166,8 +166,10 @@ class GenerationService:
         return entry.requesters if entry is not None else 0
 
     def lock_name(self, key: TileKey) -> str:
-        """Name of the cross-process generation lock of a tile (model version included)."""
-        return f"gen:{key.world}/{self.store.version}/{key.z}/{key.x}/{key.y}"
+        """Name of the cross-process generation lock of a tile: its block's (one window makes the block), with the
+        model version."""
+        unit = self.cascade.unit_of(key)
+        return f"gen:{unit.world}/{self.store.version}/{unit.z}/{unit.x}/{unit.y}"
 
     # ---- the event-loop side ----
     async def fetch(self, key: TileKey, priority: Priority = Priority.INTERACTIVE,

@@ -17,6 +17,7 @@ from .test_generation import wait_until
 
 COLD_TILE = "/tiles/earth/5/11/12.png"
 COLD_KEY = TileKey("earth", 5, 11, 12)
+SIBLING_TILE = "/tiles/earth/5/12/12.png"  # in COLD_TILE's 2x2 block (blocks start at odd tiles)
 
 
 def test_tiles_are_cached_in_redis(start_server: Callable[..., ThreadServer], redis_url: str) -> None:
@@ -101,6 +102,9 @@ def test_stampede_across_two_processes_generates_once(
     expected = httpx.get(reference.url + COLD_TILE, timeout=300.0)
     tiles_per_generation = reference.metric("terradream_tiles_generated_total")
     assert tiles_per_generation >= 1
+    sibling = httpx.get(reference.url + SIBLING_TILE, timeout=300.0)
+    assert sibling.headers["x-cache"] == "hit"  # made by the same window: one lock covers both
+    paths = {COLD_TILE: expected.content, SIBLING_TILE: sibling.content}
 
     args = ["--model", str(tiny_model), "--device", "cpu", "--redis", redis_url, "--cache", str(tmp_path / "unused")]
     servers = [ProcessServer(args, log_path=tmp_path / f"server{i}.log") for i in range(2)]
@@ -109,11 +113,11 @@ def test_stampede_across_two_processes_generates_once(
             limits = httpx.Limits(max_connections=50, max_keepalive_connections=0)
             async with httpx.AsyncClient(limits=limits, timeout=300.0) as client:
                 return list(await asyncio.gather(
-                    *(client.get(servers[i % 2].url + COLD_TILE) for i in range(50))))
+                    *(client.get(servers[i % 2].url + list(paths)[i // 2 % 2]) for i in range(50))))
 
         responses = asyncio.run(stampede())
         assert [r.status_code for r in responses] == [200] * 50
-        assert all(r.content == expected.content for r in responses)
+        assert all(r.content == paths[r.url.path] for r in responses)
         generated = [s.metric("terradream_tiles_generated_total") for s in servers]
         assert sum(generated) == tiles_per_generation, generated
         assert sorted(generated) == [0, tiles_per_generation]
