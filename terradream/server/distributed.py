@@ -21,7 +21,6 @@ import contextlib
 import dataclasses
 import logging
 from collections.abc import Collection
-from dataclasses import dataclass
 
 from anyio import to_thread
 from dask.task_spec import Task, TaskRef
@@ -40,8 +39,9 @@ from terradream.server.distributed_tasks import (
     task_name,
 )
 from terradream.server.fairshare import FairShare
-from terradream.server.generation import Overloaded, Priority, TileResult
+from terradream.server.generation import Overloaded
 from terradream.server.metrics import ServerMetrics
+from terradream.server.pending import PendingTile, Priority, SingleFlight
 from terradream.server.runtime import Engine, NotReady, load_engine
 from terradream.server.settings import Settings
 from terradream.server.store import CacheTileStore
@@ -88,28 +88,16 @@ def tile_graph(plan: dict[TileKey, list[TileKey]], cascade: Cascade, version: st
     return graph
 
 
-@dataclass(eq=False)
-class PendingTile:
-    """One cold tile this API server waits for: its requesters and the future they all await (PNG bytes)."""
-
-    key: TileKey
-    priority: Priority
-    future: asyncio.Future[bytes]
-    requesters: int = 0
-    producer: asyncio.Task[None] | None = None
-
-
-class DistributedGeneration:
+class DistributedGeneration(SingleFlight[PendingTile]):
     """The GenerationService of an API server in a cluster: same fetch() contract, tiles made by Dask workers."""
 
     def __init__(self, scheduler: str, cascade: Cascade, store: CacheTileStore, metrics: ServerMetrics, *,
                  queue_max: int = 1024, retry_after_s: int = 2, fair_share: FairShare | None = None,
                  connect_timeout_s: float = 5.0, poll_s: float = POLL_S) -> None:
         """Talk to the scheduler at `scheduler` (tcp://HOST:8786); read and plan tiles of `store` (Redis)."""
+        super().__init__(store, metrics)
         self.scheduler = scheduler
         self.cascade = cascade
-        self.store = store
-        self.metrics = metrics
         self.queue_max = queue_max
         self.retry_after_s = retry_after_s
         self.fair_share = fair_share
@@ -117,7 +105,6 @@ class DistributedGeneration:
         self.poll_s = poll_s
         self._client: Client | None = None
         self._supervisor: asyncio.Task[None] | None = None
-        self._pending: dict[TileKey, PendingTile] = {}
         self._connected = Gauge("terradream_scheduler_connected", "1 while connected to the Dask scheduler.",
                                 registry=metrics.registry)
         metrics.watch_queue_depth(lambda: self.queue_depth)
@@ -132,10 +119,7 @@ class DistributedGeneration:
         if self._supervisor is not None:
             self._supervisor.cancel()
             await asyncio.wait({self._supervisor})
-        producers = [entry.producer for entry in self._pending.values() if entry.producer is not None]
-        for producer in producers:
-            producer.cancel()
-        await asyncio.gather(*producers, return_exceptions=True)  # they release their futures
+        await asyncio.gather(*self._cancel_producers(), return_exceptions=True)  # they release their futures
         if self._client is not None:
             client, self._client = self._client, None
             with contextlib.suppress(Exception):
@@ -150,11 +134,6 @@ class DistributedGeneration:
     def queue_depth(self) -> int:
         """Cold tiles this API server is waiting for."""
         return len(self._pending)
-
-    def requesters(self, key: TileKey) -> int:
-        """How many requests wait for a cold tile right now (0 when it is not pending)."""
-        entry = self._pending.get(key)
-        return entry.requesters if entry is not None else 0
 
     async def _keep_connected(self) -> None:
         """Keep one running Client: a new one whenever the last gave up reconnecting (or never connected)."""
@@ -188,30 +167,10 @@ class DistributedGeneration:
                                        self.retry_after_s)
         return client
 
-    # ---- requests ----
-    async def fetch(self, key: TileKey, priority: Priority = Priority.INTERACTIVE,
-                    client: str | None = None) -> TileResult:
-        """The tile's PNG: from Redis, or by joining (or creating) its pending generation on the cluster.
-
-        Raises SchedulerUnavailable (cold tile, no scheduler), Overloaded (too many pending tiles here) or RateLimited
-        (`client` used up its fair share). Cancelling the caller withdraws it as a requester.
-        """
-        png = await to_thread.run_sync(self.store.get_png, key)
-        if png is not None:
-            return TileResult(png, True)
-        entry = self._pending.get(key)
-        if entry is None:
-            entry = self._admit(key, priority, client)
-        entry.requesters += 1
-        try:
-            return TileResult(await asyncio.shield(entry.future), False)
-        finally:
-            entry.requesters -= 1
-            if entry.requesters == 0 and not entry.future.done():
-                self._drop(entry)
-
+    # ---- requests (fetch() comes from SingleFlight) ----
     def _admit(self, key: TileKey, priority: Priority, client: str | None) -> PendingTile:
-        """A new pending tile with its producer task, unless the scheduler is away or a limit says no."""
+        """A new pending tile, unless the scheduler is away (SchedulerUnavailable), too many tiles are pending here
+        (Overloaded) or `client` used up its fair share (RateLimited)."""
         self._running_client()
         if len(self._pending) >= self.queue_max:
             self.metrics.overloaded.inc()
@@ -222,35 +181,11 @@ class DistributedGeneration:
             except Exception:
                 self.metrics.rate_limited.inc()
                 raise
-        entry = PendingTile(key, priority, asyncio.get_running_loop().create_future())
-        self._pending[key] = entry
-        entry.producer = asyncio.create_task(self._produce(entry), name=f"terradream-cluster-{key}")
-        return entry
+        return PendingTile(key, priority, asyncio.get_running_loop().create_future())
 
-    def _drop(self, entry: PendingTile) -> None:
-        """Forget a tile nobody here wants any more: its producer releases the futures it holds."""
-        if self._pending.get(entry.key) is entry:
-            del self._pending[entry.key]
-        if entry.producer is not None:
-            entry.producer.cancel()
-        self.metrics.tiles_dropped.inc()
-
-    async def _produce(self, entry: PendingTile) -> None:
-        """Resolve entry.future with the tile's PNG (or the error), then retire the entry."""
-        try:
-            png = await self._generate(entry.key, entry.priority)
-        except asyncio.CancelledError:
-            entry.future.cancel()
-            raise
-        except Exception as exc:  # noqa: BLE001 - reported to every requester
-            entry.future.set_exception(exc)
-            if entry.requesters == 0:
-                entry.future.exception()  # retrieved: nobody is left to see it
-        else:
-            entry.future.set_result(png)
-        finally:
-            if self._pending.get(entry.key) is entry:
-                del self._pending[entry.key]
+    async def _make(self, entry: PendingTile) -> bytes:
+        """The tile's PNG, made on the cluster."""
+        return await self._generate(entry.key, entry.priority)
 
     async def _generate(self, key: TileKey, priority: Priority) -> bytes:
         """Plan, submit and await the tile's graph until its PNG is in Redis (again when a dependency vanished)."""

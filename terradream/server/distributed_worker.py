@@ -26,7 +26,8 @@ from terradream.server.distributed_tasks import (
     PLUGIN_NAME,
     is_bulk_priority,
 )
-from terradream.server.generation import GenerationService, Priority
+from terradream.server.generation import GenerationService
+from terradream.server.pending import Priority
 from terradream.server.metrics import ServerMetrics
 from terradream.server.runtime import Engine, load_engine
 from terradream.server.settings import Settings

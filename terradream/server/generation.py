@@ -1,10 +1,11 @@
 """GenerationService: one worker thread owns the Cascade; the event loop queues, de-duplicates and cancels tiles.
 
-Requests for a cold tile join one PendingTile (in-process single-flight). Its producer task optionally takes a
-cross-process lock (Redis), re-checks the cache, and queues the tile for the worker, which renders up to batch_size
-distinct tiles per cascade call, interactive before bulk. A tile whose every requester went away before the worker took
-it is dropped. A full queue refuses new cold tiles with Overloaded (HTTP 503); a client past its fair share of new
-generations (FairShare, a token bucket per client address) gets RateLimited (HTTP 429).
+Requests for a cold tile join one pending entry (in-process single-flight, from SingleFlight). Its producer task
+optionally takes a cross-process lock (Redis, one per 2x2 block), re-checks the cache, and queues the tile for the
+worker, which renders up to batch_size distinct tiles per cascade call, interactive before bulk. A tile whose every
+requester went away before the worker took it is dropped. A full queue refuses new cold tiles with Overloaded (HTTP
+503); a client past its fair share of new generations (FairShare, a token bucket per client address) gets
+RateLimited (HTTP 429).
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from enum import IntEnum
 from typing import Any, Protocol
 
 from anyio import CapacityLimiter, to_thread
@@ -27,18 +27,12 @@ from terradream.model.keys import TileKey
 from terradream.server.fairshare import FairShare, RateLimited
 from terradream.server.imaging import encode_png
 from terradream.server.metrics import ServerMetrics
+from terradream.server.pending import PendingTile, Priority, SingleFlight
 from terradream.server.store import CacheTileStore
 
 log = logging.getLogger("terradream.server.generation")
 
 LOCK_WAIT_SLICE_S = 2.0  # one blocking wait for a foreign lock; waiters loop, re-checking the cache in between
-
-
-class Priority(IntEnum):
-    """Queue order: lower values go first."""
-
-    INTERACTIVE = 0
-    BULK = 1
 
 
 class Overloaded(Exception):
@@ -71,30 +65,17 @@ class GenerationLock(Protocol):
 
 
 @dataclass(eq=False)
-class PendingTile:
-    """One cold tile on its way: its requesters, queue state and the future they all await (PNG bytes)."""
+class QueuedTile(PendingTile):
+    """A pending tile with its place in the worker's queue."""
 
-    key: TileKey
-    priority: Priority
-    future: asyncio.Future[bytes]
-    requesters: int = 0
     queued: bool = False  # pushed onto the worker's heap
     started: bool = False  # taken by the worker: it will finish
     dropped: bool = False  # every requester left before the worker took it
     counted: bool = True  # still counted in the queue depth
-    producer: asyncio.Task[None] | None = None
     rendered: asyncio.Future[bytes] | None = field(default=None, repr=False)
 
 
-@dataclass(frozen=True)
-class TileResult:
-    """A tile's canonical PNG and whether it was already cached when asked for."""
-
-    png: bytes
-    hit: bool
-
-
-class GenerationService:
+class GenerationService(SingleFlight[QueuedTile]):
     """Serves canonical PNG tiles from the cache, generating cold ones once, in batches, off the event loop."""
 
     def __init__(self, cascade: Cascade, store: CacheTileStore, metrics: ServerMetrics, *, batch_size: int = 8,
@@ -104,9 +85,8 @@ class GenerationService:
 
         `fair_share` limits how many new generations each client may start (None: no per-client limit).
         """
+        super().__init__(store, metrics)
         self.cascade = cascade
-        self.store = store
-        self.metrics = metrics
         self.batch_size = batch_size
         self.queue_max = queue_max
         self.retry_after_s = retry_after_s
@@ -114,12 +94,11 @@ class GenerationService:
         self.lock_ttl_s = lock_ttl_s
         self.fair_share = fair_share
         self._cv = threading.Condition()
-        self._heap: list[tuple[int, int, PendingTile]] = []
+        self._heap: list[tuple[int, int, QueuedTile]] = []
         self._seq = itertools.count()
         self._depth = 0  # tiles waiting for the worker (guarded by _cv)
         self._paused = False
         self._stopping = False
-        self._pending: dict[TileKey, PendingTile] = {}  # event loop only
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._lock_waiters = CapacityLimiter(16)  # threads blocked on foreign locks never starve cache reads
@@ -137,9 +116,7 @@ class GenerationService:
         with self._cv:
             self._stopping = True
             self._cv.notify_all()
-        for entry in list(self._pending.values()):
-            if entry.producer is not None:
-                entry.producer.cancel()
+        self._cancel_producers()
         if self._thread is not None:
             await to_thread.run_sync(self._thread.join, timeout_s)
 
@@ -160,11 +137,6 @@ class GenerationService:
         with self._cv:
             return self._depth
 
-    def requesters(self, key: TileKey) -> int:
-        """How many requests are waiting for a cold tile right now (0 when it is not pending)."""
-        entry = self._pending.get(key)
-        return entry.requesters if entry is not None else 0
-
     def lock_name(self, key: TileKey) -> str:
         """Name of the cross-process generation lock of a tile: its block's (one window makes the block), with the
         model version."""
@@ -172,32 +144,9 @@ class GenerationService:
         return f"gen:{unit.world}/{self.store.version}/{unit.z}/{unit.x}/{unit.y}"
 
     # ---- the event-loop side ----
-    async def fetch(self, key: TileKey, priority: Priority = Priority.INTERACTIVE,
-                    client: str | None = None) -> TileResult:
-        """The tile's PNG: from the cache, or by joining (or creating) its pending generation.
-
-        Raises Overloaded when the tile is cold and the queue is full, RateLimited when it would start a new
-        generation and `client` (an address) has used up its fair share. Cancelling the caller withdraws it as a
-        requester; the tile is dropped when nobody else wants it and the worker has not taken it yet.
-        """
-        png = await to_thread.run_sync(self.store.get_png, key)
-        if png is not None:
-            return TileResult(png, True)
-        entry = self._pending.get(key)
-        if entry is None:
-            entry = self._admit(key, priority, client)
-        else:
-            self._prioritise(entry, priority)
-        entry.requesters += 1
-        try:
-            return TileResult(await asyncio.shield(entry.future), False)
-        finally:
-            entry.requesters -= 1
-            if entry.requesters == 0 and not entry.future.done():
-                self._drop(entry)
-
-    def _admit(self, key: TileKey, priority: Priority, client: str | None = None) -> PendingTile:
-        """A new pending tile with its producer task; RateLimited past the client's share, Overloaded when full.
+    def _admit(self, key: TileKey, priority: Priority, client: str | None) -> QueuedTile:
+        """A new pending tile (queued unless a lock must be taken first); RateLimited past the client's share,
+        Overloaded when full.
 
         The share is checked first (a greedy client is told to slow down even while the queue is full) but only
         spent on admission, so a 503 costs the client no token.
@@ -216,14 +165,12 @@ class GenerationService:
             if share is not None and client is not None:
                 share.take(client)  # cannot fail: only this loop spends, and tokens only grew since check()
             self._depth += 1
-        entry = PendingTile(key, priority, asyncio.get_running_loop().create_future())
-        self._pending[key] = entry
+        entry = QueuedTile(key, priority, asyncio.get_running_loop().create_future())
         if self.lock is None:  # straight onto the worker's heap: queue_depth then counts only queued tiles
             self._enqueue(entry)
-        entry.producer = asyncio.create_task(self._produce(entry), name=f"terradream-produce-{key}")
         return entry
 
-    def _prioritise(self, entry: PendingTile, priority: Priority) -> None:
+    def _join(self, entry: QueuedTile, priority: Priority) -> None:
         """Move a waiting tile up when a more urgent requester joins it."""
         with self._cv:
             if priority < entry.priority and not entry.started:
@@ -231,46 +178,32 @@ class GenerationService:
                 if entry.queued:  # the stale heap item is skipped when popped
                     heapq.heappush(self._heap, (int(priority), next(self._seq), entry))
 
-    def _uncount(self, entry: PendingTile) -> None:
+    def _uncount(self, entry: QueuedTile) -> None:
         """Remove a tile from the queue depth exactly once (caller holds _cv)."""
         if entry.counted:
             entry.counted = False
             self._depth -= 1
 
-    def _drop(self, entry: PendingTile) -> None:
+    def _drop(self, entry: QueuedTile) -> None:
         """Forget a tile nobody wants any more, unless the worker already took it (then it finishes into the cache)."""
         with self._cv:
             if entry.started:
                 return
             entry.dropped = True
-            self._uncount(entry)
-        if self._pending.get(entry.key) is entry:
-            del self._pending[entry.key]
-        if entry.producer is not None:
-            entry.producer.cancel()
-        self.metrics.tiles_dropped.inc()
+        super()._drop(entry)
         log.debug("dropped tile nobody waits for", extra={"tile": "/".join(map(str, entry.key))})
 
-    async def _produce(self, entry: PendingTile) -> None:
-        """Resolve entry.future with the tile's PNG (or the error), then retire the entry."""
-        try:
-            png = await (self._rendered(entry) if self.lock is None else self._produce_locked(entry))
-        except asyncio.CancelledError:
-            entry.future.cancel()
-            raise
-        except Exception as exc:  # reported to every requester
-            entry.future.set_exception(exc)
-            if entry.requesters == 0:
-                entry.future.exception()  # retrieved: nobody is left to see it
-        else:
-            entry.future.set_result(png)
-        finally:
-            with self._cv:
-                self._uncount(entry)
-            if self._pending.get(entry.key) is entry:
-                del self._pending[entry.key]
+    def _retire(self, entry: QueuedTile) -> None:
+        """Out of the queue depth and the pending map."""
+        with self._cv:
+            self._uncount(entry)
+        super()._retire(entry)
 
-    async def _produce_locked(self, entry: PendingTile) -> bytes:
+    async def _make(self, entry: QueuedTile) -> bytes:
+        """The worker's PNG for the tile, behind the cross-process lock when there is one."""
+        return await (self._rendered(entry) if self.lock is None else self._produce_locked(entry))
+
+    async def _produce_locked(self, entry: QueuedTile) -> bytes:
         """Cross-process single-flight: take the tile's lock, re-check the cache, render, release; or wait and read."""
         assert self.lock is not None
         name = self.lock_name(entry.key)
@@ -320,7 +253,7 @@ class GenerationService:
         except Exception as exc:
             log.debug("releasing a generation lock failed", extra={"error": repr(exc)})
 
-    def _enqueue(self, entry: PendingTile) -> None:
+    def _enqueue(self, entry: QueuedTile) -> None:
         """Put the tile on the worker's heap (a tile already cached costs the worker a store read, no generation)."""
         entry.rendered = asyncio.get_running_loop().create_future()
         with self._cv:
@@ -331,20 +264,20 @@ class GenerationService:
             self._cv.notify()
 
     @staticmethod
-    async def _rendered(entry: PendingTile) -> bytes:
+    async def _rendered(entry: QueuedTile) -> bytes:
         """Await the worker's PNG for a queued tile."""
         assert entry.rendered is not None
         return await entry.rendered
 
     # ---- the worker thread ----
-    def _take_batch(self) -> list[PendingTile] | None:
+    def _take_batch(self) -> list[QueuedTile] | None:
         """Up to batch_size distinct waiting tiles, most urgent first; None when stopping."""
         with self._cv:
             while not self._stopping and (self._paused or not self._heap):
                 self._cv.wait()
             if self._stopping:
                 return None
-            batch: list[PendingTile] = []
+            batch: list[QueuedTile] = []
             while self._heap and len(batch) < self.batch_size:
                 _, _, entry = heapq.heappop(self._heap)
                 if entry.dropped or entry.started:
@@ -360,7 +293,7 @@ class GenerationService:
             if batch:
                 self._render_batch(batch)
 
-    def _render_batch(self, batch: list[PendingTile]) -> None:
+    def _render_batch(self, batch: list[QueuedTile]) -> None:
         """One cascade call for the batch; hands each requester its PNG (or the error) on the event loop."""
         keys = [entry.key for entry in batch]
         generated_before = self.cascade.stats.tiles_generated
@@ -381,7 +314,7 @@ class GenerationService:
             result = outcome if isinstance(outcome, Exception) else outcome[entry.key]
             self._settle_threadsafe(entry, result)
 
-    def _settle_threadsafe(self, entry: PendingTile, result: bytes | Exception) -> None:
+    def _settle_threadsafe(self, entry: QueuedTile, result: bytes | Exception) -> None:
         """Resolve entry.rendered from the worker thread (ignored when the loop is gone or nobody awaits)."""
         future, loop = entry.rendered, self._loop
         if future is None or loop is None:

@@ -11,7 +11,8 @@ from fastapi import Depends, Header, Query, Request, Response
 
 from terradream.model.keys import TileKey
 from terradream.server.factory import RouterFactory
-from terradream.server.generation import GenerationService, Priority
+from terradream.server.generation import GenerationService
+from terradream.server.pending import Priority
 from terradream.server.imaging import (
     TileFormat,
     encode,
