@@ -40,7 +40,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await asyncio.wait({loading})  # a half-loaded model cannot be interrupted; let it finish, then close
             await runtime.close()
 
-    app = FastAPI(title="terradream", version=__version__, description=DESCRIPTION, lifespan=lifespan)
+    app = FastAPI(title="terradream", version=__version__, description=DESCRIPTION, lifespan=lifespan,
+                  docs_url=None, redoc_url=None)  # /docs comes from FrontendFactory, with Swagger UI served locally
     app.state.runtime = runtime
     app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "HEAD", "OPTIONS"],
                        allow_headers=["*"], expose_headers=["ETag", "X-Cache", "Retry-After"], max_age=86400)

@@ -1,4 +1,5 @@
-"""The Leaflet viewer's files: GET / (index.html), /static/ and /vendor/leaflet/, only from terradream/frontend."""
+"""The browser's files, only from terradream/frontend: the viewer (GET /, /static/, /vendor/leaflet/) and the API
+docs (GET /docs with Swagger UI from /vendor/swagger-ui/), so nothing is fetched from a CDN."""
 
 from __future__ import annotations
 
@@ -7,10 +8,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fastapi import FastAPI, HTTPException
-from fastapi.responses import FileResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import FileResponse, HTMLResponse
 from starlette.staticfiles import StaticFiles
 
-from terradream.frontend import LEAFLET_DIST_DIR, STATIC_DIR
+from terradream.frontend import LEAFLET_DIST_DIR, STATIC_DIR, SWAGGER_UI_DIST_DIR
 
 
 class FrontendFiles(StaticFiles):
@@ -31,9 +33,11 @@ class FrontendFactory:
 
     static_dir: Path = STATIC_DIR
     leaflet_dir: Path = LEAFLET_DIST_DIR
+    swagger_ui_dir: Path = SWAGGER_UI_DIST_DIR
 
     def register(self, app: FastAPI) -> None:
-        """GET / serves index.html; /static/ and /vendor/leaflet/ serve their directories."""
+        """GET / serves index.html and GET /docs the Swagger UI page (create the app with docs_url=None);
+        /static/, /vendor/leaflet/ and /vendor/swagger-ui/ serve their directories."""
         index = self.static_dir / "index.html"
 
         @app.get("/", include_in_schema=False)
@@ -43,5 +47,15 @@ class FrontendFactory:
                 raise HTTPException(404, "the viewer is not installed (terradream/frontend/static/index.html)")
             return FileResponse(index, media_type="text/html")
 
+        @app.get("/docs", include_in_schema=False)
+        def docs() -> HTMLResponse:
+            """Interactive API documentation for /openapi.json."""
+            return get_swagger_ui_html(openapi_url=app.openapi_url or "/openapi.json", title=f"{app.title} API",
+                                       swagger_js_url="/vendor/swagger-ui/swagger-ui-bundle.js",
+                                       swagger_css_url="/vendor/swagger-ui/swagger-ui.css",
+                                       swagger_favicon_url="/vendor/swagger-ui/favicon-32x32.png")
+
         app.mount("/static", FrontendFiles(directory=self.static_dir, check_dir=False), name="static")
         app.mount("/vendor/leaflet", FrontendFiles(directory=self.leaflet_dir, check_dir=False), name="leaflet")
+        app.mount("/vendor/swagger-ui", FrontendFiles(directory=self.swagger_ui_dir, check_dir=False),
+                  name="swagger-ui")

@@ -307,3 +307,16 @@ def test_server_text_is_shown_as_text(server: ServerProcess, driver: WebDriver) 
     assert option.get_attribute("title") == marked["description"]
     wait_tiles_settled(driver)
     assert_no_console_errors(driver)
+
+
+def test_api_docs_render_from_local_assets(server: ServerProcess, driver: WebDriver) -> None:
+    """/docs is Swagger UI served by the app itself (no CDN): it lists the tile routes in a real browser."""
+    html = httpx.get(f"{server.base_url}/docs", timeout=10.0).text
+    assert "/vendor/swagger-ui/swagger-ui-bundle.js" in html and "cdn" not in html.lower()
+    driver.get(f"{server.base_url}/docs")
+    paths = wait_until(lambda: [e.text for e in driver.find_elements(By.CSS_SELECTOR, ".opblock-summary-path")],
+                       LOAD_TIMEOUT_S, "Swagger UI to list the operations")
+    assert any("/tiles/{world}/{z}/{x}/{y}" in p for p in paths), paths
+    resources = driver.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
+    assert all(r.startswith(server.base_url) for r in resources), resources
+    assert_no_console_errors(driver)

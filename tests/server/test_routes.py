@@ -330,6 +330,10 @@ def test_metrics(server: ThreadServer) -> None:
 def test_docs_and_openapi(server: ThreadServer) -> None:
     docs = get(server, "/docs")
     assert docs.status_code == 200 and "swagger" in docs.text.lower()
+    for asset in ("swagger-ui-bundle.js", "swagger-ui.css"):  # served here, not from a CDN
+        assert f"/vendor/swagger-ui/{asset}" in docs.text
+        assert get(server, f"/vendor/swagger-ui/{asset}").status_code == 200
+    assert get(server, "/redoc").status_code == 404  # ReDoc would need a CDN: not offered
     paths = get(server, "/openapi.json").json()["paths"]
     for path in ("/tiles/{world}/{z}/{x}/{y}.{fmt}", "/tiles/{world}/{z}/{x}/{y}@2x.{fmt}",
                  "/tiles/{world}/tilejson.json", "/wmts/WMTSCapabilities.xml", "/worlds", "/healthz", "/readyz"):
