@@ -122,7 +122,7 @@ class TilesFactory(RouterFactory):
     tags: ClassVar[list[str]] = ["tiles"]
 
     def register_routes(self) -> None:
-        """GET /tiles/{world}/{z}/{x}/{y}@2x.{fmt} and GET /tiles/{world}/{z}/{x}/{y}.{fmt}."""
+        """GET (and HEAD) /tiles/{world}/{z}/{x}/{y}@2x.{fmt} and /tiles/{world}/{z}/{x}/{y}.{fmt}."""
         runtime_dep, engine_dep = self.runtime_dependency, self.engine_dependency
 
         @self.router.get("/tiles/{world}/{z}/{x}/{y}@2x.{fmt}", response_class=Response, responses=TILE_RESPONSES,
@@ -146,6 +146,12 @@ class TilesFactory(RouterFactory):
             """A 256 px tile; cold tiles are generated (X-Terradream-Priority: bulk queues behind interactive)."""
             return await self.serve(request, runtime, engine, TileKey(world, z, x, y), fmt, 1, v,
                                     priority_from_header(x_terradream_priority))
+
+        # HEAD: GET's status and headers without the body (uvicorn drops it); one documented operation per path
+        for path, endpoint in (("/tiles/{world}/{z}/{x}/{y}@2x.{fmt}", tile_2x),
+                               ("/tiles/{world}/{z}/{x}/{y}.{fmt}", tile)):
+            self.router.add_api_route(path, endpoint, methods=["HEAD"], response_class=Response,
+                                      include_in_schema=False)
 
     async def serve(self, request: Request, runtime: Runtime, engine: Engine, wanted: TileKey, fmt: TileFormat,
                     scale: int, v: str | None, priority: Priority) -> Response:

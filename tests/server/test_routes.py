@@ -162,6 +162,19 @@ def test_if_none_match_gives_304(server: ThreadServer) -> None:
     assert get(server, path, headers={"If-None-Match": '"other"'}).status_code == 200
 
 
+def test_head_answers_like_get_without_a_body(server: ThreadServer) -> None:
+    for path in ("/tiles/earth/3/1/2.png", "/tiles/earth/3/1/2@2x.jpg"):
+        full = get(server, path)
+        head = httpx.head(server.url + path, timeout=300.0)
+        assert head.status_code == 200 and head.content == b""
+        for name in ("etag", "content-type", "content-length", "cache-control"):
+            assert head.headers[name] == full.headers[name], name
+        assert int(head.headers["content-length"]) == len(full.content)
+        cached = httpx.head(server.url + path, headers={"If-None-Match": full.headers["etag"]}, timeout=30.0)
+        assert cached.status_code == 304
+    assert httpx.head(server.url + "/tiles/earth/3/8/0.png", timeout=30.0).status_code == 404
+
+
 def test_version_pinned_urls_are_immutable(server: ThreadServer) -> None:
     pinned = get(server, f"/tiles/earth/2/1/1.png?v={version(server)}")
     assert pinned.status_code == 200
