@@ -31,9 +31,10 @@ from terradream.model.tiles import TILE_SIZE_PX
 
 DEFAULT_WEIGHTS_DIR = Path(__file__).parent / "weights"
 PIPELINE_CONFIG = "pipeline.json"
-SAMPLER_REVISION = 5  # bump whenever the sampling arithmetic changes: it is part of the version, hence of cache keys
+SAMPLER_REVISION = 6  # bump whenever the sampling arithmetic changes: it is part of the version, hence of cache keys
 SMOOTH_PROJECTION_ITERS = 8  # final smooth pull of the output onto the parent, before the exact 2x2 projection
 STEP_PROJECTION_ITERS = 1  # smooth pull of each step's predicted clean image onto the parent
+DETAIL_LIMIT = 0.1  # most extra brightness detail boost_detail adds, in [-1, 1] units (~13/255)
 # CPU kernels split their sums differently for other thread counts and change last bits (and so, rarely, a pixel):
 # every CPU model call runs with exactly this many intra-op threads, whatever the process is configured with.
 CPU_THREADS = 2
@@ -84,11 +85,13 @@ def upsample2_bilinear(parent: torch.Tensor) -> torch.Tensor:
 
 
 def boost_detail(x0: torch.Tensor, cond: torch.Tensor, gain: float) -> torch.Tensor:
-    """Scale the brightness part of the predicted detail (x0 minus the upsampled parent) by gain; colour detail stays.
+    """Scale the brightness part of the predicted detail (x0 minus the upsampled parent) by about gain.
 
-    Real fine detail is mostly brightness: boosting colour detail too turns into chromatic speckle down a cascade."""
+    Real fine detail is mostly brightness: boosting colour detail too turns into chromatic speckle down a cascade.
+    The extra detail saturates at DETAIL_LIMIT (tanh), so faint texture is amplified but strong strokes are not, and
+    they cannot grow level after level into white dashes."""
     luma_detail = (x0 - cond).mean(dim=1, keepdim=True)
-    return x0 + (gain - 1.0) * luma_detail
+    return x0 + (gain - 1.0) * DETAIL_LIMIT * torch.tanh(luma_detail / DETAIL_LIMIT)
 
 
 def project_to_parent(x: torch.Tensor, parent: torch.Tensor) -> torch.Tensor:
