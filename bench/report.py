@@ -87,11 +87,12 @@ def ram_gib() -> float:
 
 
 def git_commit(repo: Path) -> str:
-    """The checked-out commit, marked when the tree has uncommitted changes."""
+    """The checked-out commit, marked when the tree has uncommitted changes that could change a number (docs/,
+    where this run writes its document and plots, does not count)."""
     def git(*args: str) -> str:
         return subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True).stdout.strip()
     commit = git("rev-parse", "--short", "HEAD") or "unknown"
-    return commit + (" + uncommitted changes" if git("status", "--porcelain") else "")
+    return commit + (" + uncommitted changes" if git("status", "--porcelain", "--", ".", ":(exclude)docs") else "")
 
 
 def machine_rows(repo: Path, load: tuple[float, float, float], total_s: float) -> list[tuple[str, str]]:
