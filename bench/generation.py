@@ -40,7 +40,8 @@ def new_tiles(pipe: TerraPipeline, blocks: int) -> None:
     print(f"new tile with parents cached (render + PNG): median {statistics.median(per_tile_s):.3f} s per tile, "
           f"p90 {sorted(per_tile_s)[int(0.9 * len(per_tile_s))]:.3f} s "
           f"over {len(units)} blocks of {pipe.metatile}x{pipe.metatile} tiles")
-    print(f"  a lone request for one tile of a new block: median {statistics.median(block_s):.3f} s (the block's window)")
+    print(f"  a lone request for one tile of a new block: median {statistics.median(block_s):.3f} s "
+          "(the block's window)")
 
 
 def cold(pipe: TerraPipeline) -> None:

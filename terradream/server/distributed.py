@@ -1,11 +1,12 @@
 """Scale-out serving: an API server whose cold tiles run as Dask task graphs on GPU workers; Redis stays the cache.
 
 For a tile missing from Redis, the API walks down the pyramid to the first cached (or root) ancestors with the
-cascade's own planning function and submits the units to make (metatile blocks, named by their top-left tile; root
-tiles) as one graph: key `tile-{world}-{version}-{z}-{x}-{y}`, each unit depending on the planned units of its parents. Keys the scheduler already knows (submitted by any API server) are not
-specified again, only depended on, so every key keeps the one shape it was first submitted with (no "different
-run_spec" collisions, dask/dask#9888) and concurrent requests share in-flight ancestors: each tile is computed once
-cluster-wide. Workers write tiles to Redis and return a bool; the API reads the PNG from Redis.
+cascade's own planning function and submits the units to make (2x2 blocks named by their first tile in the world;
+root tiles) as one graph: key `tile-{world}-{version}-{z}-{x}-{y}`, each unit depending on the planned units of its
+parents. Keys the scheduler already knows (submitted by any API server) are not specified again, only depended on, so
+every key keeps the one shape it was first submitted with (no "different run_spec" collisions, dask/dask#9888) and
+concurrent requests share in-flight ancestors: each block is computed once cluster-wide. Workers write tiles to Redis
+and return a bool; the API reads the PNG from Redis.
 
 Requests for the same cold tile in one API server share one pending entry; when all of them go away, its futures are
 released, and the scheduler forgets (and workers withdraw from their batchers) whatever nobody else wants. Without a

@@ -43,8 +43,8 @@ def is_bulk_priority(task_priority: tuple[Any, ...] | None) -> bool:
 
 
 async def make_tile(world: str, version: str, z: int, x: int, y: int, *parents: object) -> bool:
-    """The Dask task of one unit (a root tile, or the metatile block whose top-left tile is z/x/y): made by this
-    worker's plugin, written to Redis; returns a bool, never pixels.
+    """The Dask task of one unit (a root tile, or the metatile block whose first tile in the world is z/x/y): made
+    by this worker's plugin, written to Redis; returns a bool, never pixels.
 
     `parents` are the results of the parent tiles' tasks: they only order the graph (the pixels come from Redis).
     """

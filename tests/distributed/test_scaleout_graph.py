@@ -66,7 +66,8 @@ def test_cached_parents_are_neither_planned_nor_dependencies(pipeline: TerraPipe
     store.put_tiles({p: np.full((256, 256, 3), 90, dtype=np.uint8) for p in parents})
     plan = plan_tile(cascade, store, sibling)
     assert plan == {unit: parents}
-    assert tile_graph(plan, cascade, pipeline.version, known=())[task_name(unit, pipeline.version)].dependencies == set()
+    graph = tile_graph(plan, cascade, pipeline.version, known=())
+    assert graph[task_name(unit, pipeline.version)].dependencies == set()
     store.put_tiles({TILE: np.zeros((256, 256, 3), dtype=np.uint8)})
     assert plan_tile(cascade, store, TILE) == {}
 
