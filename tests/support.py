@@ -1,13 +1,18 @@
-"""Helpers shared by test folders: free ports and real redis-server processes (imported as `support`)."""
+"""Helpers shared by test folders: free ports, real redis-server and `terradream serve` processes (imported as
+`support`)."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
+import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
+import httpx
 import pytest
 
 
@@ -71,3 +76,48 @@ def stop_process(proc: subprocess.Popen[bytes], timeout_s: float = 30.0) -> None
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def terradream_command() -> list[str]:
+    """The installed `terradream` script next to this Python, else `python -m terradream.server.cli`."""
+    script = Path(sys.executable).with_name("terradream")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "terradream.server.cli"]
+
+
+class ServeSubprocess:
+    """`terradream serve ARGS` as an operator runs it, on a private port of 127.0.0.1, its output in a log file."""
+
+    def __init__(self, args: Sequence[str], log_path: Path, env: dict[str, str] | None = None) -> None:
+        """Start it (not waiting: see wait_ok)."""
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        self._log = log_path.open("wb")
+        self.proc = subprocess.Popen([*terradream_command(), "serve", "--port", str(self.port), *args],
+                                     stdout=self._log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
+
+    def wait_ok(self, path: str, timeout_s: float) -> None:
+        """Poll GET path until 200; fail with the server's output (after stopping it) if it dies or never does."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                pytest.fail(f"terradream serve exited with {self.proc.returncode}:\n{self.log_tail()}")
+            try:
+                if httpx.get(f"{self.url}{path}", timeout=2.0).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        self.stop()
+        pytest.fail(f"terradream serve: {path} not 200 after {timeout_s:.0f}s:\n{self.log_tail()}")
+
+    def log_tail(self, chars: int = 4000) -> str:
+        """The end of the server's output (for failure messages)."""
+        if not self._log.closed:
+            self._log.flush()
+        return self.log_path.read_text(errors="replace")[-chars:]
+
+    def stop(self) -> None:
+        """SIGTERM, wait (kill if it hangs) and close the log."""
+        stop_process(self.proc)
+        self._log.close()

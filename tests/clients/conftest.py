@@ -11,8 +11,6 @@ import io
 import os
 import shutil
 import sqlite3
-import subprocess
-import sys
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -24,7 +22,7 @@ import pytest
 from click.testing import CliRunner, Result
 from PIL import Image
 from prometheus_client.parser import text_string_to_metric_families
-from support import stop_process
+from support import ServeSubprocess
 
 from terradream.server.cli import main
 
@@ -33,56 +31,15 @@ TILE_TIMEOUT_S = 300.0
 SERVER_MAXZOOM = 6
 
 
-def free_port() -> int:
-    """An unused TCP port on 127.0.0.1."""
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def terradream_command() -> list[str]:
-    """The installed `terradream` script next to this Python, else `python -m terradream.server.cli`."""
-    script = Path(sys.executable).with_name("terradream")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "terradream.server.cli"]
-
-
-class ServeProcess:
-    """`terradream serve --model M --cache C --port P ...` as an operator runs it; output kept in a log file."""
+class ServeProcess(ServeSubprocess):
+    """`terradream serve --model M --cache C --device cpu ...` as an operator runs it, ready when constructed."""
 
     def __init__(self, model_dir: Path, cache_dir: Path, log_path: Path, *extra: str) -> None:
         """Start it and wait for /readyz."""
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        super().__init__(["--model", str(model_dir), "--cache", str(cache_dir), "--device", "cpu", *extra], log_path,
+                         env={"TERRADREAM_RETRY_AFTER_S": "1"})
         self.cache_dir = cache_dir
-        self.log_path = log_path
-        self._log = log_path.open("wb")
-        env = {**os.environ, "TERRADREAM_RETRY_AFTER_S": "1"}
-        self.proc = subprocess.Popen(
-            [*terradream_command(), "serve", "--model", str(model_dir), "--cache", str(cache_dir), "--device", "cpu",
-             "--port", str(self.port), *extra], stdout=self._log, stderr=subprocess.STDOUT, env=env)
-        self.wait_ready()
-
-    def wait_ready(self) -> None:
-        """Poll /readyz until 200 (fails with the server log if it dies or takes too long)."""
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                pytest.fail(f"terradream serve exited with {self.proc.returncode}:\n{self.log_tail()}")
-            try:
-                if httpx.get(f"{self.url}/readyz", timeout=2.0).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        self.stop()
-        pytest.fail(f"terradream serve not ready after {READY_TIMEOUT_S:.0f}s:\n{self.log_tail()}")
-
-    def log_tail(self, chars: int = 4000) -> str:
-        """The end of the server's output."""
-        self._log.flush()
-        return self.log_path.read_text(errors="replace")[-chars:]
+        self.wait_ok("/readyz", READY_TIMEOUT_S)
 
     def metric(self, name: str, **labels: str) -> float:
         """One sample of GET /metrics (0.0 when absent)."""
@@ -101,11 +58,6 @@ class ServeProcess:
                 return response
             time.sleep(float(response.headers.get("Retry-After", "1")))
         raise AssertionError(f"tile {z}/{x}/{y} still 503 after 60 tries")
-
-    def stop(self) -> None:
-        """SIGTERM, then wait (kill if it hangs)."""
-        stop_process(self.proc)
-        self._log.close()
 
 
 @pytest.fixture(scope="session")

@@ -10,11 +10,12 @@ from pathlib import Path
 
 import mercantile
 import pytest
+from support import terradream_command
 
 from terradream.model.keys import TileKey
 from terradream.server.regions import parse_bbox, tile_grid
 
-from .conftest import ServeProcess, cached_pngs, inner_bbox, local_args, run_cli, terradream_command
+from .conftest import ServeProcess, cached_pngs, inner_bbox, local_args, run_cli
 
 SUMMARY = re.compile(r"(\d+) of (\d+) tiles in [\d.]+ s: (\d+) already cached, (\d+) rendered, (\d+) failed")
 

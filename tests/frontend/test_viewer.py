@@ -4,12 +4,7 @@ from __future__ import annotations
 
 import html
 import math
-import os
 import re
-import shutil
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,7 +15,6 @@ import httpx
 import pytest
 from PIL import Image
 from prometheus_client.parser import text_string_to_metric_families
-
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.action_chains import ActionChains
@@ -28,6 +22,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.select import Select
+from support import ServeSubprocess
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -37,13 +32,6 @@ EQUATOR_M_PER_PX_Z0 = 156543.034
 LOAD_TIMEOUT_S = 180.0
 MARKUP_WORLD = "marked"
 MARKUP_IMAGE_NAME = "x<b>y&lt;z.png"  # no "/": it is a file name
-
-
-def free_port() -> int:
-    """An unused TCP port on 127.0.0.1."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_until(predicate: Callable[[], Any], timeout_s: float, what: str, interval_s: float = 0.2) -> Any:
@@ -58,49 +46,15 @@ def wait_until(predicate: Callable[[], Any], timeout_s: float, what: str, interv
         time.sleep(interval_s)
 
 
-class ServerProcess:
-    """A real `terradream serve` subprocess on a private port, its output kept in a log file."""
+class ServerProcess(ServeSubprocess):
+    """A real `terradream serve` subprocess with extra image worlds (see ServeSubprocess)."""
 
     def __init__(self, model_dir: Path, cache_dir: Path, log_path: Path, worlds: dict[str, Path]) -> None:
-        self.port = free_port()
-        self.base_url = f"http://127.0.0.1:{self.port}"
-        self.log_path = log_path
-        script = Path(sys.executable).with_name("terradream")
-        command = [str(script) if script.exists() else "terradream", "serve", "--port", str(self.port),
-                   "--cache", str(cache_dir), "--model", str(model_dir)]
+        args = ["--cache", str(cache_dir), "--model", str(model_dir)]
         for name, image in worlds.items():
-            command += ["--world", f"{name}={image}"]
-        self._log = log_path.open("wb")
-        self.proc = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT, env=os.environ.copy())
-
-    def log_tail(self, chars: int = 4000) -> str:
-        """The last characters the server printed (for failure messages)."""
-        self._log.flush()
-        return self.log_path.read_text(errors="replace")[-chars:]
-
-    def wait_healthy(self, timeout_s: float = 120.0) -> None:
-        """Block until GET /healthz answers 200; fail with the server's output if it dies or never does."""
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                pytest.fail(f"terradream serve exited with {self.proc.returncode}:\n{self.log_tail()}")
-            try:
-                if httpx.get(f"{self.base_url}/healthz", timeout=2.0).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.25)
-        pytest.fail(f"terradream serve not healthy after {timeout_s}s:\n{self.log_tail()}")
-
-    def stop(self) -> None:
-        """Terminate the server (kill if it lingers) and close its log."""
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self._log.close()
+            args += ["--world", f"{name}={image}"]
+        super().__init__(args, log_path)
+        self.base_url = self.url
 
 
 def tile_request_count(base_url: str) -> float:
@@ -120,7 +74,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> It
     Image.linear_gradient("L").resize((128, 64)).convert("RGB").save(image, format="PNG")
     proc = ServerProcess(tiny_model_dir, workdir / "cache", workdir / "server.log", {MARKUP_WORLD: image})
     try:
-        proc.wait_healthy()
+        proc.wait_ok("/healthz", 120.0)
         yield proc
     finally:
         proc.stop()
