@@ -23,6 +23,12 @@ def parent_px_span(origin_px: int, window_px: int) -> tuple[int, int]:
     return origin_px // 2 - 1, (origin_px + window_px) // 2 + 1
 
 
+def parent_tiles_under(origin_px: int, window_px: int) -> range:
+    """Along one axis: parent-zoom tile indices (unwrapped, unclamped) under a window starting at origin_px."""
+    lo, hi = parent_px_span(origin_px, window_px)
+    return range(lo // TILE_SIZE_PX, (hi - 1) // TILE_SIZE_PX + 1)
+
+
 def block_origin_tile(index: int, metatile: int, offset: int) -> int:
     """First tile index (unwrapped, may be negative) of the block holding tile `index`, along one axis."""
     return index - (index - offset) % metatile
@@ -31,12 +37,8 @@ def block_origin_tile(index: int, metatile: int, offset: int) -> int:
 def parent_blocks_1d(origins: set[int], metatile: int, offset: int, margin_px: int) -> set[int]:
     """Along one axis: origins of the parent-zoom blocks that the windows of blocks at `origins` read."""
     window = metatile * TILE_SIZE_PX + 2 * margin_px
-    out: set[int] = set()
-    for origin in origins:
-        lo, hi = parent_px_span(origin * TILE_SIZE_PX - margin_px, window)
-        for tile in range(lo // TILE_SIZE_PX, (hi - 1) // TILE_SIZE_PX + 1):
-            out.add(block_origin_tile(tile, metatile, offset))
-    return out
+    return {block_origin_tile(tile, metatile, offset)
+            for origin in origins for tile in parent_tiles_under(origin * TILE_SIZE_PX - margin_px, window)}
 
 
 def worst_blocks_per_axis(metatile: int, offset: int, margin_px: int, levels: int = 10) -> int:
@@ -110,8 +112,6 @@ class MetatileGrid:
         """The parent-zoom tiles a block's window reads (x wrapped, y clamped to the world)."""
         row0, col0 = self.window_origin_px(unit)
         n = 1 << (unit.z - 1)
-        r_lo, r_hi = parent_px_span(row0, self.window_px)
-        c_lo, c_hi = parent_px_span(col0, self.window_px)
-        ys = sorted({min(max(t, 0), n - 1) for t in range(r_lo // TILE_SIZE_PX, (r_hi - 1) // TILE_SIZE_PX + 1)})
-        xs = sorted({t % n for t in range(c_lo // TILE_SIZE_PX, (c_hi - 1) // TILE_SIZE_PX + 1)})
+        ys = sorted({min(max(t, 0), n - 1) for t in parent_tiles_under(row0, self.window_px)})
+        xs = sorted({t % n for t in parent_tiles_under(col0, self.window_px)})
         return [TileKey(unit.world, unit.z - 1, x, y) for y in ys for x in xs]

@@ -110,7 +110,7 @@ def test_cold_cost_is_linear_in_zoom(pipeline: TerraPipeline) -> None:
         plan = planner.plan([cold_key(z)], lambda keys: [])
         windows[z] = sum(1 for k in plan if not planner.is_root(k))
     assert cascade.stats.windows == windows[8]  # the counter counts what the plan asks for
-    root_zoom = 4  # earth's
+    root_zoom = planner.worlds.get("earth").root_zoom
     assert all(windows[z] <= 4 * (z - root_zoom) for z in windows)  # at most 2x2 blocks per level
     steps = [windows[b] - windows[a] for a, b in [(8, 12), (12, 16), (16, 20)]]
     assert steps == [16, 16, 16]  # each 4 more levels cost 4 x 4 windows: linear, not exponential
