@@ -27,8 +27,8 @@ from terradream.server.distributed_tasks import (
     is_bulk_priority,
 )
 from terradream.server.generation import GenerationService
-from terradream.server.pending import Priority
 from terradream.server.metrics import ServerMetrics
+from terradream.server.pending import Priority
 from terradream.server.runtime import Engine, load_engine
 from terradream.server.settings import Settings
 

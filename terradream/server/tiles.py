@@ -12,7 +12,6 @@ from fastapi import Depends, Header, Query, Request, Response
 from terradream.model.keys import TileKey
 from terradream.server.factory import RouterFactory
 from terradream.server.generation import GenerationService
-from terradream.server.pending import Priority
 from terradream.server.imaging import (
     TileFormat,
     encode,
@@ -20,12 +19,15 @@ from terradream.server.imaging import (
     transcode_png,
     upscale_2x,
 )
+from terradream.server.pending import Priority
 from terradream.server.runtime import Engine, Runtime
 from terradream.server.settings import Settings
 
 T = TypeVar("T")
 IMMUTABLE_CACHE_CONTROL = "public, max-age=31536000, immutable"
 CLIENT_CLOSED_REQUEST = 499  # nginx's status for "the client went away first"; nobody receives it
+TILE_PATH = "/tiles/{world}/{z}/{x}/{y}.{fmt}"
+TILE_2X_PATH = "/tiles/{world}/{z}/{x}/{y}@2x.{fmt}"
 
 TILE_RESPONSES: dict[int | str, dict[str, object]] = {
     200: {"content": {f.media_type: {} for f in TileFormat}, "description": "The tile image."},
@@ -125,7 +127,7 @@ class TilesFactory(RouterFactory):
         """GET (and HEAD) /tiles/{world}/{z}/{x}/{y}@2x.{fmt} and /tiles/{world}/{z}/{x}/{y}.{fmt}."""
         runtime_dep, engine_dep = self.runtime_dependency, self.engine_dependency
 
-        @self.router.get("/tiles/{world}/{z}/{x}/{y}@2x.{fmt}", response_class=Response, responses=TILE_RESPONSES,
+        @self.router.get(TILE_2X_PATH, response_class=Response, responses=TILE_RESPONSES,
                          summary="A 512 px tile (HiDPI)")
         async def tile_2x(request: Request, world: str, z: int, x: int, y: int, fmt: TileFormat,
                           runtime: Annotated[Runtime, Depends(runtime_dep)],
@@ -136,8 +138,7 @@ class TilesFactory(RouterFactory):
             return await self.serve(request, runtime, engine, TileKey(world, z, x, y), fmt, 2, v,
                                     priority_from_header(x_terradream_priority))
 
-        @self.router.get("/tiles/{world}/{z}/{x}/{y}.{fmt}", response_class=Response, responses=TILE_RESPONSES,
-                         summary="A 256 px tile")
+        @self.router.get(TILE_PATH, response_class=Response, responses=TILE_RESPONSES, summary="A 256 px tile")
         async def tile(request: Request, world: str, z: int, x: int, y: int, fmt: TileFormat,
                        runtime: Annotated[Runtime, Depends(runtime_dep)],
                        engine: Annotated[Engine, Depends(engine_dep)],
@@ -148,8 +149,7 @@ class TilesFactory(RouterFactory):
                                     priority_from_header(x_terradream_priority))
 
         # HEAD: GET's status and headers without the body (uvicorn drops it); one documented operation per path
-        for path, endpoint in (("/tiles/{world}/{z}/{x}/{y}@2x.{fmt}", tile_2x),
-                               ("/tiles/{world}/{z}/{x}/{y}.{fmt}", tile)):
+        for path, endpoint in ((TILE_2X_PATH, tile_2x), (TILE_PATH, tile)):
             self.router.add_api_route(path, endpoint, methods=["HEAD"], response_class=Response,
                                       include_in_schema=False)
 
