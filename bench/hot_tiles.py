@@ -14,7 +14,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -27,6 +26,8 @@ from pathlib import Path
 
 import httpx
 import mercantile
+
+from terradream.server.testing import free_port, wait_for_http
 
 WORLD = "earth"
 VIEWPORT_CENTRE_DEG = (10.0, 48.0)  # lon, lat: central Europe
@@ -70,13 +71,6 @@ class Result:
     errors: int
 
 
-def free_port() -> int:
-    """An unused TCP port on 127.0.0.1."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def viewport_tiles(zoom: int) -> list[mercantile.Tile]:
     """The 5x4 grid of tiles around VIEWPORT_CENTRE_DEG at zoom (row-major); the hot tile is its centre."""
     centre = mercantile.tile(*VIEWPORT_CENTRE_DEG, zoom)
@@ -117,21 +111,6 @@ def tool_versions() -> str:
     return "; ".join(found)
 
 
-def wait_http(url: str, proc: subprocess.Popen[bytes], timeout_s: float = READY_TIMEOUT_S) -> None:
-    """Poll url until it answers below 500; raise if the process dies first or time runs out."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{proc.args!r} exited with {proc.returncode} before {url} answered")
-        try:
-            if httpx.get(url, timeout=2.0).status_code < 500:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise TimeoutError(f"{url} did not answer within {timeout_s} s")
-
-
 @contextmanager
 def child(args: Sequence[str], log: Path, ready_url: str | None = None,
           env: dict[str, str] | None = None) -> Iterator[subprocess.Popen[bytes]]:
@@ -140,7 +119,8 @@ def child(args: Sequence[str], log: Path, ready_url: str | None = None,
         proc = subprocess.Popen(list(args), stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
         try:
             if ready_url:
-                wait_http(ready_url, proc)
+                wait_for_http(ready_url, alive=lambda: proc.poll() is None, timeout_s=READY_TIMEOUT_S,
+                              accept=lambda status: status < 500)
             yield proc
         except Exception:
             sys.stderr.write(log.read_text(errors="replace")[-2000:])

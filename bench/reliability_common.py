@@ -8,7 +8,6 @@ import asyncio
 import json
 import math
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -21,14 +20,9 @@ import httpx
 import psutil
 from prometheus_client.parser import text_string_to_metric_families
 
+from terradream.server.testing import free_port, wait_for_http
+
 READY_TIMEOUT_S = 180.0
-
-
-def free_port() -> int:
-    """An unused TCP port on 127.0.0.1."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -88,18 +82,11 @@ class ServerProcess:
         self.wait_ready()
 
     def wait_ready(self, timeout_s: float = READY_TIMEOUT_S) -> None:
-        """Poll /readyz until 200 (raises if the process dies or time runs out)."""
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited with {self.proc.returncode}; see {self.log_path}")
-            try:
-                if httpx.get(f"{self.url}/readyz", timeout=2.0).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        raise TimeoutError(f"server not ready after {timeout_s}s; see {self.log_path}")
+        """Poll /readyz until 200 (raises if the process dies or time runs out; the log says why)."""
+        try:
+            wait_for_http(f"{self.url}/readyz", alive=lambda: self.proc.poll() is None, timeout_s=timeout_s)
+        except (RuntimeError, TimeoutError) as exc:
+            raise type(exc)(f"{exc}; see {self.log_path}") from None
 
     def rss_bytes(self) -> int:
         """Resident memory of the server process now."""

@@ -12,15 +12,9 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-import httpx
 import pytest
 
-
-def free_port() -> int:
-    """An unused TCP port on 127.0.0.1."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from terradream.server.testing import free_port, wait_for_http
 
 
 def wait_for_port(port: int, timeout_s: float = 20.0) -> None:
@@ -98,18 +92,11 @@ class ServeSubprocess:
 
     def wait_ok(self, path: str, timeout_s: float) -> None:
         """Poll GET path until 200; fail with the server's output (after stopping it) if it dies or never does."""
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                pytest.fail(f"terradream serve exited with {self.proc.returncode}:\n{self.log_tail()}")
-            try:
-                if httpx.get(f"{self.url}{path}", timeout=2.0).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        self.stop()
-        pytest.fail(f"terradream serve: {path} not 200 after {timeout_s:.0f}s:\n{self.log_tail()}")
+        try:
+            wait_for_http(f"{self.url}{path}", alive=lambda: self.proc.poll() is None, timeout_s=timeout_s)
+        except (RuntimeError, TimeoutError) as exc:
+            self.stop()
+            pytest.fail(f"terradream serve (exit code {self.proc.returncode}): {exc}\n{self.log_tail()}")
 
     def log_tail(self, chars: int = 4000) -> str:
         """The end of the server's output (for failure messages)."""

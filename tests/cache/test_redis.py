@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Callable
@@ -14,6 +13,7 @@ import pytest
 import redis
 
 from terradream.cache import CacheKey, RedisCache, TileRange, safe_url
+from terradream.server.testing import free_port
 
 from .tiles import solid_png
 
@@ -117,13 +117,6 @@ def test_outage_detected_by_reads_recovers_by_itself(redis_server) -> None:
     raw.set("terradream:tile:earth:v1:3:2:1", b"back")
     assert eventually(lambda: cache.get(KEY) == b"back")  # no ping needed: reads probe again
     assert not cache.degraded
-
-
-def free_port() -> int:
-    """An unused TCP port on 127.0.0.1."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_rediss_tls_with_certificate_verification(tmp_path: Path) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -23,15 +22,9 @@ from terradream.server.app import create_app
 from terradream.server.generation import GenerationService
 from terradream.server.runtime import Runtime
 from terradream.server.settings import Settings
+from terradream.server.testing import free_port, wait_for_http
 
 READY_TIMEOUT_S = 120.0
-
-
-def free_port() -> int:
-    """An unused TCP port on 127.0.0.1."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def metric_value(metrics_text: str, name: str, **labels: str) -> float:
@@ -41,24 +34,6 @@ def metric_value(metrics_text: str, name: str, **labels: str) -> float:
             if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
                 return float(sample.value)
     return 0.0
-
-
-def wait_ready(url: str, timeout_s: float = READY_TIMEOUT_S, alive: Callable[[], bool] = lambda: True) -> None:
-    """Poll /readyz until it answers 200."""
-    deadline = time.monotonic() + timeout_s
-    last = "no answer"
-    while time.monotonic() < deadline:
-        if not alive():
-            raise RuntimeError(f"server at {url} died while starting")
-        try:
-            response = httpx.get(f"{url}/readyz", timeout=2.0)
-            if response.status_code == 200:
-                return
-            last = response.text
-        except httpx.HTTPError as exc:
-            last = repr(exc)
-        time.sleep(0.1)
-    raise TimeoutError(f"{url} not ready after {timeout_s}s: {last}")
 
 
 class Server:
@@ -98,7 +73,7 @@ class ThreadServer(Server):
         self._thread = threading.Thread(target=self._server.run, daemon=True)
         self._thread.start()
         if wait:
-            wait_ready(self.url, alive=self._thread.is_alive)
+            wait_for_http(f"{self.url}/readyz", alive=self._thread.is_alive, timeout_s=READY_TIMEOUT_S)
         else:
             while not self._server.started and self._thread.is_alive():
                 time.sleep(0.02)
@@ -134,7 +109,8 @@ class ProcessServer(Server):
             [sys.executable, "-m", "terradream.server.cli", "serve", *port_args, *args],
             env={**os.environ, **(env or {})}, stdout=self._log, stderr=self._log)
         try:
-            wait_ready(self.url, alive=lambda: self.proc.poll() is None)
+            wait_for_http(f"{self.url}/readyz", alive=lambda: self.proc.poll() is None,
+                          timeout_s=READY_TIMEOUT_S)
         except Exception:
             self.stop()
             raise
