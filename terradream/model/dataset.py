@@ -40,6 +40,7 @@ class SourceSpec:
 KNOWN_LAYOUT: dict[str, SourceSpec] = {
     "aid": SourceSpec("aid/*/*.jpg", 8.0, max_images=1500),
     "landsat": SourceSpec("landsat/*.png", 30.0, nodata_black=True),
+    "sentinel2": SourceSpec("sentinel2/*.png", 10.0),
     "neon": SourceSpec("neon/*.png", 0.1),
     "basemaps": SourceSpec("basemaps/*.jpg", 7420.0),
 }

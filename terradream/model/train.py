@@ -21,7 +21,13 @@ from tqdm import tqdm
 
 from terradream.model.dataset import TripleDataset, build_datasets
 from terradream.model.denoiser import TerraDenoiser
-from terradream.model.pipeline import TerraPipeline, default_scheduler, resolve_device, upsample2_bilinear
+from terradream.model.pipeline import (
+    DEFAULT_WEIGHTS_DIR,
+    TerraPipeline,
+    default_scheduler,
+    resolve_device,
+    upsample2_bilinear,
+)
 
 
 @dataclass
@@ -31,8 +37,8 @@ class TrainConfig:
     data: list[str] = field(default_factory=list)
     out: str = "runs/terradream"
     steps: int = 20000
-    batch: int = 16
-    crop_px: int = 64
+    batch: int = 8
+    crop_px: int = 128  # wide enough for the context path to see long structures (its reach is ~100 px)
     lr: float = 2e-3
     warmup_steps: int = 200
     ema_decay: float = 0.999
@@ -40,8 +46,14 @@ class TrainConfig:
     num_blocks: int = 4
     expansion: int = 2
     embed_dim: int = 128
+    context_width: int = 64
+    context_blocks: int = 3
     inference_steps: int = 4
     inference_t_fraction: float = 0.75  # share of samples drawn at the sampler's own timesteps
+    detail_gain: float = 2.0  # sampler setting written into the exported pipeline
+    init_from: str = ""  # a pipeline directory ("default": the shipped one) whose matching weights start the run
+    max_minutes: float = 0.0  # stop (checkpoint and export) after this much training time; 0: run all steps
+    threads: int = 2  # CPU intra-op threads
     seed: int = 0
     val_every: int = 500
     ckpt_every: int = 1000
@@ -63,9 +75,14 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         self.rng = np.random.default_rng(cfg.seed)
         self.train_data, self.val_data = train, val
+        if self.device.type == "cpu":
+            torch.set_num_threads(cfg.threads)
         self.model = TerraDenoiser(
-            width=cfg.width, num_blocks=cfg.num_blocks, expansion=cfg.expansion, embed_dim=cfg.embed_dim
+            width=cfg.width, num_blocks=cfg.num_blocks, expansion=cfg.expansion, embed_dim=cfg.embed_dim,
+            context_width=cfg.context_width, context_blocks=cfg.context_blocks,
         ).to(self.device)
+        if cfg.init_from:
+            self.warm_start(cfg.init_from)
         self.ema = copy.deepcopy(self.model).eval().requires_grad_(False)
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=0.01)
         self.scheduler = default_scheduler()
@@ -75,6 +92,16 @@ class Trainer:
         self.step = 0
         val_rng = np.random.default_rng(cfg.seed + 1)
         self.val_batches = [val.sample(cfg.batch, val_rng) for _ in range(8)] if val.levels else []
+
+    def warm_start(self, path: str) -> None:
+        """Copy every weight whose name and shape match from a saved pipeline (new parts keep their init)."""
+        source = TerraDenoiser.from_pretrained(
+            (DEFAULT_WEIGHTS_DIR if path == "default" else Path(path)) / "denoiser", low_cpu_mem_usage=False)
+        own = self.model.state_dict()
+        matched = {k: v for k, v in source.state_dict().items() if k in own and own[k].shape == v.shape}
+        own.update(matched)
+        self.model.load_state_dict(own)
+        tqdm.write(f"warm start: {len(matched)}/{len(own)} tensors from {path}")
 
     def lr_at(self, step: int) -> float:
         """Linear warm-up, then cosine decay to 5 % of the peak."""
@@ -135,7 +162,8 @@ class Trainer:
         """The EMA weights as a pipeline the server can load (diffusers layout)."""
         target = self.out / "pipeline"
         ema_cpu = copy.deepcopy(self.ema).to("cpu")
-        TerraPipeline(ema_cpu, default_scheduler(), self.cfg.inference_steps, device="cpu").save_pretrained(target)
+        TerraPipeline(ema_cpu, default_scheduler(), self.cfg.inference_steps, device="cpu",
+                      detail_gain=self.cfg.detail_gain).save_pretrained(target)
         return target
 
     def run(self, progress: bool = True) -> Path:
@@ -145,6 +173,7 @@ class Trainer:
         log = (self.out / "metrics.jsonl").open("a")
         bar = tqdm(total=self.cfg.steps, initial=self.step, disable=not progress, desc="training", unit="step")
         started, running = time.time(), 0.0
+        deadline = started + 60.0 * self.cfg.max_minutes if self.cfg.max_minutes > 0 else math.inf
         while self.step < self.cfg.steps:
             for group in self.opt.param_groups:
                 group["lr"] = self.lr_at(self.step)
@@ -160,7 +189,7 @@ class Trainer:
             running = 0.98 * running + 0.02 * loss.item() if self.step > 1 else loss.item()
             bar.update(1)
             bar.set_postfix(loss=f"{running:.4f}")
-            last = self.step == self.cfg.steps
+            last = self.step == self.cfg.steps or time.time() >= deadline
             if self.step % self.cfg.val_every == 0 or last:
                 record = {"step": self.step, "train_loss": running, "val_loss": self.validate(),
                           "elapsed_s": round(time.time() - started, 1)}
@@ -169,6 +198,8 @@ class Trainer:
             if self.step % self.cfg.ckpt_every == 0 or last:
                 self.save_checkpoint()
                 self.export()
+            if last:
+                break
         bar.close()
         log.close()
         return self.export()
