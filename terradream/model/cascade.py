@@ -22,7 +22,7 @@ from terradream.model.keys import TileKey
 from terradream.model.metatiles import parent_px_span
 from terradream.model.pipeline import TerraPipeline, WindowSpec
 from terradream.model.tiles import TILE_SIZE_PX, latitude_of_rows_deg, meters_per_pixel, validate_tile
-from terradream.model.worlds import WorldRegistry
+from terradream.model.worlds import EARTH, WorldRegistry
 
 
 class TileStore(Protocol):
@@ -215,7 +215,7 @@ class Cascade:
         c_lo, c_hi = parent_px_span(col0, w)
         parent_px = gather_px(tiles, world, z - 1, np.arange(r_lo, r_hi), np.arange(c_lo, c_hi))
         log2_mpp = block_row_log2_mpp(z, row0, w, int(self.pipeline.denoiser.config.patch_size))
-        return WindowSpec(self.worlds.get(world).seed, z, row0, col0, parent_px, log2_mpp)
+        return WindowSpec(self.worlds.get(world).seed, z, row0, col0, parent_px, log2_mpp, real_water=world == EARTH)
 
     def _run_batch(self, units: list[TileKey], have: Mapping[TileKey, np.ndarray]) -> dict[TileKey, np.ndarray]:
         """Windows of one batch (the pipeline splits it into fixed-shape model calls), cut into their tiles."""

@@ -27,12 +27,16 @@ from diffusers import DDIMScheduler
 from terradream.model.denoiser import TerraDenoiser
 from terradream.model.metatiles import MetatileGrid
 from terradream.model.noise import STREAM_INIT, noise_window
+from terradream.model.structure import STRUCTURE_REVISION, Grid, layout
+from terradream.model.water import WaterAtlas, default_atlas
 from terradream.model.tiles import TILE_SIZE_PX
 
 DEFAULT_WEIGHTS_DIR = Path(__file__).parent / "weights"
 PIPELINE_CONFIG = "pipeline.json"
 SAMPLER_REVISION = 6  # bump whenever the sampling arithmetic changes: it is part of the version, hence of cache keys
 SMOOTH_PROJECTION_ITERS = 8  # final smooth pull of the output onto the parent, before the exact 2x2 projection
+STRUCTURE_BASE_RADIUS_PX = 8  # land cover for the structure field is read from the parent blurred this much
+WATER_MAX_ZOOM = 14  # finest zoom at which earth's real water is painted
 STEP_PROJECTION_ITERS = 1  # smooth pull of each step's predicted clean image onto the parent
 DETAIL_LIMIT = 0.1  # most extra brightness detail boost_detail adds, in [-1, 1] units (~13/255)
 # CPU kernels split their sums differently for other thread counts and change last bits (and so, rarely, a pixel):
@@ -54,6 +58,7 @@ class WindowSpec:
     col0: int
     parent_px: np.ndarray
     log2_mpp: np.ndarray
+    real_water: bool = False  # paint real shorelines, lakes and rivers (earth) into the structure field
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -84,14 +89,18 @@ def upsample2_bilinear(parent: torch.Tensor) -> torch.Tensor:
     return up[:, :, 2:-2, 2:-2]
 
 
-def boost_detail(x0: torch.Tensor, cond: torch.Tensor, gain: float) -> torch.Tensor:
-    """Scale the brightness part of the predicted detail (x0 minus the upsampled parent) by about gain.
+def boost_detail(x0: torch.Tensor, cond: torch.Tensor, gain: float, chroma_gain: float = 1.0) -> torch.Tensor:
+    """Scale the brightness part of the predicted detail (x0 minus the upsampled parent) by about gain, and its
+    colour part by chroma_gain.
 
-    Real fine detail is mostly brightness: boosting colour detail too turns into chromatic speckle down a cascade.
-    The extra detail saturates at DETAIL_LIMIT (tanh), so faint texture is amplified but strong strokes are not, and
-    they cannot grow level after level into white dashes."""
-    luma_detail = (x0 - cond).mean(dim=1, keepdim=True)
-    return x0 + (gain - 1.0) * DETAIL_LIMIT * torch.tanh(luma_detail / DETAIL_LIMIT)
+    Real fine detail is mostly brightness: boosting colour detail too turns into chromatic speckle down a cascade, and
+    a small model's colour detail compounds into green and magenta blotches, so it may be damped (chroma_gain < 1).
+    The extra brightness saturates at DETAIL_LIMIT (tanh), so faint texture is amplified but strong strokes are not,
+    and they cannot grow level after level into white dashes."""
+    detail = x0 - cond
+    luma_detail = detail.mean(dim=1, keepdim=True)
+    out = x0 + (gain - 1.0) * DETAIL_LIMIT * torch.tanh(luma_detail / DETAIL_LIMIT)
+    return out if chroma_gain == 1.0 else out + (chroma_gain - 1.0) * (detail - luma_detail)
 
 
 def project_to_parent(x: torch.Tensor, parent: torch.Tensor) -> torch.Tensor:
@@ -130,6 +139,8 @@ class TerraPipeline:
         micro_batch: int | None = None,
         metatile: int = 2,
         detail_gain: float = 1.0,
+        structure: bool = False,
+        chroma_gain: float = 1.0,
     ) -> None:
         if metatile < 1 or metatile & (metatile - 1):
             raise ValueError(f"metatile must be a power of two, got {metatile}")
@@ -137,6 +148,9 @@ class TerraPipeline:
         # Each step's predicted detail (prediction minus upsampled parent) is scaled by this: a small model
         # under-predicts high frequencies, and down a cascade that loss compounds into blur (tuned on held-out SWD).
         self.detail_gain = detail_gain
+        # Paint the procedural structure field (terradream.model.structure) into every window.
+        self.structure = structure
+        self.chroma_gain = chroma_gain
         self.device = resolve_device(device) if isinstance(device, str) else device
         # Every model call has exactly this many windows: kernels may pick other algorithms for other batch shapes
         # and change last bits, so a fixed shape is what makes a window's bytes independent of its batch-mates.
@@ -150,23 +164,24 @@ class TerraPipeline:
     # ---- geometry derived from the model ----
     @property
     def patch_px(self) -> int:
-        """Windows start on one global grid of this pitch (the space-to-depth patch, at least 2)."""
-        return max(2, int(self.denoiser.config.patch_size))
+        """Windows start on one global grid of this pitch (the model's alignment: its coarsest stride, at least 2)."""
+        return max(2, self.denoiser.align_px)
 
     @property
     def patch_offset_px(self) -> int:
-        """Offset of that grid from tile borders: half a patch when that keeps windows on even pixels.
+        """Offset of that grid from tile borders: half a space-to-depth patch when that keeps windows on even pixels.
 
         Patch joints then fall inside tiles, so a tile border is an ordinary pixel pair, not always a joint."""
-        half = self.patch_px // 2
+        half = max(2, int(self.denoiser.config.patch_size)) // 2
         return half if half % 2 == 0 else 0
 
     @property
     def margin_px(self) -> int:
-        """Margin on each side of the core: the receptive field of all sampling steps and of the final smooth
-        projection (two pixels a round), rounded up onto the (offset) patch grid."""
+        """Margin on each side of the core: the context path's reach into the parent, the receptive field of all
+        sampling steps and of the final smooth projection (two pixels a round), rounded up onto the (offset) grid."""
         per_step = self.denoiser.receptive_radius_px + 2 * STEP_PROJECTION_ITERS
-        radius = self.num_inference_steps * per_step + 2 * SMOOTH_PROJECTION_ITERS
+        radius = (self.denoiser.context_radius_px + self.num_inference_steps * per_step
+                  + 2 * SMOOTH_PROJECTION_ITERS)
         off, patch = self.patch_offset_px, self.patch_px
         return -(-(radius - off) // patch) * patch + off
 
@@ -197,6 +212,11 @@ class TerraPipeline:
             h.update(json.dumps(settings, sort_keys=True, default=str).encode())
         h.update(f"{self.num_inference_steps}/{self.metatile}/{self.detail_gain!r}/{SAMPLER_REVISION}/"
                  f"{SMOOTH_PROJECTION_ITERS}/{STEP_PROJECTION_ITERS}".encode())
+        if self.chroma_gain != 1.0:  # settings added later hash only when used: older versions stay as they were
+            h.update(f"chroma/{self.chroma_gain!r}/".encode())
+        if self.structure:
+            h.update(f"structure/{STRUCTURE_REVISION}/{STRUCTURE_BASE_RADIUS_PX}/{WATER_MAX_ZOOM}/"
+                     f"{self.water.resolution}".encode())
         for name, tensor in sorted(self.denoiser.state_dict().items()):
             h.update(name.encode())
             h.update(tensor.detach().float().cpu().numpy().tobytes())
@@ -219,7 +239,8 @@ class TerraPipeline:
         settings = json.loads((root / PIPELINE_CONFIG).read_text())
         return cls(denoiser, scheduler, settings.get("num_inference_steps", 4), device=device, dtype=dtype,
                    micro_batch=micro_batch, metatile=settings.get("metatile", 2),
-                   detail_gain=settings.get("detail_gain", 1.0))
+                   detail_gain=settings.get("detail_gain", 1.0), structure=settings.get("structure", False),
+                   chroma_gain=settings.get("chroma_gain", 1.0))
 
     def save_pretrained(self, path: str | Path) -> None:
         """Write the model in the layout from_pretrained reads (config.json + safetensors per part)."""
@@ -227,7 +248,8 @@ class TerraPipeline:
         self.denoiser.save_pretrained(root / "denoiser")
         self.scheduler.save_pretrained(root / "scheduler")
         settings = {"num_inference_steps": self.num_inference_steps, "metatile": self.metatile,
-                    "detail_gain": self.detail_gain}
+                    "detail_gain": self.detail_gain, "structure": self.structure,
+                    "chroma_gain": self.chroma_gain}
         (root / PIPELINE_CONFIG).write_text(json.dumps(settings, indent=2))
 
     # ---- sampling ----
@@ -248,24 +270,68 @@ class TerraPipeline:
     def _sample_fixed(self, specs: Sequence[WindowSpec]) -> np.ndarray:
         """Sample exactly micro_batch windows (one model call per step) and cut out their cores."""
         latents = np.stack([self.noise_for(s) for s in specs])
-        full = self.denoise(latents, np.stack([s.parent_px for s in specs]), np.stack([s.log2_mpp for s in specs]))
+        detail = np.stack([self.structure_detail(s) for s in specs]) if self.structure else None
+        full = self.denoise(latents, np.stack([s.parent_px for s in specs]), np.stack([s.log2_mpp for s in specs]),
+                            detail)
         m, core = self.margin_px, self.core_px
         return full[:, m : m + core, m : m + core]
 
-    def denoise(self, latents: np.ndarray, parent_px: np.ndarray, log2_mpp: np.ndarray) -> np.ndarray:
+    @cached_property
+    def water(self) -> WaterAtlas:
+        """Real shorelines, lakes and rivers (GSHHG, WDB II), loaded on first use."""
+        return default_atlas()
+
+    def _paints_water(self, z: int) -> bool:
+        """Real water is drawn from the first generated zoom to WATER_MAX_ZOOM; below, the cascade carries it on
+        (its data is ~100 m accurate: finer zooms would show its polygon edges)."""
+        return z <= WATER_MAX_ZOOM
+
+    def structure_detail(self, spec: WindowSpec) -> np.ndarray:
+        """The structure field's newest octave over a window, (3, W, W) in [-1, 1] units: layout at this zoom minus
+        the upsampled layout at the parent's zoom (which the parent already holds).
+
+        Computed on the core plus the final projection's reach (zero beyond), with land cover from the parent
+        blurred by a fixed radius; every value is a function of global position only, so seams stay exact."""
+        w, m, core = self.window_px, self.margin_px, self.core_px
+        reach = 2 * SMOOTH_PROJECTION_ITERS
+        size, start = core + 2 * reach, m - reach  # the region at this zoom, in window pixels
+        rb = STRUCTURE_BASE_RADIUS_PX
+        parent = torch.from_numpy(spec.parent_px).permute(2, 0, 1)[None].float() / 255.0
+        cond = upsample2_bilinear(parent)
+        base_z = F.avg_pool2d(cond[:, :, start - rb : start + size + rb, start - rb : start + size + rb],
+                              2 * rb + 1, stride=1)[0].permute(1, 2, 0).double().numpy()
+        p0, psize, prb = start // 2, size // 2 + 2, rb // 2  # the parent region (with a one-pixel apron)
+        base_p = F.avg_pool2d(parent[:, :, p0 - prb : p0 + psize + prb, p0 - prb : p0 + psize + prb],
+                              2 * prb + 1, stride=1)[0].permute(1, 2, 0).double().numpy()
+        windows = ((spec.z, spec.row0 + start, spec.col0 + start, size),
+                   (spec.z - 1, (spec.row0 + start) // 2 - 1, (spec.col0 + start) // 2 - 1, psize))
+        water = [self.water.water_and_rivers_window(z, r, c, n, n) if spec.real_water and self._paints_water(z)
+                 else None for z, r, c, n in windows]
+        here, above = (Grid.of_window(z, r, c, n, n) for z, r, c, n in windows)
+        new = layout(spec.seed, here, base_z, water[0]) - base_z
+        old = torch.from_numpy(layout(spec.seed, above, base_p, water[1]) - base_p).permute(2, 0, 1)[None].float()
+        detail = np.zeros((3, w, w), np.float32)
+        region = torch.from_numpy(new).permute(2, 0, 1).float() - upsample2_bilinear(old)[0]
+        detail[:, start : start + size, start : start + size] = 2.0 * region.numpy()
+        return detail
+
+    def denoise(self, latents: np.ndarray, parent_px: np.ndarray, log2_mpp: np.ndarray,
+                detail: np.ndarray | None = None) -> np.ndarray:
         """Whole windows of any patch-aligned size: latents (B, 3, H, W) float32, parent_px (B, H/2+2, W/2+2, 3)
-        uint8 with a one-pixel apron, log2_mpp (B, H/patch) or (B,); returns uint8 (B, H, W, 3)."""
+        uint8 with a one-pixel apron, log2_mpp (B, H/patch) or (B,), optional structure detail (B, 3, H, W) added
+        before the final projection; returns uint8 (B, H, W, 3)."""
         if self.device.type != "cpu":
-            return self._denoise(latents, parent_px, log2_mpp)
+            return self._denoise(latents, parent_px, log2_mpp, detail)
         before = torch.get_num_threads()
         torch.set_num_threads(CPU_THREADS)
         try:
-            return self._denoise(latents, parent_px, log2_mpp)
+            return self._denoise(latents, parent_px, log2_mpp, detail)
         finally:
             torch.set_num_threads(before)
 
     @torch.no_grad()
-    def _denoise(self, latents: np.ndarray, parent_px: np.ndarray, log2_mpp: np.ndarray) -> np.ndarray:
+    def _denoise(self, latents: np.ndarray, parent_px: np.ndarray, log2_mpp: np.ndarray,
+                 detail: np.ndarray | None) -> np.ndarray:
         """denoise() at whatever thread count is set."""
         dev, dt = self.device, self.dtype
         parent = torch.from_numpy(parent_px).to(dev).permute(0, 3, 1, 2).float() / 127.5 - 1.0
@@ -275,14 +341,18 @@ class TerraPipeline:
         self.scheduler.set_timesteps(self.num_inference_steps, device=dev)
         x = torch.from_numpy(latents).to(dev) * self.scheduler.init_noise_sigma
         stride = self.scheduler.config.num_train_timesteps // self.num_inference_steps
+        with torch.autocast(dev.type, dtype=dt, enabled=dt != torch.float32):
+            context = self.denoiser.context_features(cond.to(dt), mpp)  # the parent does not change between steps
         for t in self.scheduler.timesteps:
             tt = t.expand(x.shape[0]).to(dev)
             with torch.autocast(dev.type, dtype=dt, enabled=dt != torch.float32):
-                v = self.denoiser(x.to(dt), cond.to(dt), tt, mpp).float()
+                v = self.denoiser(x.to(dt), cond.to(dt), tt, mpp, context).float()
             out = self.scheduler.step(v, t, x, eta=0.0)
             x0 = out.pred_original_sample
-            x0_proj = project_smooth(boost_detail(x0, cond, self.detail_gain), parent_core, STEP_PROJECTION_ITERS)
+            x0_proj = project_smooth(boost_detail(x0, cond, self.detail_gain, self.chroma_gain), parent_core, STEP_PROJECTION_ITERS)
             prev_t = int(t) - stride
             alpha_prev = self.scheduler.alphas_cumprod[prev_t] if prev_t >= 0 else self.scheduler.final_alpha_cumprod
             x = out.prev_sample + alpha_prev.to(dev).sqrt() * (x0_proj - x0)
+        if detail is not None:
+            x = x + torch.from_numpy(detail).to(dev)
         return to_uint8_projected(x, parent_core)

@@ -1,0 +1,316 @@
+"""The structure field: procedural layout (field parcels, roads, streams, towns, buildings, trees) in world coordinates.
+
+A one-window model cannot draw anything longer than it sees, so long-range layout comes from here: every feature is a
+pure function of (world seed, position in Web-Mercator metres), drawn anti-aliased at the pixel size of a zoom. The
+sampler adds the layout's newest octave, `layout(z) - upsample(layout(z - 1))`, to each window's output before the exact
+projection onto the parent: the parent already holds the coarser part, so a road is a faint line at z11, a crisp one
+at z14 and still the same road, in the same place, at z18; and the added detail has zero 2x2 means, so the projection
+keeps it. What goes where follows the parent's colours (no roads or fields on water, snow or rock) and slow noise
+fields (farmland, forest and town districts).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from terradream.model.noise import splitmix64, stream_key, uniform_grid
+from terradream.model.tiles import TILE_SIZE_PX
+
+WORLD_M = 2 * math.pi * 6378137.0  # Web-Mercator world width in metres
+GROUND_TO_MERCATOR = 1.35  # sizes below are ground metres at mid latitudes; Mercator metres are about this much larger
+STREAM_STRUCTURE = 2  # noise.py stream id of the structure field's random numbers
+STRUCTURE_REVISION = 1  # bump whenever the layout changes: it is part of the model version, hence of cache keys
+_F = {"district": 0, "farm": 1, "town": 2, "forest": 3, "warp_x": 4, "warp_y": 5, "region": 6, "parcel": 7,
+      "stream": 8, "stream_mask": 9, "road_major": 10, "road_minor": 11, "lot": 12, "tree": 13, "tree_b": 14}
+
+
+@dataclass(frozen=True)
+class Grid:
+    """Sample points of a window: x (W,) and y (H,) in Mercator metres (y grows northwards), and the pixel size."""
+
+    x: np.ndarray
+    y: np.ndarray
+    px_m: float
+
+    @classmethod
+    def of_window(cls, z: int, row0: int, col0: int, height: int, width: int) -> Grid:
+        """Pixel centres of a window of global pixels at zoom z (columns wrap at the antimeridian)."""
+        px_m = WORLD_M / (TILE_SIZE_PX << z)
+        cols = np.arange(col0, col0 + width, dtype=np.float64) + 0.5
+        rows = np.arange(row0, row0 + height, dtype=np.float64) + 0.5
+        x = np.mod(cols * px_m, WORLD_M) - WORLD_M / 2
+        return cls(x, WORLD_M / 2 - rows * px_m, px_m)
+
+
+def _m(ground_m: float) -> float:
+    return ground_m * GROUND_TO_MERCATOR
+
+
+def _hash(key: np.uint64, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """64 random bits per element of two integer arrays (elementwise, broadcasting)."""
+    ha = splitmix64(np.asarray(a, dtype=np.int64).astype(np.uint64) ^ key)
+    return splitmix64(ha ^ (np.asarray(b, dtype=np.int64).astype(np.uint64) * np.uint64(0x94D049BB133111EB)))
+
+
+def _unit(bits: np.ndarray, salt: int = 0) -> np.ndarray:
+    """Uniform [0, 1) float32 values with 16-bit steps from 64-bit hashes: salts 0-3 read the four 16-bit fields of
+    the hash itself, higher salts those of a re-mixed hash, so every salt gives an independent value."""
+    bits = np.asarray(bits, dtype=np.uint64)
+    if salt >= 4:
+        bits = splitmix64(bits ^ np.uint64(salt // 4))
+    return ((bits >> np.uint64(16 * (salt % 4))) & np.uint64(0xFFFF)).astype(np.float32) * np.float32(2.0**-16)
+
+
+def _cells(f: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Lattice cell index and smoothstep weight of 1-D positions f (in cells)."""
+    i = np.floor(f).astype(np.int64)
+    t = (f - i).astype(np.float32)
+    return i, t * t * (3 - 2 * t)
+
+
+def value_noise(key: np.uint64, x: np.ndarray, y: np.ndarray, cell_m: float) -> np.ndarray:
+    """Smooth value noise in [0, 1) on the separable grid x (W,) by y (H,): the lattice under the window is hashed
+    once, interpolated along x on its few rows, then along y (exact smoothstep-bilinear, as the grid is separable)."""
+    ix, tx = _cells(x / cell_m)
+    iy, ty = _cells(y / cell_m)
+    fx, fy = int(ix.min()), int(iy.min())
+    lattice = uniform_grid(key, np.arange(fy, iy.max() + 2), np.arange(fx, ix.max() + 2)).astype(np.float32)
+    cx, cy = ix - fx, iy - fy
+    along_x = lattice[:, cx] * (1 - tx) + lattice[:, cx + 1] * tx
+    return along_x[cy] * (1 - ty)[:, None] + along_x[cy + 1] * ty[:, None]
+
+
+def fbm(seed: int, field: str, g: Grid, cell_m: float, octaves: int) -> np.ndarray:
+    """Fractal value noise in [0, 1], (H, W)."""
+    total, amp, norm = np.zeros((len(g.y), len(g.x)), np.float32), 1.0, 0.0
+    for octave in range(octaves):
+        total += amp * value_noise(stream_key(seed, STREAM_STRUCTURE, _F[field], octave), g.x, g.y, cell_m)
+        norm += amp
+        amp *= 0.5
+        cell_m *= 0.5
+    return total / norm
+
+
+def _ramp(v: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    return np.clip((v - lo) / (hi - lo), 0.0, 1.0)
+
+
+def _coverage(dist_m: np.ndarray, half_width_m: float, px_m: float) -> np.ndarray:
+    """Anti-aliased coverage of a band of half_width around a line, from the distance to its centre line."""
+    w = max(half_width_m, 0.0)
+    cov = np.clip((w - dist_m) / px_m + 0.5, 0.0, 1.0)
+    return cov * min(1.0, 2.0 * w / px_m) if 2.0 * w < px_m else cov  # thinner than a pixel: fade with width
+
+
+def _over(c: np.ndarray, alpha: np.ndarray, colour: np.ndarray | tuple[float, float, float]) -> np.ndarray:
+    """Composite colour over c (H, W, 3) with per-pixel alpha (H, W), in place."""
+    c += alpha.astype(np.float32)[..., None] * (np.asarray(colour, dtype=np.float32) - c)
+    return c
+
+
+# ---- land cover from the parent's (low-passed) colours ----
+def land_cover(base: np.ndarray) -> dict[str, np.ndarray]:
+    """Soft masks from colour: water, snow, bare rock/desert, vegetation greenness, usable land."""
+    r, g, b = base[..., 0], base[..., 1], base[..., 2]
+    lum = base.mean(axis=-1)
+    water = _ramp(b - np.maximum(r, g * 0.92), 0.0, 0.06) * _ramp(0.45 - lum, 0.0, 0.1)
+    snow = _ramp(lum, 0.72, 0.82) * _ramp(0.12 - (base.max(-1) - base.min(-1)), 0.0, 0.06)
+    desert = _ramp(r - g, 0.06, 0.14) * _ramp(lum, 0.45, 0.6)
+    green = _ramp(g - r, -0.02, 0.06)
+    land = (1 - water) * (1 - snow)
+    return {"water": water, "snow": snow, "desert": desert, "green": green, "land": land, "lum": lum}
+
+
+# ---- features ----
+def _regions(seed: int, g: Grid) -> tuple[np.ndarray, np.ndarray]:
+    """Warped 2.5 km districts: an id pair per pixel (rows, cols of the district lattice)."""
+    size = _m(2500.0)
+    wx = (fbm(seed, "warp_x", g, _m(3000.0), 2) - 0.5) * 0.6 * size
+    wy = (fbm(seed, "warp_y", g, _m(3000.0), 2) - 0.5) * 0.6 * size
+    ri = np.floor((g.x[None, :] + wx) / size).astype(np.int64)
+    rj = np.floor((g.y[:, None] + wy) / size).astype(np.int64)
+    return rj, ri
+
+
+def _rotated(g: Grid, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel positions in a frame rotated by theta (per pixel)."""
+    c, s = np.cos(theta), np.sin(theta)
+    x, y = g.x[None, :], g.y[:, None]
+    return x * c + y * s, -x * s + y * c
+
+
+_CROPS = np.array([[0.33, 0.42, 0.20], [0.45, 0.50, 0.26], [0.62, 0.56, 0.34], [0.52, 0.43, 0.30],
+                   [0.40, 0.36, 0.27], [0.28, 0.37, 0.18], [0.70, 0.64, 0.42], [0.47, 0.47, 0.33]])
+_ROOFS = np.array([[0.62, 0.33, 0.25], [0.55, 0.55, 0.55], [0.35, 0.35, 0.37], [0.78, 0.76, 0.72],
+                   [0.50, 0.28, 0.22], [0.45, 0.47, 0.50]])
+_ASPHALT, _TRACK, _WATER = (0.40, 0.40, 0.41), (0.63, 0.58, 0.50), (0.10, 0.16, 0.20)
+_DRY_LAND = (0.34, 0.34, 0.25)
+
+
+def _fields(seed: int, g: Grid, rj: np.ndarray, ri: np.ndarray, theta: np.ndarray, c: np.ndarray,
+            farm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Field parcels in rotated strips per district, with hedgerows or tracks on their edges."""
+    rb = _hash(stream_key(seed, STREAM_STRUCTURE, _F["region"]), rj, ri)
+    width = _m(60.0) + _unit(rb, 0) * _m(160.0)
+    length = width * (1.5 + 2.5 * _unit(rb, 1))
+    u, v = _rotated(g, theta)
+    a = np.floor(u / width)
+    shift = _unit(_hash(rb, a.astype(np.int64), 0), 0) * length
+    b = np.floor((v + shift) / length)
+    pb = _hash(rb, a.astype(np.int64), b.astype(np.int64))
+    crop = _CROPS[(_unit(pb, 0) * len(_CROPS)).astype(np.int64)]
+    crop = crop * (0.85 + 0.3 * _unit(pb, 1))[..., None]
+    c = _over(c, farm * 0.7, np.zeros(3)) + (farm * 0.7)[..., None] * crop
+    du = np.minimum(u - a * width, (a + 1) * width - u)
+    dv = np.minimum(v + shift - b * length, (b + 1) * length - v - shift)
+    edge = _coverage(np.minimum(du, dv), _m(2.0), g.px_m) * farm
+    hedge = _unit(rb, 2) < 0.5
+    edge_colour = np.where(hedge[..., None], np.array([0.16, 0.24, 0.12]), np.array(_TRACK))
+    return c + (edge * 0.8)[..., None] * (edge_colour - c), edge * hedge
+
+
+def _road_segments(seed: int, g: Grid, field: str, cell_m: float, p_link: float) -> list[tuple[float, ...]]:
+    """Segments of a jittered lattice network near the window: each node links right and up with p_link, bent once."""
+    pad = cell_m
+    i0, i1 = int(math.floor((g.x.min() - pad) / cell_m)) - 1, int(math.floor((g.x.max() + pad) / cell_m)) + 1
+    j0, j1 = int(math.floor((g.y.min() - pad) / cell_m)) - 1, int(math.floor((g.y.max() + pad) / cell_m)) + 1
+    key = stream_key(seed, STREAM_STRUCTURE, _F[field])
+    ii, jj = np.meshgrid(np.arange(i0, i1 + 2), np.arange(j0, j1 + 2))
+    h = _hash(key, jj, ii)
+    nx = (ii + 0.15 + 0.7 * _unit(h, 0)) * cell_m
+    ny = (jj + 0.15 + 0.7 * _unit(h, 1)) * cell_m
+    segs: list[tuple[float, ...]] = []
+    for dj, di, bit in ((0, 1, 2), (1, 0, 3)):
+        link = _unit(h, bit) < p_link
+        for j, i in zip(*np.nonzero(link[: ii.shape[0] - dj, : ii.shape[1] - di]), strict=True):
+            x0, y0, x1, y1 = nx[j, i], ny[j, i], nx[j + dj, i + di], ny[j + dj, i + di]
+            bend = (_unit(h[j, i], 4 + dj) - 0.5) * 0.35 * cell_m
+            mx, my = (x0 + x1) / 2 - (y1 - y0) / cell_m * bend, (y0 + y1) / 2 + (x1 - x0) / cell_m * bend
+            segs += [(x0, y0, mx, my), (mx, my, x1, y1)]
+    return segs
+
+
+def _segments_distance(g: Grid, segs: list[tuple[float, ...]], reach_m: float) -> np.ndarray:
+    """Distance (m) from every pixel to the nearest segment, capped at reach_m (computed only near each segment)."""
+    d = np.full((len(g.y), len(g.x)), reach_m)
+    for x0, y0, x1, y1 in segs:
+        cols = np.nonzero((g.x >= min(x0, x1) - reach_m) & (g.x <= max(x0, x1) + reach_m))[0]
+        rows = np.nonzero((g.y >= min(y0, y1) - reach_m) & (g.y <= max(y0, y1) + reach_m))[0]
+        if not len(cols) or not len(rows):
+            continue
+        sx, sy = g.x[cols][None, :], g.y[rows][:, None]
+        dx, dy = x1 - x0, y1 - y0
+        t = np.clip(((sx - x0) * dx + (sy - y0) * dy) / max(dx * dx + dy * dy, 1e-9), 0.0, 1.0)
+        dist = np.hypot(sx - x0 - t * dx, sy - y0 - t * dy)
+        r0, c0 = rows[0], cols[0]
+        sub = d[r0 : r0 + len(rows), c0 : c0 + len(cols)]
+        np.minimum(sub, dist, out=sub)
+    return d
+
+
+def _town(seed: int, g: Grid, rj: np.ndarray, ri: np.ndarray, theta: np.ndarray, town: np.ndarray,
+          offset: tuple[float, float] = (0.0, 0.0)) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Street grid and buildings of towns: (street coverage, building coverage, roof colour), sampled at +offset."""
+    gx = Grid(g.x + offset[0], g.y + offset[1], g.px_m)
+    u, v = _rotated(gx, theta)
+    bw, bl = _m(70.0), _m(110.0)
+    a, b = np.floor(u / bw), np.floor(v / bl)
+    fu, fv = u - a * bw, v - b * bl
+    street = _coverage(np.minimum(np.minimum(fu, bw - fu), np.minimum(fv, bl - fv)), _m(4.5), g.px_m)
+    lots = 4
+    lot = np.floor(fv / (bl / lots))
+    lv = fv - lot * bl / lots
+    side = (fu > bw / 2).astype(np.int64)
+    lu = np.where(side == 1, bw - fu, fu)
+    hb = _hash(stream_key(seed, STREAM_STRUCTURE, _F["lot"]), (a * 7 + side).astype(np.int64),
+               (b * 11 + lot).astype(np.int64) ^ rj * 131 ^ ri)
+    depth = _m(9.0) + _unit(hb, 0) * _m(12.0)
+    inset = _m(6.0) + _unit(hb, 1) * _m(4.0)
+    gap = _m(1.5) + _unit(hb, 2) * _m(3.0)
+    built = _unit(hb, 3) < 0.85
+    inside = np.minimum(np.minimum(lu - inset, inset + depth - lu), np.minimum(lv - gap, bl / lots - gap - lv))
+    building = np.clip(inside / g.px_m + 0.5, 0.0, 1.0) * built * town
+    roof = _ROOFS[(_unit(hb, 5) * len(_ROOFS)).astype(np.int64)] * (0.85 + 0.3 * _unit(hb, 4))[..., None]
+    return street * town, building, roof
+
+
+def _trees(seed: int, g: Grid, density: np.ndarray, field: str, cell_m: float,
+           offset: tuple[float, float] = (0.0, 0.0)) -> tuple[np.ndarray, np.ndarray]:
+    """Tree crowns on a jittered lattice (each inside its cell): (coverage, shade of green per crown)."""
+    x, y = g.x + offset[0], g.y + offset[1]
+    ci, cj = np.floor(x / cell_m).astype(np.int64), np.floor(y / cell_m).astype(np.int64)
+    h = _hash(stream_key(seed, STREAM_STRUCTURE, _F[field]), cj[:, None], ci[None, :])
+    radius = cell_m * (0.25 + 0.15 * _unit(h, 0))
+    cx = (ci[None, :] + 0.5) * cell_m + (_unit(h, 1) - 0.5) * (cell_m - 2 * radius)
+    cy = (cj[:, None] + 0.5) * cell_m + (_unit(h, 2) - 0.5) * (cell_m - 2 * radius)
+    dist = np.hypot(x[None, :] - cx, y[:, None] - cy)
+    present = _unit(h, 3) < density
+    cov = np.clip((radius - dist) / g.px_m + 0.5, 0.0, 1.0) * present
+    return cov * min(1.0, (2 * float(cell_m) * 0.3 / g.px_m) ** 2), _unit(h, 4)
+
+
+def paint_water(c: np.ndarray, cover: dict[str, np.ndarray], water: np.ndarray) -> np.ndarray:
+    """Real water coverage (H, W) over c: water where the data says so (keeping the parent's colour where it already
+    looks like water), land colour where the parent looks like water but the data says land (blurred coasts)."""
+    looks_wet = cover["water"][..., None]
+    water_colour = looks_wet * c + (1 - looks_wet) * np.asarray(_WATER, np.float32)
+    c += water[..., None] * (water_colour - c)
+    c = _over(c, (1 - water) * cover["water"], _DRY_LAND)
+    cover["water"] = water.astype(np.float32)
+    cover["land"] = (1 - cover["water"]) * (1 - cover["snow"])
+    return c
+
+
+def layout(seed: int, g: Grid, base: np.ndarray, water: np.ndarray | None = None) -> np.ndarray:
+    """The structure painted over base (H, W, 3) colours in [0, 1], at the grid's pixel size: new colours (H, W, 3).
+
+    water: real water coverage (H, W) where known (earth), else water is read from the colours. Each feature starts
+    at the pixel size where it first covers a useful part of a pixel, so coarse zooms skip it."""
+    px = g.px_m
+    cover = land_cover(base)
+    c = base.astype(np.float32)
+    if water is not None:
+        c = paint_water(c, cover, water)
+    land = cover["land"] * (1 - cover["desert"] * 0.7)
+    if px > _m(200.0):
+        return c
+    district = fbm(seed, "district", g, _m(40000.0), 3)
+    farm = _ramp(fbm(seed, "farm", g, _m(12000.0), 3), 0.42, 0.5) * land * _ramp(district, 0.3, 0.45)
+    town = _ramp(fbm(seed, "town", g, _m(6000.0), 3), 0.66, 0.7) * land * (1 - cover["desert"])
+    forest = (1 - farm) * (1 - town) * land * _ramp(cover["green"] + 0.5 * _ramp(0.3 - cover["lum"], 0, 0.1), 0.2, 0.6)
+    rj, ri = _regions(seed, g)
+    theta = _unit(_hash(stream_key(seed, STREAM_STRUCTURE, _F["region"]), rj, ri), 3) * math.pi
+    c, hedges = _fields(seed, g, rj, ri, theta, c, farm)
+    if px <= _m(40.0):  # streams: a level set of slow noise where the stream mask allows
+        n = fbm(seed, "stream", g, _m(3000.0), 3) - 0.5
+        e = 1e-3 * _m(3000.0)
+        grad = np.hypot(fbm(seed, "stream", Grid(g.x + e, g.y, px), _m(3000.0), 3) - 0.5 - n,
+                        fbm(seed, "stream", Grid(g.x, g.y + e, px), _m(3000.0), 3) - 0.5 - n) / e
+        wet = _ramp(fbm(seed, "stream_mask", g, _m(20000.0), 2), 0.45, 0.55) * land * (1 - town)
+        c = _over(c, _coverage(np.abs(n) / np.maximum(grad, 1e-12), _m(5.0), px) * wet * 0.9, _WATER)
+    road_land = cover["land"] * (1 - cover["snow"])
+    major = _coverage(_segments_distance(g, _road_segments(seed, g, "road_major", _m(6000.0), 0.75), _m(30.0)),
+                      _m(6.0), px)
+    if px <= _m(20.0):
+        minor = _coverage(_segments_distance(g, _road_segments(seed, g, "road_minor", _m(1200.0), 0.55),
+                                             _m(12.0)), _m(2.5), px)
+        c = _over(c, minor * road_land * (1 - town) * 0.75 * _ramp(district, 0.2, 0.35), _TRACK)
+    if px <= _m(20.0):
+        street, building, roof = _town(seed, g, rj, ri, theta, town)
+        c = _over(c, street * 0.85, _ASPHALT)
+        c = _over(c, _town(seed, g, rj, ri, theta, town, (_m(4.0), -_m(4.0)))[1] * (1 - building) * 0.45,
+                  (0.05, 0.05, 0.06))
+        c = c + building[..., None] * (roof - c)
+    c = _over(c, major * road_land * 0.9, _ASPHALT)
+    if px <= _m(6.0):
+        density = 0.9 * forest + 0.25 * hedges + 0.12 * town
+        for field, cell, off in (("tree", _m(7.0), 0.0), ("tree_b", _m(9.0), _m(3.0))):
+            shade_cov, _ = _trees(seed, g, density, field, cell, (off + _m(2.0), off - _m(2.0)))
+            crown, tone = _trees(seed, g, density, field, cell, (off, off))
+            c = _over(c, shade_cov * (1 - crown) * 0.55, (0.04, 0.06, 0.04))
+            colour = np.stack([0.10 + 0.08 * tone, 0.20 + 0.10 * tone, 0.08 + 0.05 * tone], axis=-1)
+            c = c + crown[..., None] * 0.9 * (colour - c)
+    return c

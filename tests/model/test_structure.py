@@ -1,0 +1,101 @@
+"""The structure field and the context path: pure functions of global position, the same features at every zoom."""
+
+import numpy as np
+import pytest
+import torch
+
+from terradream.model.cascade import Cascade, MemoryTileStore
+from terradream.model.denoiser import TerraDenoiser
+from terradream.model.keys import TileKey
+from terradream.model.pipeline import TerraPipeline, WindowSpec
+from terradream.model.structure import Grid, layout
+from terradream.model.testing import make_tiny_model
+from terradream.model.worlds import WorldRegistry
+
+FARMLAND = np.array([0.36, 0.40, 0.26])  # an olive-green parent: fields, roads, towns and trees may all appear
+
+
+def paint(z: int, row0: int, col0: int, size: int, seed: int = 7) -> np.ndarray:
+    """What the layout adds to a uniform farmland-coloured parent over a window."""
+    base = np.broadcast_to(FARMLAND, (size, size, 3)).astype(np.float32)
+    return layout(seed, Grid.of_window(z, row0, col0, size, size), base) - base
+
+
+def test_layout_is_a_pure_function_of_global_position() -> None:
+    z, row0, col0 = 15, 11_862_000, 16_834_000
+    a = paint(z, row0, col0, 256)
+    b = paint(z, row0 + 96, col0 + 160, 256)
+    assert np.abs(a).max() > 0.05  # something is drawn here
+    np.testing.assert_array_equal(a[96:, 160:], b[:160, :96])
+
+
+def test_features_stay_in_place_across_zooms() -> None:
+    """A road, field edge or roof at z17 is where its 4x coarser rendering at z15 put it."""
+    row0, col0, size = 11_862_000, 16_834_000, 128
+    coarse = np.abs(paint(15, row0, col0, size)).mean(-1)
+    fine = np.abs(paint(17, 4 * row0, 4 * col0, 4 * size)).mean(-1)
+    pooled = fine.reshape(size, 4, size, 4).mean(axis=(1, 3))
+    assert np.corrcoef(coarse.ravel(), pooled.ravel())[0, 1] > 0.7
+    other = np.abs(paint(15, row0 + 4 * size, col0, size)).mean(-1)  # elsewhere: no such agreement
+    assert np.corrcoef(other.ravel(), pooled.ravel())[0, 1] < 0.3
+
+
+def test_layout_draws_nothing_on_water_and_leaves_coarse_zooms_alone() -> None:
+    sea = np.broadcast_to(np.array([0.05, 0.12, 0.25]), (128, 128, 3)).astype(np.float32)
+    g = Grid.of_window(15, 11_862_000, 16_834_000, 128, 128)
+    assert np.abs(layout(7, g, sea) - sea).max() < 0.02
+    assert np.abs(paint(8, 92_000, 131_000, 128)).max() == 0.0
+
+
+def test_context_path_reach_is_within_its_bound() -> None:
+    torch.manual_seed(0)
+    model = TerraDenoiser(width=8, num_blocks=2, embed_dim=32, context_width=8)
+    torch.nn.init.normal_(model.context.out.weight, std=0.1)
+    reach = 0
+    for shift in range(0, 16, 2):  # every position of a pixel inside the coarsest (1/16) cells
+        cond = torch.randn(1, 3, 384, 384, requires_grad=True)
+        ctx = model.context_features(cond, torch.zeros(1))
+        row = 48 + shift // 4
+        ctx[0, :, row, row].sum().backward()
+        ys = torch.nonzero(cond.grad[0].abs().sum(0).sum(1))[:, 0]
+        centre = 4 * row + shift % 4
+        reach = max(reach, centre - int(ys.min()), int(ys.max()) - centre)
+    assert 0 < reach <= model.context_radius_px
+
+
+@pytest.fixture(scope="module")
+def structured(tmp_path_factory: pytest.TempPathFactory) -> TerraPipeline:
+    path = make_tiny_model(tmp_path_factory.mktemp("structured"), context_width=8, structure=True)
+    return TerraPipeline.from_pretrained(path, device="cpu")
+
+
+def test_windows_with_context_and_structure_agree_exactly(structured: TerraPipeline) -> None:
+    """With the context path and the structure field on, a window cut a quarter block further east computes the
+    same pixels where it overlaps: seams stay exact."""
+    assert structured.structure and structured.denoiser.context is not None
+    cascade = Cascade(structured, WorldRegistry(), MemoryTileStore())
+    z = 15
+    a = cascade.unit_of(TileKey("earth", z, 16_418, 11_580))
+    b = cascade.unit_of(TileKey("earth", z, a.x + 2, a.y))
+    cascade.render([a, b])
+    tiles = cascade.store.tiles
+    rows = [[tiles[k] for k in cascade.unit_tiles(u)] for u in (a, b)]
+    mosaic = np.concatenate([np.concatenate([rows[0][2 * j], rows[0][2 * j + 1], rows[1][2 * j], rows[1][2 * j + 1]],
+                                            axis=1) for j in range(2)], axis=0)
+    row0, col0 = structured.grid.window_origin_px(a)
+    shift = 8 * structured.patch_px  # stays on the model's alignment grid
+    shifted = structured.sample([cascade.window_spec_at("earth", z, row0, col0 + shift, dict(tiles))])[0]
+    expected = mosaic[:, shift : shift + structured.core_px]
+    assert np.abs(shifted.astype(int) - expected.astype(int)).max() <= 1
+    assert (shifted == expected).mean() > 0.999
+
+
+def test_structure_changes_the_window_and_the_version(structured: TerraPipeline) -> None:
+    plain = TerraPipeline(structured.denoiser, structured.scheduler, structured.num_inference_steps, device="cpu")
+    assert plain.version != structured.version
+    w = structured.window_px
+    parent = np.broadcast_to(np.array([92, 102, 66], np.uint8), (w // 2 + 2, w // 2 + 2, 3)).copy()
+    spec = WindowSpec(7, 16, 11_862_016 - structured.margin_px, 16_834_048 - structured.margin_px, parent,
+                      np.full(w // int(structured.denoiser.config.patch_size), 1.2, np.float32))
+    with_structure, without = structured.sample([spec])[0], plain.sample([spec])[0]
+    assert np.abs(with_structure.astype(int) - without.astype(int)).mean() > 1.0
