@@ -75,8 +75,10 @@ def main() -> None:
     parser.add_argument("--data", required=True)
     parser.add_argument("--model", default=None)
     parser.add_argument("--count", type=int, default=64, help="images per band of the one-level table")
-    parser.add_argument("--side", type=int, default=4, help="tiles per side rendered per place and band")
+    parser.add_argument("--side", type=int, default=2, help="tiles per side rendered per place and band")
     parser.add_argument("--bands", default=",".join(str(z) for z in BANDS))
+    parser.add_argument("--eval-only", action="append", default=[], metavar="DIR:MPP",
+                        help="real imagery never used in training, used whole (repeatable)")
     parser.add_argument("--out", default="bench/out")
     args = parser.parse_args()
     out = Path(args.out)
@@ -85,7 +87,7 @@ def main() -> None:
     started = time.time()
     cascade = Cascade(pipe, WorldRegistry(), MemoryTileStore())
     reports = evaluate_cascade(cascade, args.data, AerialFeatures(), side=args.side,
-                               bands=tuple(int(b) for b in args.bands.split(",")),
+                               bands=tuple(int(b) for b in args.bands.split(",")), eval_only=tuple(args.eval_only),
                                progress=lambda line: print(line, flush=True))
     sample_sheet(reports, out / "realism_cascade.png")
     print(f"\n## Along the cascade (model {pipe.version}, {time.time() - started:.0f} s, "

@@ -46,11 +46,13 @@ class TrainConfig:
     num_blocks: int = 4
     expansion: int = 2
     embed_dim: int = 128
-    context_width: int = 64
+    context_width: int = 96
     context_blocks: int = 3
-    inference_steps: int = 4
+    inference_steps: int = 3
     inference_t_fraction: float = 0.75  # share of samples drawn at the sampler's own timesteps
-    detail_gain: float = 2.0  # sampler setting written into the exported pipeline
+    detail_gain: float = 1.5  # sampler settings written into the exported pipeline (see TerraPipeline)
+    chroma_gain: float = 0.5
+    structure: bool = True
     init_from: str = ""  # a pipeline directory ("default": the shipped one) whose matching weights start the run
     max_minutes: float = 0.0  # stop (checkpoint and export) after this much training time; 0: run all steps
     threads: int = 2  # CPU intra-op threads
@@ -163,7 +165,8 @@ class Trainer:
         target = self.out / "pipeline"
         ema_cpu = copy.deepcopy(self.ema).to("cpu")
         TerraPipeline(ema_cpu, default_scheduler(), self.cfg.inference_steps, device="cpu",
-                      detail_gain=self.cfg.detail_gain).save_pretrained(target)
+                      detail_gain=self.cfg.detail_gain, chroma_gain=self.cfg.chroma_gain,
+                      structure=self.cfg.structure).save_pretrained(target)
         return target
 
     def run(self, progress: bool = True) -> Path:

@@ -35,7 +35,7 @@ from terradream.training.realism import frechet_distance, structure_features, tw
 # Three kinds of land a user zooms into: a coast (real shorelines on earth), farmland, mountains.
 PLACES: dict[str, tuple[float, float]] = {"coast": (-9.15, 38.69), "farmland": (0.60, 43.65),
                                           "mountains": (7.65, 45.95)}
-BANDS = (9, 12, 16, 19)
+BANDS = (9, 12, 15, 18)
 
 
 @dataclass
@@ -58,48 +58,54 @@ class RealCrops:
         return arr[:half], arr[half:]
 
 
-def held_out_images(data: str) -> Iterator[tuple[int, np.ndarray, np.ndarray | None, float]]:
+def held_out_images(data: str, eval_only: tuple[str, ...] = ()) -> Iterator[tuple[int, np.ndarray, np.ndarray | None, float]]:
     """(image id, RGB uint8, validity mask or None, m/px) of the held-out part of every source image: whole images
-    in the validation hash split, or the eastern fifth of sources too small to split by image (as training does)."""
+    in the validation hash split, or the eastern fifth of sources too small to split by image (as training does),
+    plus every image of the eval_only sources (DIR:MPP folders never used in training; black is no-data)."""
     image_id = 0
-    for root, spec in sources_from_args([data]):
+    sources = [(root, spec, False) for root, spec in sources_from_args([data])]
+    sources += [(root, spec, True) for root, spec in sources_from_args(list(eval_only))]
+    for root, spec, whole in sources:
         paths = list(iter_images(root, spec))
         by_image = len(paths) >= MIN_IMAGES_FOR_IMAGE_SPLIT
         for path in paths:
-            if by_image and not is_validation(path):
+            if not whole and by_image and not is_validation(path):
                 continue
             with Image.open(path) as im:
                 img = np.asarray(im.convert("RGB"))
-            if not by_image:
+            if not whole and not by_image:
                 img = img[:, int(img.shape[1] * 0.8) :]
-            valid = img.max(axis=2) > 0 if spec.nodata_black else None
+            valid = img.max(axis=2) > 0 if spec.nodata_black or whole else None
             yield image_id, img, valid, spec.m_per_px
             image_id += 1
 
 
-def real_crops(data: str, target_mpp: float, crop_px: int, max_log2_off: float = 0.5) -> RealCrops:
-    """Non-overlapping held-out crops at the power-of-two downsample of each source nearest to target_mpp (kept
-    only within 2**max_log2_off of it), all at one resolution: the most populous level wins."""
-    by_level: dict[float, RealCrops] = {}
-    for image_id, img, valid, mpp in held_out_images(data):
-        k = round(math.log2(target_mpp / mpp))
-        if k < 0 or abs(math.log2(target_mpp / (mpp * 2**k))) > max_log2_off:
+def real_crops(data: str, target_mpp: float, crop_px: int, max_log2_off: float = 0.6,
+               eval_only: tuple[str, ...] = ()) -> RealCrops:
+    """Non-overlapping held-out crops at each source's power-of-two downsample nearest to target_mpp, from every
+    source that gets within 2**max_log2_off of it; m_per_px is their geometric mean."""
+    out, logs = RealCrops(target_mpp), []
+    for image_id, img, valid, mpp in held_out_images(data, eval_only):
+        k = max(0, round(math.log2(target_mpp / mpp)))
+        if abs(math.log2(target_mpp / (mpp * 2**k))) > max_log2_off:
+            continue
+        if min(img.shape[:2]) >> k < crop_px:
             continue
         pixels, ok = img.astype(np.float32), None if valid is None else valid.astype(np.float32)[..., None]
         for _ in range(k):
             pixels = area_downsample2_np(pixels)
             ok = None if ok is None else area_downsample2_np(ok)
-        level = by_level.setdefault(mpp * 2**k, RealCrops(mpp * 2**k))
         h, w = pixels.shape[:2]
         for y in range(0, h - crop_px + 1, crop_px):
             for x in range(0, w - crop_px + 1, crop_px):
-                if ok is not None and ok[y : y + crop_px, x : x + crop_px].min() < 1.0:
+                if ok is not None and ok[y : y + crop_px, x : x + crop_px].mean() < 0.99:
                     continue
-                level.crops.append(np.round(pixels[y : y + crop_px, x : x + crop_px]).astype(np.uint8))
-                level.image_ids.append(image_id)
-    if not by_level:
-        return RealCrops(target_mpp)
-    return max(by_level.values(), key=lambda r: len(r.crops))
+                out.crops.append(np.round(pixels[y : y + crop_px, x : x + crop_px]).astype(np.uint8))
+                out.image_ids.append(image_id)
+                logs.append(math.log2(mpp * 2**k))
+    if logs:
+        out.m_per_px = float(2 ** np.mean(logs))
+    return out
 
 
 def block_keys(world: str, z: int, lon: float, lat: float, side: int) -> list[TileKey]:
@@ -149,6 +155,7 @@ class BandReport:
     """One zoom band of the cascade evaluation."""
 
     zoom: int
+    crop_px: int
     m_per_px_generated: float
     m_per_px_real: float
     n: int
@@ -165,14 +172,19 @@ class BandReport:
 
 def evaluate_cascade(cascade: Cascade, data: str, features: Callable[[np.ndarray], np.ndarray],
                      world: str = "earth", places: dict[str, tuple[float, float]] | None = None,
-                     bands: tuple[int, ...] = BANDS, side: int = 4, crop_px: int = 128, min_crops: int = 16,
+                     bands: tuple[int, ...] = BANDS, side: int = 2, crop_px: int = 64, min_crops: int = 16,
+                     eval_only: tuple[str, ...] = (),
                      progress: Callable[[str], None] = print) -> list[BandReport]:
     """Render side x side tiles per place and band from the root down; compare with held-out real crops."""
     places = places or PLACES
     reports = []
     for z in bands:
         mpp = float(np.mean([meters_per_pixel(z, lat) for _, lat in places.values()]))
-        real = real_crops(data, mpp, crop_px)
+        size = crop_px
+        real = real_crops(data, mpp, size, eval_only=eval_only)
+        if len(real.crops) < 2 * min_crops:  # scarce real imagery at this resolution: smaller crops
+            size = crop_px // 2
+            real = real_crops(data, mpp, size, eval_only=eval_only)
         if len(real.crops) < 2 * min_crops:
             progress(f"z{z}: only {len(real.crops)} held-out real crops near {mpp:.2f} m/px; skipped")
             continue
@@ -180,8 +192,8 @@ def evaluate_cascade(cascade: Cascade, data: str, features: Callable[[np.ndarray
         for name, (lon, lat) in places.items():
             keys = block_keys(world, z, lon, lat, side)
             tiles = cascade.render(keys)
-            fake += cut_crops([tiles[k] for k in keys], side, crop_px)
-            bicubic += cut_crops([bicubic_from_root(cascade, k) for k in keys], side, crop_px)
+            fake += cut_crops([tiles[k] for k in keys], side, size)
+            bicubic += cut_crops([bicubic_from_root(cascade, k) for k in keys], side, size)
             progress(f"z{z} {name}: rendered {len(keys)} tiles ({cascade.stats.windows} windows so far)")
         real_a, real_b = real.groups()
         n = min(len(real_a), len(real_b), len(fake))
@@ -191,7 +203,7 @@ def evaluate_cascade(cascade: Cascade, data: str, features: Callable[[np.ndarray
         s = {k: structure_features(v) for k, v in (("a", ra), ("b", rb), ("f", fk), ("c", bc))}
         d = {k: features(v) for k, v in (("a", ra), ("b", rb), ("f", fk), ("c", bc))}
         reports.append(BandReport(
-            z, mpp, real.m_per_px, n,
+            z, size, mpp, real.m_per_px, n,
             two_sample_accuracy(s["a"], s["f"]), two_sample_accuracy(s["a"], s["b"]), two_sample_accuracy(s["a"], s["c"]),
             frechet_distance(d["a"], d["f"]), frechet_distance(d["a"], d["b"]), frechet_distance(d["a"], d["c"]),
             swd(_signed(ra), _signed(fk)), swd(_signed(ra), _signed(bc)),
@@ -207,11 +219,11 @@ def _signed(crops: np.ndarray) -> torch.Tensor:
 
 def format_reports(reports: list[BandReport]) -> str:
     """A Markdown table of the cascade evaluation."""
-    lines = ["| zoom | m/px generated | m/px real | crops per set | accuracy model | accuracy real-vs-real | "
+    lines = ["| zoom | m/px generated | m/px real | crops per set (px) | accuracy model | accuracy real-vs-real | "
              "accuracy bicubic | FD model | FD real-vs-real | FD bicubic | FD model / bicubic | SWD model / bicubic |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in reports:
-        lines.append(f"| z{r.zoom} | {r.m_per_px_generated:.2f} | {r.m_per_px_real:.2f} | {r.n} | {r.acc_model:.2f} | "
+        lines.append(f"| z{r.zoom} | {r.m_per_px_generated:.2f} | {r.m_per_px_real:.2f} | {r.n} ({r.crop_px}) | {r.acc_model:.2f} | "
                      f"{r.acc_control:.2f} | {r.acc_bicubic:.2f} | {r.fd_model:.1f} | {r.fd_control:.1f} | "
                      f"{r.fd_bicubic:.1f} | {r.fd_model / max(r.fd_bicubic, 1e-9):.2f} | "
                      f"{r.swd_model / max(r.swd_bicubic, 1e-9):.2f} |")
