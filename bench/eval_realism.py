@@ -1,6 +1,6 @@
 """Realism of the default model per zoom band: SWD and spectrum slope against the bicubic baseline (issue 5).
 
-Needs held-out real imagery: --data points at a folder laid out like ../shared/data (see terradream.model.dataset).
+Needs held-out real imagery: --data points at a folder laid out like ../shared/data (see terradream.training.dataset).
 Prints a Markdown table and writes sample grids (real | bicubic | model) to bench/out/.
 Usage: .venv/bin/python bench/eval_realism.py --data ../shared/data [--model DIR] [--count 64]
 """
@@ -15,8 +15,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from terradream.model.dataset import KNOWN_LAYOUT, SourceSpec, TripleDataset, build_datasets
-from terradream.model.evaluate import BandResult, evaluate_band, format_table, zoom_for_mpp
+from terradream.training.dataset import KNOWN_LAYOUT, SourceSpec, TripleDataset, build_datasets
+from terradream.training.evaluate import BandResult, evaluate_band, format_table, zoom_for_mpp
 from terradream.model.pipeline import TerraPipeline
 
 # band label -> (source folder, target m/px); the nearest held-out pyramid level of that source is used.

@@ -12,9 +12,9 @@ import time
 import numpy as np
 
 from terradream.model.cascade import Cascade, MemoryTileStore
-from terradream.model.keys import TileKey
+from terradream.core.keys import TileKey
 from terradream.model.pipeline import TerraPipeline
-from terradream.model.quality import cross_zoom_psnr_db, descendant_colour_error, seam_ratio
+from terradream.training.quality import cross_zoom_psnr_db, descendant_colour_error, seam_ratio
 from terradream.model.worlds import WorldRegistry
 
 # 4x4 blocks over land in Europe at three depths (x, y at each zoom)

@@ -29,7 +29,7 @@ from reliability_common import (
     served,
 )
 
-from terradream.server.store import is_whole_tile_png
+from terradream.cache.store import is_whole_tile_png
 
 MAXZOOM = 12
 # every earth root tile (z0..4): warming them loads the root image and fills the root-tile cache before the baseline

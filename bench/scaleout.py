@@ -80,7 +80,7 @@ def run(workers: int, api: ServerProcess, scheduler: str, redis_url: str, model:
         args: argparse.Namespace) -> dict[str, Any]:
     """Start `workers` workers, warm them up, time one cold block; returns tiles, seconds and tiles/s."""
     ports = [free_port() for _ in range(workers)]
-    procs = [spawn([sys.executable, "-m", "terradream.server.cli", "worker", "--scheduler", scheduler, "--redis",
+    procs = [spawn([sys.executable, "-m", "terradream.cli.main", "worker", "--scheduler", scheduler, "--redis",
                     redis_url, "--model", str(model), "--device", args.device, "--host", "127.0.0.1", "--name",
                     f"bench-{workers}-{i}", "--metrics-port", str(port), "--slots", "64"],
                    workdir / f"worker-{workers}-{i}.log", {"OMP_NUM_THREADS": str(args.threads)})

@@ -13,7 +13,7 @@ import pytest
 import redis
 
 from terradream.cache import CacheKey, RedisCache, TileRange, safe_url
-from terradream.server.testing import free_port
+from terradream.api.testing import free_port
 
 from .tiles import solid_png
 

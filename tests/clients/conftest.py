@@ -24,7 +24,7 @@ from PIL import Image
 from prometheus_client.parser import text_string_to_metric_families
 from support import ServeSubprocess
 
-from terradream.server.cli import main
+from terradream.cli.main import main
 
 READY_TIMEOUT_S = 180.0
 TILE_TIMEOUT_S = 300.0

@@ -12,8 +12,8 @@ import mercantile
 import pytest
 from support import terradream_command
 
-from terradream.model.keys import TileKey
-from terradream.server.regions import parse_bbox, tile_grid
+from terradream.core.keys import TileKey
+from terradream.core.regions import parse_bbox, tile_grid
 
 from .conftest import ServeProcess, cached_pngs, inner_bbox, local_args, run_cli
 

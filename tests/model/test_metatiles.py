@@ -2,7 +2,7 @@
 
 import pytest
 
-from terradream.model.keys import TileKey
+from terradream.core.keys import TileKey
 from terradream.model.metatiles import MetatileGrid, best_offset_tiles, worst_blocks_per_axis
 
 

@@ -33,7 +33,7 @@ class Served(ProcessServer):
         self.log_path = log_path
         self._log = open(log_path, "wb")  # noqa: SIM115
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "terradream.server.cli", "serve", "--port", str(self.port), *args],
+            [sys.executable, "-m", "terradream.cli.main", "serve", "--port", str(self.port), *args],
             env={**os.environ, **SERVER_ENV, **env}, stdout=self._log, stderr=self._log)
         try:
             wait_until(lambda: self._ready(degraded_ok), READY_TIMEOUT_S, f"{self.url} becoming ready")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-from terradream.server.store import is_whole_tile_png
+from terradream.cache.store import is_whole_tile_png
 
 from .conftest import Served, decode_tile, mbtiles_rows, readyz, wait_until
 

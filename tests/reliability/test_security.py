@@ -24,10 +24,10 @@ from starlette.staticfiles import StaticFiles
 
 import terradream.frontend
 from terradream.model import worlds as worlds_module
-from terradream.server import admin
-from terradream.server.app import create_app
-from terradream.server.frontend import FrontendFactory
-from terradream.server.settings import Settings
+from terradream.api.routes import admin
+from terradream.api.app import create_app
+from terradream.api.frontend import FrontendFactory
+from terradream.engine.settings import Settings
 
 from .conftest import Served, TLSRedis, decode_tile, mbtiles_rows, readyz
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import httpx
 from click.testing import CliRunner
 
-from terradream.server.cli import build_settings, main
+from terradream.cli.main import build_settings, main
 
 from .conftest import ProcessServer, free_port
 

@@ -17,7 +17,7 @@ import prometheus_client
 import pytest
 from PIL import Image
 
-from terradream.server.settings import Settings
+from terradream.engine.settings import Settings
 
 from .conftest import ThreadServer, free_port
 

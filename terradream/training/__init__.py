@@ -1,0 +1,1 @@
+"""Training and evaluating the denoiser on real imagery; the server never imports this package."""
