@@ -73,9 +73,9 @@ def stop_process(proc: subprocess.Popen[bytes], timeout_s: float = 30.0) -> None
 
 
 def terradream_command() -> list[str]:
-    """The installed `terradream` script next to this Python, else `python -m terradream.cli.main`."""
+    """The installed `terradream` script next to this Python, else `python -m terradream.cli`."""
     script = Path(sys.executable).with_name("terradream")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "terradream.cli.main"]
+    return [str(script)] if script.exists() else [sys.executable, "-m", "terradream.cli"]
 
 
 class ServeSubprocess:

@@ -10,25 +10,29 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from terradream import __version__
-from terradream.api.routes.admin import AdminFactory
+from terradream.api.dependencies import Runtime
 from terradream.api.errors import register_exception_handlers
 from terradream.api.frontend import FrontendFactory
 from terradream.api.limits import RequestLimits
+from terradream.api.routes.admin import AdminFactory
 from terradream.api.routes.meta import MetaFactory
 from terradream.api.routes.ogc import OGCFactory
-from terradream.engine.engine import Runtime
-from terradream.engine.settings import Settings
 from terradream.api.routes.tiles import TilesFactory
+from terradream.engine.engine import ClusterFactory
+from terradream.engine.settings import Settings
 
 DESCRIPTION = """Satellite-like imagery generated on demand by a diffusion cascade, served as XYZ tiles,
 TileJSON and WMTS. Tiles are a pure function of (world, model version, z, x, y): cache them forever under
 version-pinned URLs (`?v=`, as TileJSON gives them)."""
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """A new app; the model, cache and generation worker load in the background once it starts (see /readyz)."""
+def create_app(settings: Settings | None = None, cluster: ClusterFactory | None = None) -> FastAPI:
+    """A new app; the model, cache and generation service load in the background once it starts (see /readyz).
+
+    `cluster` builds the cluster service when settings name a Dask scheduler (`terradream serve` passes it).
+    """
     settings = settings or Settings()
-    runtime = Runtime(settings)
+    runtime = Runtime(settings, cluster)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -1,40 +1,44 @@
-"""Exception handlers: the generator's and the service's errors as JSON answers with the right status."""
+"""The one exception -> HTTP status table and the handlers that answer with it (TiTiler's DEFAULT_STATUS_CODES).
+
+Every error carries its own message; RetryLater errors add Retry-After. Anything else is a 500 whose traceback goes
+to the log, never to the client.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Coroutine, Mapping
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from terradream.core.errors import TerradreamError, TileOutOfRange, UnknownWorld
-from terradream.engine.admission import RateLimited
-from terradream.engine.generation import Overloaded
-from terradream.engine.engine import NotReady
+from terradream.core.errors import RateLimited, RetryLater, TerradreamError, TileOutOfRange, UnknownWorld
 
 log = logging.getLogger("terradream.server")
 
+DEFAULT_STATUS_CODES: dict[type[Exception], int] = {
+    TerradreamError: 400,  # anything else the generator blames on the request
+    TileOutOfRange: 404,
+    UnknownWorld: 404,
+    RetryLater: 503,  # queue full, model loading, cluster scheduler or cache unreachable
+    RateLimited: 429,  # this client started too many new generations; cached tiles still answer
+}
 
-async def not_found(request: Request, exc: Exception) -> JSONResponse:
-    """Outside the tile matrix, or an unknown / malformed / disallowed world: 404."""
-    return JSONResponse({"detail": str(exc)}, status_code=404)
-
-
-async def unavailable(request: Request, exc: Exception) -> JSONResponse:
-    """Queue full or model not loaded: 503 with Retry-After."""
-    retry_after_s = getattr(exc, "retry_after_s", 1)
-    return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": str(retry_after_s)})
-
-
-async def too_many_requests(request: Request, exc: Exception) -> JSONResponse:
-    """This client started too many new generations: 429 with Retry-After (cached tiles still answer)."""
-    retry_after_s = getattr(exc, "retry_after_s", 1)
-    return JSONResponse({"detail": str(exc)}, status_code=429, headers={"Retry-After": str(retry_after_s)})
+Handler = Callable[[Request, Exception], Coroutine[Any, Any, JSONResponse]]
 
 
-async def bad_request(request: Request, exc: Exception) -> JSONResponse:
-    """Any other error the generator blames on the request: 400."""
-    return JSONResponse({"detail": str(exc)}, status_code=400)
+def status_of(exc: Exception, status_codes: Mapping[type[Exception], int] = DEFAULT_STATUS_CODES) -> int:
+    """The status of an exception: its most specific class in the table, else 500."""
+    return next((status_codes[cls] for cls in type(exc).__mro__ if cls in status_codes), 500)
+
+
+def exception_handler(status: int) -> Handler:
+    """A handler answering `{"detail": str(exc)}` with status, and Retry-After for RetryLater errors."""
+    async def handle(request: Request, exc: Exception) -> JSONResponse:
+        headers = {"Retry-After": str(exc.retry_after_s)} if isinstance(exc, RetryLater) else None
+        return JSONResponse({"detail": str(exc)}, status_code=status, headers=headers)
+    return handle
 
 
 async def internal_error(request: Request, exc: Exception) -> JSONResponse:
@@ -43,12 +47,9 @@ async def internal_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": f"internal error: {type(exc).__name__}"}, status_code=500)
 
 
-def register_exception_handlers(app: FastAPI) -> None:
-    """Install every handler above on app."""
-    app.add_exception_handler(TileOutOfRange, not_found)
-    app.add_exception_handler(UnknownWorld, not_found)
-    app.add_exception_handler(TerradreamError, bad_request)
-    app.add_exception_handler(Overloaded, unavailable)
-    app.add_exception_handler(RateLimited, too_many_requests)
-    app.add_exception_handler(NotReady, unavailable)
+def register_exception_handlers(app: FastAPI,
+                                status_codes: Mapping[type[Exception], int] = DEFAULT_STATUS_CODES) -> None:
+    """Answer every class of the table with its status (Starlette picks the most specific), anything else with 500."""
+    for exc_class, status in status_codes.items():
+        app.add_exception_handler(exc_class, exception_handler(status))
     app.add_exception_handler(Exception, internal_error)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import ClassVar
 
 from fastapi import APIRouter
 
-from terradream.engine.engine import Engine, Runtime, get_engine, get_runtime
+from terradream.api.dependencies import Runtime, get_engine, get_runtime
+from terradream.engine.engine import Engine
 
 
 @dataclass
@@ -16,8 +17,8 @@ class RouterFactory:
     """Holds a router and the dependencies its routes use; subclasses name their tags and register routes."""
 
     router: APIRouter = field(default_factory=APIRouter)
-    runtime_dependency: Callable[..., Runtime] = get_runtime
-    engine_dependency: Callable[..., Engine] = get_engine
+    runtime_dependency: Callable[..., Awaitable[Runtime]] = get_runtime
+    engine_dependency: Callable[..., Awaitable[Engine]] = get_engine
     tags: ClassVar[list[str]] = []
 
     def __post_init__(self) -> None:

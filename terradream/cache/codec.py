@@ -9,7 +9,6 @@ from enum import Enum
 import numpy as np
 from PIL import Image
 
-TILE_PX = 256
 JPEG_QUALITY = 90
 WEBP_QUALITY = 90
 

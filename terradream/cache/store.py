@@ -9,8 +9,9 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from terradream.cache.base import CacheKey, TileCache
+from terradream.cache.codec import decode_png, encode_png
 from terradream.core.keys import TileKey
-from terradream.cache.codec import TILE_PX, decode_png, encode_png
+from terradream.core.tiles import TILE_SIZE_PX
 
 log = logging.getLogger("terradream.cache.store")
 
@@ -28,7 +29,7 @@ def is_whole_tile_png(data: bytes) -> bool:
     if data[12:16] != b"IHDR":
         return False
     width, height = struct.unpack(">II", data[16:24])
-    return width == TILE_PX and height == TILE_PX
+    return width == TILE_SIZE_PX and height == TILE_SIZE_PX
 
 
 class CacheTileStore:

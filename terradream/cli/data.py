@@ -15,9 +15,10 @@ from typing import Any, TypeVar
 import click
 from tqdm import tqdm
 
-from terradream.data.exporting import describe_plan, export, plan_export
 from terradream.cli.logs import configure_logging
+from terradream.cli.options import build_settings, engine_options, pop_engine_options
 from terradream.core.regions import BBox, parse_bbox, parse_zoom_range, region_grids, region_keys
+from terradream.data.exporting import describe_plan, export, plan_export
 from terradream.data.seeding import RunReport, seed
 from terradream.data.sources import HttpSource, LocalSource, SourceError, TileSource
 
@@ -58,23 +59,14 @@ def region_options(zoom_help: str) -> Callable[[F], F]:
 
 def source_options(command: F) -> F:
     """The tile source: --url (a running server) or the in-process engine with the same options as `serve`."""
+    # --world names the region's world here, so image worlds take --image-world
+    command = engine_options(*ENGINE_OPTIONS, worlds="--image-world")(command)
     for option in reversed([
         click.option("--url", help="Base URL of a running terradream server; without it the model runs in-process."),
         click.option("--concurrency", type=click.IntRange(1, 256), default=4, show_default=True,
                      help="Tiles in flight at once over --url."),
         click.option("--retries", type=click.IntRange(0, 100), default=10, show_default=True,
                      help="Retries per tile over --url (503/429/5xx and network errors; Retry-After is honoured)."),
-        click.option("--cache", type=click.Path(file_okay=False, path_type=Path),
-                     help="Embedded cache directory, as for serve [env TERRADREAM_CACHE]."),
-        click.option("--redis", help="Redis URL of the shared cache, as for serve [env TERRADREAM_REDIS]."),
-        click.option("--model", type=click.Path(exists=True, file_okay=False, path_type=Path),
-                     help="Model directory [env TERRADREAM_MODEL; default: shipped weights]."),
-        click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), help="Where the model runs [env TERRADREAM_DEVICE]."),
-        click.option("--batch-size", type=int, help="Tiles per cascade render [env TERRADREAM_BATCH_SIZE]."),
-        click.option("--image-world", "worlds", multiple=True, metavar="NAME=IMAGE",
-                     help="A world rooted in an image, as serve's --world (repeatable) [env TERRADREAM_WORLDS]."),
-        click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
-                     help="Log verbosity [env TERRADREAM_LOG_LEVEL; default warning]."),
     ]):
         command = option(command)
     return command
@@ -88,15 +80,13 @@ def open_source(url: str | None, concurrency: int, retries: int, engine: dict[st
         if given:
             raise click.UsageError(f"{', '.join(given)} configure the in-process engine; with --url the server's apply")
         return HttpSource(url, concurrency=concurrency, retries=retries)
-    from terradream.cli.main import build_settings  # here, not on top: cli.py imports this module
-
     settings = build_settings(**engine)
     configure_logging(settings.log_level)
     return LocalSource(settings)
 
 
 @contextmanager
-def progress_bar(total: int, what: str) -> Iterator[tqdm]:  # type: ignore[type-arg]
+def progress_bar(total: int, what: str) -> Iterator[tqdm]:
     """A tqdm bar on stderr: count, rate and ETA."""
     bar = tqdm(total=total, desc=what, unit="tile", file=sys.stderr, dynamic_ncols=True, mininterval=0.5)
     try:
@@ -116,7 +106,7 @@ def finish(report: RunReport, verb: str) -> None:
 
 
 def run_command(source_args: tuple[str | None, int, int, dict[str, Any]], world: str, total: int, verb: str,
-                work: Callable[[TileSource, RunReport, tqdm], object]) -> RunReport:  # type: ignore[type-arg]
+                work: Callable[[TileSource, RunReport, tqdm], object]) -> RunReport:
     """Open the source, check the world, run work with a report and a bar; Ctrl-C prints how far it got."""
     source = open_source(*source_args)
     report = RunReport(total)
@@ -135,11 +125,6 @@ def run_command(source_args: tuple[str | None, int, int, dict[str, Any]], world:
     return report
 
 
-def engine_args(options: dict[str, Any]) -> dict[str, Any]:
-    """The serve-style engine options out of a command's keyword arguments."""
-    return {k: options.pop(k) for k in ENGINE_OPTIONS}
-
-
 @click.command("seed")
 @region_options("Zoom or inclusive zoom range, e.g. 0-12.")
 @click.option("--dry-run", is_flag=True, help="Print how many tiles the region holds and exit.")
@@ -152,7 +137,8 @@ def seed_command(world: str, bbox: BBox, zooms: range, dry_run: bool, url: str |
     if dry_run:
         click.echo(f"{total} tiles ({', '.join(f'z{grid.z}: {grid.count}' for grid in grids)})")
         return
-    report = run_command((url, concurrency, retries, engine_args(options)), world, total, "seed",
+    source_args = (url, concurrency, retries, pop_engine_options(options, ENGINE_OPTIONS))
+    report = run_command(source_args, world, total, "seed",
                          lambda source, rep, bar: seed(source, region_keys(world, grids), rep, bar))
     finish(report, "seeded")
 
@@ -170,7 +156,8 @@ def export_command(world: str, bbox: BBox, zooms: range, out: Path, url: str | N
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from exc
     written: list[bool] = []
-    report = run_command((url, concurrency, retries, engine_args(options)), world, plan.count, "export",
+    source_args = (url, concurrency, retries, pop_engine_options(options, ENGINE_OPTIONS))
+    report = run_command(source_args, world, plan.count, "export",
                          lambda source, rep, bar: written.append(export(source, world, plan, out, rep, bar)))
     if written and written[0]:
         click.echo(f"wrote {out} ({describe_plan(plan)})")

@@ -7,7 +7,8 @@ import sys
 import time
 
 # Attributes every LogRecord has; anything else on a record came from `extra=` and is printed as a field.
-_STANDARD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "color_message"}
+_STANDARD_ATTRS = (frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None)))
+                   | {"message", "asctime", "color_message"})
 
 
 def format_value(value: object) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import fields
+from typing import Any
 
 import click
 
@@ -13,7 +14,7 @@ _DEFAULTS = TrainConfig()
 
 @click.command("train")
 @click.option("--data", "data", multiple=True, required=True, metavar="DIR[:MPP]",
-              help="Imagery folder: DIR:MPP for images at MPP m/px, or a folder laid out like ../shared/data "
+              help="Imagery folder: DIR:MPP for images at MPP m/px, or a folder holding any of the known sources "
                    "(aid/, landsat/, neon/, basemaps/). Repeatable.")
 @click.option("--out", required=True, help="Run directory: recipe, metrics, checkpoint.pt and the exported pipeline/.")
 @click.option("--steps", type=int, default=_DEFAULTS.steps, show_default=True)
@@ -26,8 +27,8 @@ def train_command(data: tuple[str, ...], out: str, steps: int, batch: int, resum
                   seed: int) -> None:
     """Train a denoiser (EMA, validation, resumable checkpoints) and export it for `terradream serve --model`."""
     known = {f.name for f in fields(TrainConfig)}
-    options = {"data": list(data), "out": out, "steps": steps, "batch": batch, "device": device, "width": width,
-               "seed": seed}
+    options: dict[str, Any] = {"data": list(data), "out": out, "steps": steps, "batch": batch, "device": device,
+                               "width": width, "seed": seed}
     cfg = TrainConfig(**{k: v for k, v in options.items() if k in known})
     exported = train(cfg, resume=resume)
     click.echo(f"exported pipeline: {exported}  (serve it with: terradream serve --model {exported})")

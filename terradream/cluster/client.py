@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
-from collections.abc import Collection
+from collections.abc import Collection, Coroutine
+from typing import Any
 
 from anyio import to_thread
 from dask.task_spec import Task, TaskRef
@@ -30,22 +30,15 @@ from distributed.client import FutureCancelledError
 from distributed.comm.core import CommClosedError
 from prometheus_client import Gauge
 
-from terradream.model.cascade import Cascade
-from terradream.core.keys import TileKey
-from terradream.cluster.tasks import (
-    GPU_RESOURCE,
-    align_dask_logging,
-    dask_priority,
-    make_tile,
-    task_name,
-)
-from terradream.engine.admission import FairShare
-from terradream.engine.generation import Overloaded
-from terradream.engine.metrics import ServerMetrics
-from terradream.engine.singleflight import PendingTile, Priority, SingleFlight
-from terradream.engine.engine import Engine, NotReady, load_engine
-from terradream.engine.settings import Settings
 from terradream.cache.store import CacheTileStore
+from terradream.cluster.tasks import GPU_RESOURCE, align_dask_logging, dask_priority, make_tile, task_name
+from terradream.core.errors import CacheUnavailable, SchedulerUnavailable
+from terradream.core.keys import TileKey
+from terradream.engine.admission import Admission
+from terradream.engine.metrics import ServerMetrics
+from terradream.engine.service import Priority, TileService
+from terradream.engine.settings import Settings
+from terradream.model.cascade import Cascade
 
 log = logging.getLogger("terradream.cluster.client")
 
@@ -53,14 +46,6 @@ PLAN_ATTEMPTS = 3  # plan, submit, wait; again when a depended-on key vanished m
 POLL_S = 2.0  # while waiting for a tile, look into Redis this often (covers keys that finished unseen)
 RECONNECT_PAUSE_S = 1.0
 SCHEDULER_GONE = (OSError, CommClosedError)  # what talking to a vanished scheduler raises
-
-
-class SchedulerUnavailable(NotReady):
-    """No connection to the Dask scheduler: cold tiles cannot be made now (HTTP 503 with Retry-After)."""
-
-
-class CacheUnavailable(NotReady):
-    """Redis, through which workers hand tiles over, is unreachable: cold tiles cannot be delivered (HTTP 503)."""
 
 
 def plan_tile(cascade: Cascade, store: CacheTileStore, key: TileKey) -> dict[TileKey, list[TileKey]]:
@@ -89,19 +74,15 @@ def tile_graph(plan: dict[TileKey, list[TileKey]], cascade: Cascade, version: st
     return graph
 
 
-class DistributedGeneration(SingleFlight[PendingTile]):
-    """The GenerationService of an API server in a cluster: same fetch() contract, tiles made by Dask workers."""
+class ClusterGeneration(TileService):
+    """The generation service of an API server in a cluster: same fetch() contract, tiles made by Dask workers."""
 
-    def __init__(self, scheduler: str, cascade: Cascade, store: CacheTileStore, metrics: ServerMetrics, *,
-                 queue_max: int = 1024, retry_after_s: int = 2, fair_share: FairShare | None = None,
-                 connect_timeout_s: float = 5.0, poll_s: float = POLL_S) -> None:
+    def __init__(self, scheduler: str, cascade: Cascade, store: CacheTileStore, metrics: ServerMetrics,
+                 admission: Admission, *, connect_timeout_s: float = 5.0, poll_s: float = POLL_S) -> None:
         """Talk to the scheduler at `scheduler` (tcp://HOST:8786); read and plan tiles of `store` (Redis)."""
-        super().__init__(store, metrics)
+        super().__init__(store, metrics, admission)
         self.scheduler = scheduler
         self.cascade = cascade
-        self.queue_max = queue_max
-        self.retry_after_s = retry_after_s
-        self.fair_share = fair_share
         self.connect_timeout_s = connect_timeout_s
         self.poll_s = poll_s
         self._client: Client | None = None
@@ -120,7 +101,7 @@ class DistributedGeneration(SingleFlight[PendingTile]):
         if self._supervisor is not None:
             self._supervisor.cancel()
             await asyncio.wait({self._supervisor})
-        await asyncio.gather(*self._cancel_producers(), return_exceptions=True)  # they release their futures
+        await asyncio.gather(*self._cancel_pending(), return_exceptions=True)  # they release their futures
         if self._client is not None:
             client, self._client = self._client, None
             with contextlib.suppress(Exception):
@@ -134,7 +115,7 @@ class DistributedGeneration(SingleFlight[PendingTile]):
     @property
     def queue_depth(self) -> int:
         """Cold tiles this API server is waiting for."""
-        return len(self._pending)
+        return len(self._flights)
 
     async def _keep_connected(self) -> None:
         """Keep one running Client: a new one whenever the last gave up reconnecting (or never connected)."""
@@ -168,25 +149,13 @@ class DistributedGeneration(SingleFlight[PendingTile]):
                                        self.retry_after_s)
         return client
 
-    # ---- requests (fetch() comes from SingleFlight) ----
-    def _admit(self, key: TileKey, priority: Priority, client: str | None) -> PendingTile:
-        """A new pending tile, unless the scheduler is away (SchedulerUnavailable), too many tiles are pending here
-        (Overloaded) or `client` used up its fair share (RateLimited)."""
+    # ---- requests (fetch() comes from TileService) ----
+    def _start(self, key: TileKey, priority: Priority, client: str | None) -> Coroutine[Any, Any, bytes]:
+        """Make a new cold tile on the cluster, unless the scheduler is away (SchedulerUnavailable) or admission
+        refuses it (RateLimited, Overloaded)."""
         self._running_client()
-        if len(self._pending) >= self.queue_max:
-            self.metrics.overloaded.inc()
-            raise Overloaded(self.retry_after_s, len(self._pending))
-        if self.fair_share is not None and client is not None:
-            try:
-                self.fair_share.take(client)
-            except Exception:
-                self.metrics.rate_limited.inc()
-                raise
-        return PendingTile(key, priority, asyncio.get_running_loop().create_future())
-
-    async def _make(self, entry: PendingTile) -> bytes:
-        """The tile's PNG, made on the cluster."""
-        return await self._generate(entry.key, entry.priority)
+        self.admission.admit(len(self._flights), client)
+        return self._generate(key, priority)
 
     async def _generate(self, key: TileKey, priority: Priority) -> bytes:
         """Plan, submit and await the tile's graph until its PNG is in Redis (again when a dependency vanished)."""
@@ -214,6 +183,7 @@ class DistributedGeneration(SingleFlight[PendingTile]):
                         priority: Priority) -> bool:
         """Submit the units the scheduler does not know yet and wait for key's; False when a dependency vanished."""
         version = self.store.version
+        assert client.scheduler is not None  # a running client has its scheduler RPC
         states = await client.scheduler.get_task_status(keys=[task_name(u, version) for u in plan])
         known = {name for name, state in states.items() if state is not None}
         graph = tile_graph(plan, self.cascade, version, known)
@@ -255,18 +225,10 @@ class DistributedGeneration(SingleFlight[PendingTile]):
         return await future
 
 
-def load_distributed_engine(settings: Settings, metrics: ServerMetrics) -> Engine:
-    """The engine of an API server in a cluster (blocking: seconds).
-
-    The model is loaded on the CPU only for its version and window geometry (it never runs here); cold tiles go to the
-    scheduler at settings.scheduler, tiles are read from Redis.
-    """
+def cluster_service(settings: Settings, cascade: Cascade, store: CacheTileStore, metrics: ServerMetrics,
+                    admission: Admission) -> ClusterGeneration:
+    """The engine's ClusterFactory: the cluster service of an API server for settings.scheduler."""
     if not settings.scheduler or not settings.redis:
         raise ValueError("a cluster API server needs both a scheduler address and a Redis URL")
     align_dask_logging(settings.log_level)
-    local = load_engine(settings.model_copy(update={"device": "cpu"}), metrics, cross_process_lock=False)
-    generation = DistributedGeneration(settings.scheduler, local.cascade, local.generation.store, metrics,
-                                       queue_max=settings.queue_max, retry_after_s=settings.retry_after_s,
-                                       fair_share=local.generation.fair_share)
-    return dataclasses.replace(local, generation=generation)  # type: ignore[arg-type]
-
+    return ClusterGeneration(settings.scheduler, cascade, store, metrics, admission)

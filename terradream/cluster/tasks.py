@@ -7,7 +7,7 @@ so it imports this module (and only this one) from the terradream package.
 from __future__ import annotations
 
 import logging
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from distributed import get_worker
 
@@ -49,7 +49,7 @@ async def make_tile(world: str, version: str, z: int, x: int, y: int, *parents: 
     `parents` are the results of the parent tiles' tasks: they only order the graph (the pixels come from Redis).
     """
     tile = TileKey(world, z, x, y)
-    maker: TileMaker = get_worker().plugins[PLUGIN_NAME]
+    maker = cast(TileMaker, get_worker().plugins[PLUGIN_NAME])
     return await maker.make(task_name(tile, version), tile, version)
 
 

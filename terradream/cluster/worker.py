@@ -20,19 +20,14 @@ from dataclasses import dataclass
 from distributed import Worker, WorkerPlugin
 from prometheus_client import start_http_server
 
+from terradream.cluster.tasks import GPU_RESOURCE, PLUGIN_NAME, is_bulk_priority
 from terradream.core.keys import TileKey
-from terradream.cluster.tasks import (
-    GPU_RESOURCE,
-    PLUGIN_NAME,
-    is_bulk_priority,
-)
-from terradream.engine.generation import GenerationService
-from terradream.engine.metrics import ServerMetrics
-from terradream.engine.singleflight import Priority
 from terradream.engine.engine import Engine, load_engine
+from terradream.engine.metrics import ServerMetrics
+from terradream.engine.service import Priority, TileService
 from terradream.engine.settings import Settings
 
-log = logging.getLogger("terradream.server.worker")
+log = logging.getLogger("terradream.cluster.worker")
 
 RECONNECT_PAUSE_S = 1.0  # between a lost scheduler and the next registration attempt
 RELEASED_STATES = frozenset({"cancelled", "released", "forgotten"})
@@ -63,7 +58,8 @@ class TileWorkerPlugin(WorkerPlugin):
             # The worker reads and writes Redis only: an in-process LRU could answer "cached" for a tile that Redis
             # lost or an operator purged, and then the tile would never reach Redis. No cross-process lock either:
             # Dask already runs each tile once, and a killed worker's lock would stall its rescheduled tiles.
-            worker_settings = self.settings.model_copy(update={"lru_bytes": 0})
+            # The worker renders locally whatever a scheduler it serves may be configured as.
+            worker_settings = self.settings.model_copy(update={"lru_bytes": 0, "scheduler": None})
             self.engine = await asyncio.to_thread(load_engine, worker_settings, self.metrics,
                                                   cross_process_lock=False)
             self.engine.generation.start()
@@ -75,7 +71,8 @@ class TileWorkerPlugin(WorkerPlugin):
         if self._worker is worker:
             self._worker = None
 
-    def transition(self, key: str, start: str, finish: str, **kwargs: object) -> None:
+    def transition(self, key: str, start: str, finish: str,  # type: ignore[override]  # tile task keys are str
+                   **kwargs: object) -> None:
         """A running tile task released by the scheduler: withdraw its tile from the batcher if not yet rendering."""
         if start == "executing" and finish in RELEASED_STATES:
             fetch = self._fetches.get(key)
@@ -115,7 +112,7 @@ class TileWorkerPlugin(WorkerPlugin):
                 if self._fetches.get(task_key) is fetch:
                     del self._fetches[task_key]
 
-    async def _fetch(self, generation: GenerationService, unit: TileKey, priority: Priority) -> bool:
+    async def _fetch(self, generation: TileService, unit: TileKey, priority: Priority) -> bool:
         """Batcher fetches of every tile of a unit (any of them may have been evicted); True when one was generated."""
         assert self.engine is not None
         tiles = self.engine.cascade.unit_tiles(unit)

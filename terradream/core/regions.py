@@ -1,22 +1,40 @@
-"""Regions for seeding and export: a WGS84 bbox and zooms as grids of XYZ tiles, counted without listing them.
+"""Regions: a WGS84 bbox and zooms as grids of XYZ tiles (seeding, export) or tile ranges (cache purges).
 
 Tiles are chosen exactly as mercantile.tiles() chooses them (the same corner tiles and epsilon), but held as column and
-row ranges, so a dry run over millions of tiles is instant and keys are produced lazily.
+row ranges, so a dry run over millions of tiles is instant and keys are produced lazily. Every bbox -> tiles question
+in terradream is answered here, so a purge and a seed of the same box cover the same tiles.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import mercantile
 
 from terradream.core.keys import TileKey
+from terradream.core.tiles import TILE_SIZE_PX, WEB_MERCATOR_HALF_WORLD_M, WEB_MERCATOR_MAX_LAT_DEG
 
-TILE_PX = 256
-WEB_MERCATOR_WORLD_M = 2 * 20037508.342789244  # width of the EPSG:3857 square
-MAX_LAT_DEG = 85.051129  # mercantile's clamp
+
+class TileRange(NamedTuple):
+    """The XYZ tiles of one zoom with min_x <= x <= max_x and min_y <= y <= max_y (inclusive): a purge scope."""
+
+    z: int
+    min_x: int
+    min_y: int
+    max_x: int
+    max_y: int
+
+    def contains(self, z: int, x: int, y: int) -> bool:
+        """Whether tile (z, x, y) lies in this range."""
+        return z == self.z and self.min_x <= x <= self.max_x and self.min_y <= y <= self.max_y
+
+
+def in_ranges(z: int, x: int, y: int, tile_ranges: Sequence[TileRange] | None) -> bool:
+    """Whether tile (z, x, y) is inside any of tile_ranges; None means everywhere."""
+    return tile_ranges is None or any(r.contains(z, x, y) for r in tile_ranges)
 
 
 @dataclass(frozen=True)
@@ -87,17 +105,17 @@ class TileGrid:
     @property
     def width_px(self) -> int:
         """Mosaic width in pixels."""
-        return self.column_count * TILE_PX
+        return self.column_count * TILE_SIZE_PX
 
     @property
     def height_px(self) -> int:
         """Mosaic height in pixels."""
-        return len(self.rows) * TILE_PX
+        return len(self.rows) * TILE_SIZE_PX
 
     @property
     def pixel_size_m(self) -> float:
         """Side of one pixel in EPSG:3857 metres at this zoom."""
-        return WEB_MERCATOR_WORLD_M / (TILE_PX << self.z)
+        return 2 * WEB_MERCATOR_HALF_WORLD_M / (TILE_SIZE_PX << self.z)
 
     @property
     def origin_m(self) -> tuple[float, float]:
@@ -120,7 +138,7 @@ class TileGrid:
 
     def place_px(self, key: TileKey) -> tuple[int, int]:
         """(column, row) pixel offset of a tile inside the mosaic."""
-        return self.column_offset(key.x) * TILE_PX, (key.y - self.rows.start) * TILE_PX
+        return self.column_offset(key.x) * TILE_SIZE_PX, (key.y - self.rows.start) * TILE_SIZE_PX
 
     def keys(self, world: str) -> Iterator[TileKey]:
         """The grid's tiles of one world, row by row, west to east."""
@@ -136,8 +154,8 @@ class TileGrid:
 def part_spans(part: tuple[float, float, float, float], z: int) -> tuple[range, range]:
     """(columns, rows) of the tiles mercantile.tiles() yields for a box not crossing the antimeridian."""
     west, south, east, north = part
-    west, south = max(-180.0, west), max(-MAX_LAT_DEG, south)
-    east, north = min(180.0, east), min(MAX_LAT_DEG, north)
+    west, south = max(-180.0, west), max(-WEB_MERCATOR_MAX_LAT_DEG, south)
+    east, north = min(180.0, east), min(WEB_MERCATOR_MAX_LAT_DEG, north)
     upper_left = mercantile.tile(west, north, z)
     lower_right = mercantile.tile(east - mercantile.LL_EPSILON, south + mercantile.LL_EPSILON, z)
     return range(upper_left.x, lower_right.x + 1), range(upper_left.y, lower_right.y + 1)
@@ -162,3 +180,12 @@ def region_grids(bbox: BBox, zooms: range) -> list[TileGrid]:
 def region_keys(world: str, grids: list[TileGrid]) -> Iterator[TileKey]:
     """Every tile of the grids, lazily, zoom by zoom."""
     return itertools.chain.from_iterable(grid.keys(world) for grid in grids)
+
+
+def bbox_tile_ranges(west_deg: float, south_deg: float, east_deg: float, north_deg: float,
+                     zooms: Iterable[int]) -> list[TileRange]:
+    """Tile ranges covering a WGS84 bbox at each zoom, the tiles tile_grid() picks (two ranges per zoom when the box
+    crosses the antimeridian, west > east)."""
+    bbox = BBox(west_deg, south_deg, east_deg, north_deg)
+    return [TileRange(grid.z, span.start, grid.rows.start, span.stop - 1, grid.rows.stop - 1)
+            for grid in (tile_grid(bbox, z) for z in zooms) for span in grid.column_spans]

@@ -1,47 +1,29 @@
-"""Web Mercator tile geometry for 256 px XYZ tiles: small pure functions with units in their names."""
+"""Web Mercator tile geometry for 256 px XYZ tiles: the one set of constants, and small pure functions.
+
+Units are in the names. Every module that needs the tile size, the latitude limit or the extent of EPSG:3857 reads
+them here.
+"""
 
 from __future__ import annotations
 
-import math
+import re
 
-import mercantile
 import numpy as np
 
 from terradream.core.errors import TileOutOfRange
 
 TILE_SIZE_PX = 256
 EARTH_EQUATOR_M_PER_PX_Z0 = 156543.034  # 2*pi*6378137 / 256: ground metres per pixel at z=0 on the equator
+WEB_MERCATOR_HALF_WORLD_M = 20037508.342789244  # pi * 6378137: half the side of the EPSG:3857 square
+WEB_MERCATOR_MAX_LAT_DEG = 85.0511287798066  # atan(sinh(pi)): the latitude of the square's top edge
 MAX_SUPPORTED_ZOOM = 30  # global pixel indices stay well inside int64 up to here
+WORLD_NAME_PATTERN = r"[a-z0-9-]{1,32}"  # world names: safe in URLs, file names and Redis keys
+WORLD_NAME_RE = re.compile(rf"^{WORLD_NAME_PATTERN}$")
 
 
 def world_size_px(z: int) -> int:
     """Width (and height) of the whole Web Mercator world at zoom z, in pixels."""
     return TILE_SIZE_PX << z
-
-
-def tile_center_lnglat(z: int, x: int, y: int) -> tuple[float, float]:
-    """(longitude, latitude) in degrees of the centre of tile (z, x, y)."""
-    return global_px_to_lnglat(z, (x + 0.5) * TILE_SIZE_PX, (y + 0.5) * TILE_SIZE_PX)
-
-
-def tile_bounds_lnglat(z: int, x: int, y: int) -> tuple[float, float, float, float]:
-    """(west, south, east, north) of tile (z, x, y) in degrees."""
-    b = mercantile.bounds(x, y, z)
-    return (b.west, b.south, b.east, b.north)
-
-
-def tile_bounds_mercator_m(z: int, x: int, y: int) -> tuple[float, float, float, float]:
-    """(left, bottom, right, top) of tile (z, x, y) in EPSG:3857 metres."""
-    b = mercantile.xy_bounds(x, y, z)
-    return (b.left, b.bottom, b.right, b.top)
-
-
-def global_px_to_lnglat(z: int, px: float, py: float) -> tuple[float, float]:
-    """(longitude, latitude) in degrees of global pixel coordinates (px, py) at zoom z."""
-    size = world_size_px(z)
-    lon = px / size * 360.0 - 180.0
-    lat = math.degrees(math.atan(math.sinh(math.pi * (1.0 - 2.0 * py / size))))
-    return lon, lat
 
 
 def latitude_of_rows_deg(z: int, rows: np.ndarray) -> np.ndarray:
@@ -56,11 +38,6 @@ def meters_per_pixel(z: int, lat_deg: float | np.ndarray) -> float | np.ndarray:
     return EARTH_EQUATOR_M_PER_PX_Z0 * np.cos(np.radians(lat_deg)) / (1 << z)
 
 
-def tile_meters_per_pixel(z: int, x: int, y: int) -> float:
-    """Ground resolution in m/px of tile (z, x, y), taken at its centre's latitude."""
-    return float(meters_per_pixel(z, tile_center_lnglat(z, x, y)[1]))
-
-
 def validate_tile(z: int, x: int, y: int, maxzoom: int) -> None:
     """Raise TileOutOfRange unless 0 <= z <= maxzoom and 0 <= x, y < 2^z."""
     if not 0 <= z <= min(maxzoom, MAX_SUPPORTED_ZOOM):
@@ -70,6 +47,7 @@ def validate_tile(z: int, x: int, y: int, maxzoom: int) -> None:
         raise TileOutOfRange(f"tile x={x}, y={y} is outside 0..{n - 1} at zoom {z}")
 
 
-def wrap_tile_x(z: int, x: int) -> int:
-    """x wrapped at the antimeridian into [0, 2^z)."""
-    return x % (1 << z)
+def area_mean2(img: np.ndarray) -> np.ndarray:
+    """Exact 2x2 means of an (H, W, C) image, as floats (odd edges dropped): one level of an area pyramid."""
+    h, w = img.shape[0] // 2 * 2, img.shape[1] // 2 * 2
+    return img[:h, :w].reshape(h // 2, 2, w // 2, 2, -1).mean(axis=(1, 3))

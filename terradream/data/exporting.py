@@ -27,10 +27,11 @@ from rasterio.windows import Window
 from tqdm import tqdm
 
 from terradream import __version__
+from terradream.cache.codec import decode_png
 from terradream.cache.mbtiles import SCHEMA, tms_row
 from terradream.core.keys import TileKey
-from terradream.cache.codec import decode_png
-from terradream.core.regions import TILE_PX, BBox, TileGrid, region_grids, region_keys
+from terradream.core.regions import BBox, TileGrid, region_grids, region_keys
+from terradream.core.tiles import TILE_SIZE_PX
 from terradream.data.seeding import RunReport, run_tracked
 from terradream.data.sources import TileOutcome, TilesetInfo, TileSource
 
@@ -63,7 +64,7 @@ def world_file_text(transform: Affine) -> str:
 def overview_factors(width_px: int, height_px: int) -> list[int]:
     """Overview decimation factors 2, 4, ... while the overview still spans more than one tile."""
     factors, factor = [], 2
-    while max(width_px, height_px) // factor >= TILE_PX:
+    while max(width_px, height_px) // factor >= TILE_SIZE_PX:
         factors.append(factor)
         factor *= 2
     return factors
@@ -94,7 +95,8 @@ class RasterWriter:
         profile: dict[str, object] = {"width": grid.width_px, "height": grid.height_px, "count": 3,
                                       "dtype": "uint8", "crs": WEB_MERCATOR, "transform": grid_transform(grid)}
         if fmt == "tif":
-            profile.update(driver="GTiff", tiled=True, blockxsize=TILE_PX, blockysize=TILE_PX, compress="deflate",
+            profile.update(driver="GTiff", tiled=True, blockxsize=TILE_SIZE_PX, blockysize=TILE_SIZE_PX,
+                           compress="deflate",
                            predictor=2, photometric="RGB", bigtiff="IF_SAFER")
         else:
             profile.update(driver="PNG")
@@ -107,7 +109,8 @@ class RasterWriter:
     def write(self, key: TileKey, png: bytes) -> None:
         """Decode the tile and write it into its window."""
         col_px, row_px = self.grid.place_px(key)
-        self.dataset.write(decode_png(png).transpose(2, 0, 1), window=Window(col_px, row_px, TILE_PX, TILE_PX))
+        window = Window(col_px, row_px, TILE_SIZE_PX, TILE_SIZE_PX)
+        self.dataset.write(decode_png(png).transpose(2, 0, 1), window=window)
 
     def finish(self) -> None:
         """GeoTIFF: build average overviews; PNG: also write the .pgw world file and the .prj."""
@@ -209,7 +212,7 @@ def open_writer(plan: ExportPlan, path: Path, world: str, info: TilesetInfo) -> 
 
 
 def export(source: TileSource, world: str, plan: ExportPlan, out: Path, report: RunReport,
-           progress: tqdm) -> bool:  # type: ignore[type-arg]
+           progress: tqdm) -> bool:
     """Write the planned tiles from source to out (and its sidecars); False, writing nothing, if any tile failed."""
     info = source.info(world)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -57,7 +57,7 @@ class RunReport:
         return lines
 
 
-def run_tracked(source: TileSource, keys: Iterable[TileKey], report: RunReport, progress: tqdm,  # type: ignore[type-arg]
+def run_tracked(source: TileSource, keys: Iterable[TileKey], report: RunReport, progress: tqdm,
                 sink: Callable[[TileOutcome], None] | None = None) -> RunReport:
     """Run keys through source, counting each outcome in report and progress and handing it to sink (if any)."""
     before = source.generated
@@ -77,6 +77,6 @@ def run_tracked(source: TileSource, keys: Iterable[TileKey], report: RunReport, 
     return report
 
 
-def seed(source: TileSource, keys: Iterable[TileKey], report: RunReport, progress: tqdm) -> RunReport:  # type: ignore[type-arg]
+def seed(source: TileSource, keys: Iterable[TileKey], report: RunReport, progress: tqdm) -> RunReport:
     """Make every key cached through source: cached tiles are only read, so an interrupted run resumes."""
     return run_tracked(source, keys, report, progress)

@@ -23,8 +23,8 @@ import httpx
 from terradream import __version__
 from terradream.core.errors import TerradreamError
 from terradream.core.keys import TileKey
-from terradream.engine.metrics import ServerMetrics
 from terradream.engine.engine import Engine, load_engine
+from terradream.engine.metrics import ServerMetrics
 from terradream.engine.settings import Settings
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -97,7 +97,8 @@ class LocalSource:
     def __init__(self, settings: Settings) -> None:
         """Load the model and open the cache (blocking: seconds); renders settings.batch_size tiles per call."""
         self.settings = settings
-        self.engine: Engine = load_engine(settings, ServerMetrics())
+        # Renders in this process even where a scheduler is configured: seeding is the renderer here.
+        self.engine: Engine = load_engine(settings.model_copy(update={"scheduler": None}), ServerMetrics())
         self.store = self.engine.generation.store
 
     def info(self, world: str) -> TilesetInfo:

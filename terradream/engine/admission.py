@@ -1,8 +1,10 @@
-"""Per-client fair share of cold generation: a token bucket per client address, so one client cannot starve the rest.
+"""Admission of new cold tiles, one path for the local and the cluster service: a queue bound and a fair share.
 
-Only requests that would start a new generation spend a token; cached tiles, and cold tiles someone else already
-queued, are free. A client out of tokens gets RateLimited (HTTP 429 with Retry-After), independently of the global
-queue bound (Overloaded, HTTP 503).
+The fair share is a token bucket per client address, so one client cannot starve the rest. Only requests that would
+start a new generation are admitted (and spend a token); cached tiles, and cold tiles someone else already queued,
+are free. A client out of tokens gets RateLimited (HTTP 429 with Retry-After), checked before the global queue bound
+(Overloaded, HTTP 503), so a greedy client is told to slow down even while the queue is full; a refused request
+spends no token.
 """
 
 from __future__ import annotations
@@ -15,17 +17,10 @@ from dataclasses import dataclass
 
 from cachetools import LRUCache
 
+from terradream.core.errors import Overloaded, RateLimited
+from terradream.engine.metrics import ServerMetrics
+
 CLIENTS_MAX = 65_536  # buckets remembered; the least recently seen client is forgotten (it starts full again)
-
-
-class RateLimited(Exception):
-    """A client started more cold generations than its share: retry after retry_after_s seconds (HTTP 429)."""
-
-    def __init__(self, client: str, retry_after_s: int, rate_per_s: float, burst: int) -> None:
-        """Say who, when to come back and what the share is."""
-        super().__init__(f"client {client} exceeded its share of new tile generations ({rate_per_s:g}/s, burst "
-                         f"{burst}); cached tiles are not limited; retry in {retry_after_s} s")
-        self.retry_after_s = retry_after_s
 
 
 @dataclass
@@ -88,6 +83,36 @@ class FairShare:
                 return float(self.burst)
             bucket.refill(now_s, self.rate_per_s, self.burst)
             return bucket.tokens
+
+
+class Admission:
+    """Decides whether a new cold tile may start: RateLimited past the client's share, Overloaded when full."""
+
+    def __init__(self, metrics: ServerMetrics, queue_max: int = 1024, retry_after_s: int = 2,
+                 fair_share: FairShare | None = None) -> None:
+        """Count refusals in metrics; at most queue_max tiles waiting; fair_share None means no per-client limit."""
+        self.metrics = metrics
+        self.queue_max = queue_max
+        self.retry_after_s = retry_after_s
+        self.fair_share = fair_share
+
+    def admit(self, depth: int, client: str | None) -> None:
+        """Admit one new tile with depth tiles already waiting, spending one of client's tokens; or raise.
+
+        Call from one thread (the event loop): the share is checked first and spent last, which cannot fail then.
+        """
+        share = self.fair_share if client is not None else None
+        if share is not None and client is not None:
+            try:
+                share.check(client)
+            except RateLimited:
+                self.metrics.rate_limited.inc()
+                raise
+        if depth >= self.queue_max:
+            self.metrics.overloaded.inc()
+            raise Overloaded(self.retry_after_s, depth)
+        if share is not None and client is not None:
+            share.take(client)
 
 
 def fair_share_from(rate_per_s: float, burst: int) -> FairShare | None:

@@ -1,11 +1,10 @@
-"""GenerationService: one worker thread owns the Cascade; the event loop queues, de-duplicates and cancels tiles.
+"""The local generation service: one worker thread owns the Renderer; the event loop queues, de-duplicates, cancels.
 
-Requests for a cold tile join one pending entry (in-process single-flight, from SingleFlight). Its producer task
-optionally takes a cross-process lock (Redis, one per 2x2 block), re-checks the cache, and queues the tile for the
-worker, which renders up to batch_size distinct tiles per cascade call, interactive before bulk. A tile whose every
-requester went away before the worker took it is dropped. A full queue refuses new cold tiles with Overloaded (HTTP
-503); a client past its fair share of new generations (FairShare, a token bucket per client address) gets
-RateLimited (HTTP 429).
+Requests for a cold tile join one flight (TileService). Its producer optionally takes a cross-process lock (Redis, one
+per metatile block, cache.locks.exclusive), re-checks the cache, and queues the tile for the worker, which renders up
+to batch_size distinct tiles per call, interactive before bulk. A tile whose every requester went away before the
+worker took it is dropped; one the worker took finishes into the cache. Admission refuses new cold tiles when the
+queue is full (Overloaded, 503) or the client is past its fair share (RateLimited, 429).
 """
 
 from __future__ import annotations
@@ -16,58 +15,53 @@ import itertools
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import numpy as np
 from anyio import CapacityLimiter, to_thread
 
-from terradream.model.cascade import Cascade
-from terradream.core.keys import TileKey
-from terradream.engine.admission import FairShare, RateLimited
 from terradream.cache.codec import encode_png
-from terradream.engine.metrics import ServerMetrics
-from terradream.engine.singleflight import PendingTile, Priority, SingleFlight
+from terradream.cache.locks import ExclusiveLock, exclusive
 from terradream.cache.store import CacheTileStore
+from terradream.core.keys import TileKey
+from terradream.engine.admission import Admission
+from terradream.engine.metrics import ServerMetrics
+from terradream.engine.service import Priority, TileService
 
 log = logging.getLogger("terradream.engine.generation")
 
-LOCK_WAIT_SLICE_S = 2.0  # one blocking wait for a foreign lock; waiters loop, re-checking the cache in between
+
+class RenderStats(Protocol):
+    """The renderer's monotonic counters the service reads."""
+
+    tiles_generated: int
 
 
-class Overloaded(Exception):
-    """The generation queue is full: the client should retry after retry_after_s seconds (HTTP 503)."""
+class Renderer(Protocol):
+    """What the worker needs from the model (the Cascade): tiles for keys, their metatile unit, counters."""
 
-    def __init__(self, retry_after_s: int, depth: int) -> None:
-        """Remember when to retry and how deep the queue was."""
-        super().__init__(f"generation queue is full ({depth} tiles waiting); retry in {retry_after_s} s")
-        self.retry_after_s = retry_after_s
-
-
-class GenerationLock(Protocol):
-    """A cross-process mutex per tile (Redis SET NX PX with a token); blocking calls, run off the event loop."""
-
-    def acquire(self, name: str, ttl_ms: int) -> str | None:
-        """A token when taken, None when someone else holds it."""
+    @property
+    def stats(self) -> RenderStats:
+        """Counters of what the renderer made."""
         ...
 
-    def release(self, name: str, token: str) -> Any:
-        """Release (only if still ours) and wake waiters."""
+    def render(self, keys: Sequence[TileKey]) -> dict[TileKey, np.ndarray]:
+        """The tiles for keys, generating (and storing) whatever is missing."""
         ...
 
-    def wait_released(self, name: str, timeout_s: float) -> Any:
-        """Block until the lock is released or timeout_s passes."""
-        ...
-
-    def extend(self, name: str, token: str, ttl_ms: int) -> Any:
-        """Reset the lock's TTL if token still owns it (long generations)."""
+    def unit_of(self, key: TileKey) -> TileKey:
+        """The unit (metatile block) one window makes key in."""
         ...
 
 
 @dataclass(eq=False)
-class QueuedTile(PendingTile):
-    """A pending tile with its place in the worker's queue."""
+class QueuedTile:
+    """A cold tile on its way through the worker's queue."""
 
+    key: TileKey
+    priority: Priority
     queued: bool = False  # pushed onto the worker's heap
     started: bool = False  # taken by the worker: it will finish
     dropped: bool = False  # every requester left before the worker took it
@@ -75,27 +69,21 @@ class QueuedTile(PendingTile):
     rendered: asyncio.Future[bytes] | None = field(default=None, repr=False)
 
 
-class GenerationService(SingleFlight[QueuedTile]):
+class GenerationService(TileService):
     """Serves canonical PNG tiles from the cache, generating cold ones once, in batches, off the event loop."""
 
-    def __init__(self, cascade: Cascade, store: CacheTileStore, metrics: ServerMetrics, *, batch_size: int = 8,
-                 queue_max: int = 1024, retry_after_s: int = 2, lock: GenerationLock | None = None,
-                 lock_ttl_s: float = 300.0, fair_share: FairShare | None = None) -> None:
-        """Wire the worker to a cascade writing into `store`; `lock` enables cross-process single-flight.
-
-        `fair_share` limits how many new generations each client may start (None: no per-client limit).
-        """
-        super().__init__(store, metrics)
-        self.cascade = cascade
+    def __init__(self, renderer: Renderer, store: CacheTileStore, metrics: ServerMetrics, admission: Admission, *,
+                 batch_size: int = 8, lock: ExclusiveLock | None = None, lock_ttl_s: float = 300.0) -> None:
+        """Wire the worker to a renderer writing into `store`; `lock` enables cross-process single flight."""
+        super().__init__(store, metrics, admission)
+        self.renderer = renderer
         self.batch_size = batch_size
-        self.queue_max = queue_max
-        self.retry_after_s = retry_after_s
         self.lock = lock
         self.lock_ttl_s = lock_ttl_s
-        self.fair_share = fair_share
         self._cv = threading.Condition()
         self._heap: list[tuple[int, int, QueuedTile]] = []
         self._seq = itertools.count()
+        self._entries: dict[TileKey, QueuedTile] = {}  # the flights' queue state (event loop only)
         self._depth = 0  # tiles waiting for the worker (guarded by _cv)
         self._paused = False
         self._stopping = False
@@ -116,7 +104,7 @@ class GenerationService(SingleFlight[QueuedTile]):
         with self._cv:
             self._stopping = True
             self._cv.notify_all()
-        self._cancel_producers()
+        self._cancel_pending()
         if self._thread is not None:
             await to_thread.run_sync(self._thread.join, timeout_s)
 
@@ -140,118 +128,65 @@ class GenerationService(SingleFlight[QueuedTile]):
     def lock_name(self, key: TileKey) -> str:
         """Name of the cross-process generation lock of a tile: its block's (one window makes the block), with the
         model version."""
-        unit = self.cascade.unit_of(key)
+        unit = self.renderer.unit_of(key)
         return f"gen:{unit.world}/{self.store.version}/{unit.z}/{unit.x}/{unit.y}"
 
     # ---- the event-loop side ----
-    def _admit(self, key: TileKey, priority: Priority, client: str | None) -> QueuedTile:
-        """A new pending tile (queued unless a lock must be taken first); RateLimited past the client's share,
-        Overloaded when full.
-
-        The share is checked first (a greedy client is told to slow down even while the queue is full) but only
-        spent on admission, so a 503 costs the client no token.
-        """
-        share = self.fair_share
+    def _start(self, key: TileKey, priority: Priority, client: str | None) -> Coroutine[Any, Any, bytes]:
+        """Admit a new tile and queue it at once (unless a lock must be taken first); returns its producer."""
         with self._cv:
-            if share is not None and client is not None:
-                try:
-                    share.check(client)
-                except RateLimited:
-                    self.metrics.rate_limited.inc()
-                    raise
-            if self._depth >= self.queue_max:
-                self.metrics.overloaded.inc()
-                raise Overloaded(self.retry_after_s, self._depth)
-            if share is not None and client is not None:
-                share.take(client)  # cannot fail: only this loop spends, and tokens only grew since check()
+            self.admission.admit(self._depth, client)
             self._depth += 1
-        entry = QueuedTile(key, priority, asyncio.get_running_loop().create_future())
+        entry = self._entries[key] = QueuedTile(key, priority)
         if self.lock is None:  # straight onto the worker's heap: queue_depth then counts only queued tiles
             self._enqueue(entry)
-        return entry
+        return self._produce(entry)
 
-    def _join(self, entry: QueuedTile, priority: Priority) -> None:
+    def _join(self, key: TileKey, priority: Priority) -> None:
         """Move a waiting tile up when a more urgent requester joins it."""
+        entry = self._entries[key]
         with self._cv:
             if priority < entry.priority and not entry.started:
                 entry.priority = priority
                 if entry.queued:  # the stale heap item is skipped when popped
                     heapq.heappush(self._heap, (int(priority), next(self._seq), entry))
 
-    def _uncount(self, entry: QueuedTile) -> None:
-        """Remove a tile from the queue depth exactly once (caller holds _cv)."""
-        if entry.counted:
-            entry.counted = False
-            self._depth -= 1
-
-    def _drop(self, entry: QueuedTile) -> None:
-        """Forget a tile nobody wants any more, unless the worker already took it (then it finishes into the cache)."""
+    def _abandon(self, key: TileKey) -> bool:
+        """Drop a tile nobody wants any more, unless the worker already took it (then it finishes into the cache)."""
+        entry = self._entries[key]
         with self._cv:
             if entry.started:
-                return
+                return False
             entry.dropped = True
-        super()._drop(entry)
-        log.debug("dropped tile nobody waits for", extra={"tile": "/".join(map(str, entry.key))})
+        self._retire(entry)
+        log.debug("dropped tile nobody waits for", extra={"tile": "/".join(map(str, key))})
+        return super()._abandon(key)
 
     def _retire(self, entry: QueuedTile) -> None:
-        """Out of the queue depth and the pending map."""
+        """Out of the queue depth (exactly once) and the entries."""
         with self._cv:
-            self._uncount(entry)
-        super()._retire(entry)
+            if entry.counted:
+                entry.counted = False
+                self._depth -= 1
+        if self._entries.get(entry.key) is entry:
+            del self._entries[entry.key]
 
-    async def _make(self, entry: QueuedTile) -> bytes:
+    async def _produce(self, entry: QueuedTile) -> bytes:
         """The worker's PNG for the tile, behind the cross-process lock when there is one."""
-        return await (self._rendered(entry) if self.lock is None else self._produce_locked(entry))
-
-    async def _produce_locked(self, entry: QueuedTile) -> bytes:
-        """Cross-process single-flight: take the tile's lock, re-check the cache, render, release; or wait and read."""
-        assert self.lock is not None
-        name = self.lock_name(entry.key)
-        ttl_ms = int(self.lock_ttl_s * 1000)
-        while True:
-            try:
-                token = await to_thread.run_sync(self.lock.acquire, name, ttl_ms)
-            except Exception as exc:  # lock backend down: degrade to in-process single-flight
-                log.debug("generation lock unavailable; generating without it", extra={"error": repr(exc)})
-                self._enqueue(entry)
-                return await self._rendered(entry)
-            if token is not None:
-                heartbeat = asyncio.create_task(self._keep_lock(name, token, ttl_ms))
-                try:  # another process may have finished the tile just before we took the lock
-                    png = await to_thread.run_sync(self.store.get_png, entry.key)
-                    if png is not None:
-                        return png
-                    self._enqueue(entry)
-                    return await self._rendered(entry)
-                finally:
-                    heartbeat.cancel()
-                    await self._release(name, token)
-            try:
-                await to_thread.run_sync(self.lock.wait_released, name, LOCK_WAIT_SLICE_S,
-                                         limiter=self._lock_waiters)
-            except Exception as exc:
-                log.debug("waiting for a generation lock failed", extra={"error": repr(exc)})
-            png = await to_thread.run_sync(self.store.get_png, entry.key)
-            if png is not None:
-                return png
-
-    async def _keep_lock(self, name: str, token: str, ttl_ms: int) -> None:
-        """Extend a held lock every third of its TTL, so a generation longer than the TTL keeps it."""
-        assert self.lock is not None
-        while True:
-            await asyncio.sleep(ttl_ms / 3000)
-            try:
-                await to_thread.run_sync(self.lock.extend, name, token, ttl_ms)
-            except Exception as exc:  # the TTL still bounds the lock; waiters may take over later
-                log.debug("extending a generation lock failed", extra={"error": repr(exc)})
-
-    async def _release(self, name: str, token: str) -> None:
-        """Release a lock we hold; failures only delay waiters until the TTL."""
-        assert self.lock is not None
         try:
-            await asyncio.shield(to_thread.run_sync(self.lock.release, name, token))
-        except Exception as exc:
-            log.debug("releasing a generation lock failed", extra={"error": repr(exc)})
+            if self.lock is None:
+                return await self._rendered(entry)
+            return await exclusive(self.lock, self.lock_name(entry.key),
+                                   lambda: to_thread.run_sync(self.store.get_png, entry.key),
+                                   lambda: self._queue_and_render(entry), ttl_ms=int(self.lock_ttl_s * 1000),
+                                   waiters=self._lock_waiters)
+        finally:
+            self._retire(entry)
+
+    async def _queue_and_render(self, entry: QueuedTile) -> bytes:
+        """Queue a tile for the worker and await its PNG."""
+        self._enqueue(entry)
+        return await self._rendered(entry)
 
     def _enqueue(self, entry: QueuedTile) -> None:
         """Put the tile on the worker's heap (a tile already cached costs the worker a store read, no generation)."""
@@ -283,7 +218,9 @@ class GenerationService(SingleFlight[QueuedTile]):
                 if entry.dropped or entry.started:
                     continue
                 entry.started = True
-                self._uncount(entry)
+                if entry.counted:
+                    entry.counted = False
+                    self._depth -= 1
                 batch.append(entry)
             return batch
 
@@ -294,13 +231,13 @@ class GenerationService(SingleFlight[QueuedTile]):
                 self._render_batch(batch)
 
     def _render_batch(self, batch: list[QueuedTile]) -> None:
-        """One cascade call for the batch; hands each requester its PNG (or the error) on the event loop."""
+        """One render call for the batch; hands each requester its PNG (or the error) on the event loop."""
         keys = [entry.key for entry in batch]
-        generated_before = self.cascade.stats.tiles_generated
+        generated_before = self.renderer.stats.tiles_generated
         started_s = time.perf_counter()
         outcome: dict[TileKey, bytes] | Exception
         try:
-            arrays = self.cascade.render(keys)
+            arrays = self.renderer.render(keys)
             written = self.store.take_written()
             outcome = {k: written[k] if k in written else encode_png(arrays[k]) for k in keys}
         except Exception as exc:
@@ -308,7 +245,7 @@ class GenerationService(SingleFlight[QueuedTile]):
             log.exception("tile generation failed", extra={"tiles": len(keys)})
             outcome = exc
         elapsed_s = time.perf_counter() - started_s
-        self.metrics.observe_batch(len(keys), elapsed_s, self.cascade.stats.tiles_generated - generated_before)
+        self.metrics.observe_batch(len(keys), elapsed_s, self.renderer.stats.tiles_generated - generated_before)
         log.info("rendered batch", extra={"tiles": len(keys), "seconds": round(elapsed_s, 3)})
         for entry in batch:
             result = outcome if isinstance(outcome, Exception) else outcome[entry.key]

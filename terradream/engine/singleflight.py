@@ -1,135 +1,103 @@
-"""Single-flight for cold tiles, shared by the local GenerationService and the cluster's DistributedGeneration.
+"""In-process single flight: concurrent callers with one key share one execution, its result or its exception.
 
-Requests for one cold tile join one PendingTile: the first admits it (the service may refuse: queue full, client over
-its share) and starts its producer task; everyone awaits the same future; the last requester to leave before the tile
-is settled drops it. How a tile is produced (a local worker thread, or a Dask graph) is the subclass's business.
+Both tile services (local and cluster) put every cold tile through one SingleFlight, so a stampede on a tile costs
+one generation. The execution outlives any one caller; when the last caller leaves before it finished, the
+execution's `abandon` callback decides whether it is cancelled (a tile nobody waits for is dropped) or left to finish.
 """
 
 from __future__ import annotations
 
 import asyncio
-from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
-from enum import IntEnum
 from typing import Generic, TypeVar
 
-from anyio import to_thread
-
-from terradream.core.keys import TileKey
-from terradream.engine.metrics import ServerMetrics
-from terradream.cache.store import CacheTileStore
+K = TypeVar("K", bound=Hashable)
+T = TypeVar("T")
 
 
-class Priority(IntEnum):
-    """Queue order: lower values go first."""
-
-    INTERACTIVE = 0
-    BULK = 1
-
-
-@dataclass(frozen=True)
-class TileResult:
-    """A tile's canonical PNG and whether it was already cached when asked for."""
-
-    png: bytes
-    hit: bool
+def cancel_it() -> bool:
+    """The default abandon policy: cancel an execution nobody waits for."""
+    return True
 
 
 @dataclass(eq=False)
-class PendingTile:
-    """One cold tile on its way: its requesters, its producer and the future they all await (PNG bytes)."""
+class Flight(Generic[T]):
+    """One shared execution: its task, how many callers await it, and what to do once none does."""
 
-    key: TileKey
-    priority: Priority
-    future: asyncio.Future[bytes]
-    requesters: int = 0
-    producer: asyncio.Task[None] | None = None
+    abandon: Callable[[], bool]
+    task: asyncio.Future[T] | None = None
+    waiters: int = 0
 
 
-E = TypeVar("E", bound="PendingTile")
+class SingleFlight(Generic[K, T]):
+    """One execution per key in flight; one instance per event loop."""
 
+    def __init__(self) -> None:
+        """Start with nothing in flight."""
+        self._flights: dict[K, Flight[T]] = {}
 
-class SingleFlight(ABC, Generic[E]):
-    """fetch() for cached and cold tiles: one PendingTile per cold key, settled by the subclass's _make()."""
+    def __len__(self) -> int:
+        """Number of keys in flight."""
+        return len(self._flights)
 
-    def __init__(self, store: CacheTileStore, metrics: ServerMetrics) -> None:
-        """Read tiles from `store`; count drops in `metrics`."""
-        self.store = store
-        self.metrics = metrics
-        self._pending: dict[TileKey, E] = {}  # event loop only
+    def __contains__(self, key: K) -> bool:
+        """Whether an execution for key is in flight."""
+        return key in self._flights
 
-    def requesters(self, key: TileKey) -> int:
-        """How many requests are waiting for a cold tile right now (0 when it is not pending)."""
-        entry = self._pending.get(key)
-        return entry.requesters if entry is not None else 0
+    def waiters(self, key: K) -> int:
+        """How many callers await key's execution now (0 when none is in flight)."""
+        flight = self._flights.get(key)
+        return flight.waiters if flight is not None else 0
 
-    async def fetch(self, key: TileKey, priority: Priority = Priority.INTERACTIVE,
-                    client: str | None = None) -> TileResult:
-        """The tile's PNG: from the cache, or by joining (or creating) its pending generation.
+    async def run(self, key: K, factory: Callable[[], Awaitable[T]], *, join: Callable[[], None] | None = None,
+                  abandon: Callable[[], bool] = cancel_it) -> T:
+        """Await factory() for key, or join the execution already running for it (then join() is called).
 
-        Admission may raise (Overloaded, RateLimited, NotReady). Cancelling the caller withdraws it as a requester;
-        the tile is dropped when nobody else wants it.
+        factory() is called synchronously, so it may refuse by raising (nothing is then in flight). `abandon` is the
+        new execution's: called when its last caller leaves early, True cancels it. A caller that is cancelled only
+        withdraws itself.
         """
-        png = await to_thread.run_sync(self.store.get_png, key)
-        if png is not None:
-            return TileResult(png, True)
-        entry = self._pending.get(key)
-        if entry is None:
-            entry = self._admit(key, priority, client)
-            self._pending[key] = entry
-            entry.producer = asyncio.create_task(self._settle(entry), name=f"terradream-produce-{key}")
-        else:
-            self._join(entry, priority)
-        entry.requesters += 1
+        flight = self._flights.get(key)
+        if flight is None:
+            flight = Flight(abandon)
+            awaitable = factory()
+            self._flights[key] = flight
+            flight.task = asyncio.ensure_future(self._execute(key, flight, awaitable))
+            flight.task.add_done_callback(_retrieve)
+        elif join is not None:
+            join()
+        assert flight.task is not None
+        flight.waiters += 1
         try:
-            return TileResult(await asyncio.shield(entry.future), False)
+            return await asyncio.shield(flight.task)
         finally:
-            entry.requesters -= 1
-            if entry.requesters == 0 and not entry.future.done():
-                self._drop(entry)
+            flight.waiters -= 1
+            if flight.waiters == 0 and not flight.task.done() and flight.abandon():
+                self._forget(key, flight)
+                flight.task.cancel()
 
-    @abstractmethod
-    def _admit(self, key: TileKey, priority: Priority, client: str | None) -> E:
-        """A new pending entry for key, or an exception refusing it."""
+    def cancel_all(self) -> list[asyncio.Future[T]]:
+        """Cancel every execution in flight (shutdown); returns them, to be awaited if wanted."""
+        tasks = [flight.task for flight in self._flights.values() if flight.task is not None]
+        for task in tasks:
+            task.cancel()
+        return tasks
 
-    def _join(self, entry: E, priority: Priority) -> None:
-        """Another request joins a pending tile (a service may raise its priority)."""
-
-    @abstractmethod
-    async def _make(self, entry: E) -> bytes:
-        """Produce the tile's PNG."""
-
-    async def _settle(self, entry: E) -> None:
-        """The producer task: resolve entry.future with _make's PNG (or its error), then retire the entry."""
+    async def _execute(self, key: K, flight: Flight[T], awaitable: Awaitable[T]) -> T:
+        """Await the execution, then forget it before any waiter resumes (a new caller starts afresh)."""
         try:
-            png = await self._make(entry)
-        except asyncio.CancelledError:
-            entry.future.cancel()
-            raise
-        except Exception as exc:  # noqa: BLE001 - reported to every requester
-            entry.future.set_exception(exc)
-            if entry.requesters == 0:
-                entry.future.exception()  # retrieved: nobody is left to see it
-        else:
-            entry.future.set_result(png)
+            return await awaitable
         finally:
-            self._retire(entry)
+            self._forget(key, flight)
 
-    def _retire(self, entry: E) -> None:
-        """Forget a settled or dropped entry (only if it is still the key's current one)."""
-        if self._pending.get(entry.key) is entry:
-            del self._pending[entry.key]
+    def _forget(self, key: K, flight: Flight[T]) -> None:
+        """Drop key's entry if it is still this flight."""
+        if self._flights.get(key) is flight:
+            del self._flights[key]
 
-    def _drop(self, entry: E) -> None:
-        """Forget a tile nobody wants any more and cancel its producer."""
-        self._retire(entry)
-        if entry.producer is not None:
-            entry.producer.cancel()
-        self.metrics.tiles_dropped.inc()
 
-    def _cancel_producers(self) -> list[asyncio.Task[None]]:
-        """Cancel every pending tile's producer (shutdown); returns them, to be awaited if wanted."""
-        producers = [entry.producer for entry in self._pending.values() if entry.producer is not None]
-        for producer in producers:
-            producer.cancel()
-        return producers
+def _retrieve(task: asyncio.Future[T]) -> None:
+    """Mark a failed execution's exception as retrieved: every waiter may be gone."""
+    if not task.cancelled():
+        task.exception()

@@ -24,10 +24,10 @@ import torch
 import torch.nn.functional as F
 from diffusers import DDIMScheduler
 
+from terradream.core.tiles import TILE_SIZE_PX
 from terradream.model.denoiser import TerraDenoiser
 from terradream.model.metatiles import MetatileGrid
 from terradream.model.noise import STREAM_INIT, noise_window
-from terradream.core.tiles import TILE_SIZE_PX
 
 DEFAULT_WEIGHTS_DIR = Path(__file__).parent / "weights"
 PIPELINE_CONFIG = "pipeline.json"

@@ -22,6 +22,8 @@ import torch.nn.functional as F
 from PIL import Image
 from tqdm import tqdm
 
+from terradream.core.tiles import area_mean2 as area_downsample2_np
+
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".tif", ".tiff"}
 MIN_IMAGES_FOR_IMAGE_SPLIT = 5  # sources with fewer images are split spatially instead
 
@@ -73,12 +75,6 @@ def is_validation(path: Path, fraction: float = 0.1) -> bool:
     """Hold out a stable fraction of source images (by path hash), never crops of a training image."""
     digest = hashlib.sha256(path.name.encode() + path.parent.name.encode()).digest()
     return int.from_bytes(digest[:4], "little") / 2**32 < fraction
-
-
-def area_downsample2_np(img: np.ndarray) -> np.ndarray:
-    """Exact 2x2 means of an (H, W, C) float32 image (odd edges dropped)."""
-    h, w = img.shape[0] // 2 * 2, img.shape[1] // 2 * 2
-    return img[:h, :w].reshape(h // 2, 2, w // 2, 2, -1).mean(axis=(1, 3))
 
 
 @dataclass

@@ -16,9 +16,9 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from terradream.training.dataset import TripleDataset
 from terradream.model.noise import STREAM_INIT, noise_window
 from terradream.model.pipeline import TerraPipeline
+from terradream.training.dataset import TripleDataset
 
 
 def gaussian_pyramid_down(img: torch.Tensor) -> torch.Tensor:

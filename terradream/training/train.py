@@ -19,9 +19,9 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from terradream.training.dataset import TripleDataset, build_datasets
 from terradream.model.denoiser import TerraDenoiser
 from terradream.model.pipeline import TerraPipeline, default_scheduler, resolve_device, upsample2_bilinear
+from terradream.training.dataset import TripleDataset, build_datasets
 
 
 @dataclass

@@ -1,4 +1,5 @@
-"""`terradream seed`: tile counts, in-process and HTTP seeding into the cache a running server serves, resuming, failures."""
+"""`terradream seed`: tile counts, in-process and HTTP seeding into the cache a running server serves, resuming,
+failures."""
 
 from __future__ import annotations
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from terradream.model.cascade import Cascade, MemoryTileStore
 from terradream.core.errors import TileOutOfRange, UnknownWorld
 from terradream.core.keys import TileKey
+from terradream.model.cascade import Cascade, MemoryTileStore
 from terradream.model.pipeline import TerraPipeline
 from terradream.model.worlds import WorldRegistry
 

@@ -1,4 +1,4 @@
-"""Crash safety (issue 7, point 3): SIGKILL the server while it generates and writes tiles, restart it on the same
+"""Crash safety: SIGKILL the server while it generates and writes tiles, restart it on the same
 embedded cache: the MBTiles files open cleanly and hold only whole tiles, which are then served as they are.
 """
 

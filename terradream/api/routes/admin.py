@@ -10,15 +10,11 @@ from fastapi import Depends, HTTPException
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from terradream.cache.base import TileRange, bbox_tile_ranges
+from terradream.api.dependencies import ResponseKey, Runtime, get_runtime
 from terradream.api.factory import RouterFactory
-from terradream.api.routes.ogc import WEB_MERCATOR_MAX_LAT_DEG
-from terradream.engine.engine import (
-    Engine,
-    ResponseKey,
-    Runtime,
-    get_runtime,
-)
+from terradream.core.regions import TileRange, bbox_tile_ranges
+from terradream.core.tiles import WEB_MERCATOR_MAX_LAT_DEG, WORLD_NAME_PATTERN
+from terradream.engine.engine import Engine
 
 log = logging.getLogger("terradream.api.routes.admin")
 bearer = HTTPBearer(auto_error=False, description="The server's admin token (TERRADREAM_ADMIN_TOKEN).")
@@ -29,7 +25,7 @@ class PurgeRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    world: str = Field(pattern=r"^[a-z0-9-]{1,32}$", description="World whose tiles are purged.")
+    world: str = Field(pattern=f"^{WORLD_NAME_PATTERN}$", description="World whose tiles are purged.")
     version: str | None = Field(None, pattern=r"^[A-Za-z0-9_.]{1,64}$",
                                 description="Only this model version (default: every version).")
     bbox: tuple[float, float, float, float] | None = Field(
@@ -102,7 +98,8 @@ class AdminFactory(RouterFactory):
         """POST /admin/purge."""
         runtime_dep, engine_dep = self.runtime_dependency, self.engine_dependency
 
-        @self.router.post("/admin/purge", summary="Purge cached tiles of a world", dependencies=[Depends(require_admin)],
+        @self.router.post("/admin/purge", summary="Purge cached tiles of a world",
+                          dependencies=[Depends(require_admin)],
                           responses={401: {"description": "Missing or wrong bearer token."},
                                      503: {"description": "The cache back end is unreachable; retry later."}})
         async def purge(body: PurgeRequest, runtime: Annotated[Runtime, Depends(runtime_dep)],

@@ -9,9 +9,10 @@ from fastapi import Depends, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from terradream.api.dependencies import Runtime
 from terradream.api.factory import RouterFactory
 from terradream.api.routes.ogc import base_url
-from terradream.engine.engine import Engine, Runtime
+from terradream.engine.engine import Engine
 
 
 def world_listing(engine: Engine, base: str) -> dict[str, Any]:

@@ -8,15 +8,14 @@ from typing import Annotated, Any, ClassVar
 
 from fastapi import Depends, Query, Request, Response
 
-from terradream.model.worlds import World
+from terradream.api.dependencies import Runtime
 from terradream.api.factory import RouterFactory
 from terradream.cache.codec import TileFormat
-from terradream.engine.engine import Engine, Runtime
+from terradream.core.tiles import TILE_SIZE_PX, WEB_MERCATOR_HALF_WORLD_M, WEB_MERCATOR_MAX_LAT_DEG
+from terradream.engine.engine import Engine
+from terradream.model.worlds import World
 
-WEB_MERCATOR_MAX_LAT_DEG = 85.0511287798066
-WEB_MERCATOR_HALF_WORLD_M = 20037508.342789244
 GOOGLE_SCALE_DENOMINATOR_Z0 = 559082264.0287178  # 156543.034 m/px at z0 / 0.28 mm standardized rendering pixel
-TILE_PX = 256
 
 WMTS_NS = "http://www.opengis.net/wmts/1.0"
 OWS_NS = "http://www.opengis.net/ows/1.1"
@@ -100,8 +99,8 @@ def _google_maps_compatible(contents: ET.Element, maxzoom: int) -> None:
         _sub(matrix, "Identifier", str(z), ns=OWS_NS)
         _sub(matrix, "ScaleDenominator", repr(GOOGLE_SCALE_DENOMINATOR_Z0 / 2**z))
         _sub(matrix, "TopLeftCorner", f"{-WEB_MERCATOR_HALF_WORLD_M!r} {WEB_MERCATOR_HALF_WORLD_M!r}")
-        _sub(matrix, "TileWidth", str(TILE_PX))
-        _sub(matrix, "TileHeight", str(TILE_PX))
+        _sub(matrix, "TileWidth", str(TILE_SIZE_PX))
+        _sub(matrix, "TileHeight", str(TILE_SIZE_PX))
         _sub(matrix, "MatrixWidth", str(2**z))
         _sub(matrix, "MatrixHeight", str(2**z))
 

@@ -7,20 +7,14 @@ from collections.abc import Awaitable
 from typing import Annotated, ClassVar, TypeVar
 
 from anyio import to_thread
-from fastapi import Depends, Header, Query, Request, Response
+from fastapi import Depends, Request, Response
 
-from terradream.core.keys import TileKey
+from terradream.api.dependencies import Runtime, TileParams
 from terradream.api.factory import RouterFactory
-from terradream.engine.generation import GenerationService
-from terradream.cache.codec import (
-    TileFormat,
-    encode,
-    stitch_children,
-    transcode_png,
-    upscale_2x,
-)
-from terradream.engine.singleflight import Priority
-from terradream.engine.engine import Engine, Runtime
+from terradream.cache.codec import TileFormat, encode, stitch_children, transcode_png, upscale_2x
+from terradream.core.keys import TileKey
+from terradream.engine.engine import Engine
+from terradream.engine.service import Priority, TileService
 from terradream.engine.settings import Settings
 
 T = TypeVar("T")
@@ -63,11 +57,6 @@ def tile_cache_control(settings: Settings, requested_version: str | None, versio
     return settings.cache_control
 
 
-def priority_from_header(value: str | None) -> Priority:
-    """X-Terradream-Priority: 'bulk' queues behind interactive requests; anything else is interactive."""
-    return Priority.BULK if value is not None and value.strip().lower() == "bulk" else Priority.INTERACTIVE
-
-
 async def until_disconnected(request: Request) -> None:
     """Return once the client has closed the connection (reads ASGI messages until http.disconnect)."""
     while (await request.receive())["type"] != "http.disconnect":
@@ -92,7 +81,7 @@ async def unless_disconnected(request: Request, work: Awaitable[T]) -> T:
     raise ClientDisconnected()
 
 
-async def render_tile(generation: GenerationService, key: TileKey, fmt: TileFormat, scale: int, maxzoom: int,
+async def render_tile(generation: TileService, key: TileKey, fmt: TileFormat, scale: int, maxzoom: int,
                       priority: Priority, client: str | None = None) -> tuple[bytes, bool]:
     """A tile's response body and whether everything it took was already cached.
 
@@ -129,35 +118,29 @@ class TilesFactory(RouterFactory):
 
         @self.router.get(TILE_2X_PATH, response_class=Response, responses=TILE_RESPONSES,
                          summary="A 512 px tile (HiDPI)")
-        async def tile_2x(request: Request, world: str, z: int, x: int, y: int, fmt: TileFormat,
+        async def tile_2x(request: Request, params: Annotated[TileParams, Depends()],
                           runtime: Annotated[Runtime, Depends(runtime_dep)],
-                          engine: Annotated[Engine, Depends(engine_dep)],
-                          v: Annotated[str | None, Query(description="Model version pin (from TileJSON).")] = None,
-                          x_terradream_priority: Annotated[str | None, Header()] = None) -> Response:
+                          engine: Annotated[Engine, Depends(engine_dep)]) -> Response:
             """A 512 px tile built from the four tiles one zoom finer (upscaled past maxzoom)."""
-            return await self.serve(request, runtime, engine, TileKey(world, z, x, y), fmt, 2, v,
-                                    priority_from_header(x_terradream_priority))
+            return await self.serve(request, runtime, engine, params, 2)
 
         @self.router.get(TILE_PATH, response_class=Response, responses=TILE_RESPONSES, summary="A 256 px tile")
-        async def tile(request: Request, world: str, z: int, x: int, y: int, fmt: TileFormat,
+        async def tile(request: Request, params: Annotated[TileParams, Depends()],
                        runtime: Annotated[Runtime, Depends(runtime_dep)],
-                       engine: Annotated[Engine, Depends(engine_dep)],
-                       v: Annotated[str | None, Query(description="Model version pin (from TileJSON).")] = None,
-                       x_terradream_priority: Annotated[str | None, Header()] = None) -> Response:
+                       engine: Annotated[Engine, Depends(engine_dep)]) -> Response:
             """A 256 px tile; cold tiles are generated (X-Terradream-Priority: bulk queues behind interactive)."""
-            return await self.serve(request, runtime, engine, TileKey(world, z, x, y), fmt, 1, v,
-                                    priority_from_header(x_terradream_priority))
+            return await self.serve(request, runtime, engine, params, 1)
 
         # HEAD: GET's status and headers without the body (uvicorn drops it); one documented operation per path
         for path, endpoint in ((TILE_2X_PATH, tile_2x), (TILE_PATH, tile)):
             self.router.add_api_route(path, endpoint, methods=["HEAD"], response_class=Response,
                                       include_in_schema=False)
 
-    async def serve(self, request: Request, runtime: Runtime, engine: Engine, wanted: TileKey, fmt: TileFormat,
-                    scale: int, v: str | None, priority: Priority) -> Response:
+    async def serve(self, request: Request, runtime: Runtime, engine: Engine, params: TileParams,
+                    scale: int) -> Response:
         """Validate, answer 304 or from the response LRU, else render; every answer carries ETag and Cache-Control."""
-        settings = runtime.settings
-        key = engine.cascade.tile_key(*wanted, maxzoom=settings.maxzoom)
+        settings, fmt, v = runtime.settings, params.fmt, params.v
+        key = engine.cascade.tile_key(*params.key, maxzoom=settings.maxzoom)
         etag = tile_etag(key, engine.version, fmt, scale)
         headers = {"ETag": etag, "Cache-Control": tile_cache_control(settings, v, engine.version)}
         if etag_matches(request.headers.get("if-none-match"), etag):
@@ -168,11 +151,12 @@ class TilesFactory(RouterFactory):
         if body is None:
             try:
                 client = request.client.host if request.client is not None else None
-                body, hit = await unless_disconnected(
-                    request, render_tile(engine.generation, key, fmt, scale, settings.maxzoom, priority, client))
+                rendered, hit = await unless_disconnected(
+                    request, render_tile(engine.generation, key, fmt, scale, settings.maxzoom, params.priority, client))
             except ClientDisconnected:
                 return Response(status_code=CLIENT_CLOSED_REQUEST)
-            runtime.responses.put(response_key, body)
+            runtime.responses.put(response_key, rendered)
+            body = rendered
         runtime.metrics.tile_requests.labels(cache="hit" if hit else "miss").inc()
         headers["X-Cache"] = "hit" if hit else "miss"
         return Response(body, media_type=fmt.media_type, headers=headers)
