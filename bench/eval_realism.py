@@ -15,9 +15,9 @@ import numpy as np
 import torch
 from PIL import Image
 
+from terradream.model.pipeline import TerraPipeline
 from terradream.training.dataset import KNOWN_LAYOUT, SourceSpec, TripleDataset, build_datasets
 from terradream.training.evaluate import BandResult, evaluate_band, format_table, zoom_for_mpp
-from terradream.model.pipeline import TerraPipeline
 
 # band label -> (source folder, target m/px); the nearest held-out pyramid level of that source is used.
 BANDS = {"z8": ("landsat", 480.0), "z12": ("landsat", 30.0), "z16": ("aid", 2.4), "z19": ("neon", 0.3)}
