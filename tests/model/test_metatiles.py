@@ -5,6 +5,8 @@ import pytest
 from terradream.core.keys import TileKey
 from terradream.model.metatiles import MetatileGrid, best_offset_tiles, worst_blocks_per_axis
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.mark.parametrize("z", [1, 2, 3, 5])
 def test_blocks_partition_each_level(z: int) -> None:
