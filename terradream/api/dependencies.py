@@ -22,7 +22,7 @@ from terradream.engine.metrics import ServerMetrics
 from terradream.engine.service import Priority
 from terradream.engine.settings import Settings
 
-log = logging.getLogger("terradream.server")
+log = logging.getLogger("terradream.server")  # the HTTP server's log name, as operators filter on it
 
 ResponseKey = tuple[str, str, int, int, int, str, int]  # world, version, z, x, y, format, scale
 

@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse
 
 from terradream.core.errors import RateLimited, RetryLater, TerradreamError, TileOutOfRange, UnknownWorld
 
-log = logging.getLogger("terradream.server")
+log = logging.getLogger("terradream.server")  # the HTTP server's log name, as operators filter on it
 
 DEFAULT_STATUS_CODES: dict[type[Exception], int] = {
     TerradreamError: 400,  # anything else the generator blames on the request

@@ -16,7 +16,7 @@ from anyio import to_thread
 
 from terradream.cache.store import CacheTileStore
 from terradream.core.keys import TileKey
-from terradream.engine.admission import Admission
+from terradream.engine.admission import Admission, FairShare
 from terradream.engine.metrics import ServerMetrics
 from terradream.engine.singleflight import SingleFlight
 
@@ -50,6 +50,11 @@ class TileService(ABC):
     def retry_after_s(self) -> int:
         """Retry-After of this service's refusals."""
         return self.admission.retry_after_s
+
+    @property
+    def fair_share(self) -> FairShare | None:
+        """The per-client token buckets of admission (None: no per-client limit)."""
+        return self.admission.fair_share
 
     def requesters(self, key: TileKey) -> int:
         """How many requests are waiting for a cold tile right now (0 when it is not pending)."""
