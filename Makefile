@@ -10,7 +10,7 @@ NPM_STAMP := $(FRONTEND)/node_modules/.terradream-installed
 TCMALLOC  := $(firstword $(wildcard /usr/lib/*/libtcmalloc_minimal.so.4 /usr/lib/libtcmalloc_minimal.so.4))
 RUN_ENV   := $(if $(TCMALLOC),LD_PRELOAD=$(TCMALLOC))
 
-.PHONY: setup serve test bench clean train train-gpu
+.PHONY: setup serve lint test test-unit bench clean train train-gpu
 
 setup: $(PY_STAMP) $(NPM_STAMP)
 
@@ -32,8 +32,17 @@ $(NPM_STAMP): $(FRONTEND)/package-lock.json $(FRONTEND)/package.json
 serve: setup
 	$(RUN_ENV) $(VENV)/bin/terradream serve
 
+# ruff (style, imports, bugbear) and mypy (settings in pyproject.toml); both come with the dev extra.
+lint: $(PY_STAMP)
+	$(VENV)/bin/ruff check terradream tests bench
+	$(VENV)/bin/mypy
+
 test: setup
 	$(RUN_ENV) $(VENV)/bin/pytest
+
+# The fast tests only (no model, server or subprocess): seconds.
+test-unit: $(PY_STAMP)
+	$(VENV)/bin/pytest -m unit
 
 # Benchmark-only dependencies (matplotlib, MapProxy, gunicorn: the `bench` extra); wrk, nginx and redis-server come
 # from Debian and are installed by the benchmark itself when missing. CI does not run benchmarks.

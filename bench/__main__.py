@@ -1,4 +1,4 @@
-"""`make bench` (`python -m bench`): every benchmark of issue 8 in one run, then docs/benchmarks.md and its plots.
+"""`make bench` (`python -m bench`): every benchmark in one run, then docs/benchmarks.md and its plots.
 
 Each benchmark runs as its own process (its output shown live; stdout kept in bench/out/NAME.txt, stderr in NAME.log);
 one that fails or runs out of time is reported in the document and makes the exit status 1, the others still run.

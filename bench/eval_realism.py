@@ -1,12 +1,12 @@
 """Realism of the default model along the cascade (the path a user sees), then the one-level SWD table.
 
-Needs held-out real imagery: --data points at a folder laid out like ../shared/data (see terradream.model.dataset).
+Needs held-out real imagery: --data points at a folder of the known sources (see terradream.training.dataset).
 Primary table: tiles rendered from the root down at three places (coast, farmland, mountains) per zoom band, against
 held-out real crops at the nearest ground resolution: classifier two-sample accuracy on structure features (0.5 =
 indistinguishable) with a real-vs-real control and the no-generation baseline (root imagery upsampled bicubically),
 Frechet distance on geoembed's aerial ResNet-18 features, and SWD relative to that baseline. Secondary table: SWD
 and spectrum slope of one cascade level from a real parent. Writes sample sheets to bench/out/.
-Usage: .venv/bin/python bench/eval_realism.py --data ../shared/data [--model DIR] [--count 64] [--side 4]
+Usage: .venv/bin/python bench/eval_realism.py --data ../shared/data [--model DIR] [--count 64] [--side 2]
 """
 
 from __future__ import annotations
@@ -21,11 +21,11 @@ import torch
 from PIL import Image
 
 from terradream.model.cascade import Cascade, MemoryTileStore
-from terradream.model.dataset import KNOWN_LAYOUT, SourceSpec, TripleDataset, build_datasets
-from terradream.model.evaluate import BandResult, evaluate_band, format_table, zoom_for_mpp
 from terradream.model.pipeline import TerraPipeline
 from terradream.model.worlds import WorldRegistry
 from terradream.training.cascade_eval import BANDS, evaluate_cascade, format_reports, sample_sheet
+from terradream.training.dataset import KNOWN_LAYOUT, SourceSpec, TripleDataset, build_datasets
+from terradream.training.evaluate import BandResult, evaluate_band, format_table, zoom_for_mpp
 from terradream.training.realism import AerialFeatures
 
 # band label -> (source folder, target m/px); the nearest held-out pyramid level of that source is used.

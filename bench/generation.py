@@ -15,11 +15,11 @@ import time
 
 import torch
 
+from terradream.cache.codec import encode_png
+from terradream.core.keys import TileKey
 from terradream.model.cascade import Cascade, MemoryTileStore
-from terradream.model.keys import TileKey
 from terradream.model.pipeline import TerraPipeline
 from terradream.model.worlds import WorldRegistry
-from terradream.server.imaging import encode_png
 
 
 def new_tiles(pipe: TerraPipeline, blocks: int) -> None:

@@ -1,4 +1,4 @@
-"""GPU throughput (issue 8): tiles/s of the default model against batch size in bf16, and the share of the GPU's peak.
+"""GPU throughput: tiles/s of the default model against batch size in bf16, and the share of the GPU's peak.
 
 FLOPs per tile come from torch's FlopCounterMode over one window (a window makes one metatile block of tiles),
 counted on the CPU, so they print on any machine. With a CUDA GPU, every batch size B runs TerraPipeline(micro_batch=B)

@@ -1,4 +1,4 @@
-"""Hot-tile serving (issue 8): requests/s and p50/p99 latency for cached tiles over HTTP, terradream against nginx
+"""Hot-tile serving: requests/s and p50/p99 latency for cached tiles over HTTP, terradream against nginx
 serving the same tiles as static files (the practical limit) and MapProxy serving them from its file cache.
 
 wrk drives every server the same way: 64 keep-alive connections on 127.0.0.1, a fixed time per scenario, once cycling a
@@ -27,7 +27,7 @@ from pathlib import Path
 import httpx
 import mercantile
 
-from terradream.server.testing import free_port, wait_for_http
+from terradream.api.testing import free_port, wait_for_http
 
 WORLD = "earth"
 VIEWPORT_CENTRE_DEG = (10.0, 48.0)  # lon, lat: central Europe
@@ -138,7 +138,7 @@ def child(args: Sequence[str], log: Path, ready_url: str | None = None,
 def terradream_serve(port: int, cache: Path, log: Path, redis: str | None = None,
                      env: dict[str, str] | None = None) -> AbstractContextManager[subprocess.Popen[bytes]]:
     """`terradream serve` with the default model, as an operator runs it (one uvicorn process)."""
-    args = [sys.executable, "-m", "terradream.server.cli", "serve", "--port", str(port), "--cache", str(cache)]
+    args = [sys.executable, "-m", "terradream.cli", "serve", "--port", str(port), "--cache", str(cache)]
     return child(args + (["--redis", redis] if redis else []), log, f"http://127.0.0.1:{port}/readyz", env)
 
 

@@ -1,4 +1,4 @@
-"""Benchmark plots (issue 8): matplotlib PNGs in docs/images/ from what the benchmarks left in bench/out/.
+"""Benchmark plots: matplotlib PNGs in docs/images/ from what the benchmarks left in bench/out/.
 
 Reads hot_tiles.json and gpu.json (written by those scripts) and the captured stdout of generation and eval_realism
 (generation.txt, eval_realism.txt, written by `python -m bench`); a plot whose input is missing is skipped.

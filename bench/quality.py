@@ -11,11 +11,11 @@ import time
 
 import numpy as np
 
+from terradream.core.keys import TileKey
 from terradream.model.cascade import Cascade, MemoryTileStore
-from terradream.model.keys import TileKey
 from terradream.model.pipeline import TerraPipeline
-from terradream.model.quality import cross_zoom_psnr_db, descendant_colour_error, seam_ratio
 from terradream.model.worlds import WorldRegistry
+from terradream.training.quality import cross_zoom_psnr_db, descendant_colour_error, seam_ratio
 
 # 4x4 blocks over land in Europe at three depths (x, y at each zoom)
 SEAM_BLOCKS = {6: (32, 22), 12: (2140, 1440), 17: (68500, 46100)}  # even, so a parent's 4 children lie inside

@@ -11,7 +11,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,7 +19,7 @@ import httpx
 import psutil
 from prometheus_client.parser import text_string_to_metric_families
 
-from terradream.server.testing import free_port, wait_for_http
+from terradream.api.testing import free_port, wait_for_http
 
 READY_TIMEOUT_S = 180.0
 
@@ -76,7 +75,7 @@ class ServerProcess:
         self.log_path = log_path
         self._log = open(log_path, "wb")  # noqa: SIM115
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "terradream.server.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port),
+            [sys.executable, "-m", "terradream.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port),
              *args], env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}, stdout=self._log, stderr=self._log)
         self.ps = psutil.Process(self.proc.pid)
         self.wait_ready()

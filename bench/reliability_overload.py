@@ -1,4 +1,4 @@
-"""Overload (issue 7, point 4): a bounded flood of distinct cold deep tiles from many connections and client
+"""Overload: a bounded flood of distinct cold deep tiles from many connections and client
 addresses, all on 127.0.0.1, while a prober reads hot (cached) tiles.
 
 Prints: server RSS and generation queue depth (bounded by --queue-max), the answers the flood got (200 / 429 / 503,

@@ -1,4 +1,4 @@
-"""Soak (issue 7, point 5): a bounded mixed load of hot, cold and bad requests against one server on 127.0.0.1.
+"""Soak: a bounded mixed load of hot, cold and bad requests against one server on 127.0.0.1.
 
 Hot requests re-read cached tiles (bytes must never change), cold ones ask for new tiles (some on new procedural
 worlds) like a polite client (Retry-After honoured), bad ones send malformed input (each must get a JSON 4xx).
@@ -29,7 +29,7 @@ from reliability_common import (
     served,
 )
 
-from terradream.server.store import is_whole_tile_png
+from terradream.cache.store import is_whole_tile_png
 
 MAXZOOM = 12
 # every earth root tile (z0..4): warming them loads the root image and fills the root-tile cache before the baseline
@@ -209,7 +209,8 @@ def main() -> int:
     args = parse_args()
     env = {"TERRADREAM_LRU_BYTES": str(args.lru_mib * 2**20),
            "TERRADREAM_RESPONSE_LRU_BYTES": str(args.response_lru_mib * 2**20),
-           "TERRADREAM_CLIENT_COLD_BURST": "1000"}  # the warm-up asks for 341 new tiles at once; fairness is not tested here
+           # the warm-up asks for 341 new tiles at once; fairness is not tested here
+           "TERRADREAM_CLIENT_COLD_BURST": "1000"}
     warmup_s = max(10.0, args.seconds * args.warmup_fraction)
     with served(["--maxzoom", str(MAXZOOM), "--queue-max", "64", "--batch-size", "4"], args.model, env) as (server, _):
         tally, samples = asyncio.run(soak(server, args))

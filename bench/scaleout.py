@@ -1,4 +1,4 @@
-"""Scale-out throughput (issue 6): cold tiles per second through one API server with 1, then 2 Dask workers.
+"""Scale-out throughput: cold tiles per second through one API server with 1, then 2 Dask workers.
 
 Starts a private redis-server, a Dask scheduler and `terradream serve --scheduler`, then for each worker count starts
 that many `terradream worker`s (each limited to --threads torch threads), warms them up, asks for a block of cold
@@ -80,7 +80,7 @@ def run(workers: int, api: ServerProcess, scheduler: str, redis_url: str, model:
         args: argparse.Namespace) -> dict[str, Any]:
     """Start `workers` workers, warm them up, time one cold block; returns tiles, seconds and tiles/s."""
     ports = [free_port() for _ in range(workers)]
-    procs = [spawn([sys.executable, "-m", "terradream.server.cli", "worker", "--scheduler", scheduler, "--redis",
+    procs = [spawn([sys.executable, "-m", "terradream.cli", "worker", "--scheduler", scheduler, "--redis",
                     redis_url, "--model", str(model), "--device", args.device, "--host", "127.0.0.1", "--name",
                     f"bench-{workers}-{i}", "--metrics-port", str(port), "--slots", "64"],
                    workdir / f"worker-{workers}-{i}.log", {"OMP_NUM_THREADS": str(args.threads)})

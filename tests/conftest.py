@@ -1,4 +1,4 @@
-"""Shared fixtures: real services (redis-server) started on free loopback ports."""
+"""Shared fixtures: real services (redis-server) started on free loopback ports; test kinds marked by folder."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from support import RedisServer
 
 
@@ -36,3 +35,16 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from terradream.model.testing import make_tiny_model
 
     return make_tiny_model(tmp_path_factory.mktemp("tiny-model"))
+
+
+KINDS = ("unit", "integration", "browser", "cluster")
+FOLDER_KINDS = {"frontend": "browser", "distributed": "cluster"}  # any other folder: integration
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Give every test one kind: its module's own mark, else its folder's (`pytest -m unit`: the fast ones)."""
+    tests = Path(__file__).parent
+    for item in items:
+        if not any(item.get_closest_marker(kind) for kind in KINDS):
+            folder = item.path.relative_to(tests).parts[0]
+            item.add_marker(FOLDER_KINDS.get(folder, "integration"))

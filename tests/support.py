@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from terradream.server.testing import free_port, wait_for_http
+from terradream.api.testing import free_port, wait_for_http
 
 
 def wait_for_port(port: int, timeout_s: float = 20.0) -> None:
@@ -73,9 +73,9 @@ def stop_process(proc: subprocess.Popen[bytes], timeout_s: float = 30.0) -> None
 
 
 def terradream_command() -> list[str]:
-    """The installed `terradream` script next to this Python, else `python -m terradream.server.cli`."""
+    """The installed `terradream` script next to this Python, else `python -m terradream.cli`."""
     script = Path(sys.executable).with_name("terradream")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "terradream.server.cli"]
+    return [str(script)] if script.exists() else [sys.executable, "-m", "terradream.cli"]
 
 
 class ServeSubprocess:

@@ -1,19 +1,19 @@
-"""Tile caches (memory LRU, embedded MBTiles, shared Redis), their stacking, and single-flight locks."""
+"""Tile caches (memory LRU, embedded MBTiles, shared Redis), their stacking, the PNG codec and store, and locks."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from terradream.cache.base import CacheKey, TileCache, TileRange, bbox_tile_ranges
-from terradream.cache.locks import LocalSingleFlight, RedisLock, run_exclusive
+from terradream.cache.base import CacheKey, TileCache
+from terradream.cache.locks import RedisLock, exclusive, run_exclusive
 from terradream.cache.mbtiles import MBTilesCache
 from terradream.cache.memory import MemoryLRU
 from terradream.cache.redis import RedisCache, safe_url
 from terradream.cache.tiered import TieredCache
 
 __all__ = [
-    "CacheKey", "LocalSingleFlight", "MBTilesCache", "MemoryLRU", "RedisCache", "RedisLock", "TieredCache",
-    "TileCache", "TileRange", "bbox_tile_ranges", "open_cache", "run_exclusive", "safe_url",
+    "CacheKey", "MBTilesCache", "MemoryLRU", "RedisCache", "RedisLock", "TieredCache", "TileCache", "exclusive",
+    "open_cache", "run_exclusive", "safe_url",
 ]
 
 

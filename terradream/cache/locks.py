@@ -1,30 +1,30 @@
-"""Single-flight building blocks: one generation per tile per process (asyncio) and across processes (Redis).
+"""Cross-process single flight: one generation per tile across processes, through a Redis lock.
 
-Intended sequence for a tile request (server: async handler; the model runs in one worker thread):
+The sequence (`exclusive`; the in-process part, one execution per key in a process, is engine.singleflight):
 
-1. `cache.get(key)` (in a thread) -> hit: done.
-2. `LocalSingleFlight.run(key, factory)`: concurrent requests in this process share one factory call.
-3. The factory runs `run_exclusive(lock, name, lookup, produce)` in a thread (`anyio.to_thread.run_sync`):
-   a. `lock.acquire(name, ttl_ms)` (SET NX PX, random token).
-   b. Acquired: re-check `lookup()` (another process may just have finished), else `produce()` (generate
-      AND put into the shared cache), then `release` (compare-and-delete + PUBLISH a wake-up).
-   c. Held elsewhere: `wait_released(name)` (pub/sub wake-up, polling fallback bounded by the lock's PTTL),
-      then `lookup()`; on a miss (the holder failed, or died and its TTL expired) go back to (a) and take over.
-   d. Redis unreachable, or waited longer than wait_timeout_s: just `produce()` (tiles are pure functions,
-      duplicate work is harmless, unavailability is not).
+a. `lock.acquire(name, ttl_ms)` (SET NX PX, random token).
+b. Acquired: re-check `lookup()` (another process may just have finished), else `produce()` (generate AND put into
+   the shared cache), extending the lock every third of its TTL meanwhile, then `release` (compare-and-delete +
+   PUBLISH a wake-up).
+c. Held elsewhere: `wait_released(name)` (pub/sub wake-up, polling fallback bounded by the lock's PTTL), then
+   `lookup()`; on a miss (the holder failed, or died and its TTL expired) go back to (a) and take over.
+d. Lock backend unreachable, or waited longer than wait_timeout_s: just `produce()` (tiles are pure functions,
+   duplicate work is harmless, unavailability is not).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Hashable
-from functools import partial
-from typing import Generic, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol, TypeVar
 
+import anyio
 import redis
+from anyio import CapacityLimiter, to_thread
 from redis.exceptions import RedisError
 
 from terradream.cache.redis import CircuitBreaker, redis_client, safe_url
@@ -49,37 +49,27 @@ if redis.call('get', KEYS[1]) == ARGV[1] then
 end
 return 0
 """
+WAIT_SLICE_S = 2.0  # one blocking wait for a foreign lock; waiters loop, re-checking the cache in between
 
 
-class LocalSingleFlight(Generic[T]):
-    """Concurrent asyncio callers with the same key share one execution, its result or its exception.
+class ExclusiveLock(Protocol):
+    """A cross-process mutex per name (RedisLock, or a test double); blocking calls, run off the event loop."""
 
-    One instance per event loop. A caller that is cancelled does not cancel the shared execution.
-    """
+    def acquire(self, name: str, ttl_ms: int) -> str | None:
+        """A token when taken, None when someone else holds it."""
+        ...
 
-    def __init__(self) -> None:
-        """Start with nothing in flight."""
-        self._inflight: dict[Hashable, asyncio.Future[T]] = {}
+    def release(self, name: str, token: str) -> Any:
+        """Release (only if still ours) and wake waiters."""
+        ...
 
-    def __len__(self) -> int:
-        """Number of keys in flight."""
-        return len(self._inflight)
+    def wait_released(self, name: str, timeout_s: float) -> Any:
+        """Block until the lock is released or timeout_s passes."""
+        ...
 
-    async def run(self, key: Hashable, factory: Callable[[], Awaitable[T]]) -> T:
-        """Await factory() for key, or join the execution already running for it."""
-        future = self._inflight.get(key)
-        if future is None:
-            future = asyncio.ensure_future(factory())
-            self._inflight[key] = future
-            future.add_done_callback(partial(self._done, key))
-        return await asyncio.shield(future)
-
-    def _done(self, key: Hashable, future: asyncio.Future[T]) -> None:
-        """Forget a finished execution (and mark its exception retrieved: every waiter may be gone)."""
-        if self._inflight.get(key) is future:
-            del self._inflight[key]
-        if not future.cancelled():
-            future.exception()
+    def extend(self, name: str, token: str, ttl_ms: int) -> Any:
+        """Reset the lock's TTL if token still owns it (long generations)."""
+        ...
 
 
 class RedisLock:
@@ -142,7 +132,7 @@ class RedisLock:
     def _wait_released(self, name: str, timeout_s: float) -> bool:
         """wait_released without the circuit breaker."""
         deadline = time.monotonic() + timeout_s
-        pubsub = self.client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+        pubsub = self.client.pubsub(ignore_subscribe_messages=True)
         try:
             pubsub.subscribe(self.channel(name))
             while True:
@@ -158,41 +148,64 @@ class RedisLock:
             pubsub.close()
 
 
-def run_exclusive(lock: RedisLock, name: str, lookup: Callable[[], T | None], produce: Callable[[], T],
-                  ttl_ms: int = 60_000, wait_timeout_s: float = 30.0) -> T:
-    """The cross-process part of the sequence in this module's docstring (steps 3a-3d); blocking.
+async def exclusive(lock: ExclusiveLock, name: str, lookup: Callable[[], Awaitable[T | None]],
+                    produce: Callable[[], Awaitable[T]], *, ttl_ms: int, wait_timeout_s: float | None = None,
+                    waiters: CapacityLimiter | None = None) -> T:
+    """Steps a-d of this module's docstring: lookup() reads the shared cache, produce() generates AND stores it.
 
-    lookup() reads the shared cache; produce() generates AND stores, so that waiters' lookup() finds it.
+    Lock calls run in worker threads (waits bounded by `waiters`, so blocked waits never starve other thread work);
+    wait_timeout_s None waits for a foreign holder as long as it keeps its lock.
     """
-    deadline = time.monotonic() + wait_timeout_s
+    deadline = math.inf if wait_timeout_s is None else time.monotonic() + wait_timeout_s
     while True:
         try:
-            token = lock.acquire(name, ttl_ms)
-        except RedisError as error:
+            token = await to_thread.run_sync(lock.acquire, name, ttl_ms)
+        except Exception as error:  # lock backend down: produce without it
             log.debug("lock %s unavailable (%r); producing without it", name, error)
-            return produce()
+            return await produce()
         if token is not None:
+            heartbeat = asyncio.ensure_future(_keep_extended(lock, name, token, ttl_ms))
             try:
-                found = lookup()
-                return found if found is not None else produce()
+                found = await lookup()
+                return found if found is not None else await produce()
             finally:
-                _release_quietly(lock, name, token)
+                heartbeat.cancel()
+                await asyncio.shield(to_thread.run_sync(_release_quietly, lock, name, token))
         try:
-            lock.wait_released(name, max(0.0, deadline - time.monotonic()))
-        except RedisError as error:
-            log.debug("lock %s unavailable (%r); producing without it", name, error)
-            return produce()
-        found = lookup()
+            await to_thread.run_sync(lock.wait_released, name, max(0.0, min(WAIT_SLICE_S, deadline - time.monotonic())),
+                                     limiter=waiters)
+        except Exception as error:  # the next acquire tells whether the backend is gone
+            log.debug("waiting for lock %s failed (%r)", name, error)
+        found = await lookup()
         if found is not None:
             return found
         if time.monotonic() >= deadline:
-            return produce()
+            return await produce()
 
 
-def _release_quietly(lock: RedisLock, name: str, token: str) -> None:
-    """Release, tolerating a Redis outage (the TTL frees the lock then)."""
+def run_exclusive(lock: ExclusiveLock, name: str, lookup: Callable[[], T | None], produce: Callable[[], T],
+                  ttl_ms: int = 60_000, wait_timeout_s: float = 30.0) -> T:
+    """exclusive() for blocking callers (a thread or a script): lookup and produce are plain functions."""
+    async def run() -> T:
+        return await exclusive(lock, name, lambda: to_thread.run_sync(lookup), lambda: to_thread.run_sync(produce),
+                               ttl_ms=ttl_ms, wait_timeout_s=wait_timeout_s)
+
+    return anyio.run(run)
+
+
+async def _keep_extended(lock: ExclusiveLock, name: str, token: str, ttl_ms: int) -> None:
+    """Extend a held lock every third of its TTL, so a generation longer than the TTL keeps it."""
+    while True:
+        await asyncio.sleep(ttl_ms / 3000)
+        try:
+            await to_thread.run_sync(lock.extend, name, token, ttl_ms)
+        except Exception as error:  # the TTL still bounds the lock; waiters may take over later
+            log.debug("extending lock %s failed (%r)", name, error)
+
+
+def _release_quietly(lock: ExclusiveLock, name: str, token: str) -> None:
+    """Release, tolerating a backend outage (the TTL frees the lock then)."""
     try:
         lock.release(name, token)
-    except RedisError as error:
+    except Exception as error:
         log.debug("could not release lock %s (%r); it expires by TTL", name, error)
-

@@ -15,10 +15,12 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from terradream.cache.base import CacheKey, TileRange, check_names
+from terradream.cache.base import CacheKey, check_names
+from terradream.core.regions import TileRange
+from terradream.core.tiles import WEB_MERCATOR_MAX_LAT_DEG
 
 BUSY_TIMEOUT_MS = 10_000
-WORLD_BOUNDS = "-180.0,-85.05112878,180.0,85.05112878"
+WORLD_BOUNDS = f"-180.0,{-WEB_MERCATOR_MAX_LAT_DEG:.8f},180.0,{WEB_MERCATOR_MAX_LAT_DEG:.8f}"
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS metadata (name TEXT, value TEXT);

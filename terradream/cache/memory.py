@@ -7,7 +7,8 @@ from collections.abc import Mapping, Sequence
 
 from cachetools import LRUCache
 
-from terradream.cache.base import CacheKey, TileRange, check_names, in_ranges
+from terradream.cache.base import CacheKey, check_names
+from terradream.core.regions import TileRange, in_ranges
 
 
 class MemoryLRU:

@@ -20,7 +20,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.retry import Retry
 
-from terradream.cache.base import CacheKey, TileRange, check_names, in_ranges
+from terradream.cache.base import CacheKey, check_names
+from terradream.core.regions import TileRange, in_ranges
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

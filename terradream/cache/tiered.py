@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 
-from terradream.cache.base import CacheKey, TileCache, TileRange
+from terradream.cache.base import CacheKey, TileCache
 from terradream.cache.memory import MemoryLRU
+from terradream.core.regions import TileRange
 
 log = logging.getLogger(__name__)
 

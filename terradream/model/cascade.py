@@ -17,11 +17,11 @@ from typing import Protocol
 
 import numpy as np
 
-from terradream.model.errors import TileOutOfRange
-from terradream.model.keys import TileKey
+from terradream.core.errors import TileOutOfRange
+from terradream.core.keys import TileKey
+from terradream.core.tiles import TILE_SIZE_PX, latitude_of_rows_deg, meters_per_pixel, validate_tile
 from terradream.model.metatiles import parent_px_span
 from terradream.model.pipeline import TerraPipeline, WindowSpec
-from terradream.model.tiles import TILE_SIZE_PX, latitude_of_rows_deg, meters_per_pixel, validate_tile
 from terradream.model.worlds import EARTH, WorldRegistry
 
 

@@ -61,7 +61,7 @@ class ContextPath(nn.Module):
         self.up1 = nn.Conv2d(width, width, 3, padding=1)
         self.out = nn.Conv2d(width, out_width, 1)
         nn.init.zeros_(self.out.weight)
-        nn.init.zeros_(self.out.bias)
+        nn.init.zeros_(self.out.bias)  # type: ignore[arg-type]  # a Conv2d built with bias=True has one
 
     def forward(self, cond_patches: torch.Tensor, emb_rows: torch.Tensor) -> torch.Tensor:
         """cond_patches: (B, C, h, w) at 1/4 resolution; emb_rows: (B, h, E). Returns (B, out_width, h, w)."""
@@ -172,8 +172,10 @@ class TerraDenoiser(ModelMixin, ConfigMixin):
         p = int(self.config.patch_size)
         b, _, height, _ = sample.shape
         x = self.stem(F.pixel_unshuffle(torch.cat([sample, cond], dim=1), p))
-        if self.context is not None:
-            x = x + (context if context is not None else self.context_features(cond, log2_mpp)).to(x.dtype)
+        if context is None:
+            context = self.context_features(cond, log2_mpp)
+        if context is not None:
+            x = x + context.to(x.dtype)
         temb = self.time_embedding(self.time_proj(timestep.reshape(b)).to(x.dtype))  # (B, E)
         remb = self._res_rows(log2_mpp, b, height // p, x.dtype)  # (B, rows, E)
         emb = F.silu(temb[:, None, :] + remb)

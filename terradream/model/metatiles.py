@@ -14,8 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cached_property
 
-from terradream.model.keys import TileKey
-from terradream.model.tiles import TILE_SIZE_PX
+from terradream.core.keys import TileKey
+from terradream.core.tiles import TILE_SIZE_PX
 
 
 def parent_px_span(origin_px: int, window_px: int) -> tuple[int, int]:

@@ -24,12 +24,12 @@ import torch
 import torch.nn.functional as F
 from diffusers import DDIMScheduler
 
+from terradream.core.tiles import TILE_SIZE_PX
 from terradream.model.denoiser import TerraDenoiser
 from terradream.model.metatiles import MetatileGrid
 from terradream.model.noise import STREAM_INIT, noise_window
 from terradream.model.structure import STRUCTURE_REVISION, Grid, layout
 from terradream.model.water import WaterAtlas, default_atlas
-from terradream.model.tiles import TILE_SIZE_PX
 
 DEFAULT_WEIGHTS_DIR = Path(__file__).parent / "weights"
 PIPELINE_CONFIG = "pipeline.json"

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from terradream.core.tiles import TILE_SIZE_PX
 from terradream.model.noise import splitmix64, stream_key, uniform_grid
-from terradream.model.tiles import TILE_SIZE_PX
 
 WORLD_M = 2 * math.pi * 6378137.0  # Web-Mercator world width in metres
 GROUND_TO_MERCATOR = 1.35  # sizes below are ground metres at mid latitudes; Mercator metres are about this much larger
@@ -49,7 +49,7 @@ def _m(ground_m: float) -> float:
     return ground_m * GROUND_TO_MERCATOR
 
 
-def _hash(key: np.uint64, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def _hash(key: np.uint64 | np.ndarray, a: np.ndarray, b: np.ndarray | int) -> np.ndarray:
     """64 random bits per element of two integer arrays (elementwise, broadcasting)."""
     ha = splitmix64(np.asarray(a, dtype=np.int64).astype(np.uint64) ^ key)
     return splitmix64(ha ^ (np.asarray(b, dtype=np.int64).astype(np.uint64) * np.uint64(0x94D049BB133111EB)))

@@ -98,7 +98,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from terradream.model.tiles import EARTH_EQUATOR_M_PER_PX_Z0, world_size_px
+from terradream.core.tiles import EARTH_EQUATOR_M_PER_PX_Z0, world_size_px
 
 __all__ = [
     "RIVER_CLASSES",
@@ -184,12 +184,12 @@ def latlon_to_global_px(z: int, lat: float, lon: float) -> tuple[float, float]:
     return float(v) * size, float(u) * size
 
 
-def _x_at_y(x0, y0, x1, y1, y):
+def _x_at_y(x0: Any, y0: Any, x1: Any, y1: Any, y: Any) -> Any:
     """x where the segment crosses the horizontal line y (callers ensure y0 != y1). Same formula everywhere."""
     return x0 + (y - y0) * (x1 - x0) / (y1 - y0)
 
 
-def _y_at_x(x0, y0, x1, y1, x):
+def _y_at_x(x0: Any, y0: Any, x1: Any, y1: Any, x: Any) -> Any:
     return y0 + (x - x0) * (y1 - y0) / (x1 - x0)
 
 
@@ -323,7 +323,7 @@ def _uv32(lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return u, v
 
 
-def _read_lines(dat: Path, meta: Path):
+def _read_lines(dat: Path, meta: Path) -> Any:
     levels, npts, offsets, _, ids = _read_meta(meta)
     raw = np.fromfile(dat, dtype="<f4").reshape(-1, 2)
     if not (np.all(offsets == np.concatenate([[0], np.cumsum(npts)[:-1]]) * 8) and npts.sum() == len(raw)):
@@ -722,7 +722,7 @@ def _polygon_land_q(layer: _PolygonLayer, z: int, r0: int, r1: int, c0: int, c1:
     return land
 
 
-def _capsule_rows(x0, y0, x1, y1, r, y):
+def _capsule_rows(x0: Any, y0: Any, x1: Any, y1: Any, r: Any, y: Any) -> Any:
     """x interval [a, b] of the capsule (segment (x0,y0)-(x1,y1), radius r) on the horizontal line y (px units).
 
     Empty rows give a > b."""
@@ -905,7 +905,7 @@ class WaterAtlas:
             raise ValueError(f"empty window {height}x{width}")
 
     @staticmethod
-    def _pieces(z: int, row0: int, col0: int, height: int, width: int):
+    def _pieces(z: int, row0: int, col0: int, height: int, width: int) -> Any:
         """Clamped row range + the column pieces inside [0, world) that tile the window (wrapped)."""
         size = world_size_px(z)
         rows = np.clip(np.arange(row0, row0 + height, dtype=np.int64), 0, size - 1)
@@ -920,7 +920,7 @@ class WaterAtlas:
             cols = None
         return size, rows - r0, r0, r1, pieces, cols
 
-    def _assemble(self, z, row0, col0, height, width, render) -> np.ndarray:
+    def _assemble(self, z: int, row0: int, col0: int, height: int, width: int, render: Any) -> np.ndarray:
         self._check(z, height, width)
         _size, rows, r0, r1, pieces, cols = self._pieces(z, row0, col0, height, width)
         parts = [render(r0, r1, a, b) for a, b in pieces]
@@ -936,7 +936,7 @@ class WaterAtlas:
         layer = self.polygons(self.resolution_for_zoom(z))
         denom = float(SAMPLE_ROWS * FIX)
 
-        def render(r0, r1, c0, c1):
+        def render(r0: int, r1: int, c0: int, c1: int) -> Any:
             land = _polygon_land_q(layer, z, r0, r1, c0, c1)
             if isinstance(land, int):
                 return np.full((r1 - r0, c1 - c0), 0.0 if land else 1.0, np.float32)
@@ -953,7 +953,7 @@ class WaterAtlas:
         min_px = self.min_river_width_px
         s = RIVER_SAMPLE_ROWS
 
-        def render(r0, r1, c0, c1):
+        def render(r0: int, r1: int, c0: int, c1: int) -> Any:
             h, w = r1 - r0, c1 - c0
             # the smallest m/px in the window is at its highest |latitude|
             lat_edge = [math.degrees(math.atan(math.sinh(math.pi * (1 - 2 * r / size)))) for r in (r0, r1)]

@@ -21,10 +21,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from terradream.model.errors import UnknownWorld
+from terradream.core.errors import UnknownWorld
+from terradream.core.tiles import TILE_SIZE_PX, latitude_of_rows_deg, world_size_px
 from terradream.model.noise import world_seed
 from terradream.model.procedural import planet_equirect
-from terradream.model.tiles import TILE_SIZE_PX, latitude_of_rows_deg, world_size_px
 
 WORLD_NAME_RE = re.compile(r"^[a-z0-9-]{1,32}$")
 EARTH = "earth"

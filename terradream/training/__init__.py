@@ -1,1 +1,1 @@
-"""Training-side tools: realism metrics that compare generated image crops with real ones."""
+"""Training and evaluating the denoiser on real imagery; the server never imports this package."""

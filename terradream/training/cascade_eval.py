@@ -19,17 +19,17 @@ import numpy as np
 import torch
 from PIL import Image
 
+from terradream.core.keys import TileKey
+from terradream.core.tiles import TILE_SIZE_PX, meters_per_pixel
 from terradream.model.cascade import Cascade
-from terradream.model.dataset import (
+from terradream.training.dataset import (
     MIN_IMAGES_FOR_IMAGE_SPLIT,
     area_downsample2_np,
     is_validation,
     iter_images,
     sources_from_args,
 )
-from terradream.model.evaluate import swd
-from terradream.model.keys import TileKey
-from terradream.model.tiles import TILE_SIZE_PX, meters_per_pixel
+from terradream.training.evaluate import swd
 from terradream.training.realism import frechet_distance, structure_features, two_sample_accuracy
 
 # Three kinds of land a user zooms into: a coast (real shorelines on earth), farmland, mountains.
@@ -129,7 +129,6 @@ def bicubic_from_root(cascade: Cascade, key: TileKey) -> np.ndarray:
     world = cascade.worlds.get(key.world)
     rz = world.root_zoom
     scale = 1 << (key.z - rz)
-    size = TILE_SIZE_PX * scale  # the tile, measured in root pixels x scale
     px0, py0 = key.x * TILE_SIZE_PX / scale, key.y * TILE_SIZE_PX / scale  # tile origin in root pixels
     pad = 3
     c0, r0 = int(math.floor(px0)) - pad, int(math.floor(py0)) - pad
@@ -197,9 +196,8 @@ def evaluate_cascade(cascade: Cascade, data: str, features: Callable[[np.ndarray
             progress(f"z{z} {name}: rendered {len(keys)} tiles ({cascade.stats.windows} windows so far)")
         real_a, real_b = real.groups()
         n = min(len(real_a), len(real_b), len(fake))
-        rng = np.random.default_rng(z)
-        pick = lambda arr: np.stack(arr)[rng.permutation(len(arr))[:n]]  # noqa: E731 - equal sizes for every test
-        ra, rb, fk, bc = pick(list(real_a)), pick(list(real_b)), pick(fake), pick(bicubic)
+        rng = np.random.default_rng(z)  # equal set sizes for every test
+        ra, rb, fk, bc = (np.stack(list(arr))[rng.permutation(len(arr))[:n]] for arr in (real_a, real_b, fake, bicubic))
         s = {k: structure_features(v) for k, v in (("a", ra), ("b", rb), ("f", fk), ("c", bc))}
         d = {k: features(v) for k, v in (("a", ra), ("b", rb), ("f", fk), ("c", bc))}
         reports.append(BandReport(

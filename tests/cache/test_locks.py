@@ -1,58 +1,14 @@
-"""Single flight: LocalSingleFlight (asyncio) and RedisLock / run_exclusive against a real Redis."""
+"""Cross-process single flight: RedisLock and run_exclusive against a real Redis."""
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
 
 import pytest
 import redis
 
-from terradream.cache import LocalSingleFlight, RedisLock, run_exclusive
-
-
-def test_local_single_flight_runs_the_factory_once_for_50_callers() -> None:
-    calls = 0
-
-    async def factory() -> str:
-        nonlocal calls
-        calls += 1
-        await asyncio.sleep(0.05)
-        return "tile"
-
-    async def main() -> list[str]:
-        flight: LocalSingleFlight[str] = LocalSingleFlight()
-        results = await asyncio.gather(*(flight.run("k", factory) for _ in range(50)))
-        assert len(flight) == 0  # entry removed when done
-        assert await flight.run("k", factory) == "tile"  # a later call runs again
-        return results
-
-    assert asyncio.run(main()) == ["tile"] * 50
-    assert calls == 2
-
-
-def test_local_single_flight_shares_exceptions_and_survives_cancelled_waiters() -> None:
-    started = 0
-
-    async def failing() -> str:
-        nonlocal started
-        started += 1
-        await asyncio.sleep(0.05)
-        raise RuntimeError("model failed")
-
-    async def main() -> None:
-        flight: LocalSingleFlight[str] = LocalSingleFlight()
-        first = asyncio.ensure_future(flight.run("k", failing))
-        others = [asyncio.ensure_future(flight.run("k", failing)) for _ in range(5)]
-        await asyncio.sleep(0.01)
-        first.cancel()  # the caller that started it goes away; the others still get the outcome
-        results = await asyncio.gather(*others, return_exceptions=True)
-        assert all(isinstance(r, RuntimeError) and str(r) == "model failed" for r in results)
-        assert len(flight) == 0
-
-    asyncio.run(main())
-    assert started == 1
+from terradream.cache import RedisLock, run_exclusive
 
 
 def test_redis_lock_is_exclusive_across_threads_with_own_clients(redis_url: str) -> None:

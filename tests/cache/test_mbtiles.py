@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from terradream.cache import CacheKey, MBTilesCache, TileRange, bbox_tile_ranges
+from terradream.cache import CacheKey, MBTilesCache
+from terradream.core.regions import TileRange, bbox_tile_ranges
 
 from .tiles import decode_rgb, noise_png, solid_png
 

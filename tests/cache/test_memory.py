@@ -5,7 +5,8 @@ from __future__ import annotations
 import random
 import threading
 
-from terradream.cache import CacheKey, MemoryLRU, TileRange
+from terradream.cache import CacheKey, MemoryLRU
+from terradream.core.regions import TileRange
 
 
 def key(z: int, x: int, y: int, world: str = "earth", version: str = "v1") -> CacheKey:

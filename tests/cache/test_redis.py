@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 import redis
 
-from terradream.cache import CacheKey, RedisCache, TileRange, safe_url
-from terradream.server.testing import free_port
+from terradream.api.testing import free_port
+from terradream.cache import CacheKey, RedisCache, safe_url
+from terradream.core.regions import TileRange
 
 from .tiles import solid_png
 

@@ -24,7 +24,7 @@ from PIL import Image
 from prometheus_client.parser import text_string_to_metric_families
 from support import ServeSubprocess
 
-from terradream.server.cli import main
+from terradream.cli.main import main
 
 READY_TIMEOUT_S = 180.0
 TILE_TIMEOUT_S = 300.0
@@ -88,7 +88,8 @@ def inner_bbox(z: int, x_min: int, y_min: int, x_max: int, y_max: int, inset_deg
             f"{south_east.east - inset_deg},{north_west.north - inset_deg}")
 
 
-def cached_pngs(cache_dir: Path, keys: Sequence[tuple[int, int, int]], world: str = "earth") -> dict[tuple[int, int, int], bytes]:
+def cached_pngs(cache_dir: Path, keys: Sequence[tuple[int, int, int]],
+                world: str = "earth") -> dict[tuple[int, int, int], bytes]:
     """The PNGs of (z, x, y) tiles present in the embedded cache, read with plain sqlite3 (TMS rows)."""
     found: dict[tuple[int, int, int], bytes] = {}
     for path in cache_dir.glob(f"{world}-*.mbtiles"):

@@ -1,4 +1,5 @@
-"""`terradream export` to GeoTIFF, georeferenced PNG and MBTiles, read back with Debian's GDAL (gdalinfo, gdal_translate)."""
+"""`terradream export` to GeoTIFF, georeferenced PNG and MBTiles, read back with Debian's GDAL (gdalinfo,
+gdal_translate)."""
 
 from __future__ import annotations
 

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from terradream.server.sources import MAX_RETRY_AFTER_S, retry_after_s
+from terradream.data.sources import MAX_RETRY_AFTER_S, retry_after_s
 
 from .conftest import inner_bbox, run_cli
 

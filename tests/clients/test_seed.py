@@ -1,4 +1,5 @@
-"""`terradream seed`: tile counts, in-process and HTTP seeding into the cache a running server serves, resuming, failures."""
+"""`terradream seed`: tile counts, in-process and HTTP seeding into the cache a running server serves, resuming,
+failures."""
 
 from __future__ import annotations
 
@@ -12,8 +13,8 @@ import mercantile
 import pytest
 from support import terradream_command
 
-from terradream.model.keys import TileKey
-from terradream.server.regions import parse_bbox, tile_grid
+from terradream.core.keys import TileKey
+from terradream.core.regions import parse_bbox, tile_grid
 
 from .conftest import ServeProcess, cached_pngs, inner_bbox, local_args, run_cli
 

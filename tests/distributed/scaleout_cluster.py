@@ -15,18 +15,18 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+from distributed import Client
 from server.conftest import (  # tests/server/conftest.py: its helpers
     ProcessServer,
     free_port,
     metric_value,
 )
 
-from distributed import Client
+from terradream.cache.codec import encode_png
+from terradream.core.keys import TileKey
 from terradream.model.cascade import Cascade, MemoryTileStore
-from terradream.model.keys import TileKey
 from terradream.model.pipeline import TerraPipeline
 from terradream.model.worlds import WorldRegistry
-from terradream.server.imaging import encode_png
 
 PROCESS_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "TERRADREAM_CLIENT_COLD_RATE_PER_S": "0"}
 WORKER_NAMES = ("w1", "w2")
@@ -98,7 +98,7 @@ class Cluster:
         log_path = self.workdir / f"worker-{name}-{time.monotonic_ns()}.log"
         log = open(log_path, "wb")  # noqa: SIM115 - the child writes it
         proc = subprocess.Popen(
-            [sys.executable, "-m", "terradream.server.cli", "worker", "--scheduler", self.address, "--redis",
+            [sys.executable, "-m", "terradream.cli", "worker", "--scheduler", self.address, "--redis",
              self.redis_url, "--model", str(self.model), "--device", "cpu", "--slots", "16", "--memory-limit", "2GiB",
              "--host", "127.0.0.1", "--name", name, "--metrics-port", str(metrics_port)],
             env={**os.environ, **PROCESS_ENV}, stdout=log, stderr=log)
@@ -175,7 +175,8 @@ class Cluster:
 
 @dataclass
 class Reference:
-    """Tiles as the single-process cascade makes them: PNG bytes of every tile it produced, and how many it generated."""
+    """Tiles as the single-process cascade makes them: PNG bytes of every tile it produced, and how many it
+    generated."""
 
     pngs: dict[TileKey, bytes]
     generated: int

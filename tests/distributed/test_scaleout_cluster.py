@@ -12,7 +12,7 @@ import redis
 from scaleout_cluster import Cluster, log_tail, reference_tiles  # this folder's helpers
 from server.conftest import ProcessServer  # tests/server/conftest.py
 
-from terradream.model.keys import TileKey
+from terradream.core.keys import TileKey
 from terradream.model.pipeline import TerraPipeline
 
 REQUEST_TIMEOUT_S = 120.0

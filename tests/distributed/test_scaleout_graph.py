@@ -6,18 +6,18 @@ import numpy as np
 import pytest
 
 from terradream.cache import MemoryLRU
-from terradream.model.cascade import Cascade, MemoryTileStore
-from terradream.model.keys import TileKey
-from terradream.model.pipeline import TerraPipeline
-from terradream.model.worlds import WorldRegistry
-from terradream.server.distributed import plan_tile, tile_graph
-from terradream.server.distributed_tasks import (
+from terradream.cache.store import CacheTileStore
+from terradream.cluster.client import plan_tile, tile_graph
+from terradream.cluster.tasks import (
     dask_priority,
     is_bulk_priority,
     make_tile,
     task_name,
 )
-from terradream.server.store import CacheTileStore
+from terradream.core.keys import TileKey
+from terradream.model.cascade import Cascade, MemoryTileStore
+from terradream.model.pipeline import TerraPipeline
+from terradream.model.worlds import WorldRegistry
 
 TILE = TileKey("earth", 6, 20, 24)
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from terradream.core.errors import TileOutOfRange, UnknownWorld
+from terradream.core.keys import TileKey
 from terradream.model.cascade import Cascade, MemoryTileStore
-from terradream.model.errors import TileOutOfRange, UnknownWorld
-from terradream.model.keys import TileKey
 from terradream.model.pipeline import TerraPipeline
 from terradream.model.worlds import WorldRegistry
 
@@ -42,7 +42,7 @@ def test_same_bytes_in_another_process(pipeline: TerraPipeline, tiny_model_dir: 
     code = (
         "import hashlib,sys;from terradream.model.cascade import Cascade,MemoryTileStore;"
         "from terradream.model.pipeline import TerraPipeline;from terradream.model.worlds import WorldRegistry;"
-        "from terradream.model.keys import TileKey;"
+        "from terradream.core.keys import TileKey;"
         f"p=TerraPipeline.from_pretrained({str(tiny_model_dir)!r},device='cpu');k=TileKey('earth',6,33,22);"
         "print(hashlib.sha256(Cascade(p,WorldRegistry(),MemoryTileStore()).render([k])[k].tobytes()).hexdigest())"
     )

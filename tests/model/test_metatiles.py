@@ -2,8 +2,10 @@
 
 import pytest
 
-from terradream.model.keys import TileKey
+from terradream.core.keys import TileKey
 from terradream.model.metatiles import MetatileGrid, best_offset_tiles, worst_blocks_per_axis
+
+pytestmark = pytest.mark.unit
 
 
 @pytest.mark.parametrize("z", [1, 2, 3, 5])

@@ -1,8 +1,11 @@
 """The noise field: statistics, independence of streams and worlds, and fixed known values on every machine."""
 
 import numpy as np
+import pytest
 
 from terradream.model.noise import gaussian_grid, noise_window, stream_key, world_seed
+
+pytestmark = pytest.mark.unit
 
 
 def test_standard_normal_statistics() -> None:

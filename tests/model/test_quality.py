@@ -3,11 +3,11 @@
 import numpy as np
 import pytest
 
+from terradream.core.keys import TileKey
 from terradream.model.cascade import Cascade, MemoryTileStore
-from terradream.model.keys import TileKey
 from terradream.model.pipeline import TerraPipeline
-from terradream.model.quality import cross_zoom_psnr_db, descendant_colour_error, seam_ratio
 from terradream.model.worlds import WorldRegistry
+from terradream.training.quality import cross_zoom_psnr_db, descendant_colour_error, seam_ratio
 
 
 @pytest.fixture(scope="module")

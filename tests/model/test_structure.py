@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
+from terradream.core.keys import TileKey
 from terradream.model.cascade import Cascade, MemoryTileStore
 from terradream.model.denoiser import TerraDenoiser
-from terradream.model.keys import TileKey
 from terradream.model.pipeline import TerraPipeline, WindowSpec
 from terradream.model.structure import Grid, layout
 from terradream.model.testing import make_tiny_model

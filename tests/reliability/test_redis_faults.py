@@ -1,4 +1,4 @@
-"""Redis faults (issue 7, point 2): absent at start, killed mid-load and restarted, black-holed; damaged entries.
+"""Redis faults: absent at start, killed mid-load and restarted, black-holed; damaged entries.
 
 Tiles keep being served, /readyz reports the degradation, the server reconnects by itself, and every tile read
 back is whole: the same bytes every time, a decodable 256x256 PNG.

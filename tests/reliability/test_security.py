@@ -1,4 +1,4 @@
-"""Security (issue 7, point 6): admin purge behind a bearer token, arbitrary worlds switchable, escaping, no file
+"""Security: admin purge behind a bearer token, arbitrary worlds switchable, escaping, no file
 outside terradream/frontend, Redis with a password and TLS through `terradream serve`, secrets never logged,
 and a bounded number of procedural worlds in memory.
 """
@@ -23,11 +23,11 @@ from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
 import terradream.frontend
+from terradream.api.app import create_app
+from terradream.api.frontend import FrontendFactory
+from terradream.api.routes import admin
+from terradream.engine.settings import Settings
 from terradream.model import worlds as worlds_module
-from terradream.server import admin
-from terradream.server.app import create_app
-from terradream.server.frontend import FrontendFactory
-from terradream.server.settings import Settings
 
 from .conftest import Served, TLSRedis, decode_tile, mbtiles_rows, readyz
 

@@ -1,4 +1,4 @@
-"""Soak (issue 7, point 5): bench/reliability_soak.py for a CI-sized run (the full 300 s run is by hand)."""
+"""Soak: bench/reliability_soak.py for a CI-sized run (the full 300 s run is by hand)."""
 
 from __future__ import annotations
 

@@ -17,12 +17,12 @@ import uvicorn
 from prometheus_client.parser import text_string_to_metric_families
 from support import stop_process
 
+from terradream.api.app import create_app
+from terradream.api.dependencies import Runtime
+from terradream.api.testing import free_port, wait_for_http
+from terradream.engine.generation import GenerationService
+from terradream.engine.settings import Settings
 from terradream.model.testing import make_tiny_model
-from terradream.server.app import create_app
-from terradream.server.generation import GenerationService
-from terradream.server.runtime import Runtime
-from terradream.server.settings import Settings
-from terradream.server.testing import free_port, wait_for_http
 
 READY_TIMEOUT_S = 120.0
 
@@ -97,7 +97,7 @@ class ThreadServer(Server):
 
 
 class ProcessServer(Server):
-    """`python -m terradream.server.cli serve ...` in a subprocess, as an operator runs it."""
+    """`python -m terradream.cli serve ...` in a subprocess, as an operator runs it."""
 
     def __init__(self, args: list[str], env: dict[str, str] | None = None, log_path: Path | None = None) -> None:
         """Start on a free port (unless args or env choose one) and wait for /readyz."""
@@ -106,7 +106,7 @@ class ProcessServer(Server):
         port_args = [] if "TERRADREAM_PORT" in (env or {}) else ["--port", str(self.port)]
         self._log = open(log_path, "wb") if log_path else subprocess.DEVNULL  # noqa: SIM115
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "terradream.server.cli", "serve", *port_args, *args],
+            [sys.executable, "-m", "terradream.cli", "serve", *port_args, *args],
             env={**os.environ, **(env or {})}, stdout=self._log, stderr=self._log)
         try:
             wait_for_http(f"{self.url}/readyz", alive=lambda: self.proc.poll() is None,

@@ -7,7 +7,8 @@ from pathlib import Path
 import httpx
 from click.testing import CliRunner
 
-from terradream.server.cli import build_settings, main
+from terradream.cli.main import main
+from terradream.cli.options import build_settings
 
 from .conftest import ProcessServer, free_port
 

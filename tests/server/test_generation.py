@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import httpx
 
-from terradream.model.keys import TileKey
+from terradream.core.keys import TileKey
 
 from .conftest import ThreadServer
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import redis
 
-from terradream.model.keys import TileKey
+from terradream.core.keys import TileKey
 
 from .conftest import ProcessServer, ThreadServer
 from .test_generation import wait_until

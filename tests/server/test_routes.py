@@ -17,7 +17,7 @@ import prometheus_client
 import pytest
 from PIL import Image
 
-from terradream.server.settings import Settings
+from terradream.engine.settings import Settings
 
 from .conftest import ThreadServer, free_port
 
@@ -363,7 +363,8 @@ def test_viewer_and_static_files(server: ThreadServer) -> None:
 
 
 @pytest.mark.parametrize("raw_path", [
-    "/static/../__init__.py", "/static/%2e%2e/__init__.py", "/static/..%2f__init__.py", "/static/..%2F..%2Fpyproject.toml",
+    "/static/../__init__.py", "/static/%2e%2e/__init__.py", "/static/..%2f__init__.py",
+    "/static/..%2F..%2Fpyproject.toml",
     "/vendor/leaflet/../../../package.json", "/vendor/leaflet/%2e%2e/%2e%2e/%2e%2e/package.json",
     "/static//etc/passwd", "/static/%2fetc%2fpasswd",
 ])

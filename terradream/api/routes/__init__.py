@@ -1,0 +1,1 @@
+"""Routers: XYZ tiles, map-client descriptions (TileJSON, WMTS), service metadata, admin."""

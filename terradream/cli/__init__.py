@@ -1,0 +1,1 @@
+"""The `terradream` command: one click group with serve, worker, seed, export and train."""

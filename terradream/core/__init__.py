@@ -1,0 +1,1 @@
+"""Shared vocabulary of every layer: tile keys, Web-Mercator geometry, regions (bbox -> tile ranges), errors."""
