@@ -36,7 +36,7 @@ PIPELINE_CONFIG = "pipeline.json"
 SAMPLER_REVISION = 6  # bump whenever the sampling arithmetic changes: it is part of the version, hence of cache keys
 SMOOTH_PROJECTION_ITERS = 8  # final smooth pull of the output onto the parent, before the exact 2x2 projection
 STRUCTURE_BASE_RADIUS_PX = 8  # land cover for the structure field is read from the parent blurred this much
-WATER_MAX_ZOOM = 14  # finest zoom at which earth's real water is painted
+WATER_MAX_ZOOM = 14  # finest zoom at which earth's real water is painted (~100 m data); finer zooms carry it on
 STEP_PROJECTION_ITERS = 1  # smooth pull of each step's predicted clean image onto the parent
 DETAIL_LIMIT = 0.1  # most extra brightness detail boost_detail adds, in [-1, 1] units (~13/255)
 # CPU kernels split their sums differently for other thread counts and change last bits (and so, rarely, a pixel):
@@ -209,6 +209,8 @@ class TerraPipeline:
         h = hashlib.sha256()
         for config in (self.denoiser.config, self.scheduler.config):  # without metadata such as _name_or_path
             settings = {k: v for k, v in dict(config).items() if not k.startswith("_")}
+            if not settings.get("context_width", 1):  # no context path: hashed as before it existed
+                settings = {k: v for k, v in settings.items() if k not in ("context_width", "context_blocks")}
             h.update(json.dumps(settings, sort_keys=True, default=str).encode())
         h.update(f"{self.num_inference_steps}/{self.metatile}/{self.detail_gain!r}/{SAMPLER_REVISION}/"
                  f"{SMOOTH_PROJECTION_ITERS}/{STEP_PROJECTION_ITERS}".encode())
@@ -216,7 +218,7 @@ class TerraPipeline:
             h.update(f"chroma/{self.chroma_gain!r}/".encode())
         if self.structure:
             h.update(f"structure/{STRUCTURE_REVISION}/{STRUCTURE_BASE_RADIUS_PX}/{WATER_MAX_ZOOM}/"
-                     f"{self.water.resolution}".encode())
+                     f"{self.water.identity}".encode())
         for name, tensor in sorted(self.denoiser.state_dict().items()):
             h.update(name.encode())
             h.update(tensor.detach().float().cpu().numpy().tobytes())
@@ -270,7 +272,13 @@ class TerraPipeline:
     def _sample_fixed(self, specs: Sequence[WindowSpec]) -> np.ndarray:
         """Sample exactly micro_batch windows (one model call per step) and cut out their cores."""
         latents = np.stack([self.noise_for(s) for s in specs])
-        detail = np.stack([self.structure_detail(s) for s in specs]) if self.structure else None
+        detail = None
+        if self.structure:
+            made: dict[int, np.ndarray] = {}  # the fixed-shape padding repeats one spec: compute it once
+            for s in specs:
+                if id(s) not in made:
+                    made[id(s)] = self.structure_detail(s)
+            detail = np.stack([made[id(s)] for s in specs])
         full = self.denoise(latents, np.stack([s.parent_px for s in specs]), np.stack([s.log2_mpp for s in specs]),
                             detail)
         m, core = self.margin_px, self.core_px
@@ -280,11 +288,6 @@ class TerraPipeline:
     def water(self) -> WaterAtlas:
         """Real shorelines, lakes and rivers (GSHHG, WDB II), loaded on first use."""
         return default_atlas()
-
-    def _paints_water(self, z: int) -> bool:
-        """Real water is drawn from the first generated zoom to WATER_MAX_ZOOM; below, the cascade carries it on
-        (its data is ~100 m accurate: finer zooms would show its polygon edges)."""
-        return z <= WATER_MAX_ZOOM
 
     def structure_detail(self, spec: WindowSpec) -> np.ndarray:
         """The structure field's newest octave over a window, (3, W, W) in [-1, 1] units: layout at this zoom minus
@@ -305,11 +308,14 @@ class TerraPipeline:
                               2 * prb + 1, stride=1)[0].permute(1, 2, 0).double().numpy()
         windows = ((spec.z, spec.row0 + start, spec.col0 + start, size),
                    (spec.z - 1, (spec.row0 + start) // 2 - 1, (spec.col0 + start) // 2 - 1, psize))
-        water = [self.water.water_and_rivers_window(z, r, c, n, n) if spec.real_water and self._paints_water(z)
-                 else None for z, r, c, n in windows]
+        # real water masks land cover at every zoom; it is painted (both layouts alike) only up to WATER_MAX_ZOOM
+        water = [self.water.water_and_rivers_window(z, r, c, n, n) if spec.real_water else None
+                 for z, r, c, n in windows]
+        paint = spec.z <= WATER_MAX_ZOOM
         here, above = (Grid.of_window(z, r, c, n, n) for z, r, c, n in windows)
-        new = layout(spec.seed, here, base_z, water[0]) - base_z
-        old = torch.from_numpy(layout(spec.seed, above, base_p, water[1]) - base_p).permute(2, 0, 1)[None].float()
+        new = layout(spec.seed, here, base_z, water[0], paint) - base_z
+        old = torch.from_numpy(layout(spec.seed, above, base_p, water[1], paint) - base_p)
+        old = old.permute(2, 0, 1)[None].float()
         detail = np.zeros((3, w, w), np.float32)
         region = torch.from_numpy(new).permute(2, 0, 1).float() - upsample2_bilinear(old)[0]
         detail[:, start : start + size, start : start + size] = 2.0 * region.numpy()

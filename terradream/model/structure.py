@@ -4,8 +4,8 @@ A one-window model cannot draw anything longer than it sees, so long-range layou
 pure function of (world seed, position in Web-Mercator metres), drawn anti-aliased at the pixel size of a zoom. The
 sampler adds the layout's newest octave, `layout(z) - upsample(layout(z - 1))`, to each window's output before the exact
 projection onto the parent: the parent already holds the coarser part, so a road is a faint line at z11, a crisp one
-at z14 and still the same road, in the same place, at z18; and the added detail has zero 2x2 means, so the projection
-keeps it. What goes where follows the parent's colours (no roads or fields on water, snow or rock) and slow noise
+at z14 and still the same road, in the same place, at z18; the added detail has nearly zero 2x2 means, and the
+projection removes what is left of them. What goes where follows the parent's colours (no roads or fields on water, snow or rock) and slow noise
 fields (farmland, forest and town districts).
 """
 
@@ -22,7 +22,7 @@ from terradream.model.noise import splitmix64, stream_key, uniform_grid
 WORLD_M = 2 * math.pi * 6378137.0  # Web-Mercator world width in metres
 GROUND_TO_MERCATOR = 1.35  # sizes below are ground metres at mid latitudes; Mercator metres are about this much larger
 STREAM_STRUCTURE = 2  # noise.py stream id of the structure field's random numbers
-STRUCTURE_REVISION = 1  # bump whenever the layout changes: it is part of the model version, hence of cache keys
+STRUCTURE_REVISION = 2  # bump whenever the layout changes: it is part of the model version, hence of cache keys
 _F = {"district": 0, "farm": 1, "town": 2, "forest": 3, "warp_x": 4, "warp_y": 5, "region": 6, "parcel": 7,
       "stream": 8, "stream_mask": 9, "road_major": 10, "road_minor": 11, "lot": 12, "tree": 13, "tree_b": 14}
 
@@ -39,10 +39,10 @@ class Grid:
     def of_window(cls, z: int, row0: int, col0: int, height: int, width: int) -> Grid:
         """Pixel centres of a window of global pixels at zoom z (columns wrap at the antimeridian)."""
         px_m = WORLD_M / (TILE_SIZE_PX << z)
-        cols = np.arange(col0, col0 + width, dtype=np.float64) + 0.5
+        start = col0 % (TILE_SIZE_PX << z)  # x runs on unwrapped past the antimeridian: lattices stay window-sized
+        cols = np.arange(start, start + width, dtype=np.float64) + 0.5
         rows = np.arange(row0, row0 + height, dtype=np.float64) + 0.5
-        x = np.mod(cols * px_m, WORLD_M) - WORLD_M / 2
-        return cls(x, WORLD_M / 2 - rows * px_m, px_m)
+        return cls(cols * px_m - WORLD_M / 2, WORLD_M / 2 - rows * px_m, px_m)
 
 
 def _m(ground_m: float) -> float:
@@ -194,7 +194,8 @@ def _road_segments(seed: int, g: Grid, field: str, cell_m: float, p_link: float)
 
 
 def _segments_distance(g: Grid, segs: list[tuple[float, ...]], reach_m: float) -> np.ndarray:
-    """Distance (m) from every pixel to the nearest segment, capped at reach_m (computed only near each segment)."""
+    """Distance (m) from every pixel to the nearest segment, capped at reach_m (computed only near each segment;
+    callers pass a reach beyond the band's anti-aliased edge, so the cap never tints open land)."""
     d = np.full((len(g.y), len(g.x)), reach_m)
     for x0, y0, x1, y1 in segs:
         cols = np.nonzero((g.x >= min(x0, x1) - reach_m) & (g.x <= max(x0, x1) + reach_m))[0]
@@ -264,16 +265,21 @@ def paint_water(c: np.ndarray, cover: dict[str, np.ndarray], water: np.ndarray) 
     return c
 
 
-def layout(seed: int, g: Grid, base: np.ndarray, water: np.ndarray | None = None) -> np.ndarray:
+def layout(seed: int, g: Grid, base: np.ndarray, water: np.ndarray | None = None,
+           paint: bool = True) -> np.ndarray:
     """The structure painted over base (H, W, 3) colours in [0, 1], at the grid's pixel size: new colours (H, W, 3).
 
-    water: real water coverage (H, W) where known (earth), else water is read from the colours. Each feature starts
-    at the pixel size where it first covers a useful part of a pixel, so coarse zooms skip it."""
+    water: real water coverage (H, W) where known (earth), else water is read from the colours; it is painted when
+    paint is set and otherwise only keeps land features off it. Each feature starts at the pixel size where it first
+    covers a useful part of a pixel, so coarse zooms skip it."""
     px = g.px_m
     cover = land_cover(base)
     c = base.astype(np.float32)
-    if water is not None:
+    if water is not None and paint:
         c = paint_water(c, cover, water)
+    elif water is not None:
+        cover["water"] = np.maximum(cover["water"], water)
+        cover["land"] = (1 - cover["water"]) * (1 - cover["snow"])
     land = cover["land"] * (1 - cover["desert"] * 0.7)
     if px > _m(200.0):
         return c
@@ -292,11 +298,11 @@ def layout(seed: int, g: Grid, base: np.ndarray, water: np.ndarray | None = None
         wet = _ramp(fbm(seed, "stream_mask", g, _m(20000.0), 2), 0.45, 0.55) * land * (1 - town)
         c = _over(c, _coverage(np.abs(n) / np.maximum(grad, 1e-12), _m(5.0), px) * wet * 0.9, _WATER)
     road_land = cover["land"] * (1 - cover["snow"])
-    major = _coverage(_segments_distance(g, _road_segments(seed, g, "road_major", _m(6000.0), 0.75), _m(30.0)),
-                      _m(6.0), px)
+    major = _coverage(_segments_distance(g, _road_segments(seed, g, "road_major", _m(6000.0), 0.75),
+                                         max(_m(30.0), _m(6.0) + px)), _m(6.0), px)
     if px <= _m(20.0):
         minor = _coverage(_segments_distance(g, _road_segments(seed, g, "road_minor", _m(1200.0), 0.55),
-                                             _m(12.0)), _m(2.5), px)
+                                             max(_m(12.0), _m(2.5) + px)), _m(2.5), px)
         c = _over(c, minor * road_land * (1 - town) * 0.75 * _ramp(district, 0.2, 0.35), _TRACK)
     if px <= _m(20.0):
         street, building, roof = _town(seed, g, rj, ri, theta, town)

