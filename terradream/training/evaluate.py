@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from terradream.core.tiles import EARTH_EQUATOR_M_PER_PX_Z0
 from terradream.model.noise import STREAM_INIT, noise_window
 from terradream.model.pipeline import TerraPipeline
 from terradream.training.dataset import TripleDataset
@@ -157,4 +158,4 @@ def format_table(rows: list[BandResult]) -> str:
 
 def zoom_for_mpp(m_per_px: float, lat_deg: float = 0.0) -> float:
     """The (fractional) zoom whose ground resolution at lat_deg equals m_per_px."""
-    return math.log2(156543.034 * math.cos(math.radians(lat_deg)) / m_per_px)
+    return math.log2(EARTH_EQUATOR_M_PER_PX_Z0 * math.cos(math.radians(lat_deg)) / m_per_px)
