@@ -22,12 +22,12 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from diffusers import DDIMScheduler
 
 from terradream.core.tiles import TILE_SIZE_PX
 from terradream.model.denoiser import TerraDenoiser
 from terradream.model.metatiles import MetatileGrid
 from terradream.model.noise import STREAM_INIT, noise_window
+from terradream.model.scheduler import ParentProjectedDDIMScheduler
 from terradream.model.structure import STRUCTURE_REVISION, Grid, layout
 from terradream.model.water import WaterAtlas, default_atlas
 
@@ -66,21 +66,6 @@ def resolve_device(device: str = "auto") -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
-
-
-def default_scheduler() -> DDIMScheduler:
-    """DDIM with eta = 0 over trailing timesteps and a zero-terminal-SNR schedule, v-prediction."""
-    return DDIMScheduler(
-        num_train_timesteps=1000,
-        beta_schedule="scaled_linear",
-        beta_start=0.00085,
-        beta_end=0.012,
-        prediction_type="v_prediction",
-        rescale_betas_zero_snr=True,
-        timestep_spacing="trailing",
-        clip_sample=False,
-        set_alpha_to_one=True,
-    )
 
 
 def upsample2_bilinear(parent: torch.Tensor) -> torch.Tensor:
@@ -132,7 +117,7 @@ class TerraPipeline:
     def __init__(
         self,
         denoiser: TerraDenoiser,
-        scheduler: DDIMScheduler,
+        scheduler: ParentProjectedDDIMScheduler,
         num_inference_steps: int = 4,
         device: str | torch.device = "auto",
         dtype: torch.dtype | None = None,
@@ -237,7 +222,7 @@ class TerraPipeline:
         """Load denoiser/, scheduler/ and pipeline.json from a local directory (None: the shipped default)."""
         root = Path(path) if path is not None else DEFAULT_WEIGHTS_DIR
         denoiser = TerraDenoiser.from_pretrained(root / "denoiser", low_cpu_mem_usage=False)
-        scheduler = DDIMScheduler.from_pretrained(root / "scheduler")
+        scheduler = ParentProjectedDDIMScheduler.from_pretrained(root / "scheduler")
         settings = json.loads((root / PIPELINE_CONFIG).read_text())
         return cls(denoiser, scheduler, settings.get("num_inference_steps", 4), device=device, dtype=dtype,
                    micro_batch=micro_batch, metatile=settings.get("metatile", 2),
@@ -346,19 +331,14 @@ class TerraPipeline:
         mpp = torch.from_numpy(np.asarray(log2_mpp, dtype=np.float32)).to(dev)
         self.scheduler.set_timesteps(self.num_inference_steps, device=dev)
         x = torch.from_numpy(latents).to(dev) * self.scheduler.init_noise_sigma
-        stride = self.scheduler.config.num_train_timesteps // self.num_inference_steps
         with torch.autocast(dev.type, dtype=dt, enabled=dt != torch.float32):
             context = self.denoiser.context_features(cond.to(dt), mpp)  # the parent does not change between steps
         for t in self.scheduler.timesteps:
             tt = t.expand(x.shape[0]).to(dev)
             with torch.autocast(dev.type, dtype=dt, enabled=dt != torch.float32):
                 v = self.denoiser(x.to(dt), cond.to(dt), tt, mpp, context).float()
-            out = self.scheduler.step(v, t, x, eta=0.0)
-            x0 = out.pred_original_sample
-            x0_proj = project_smooth(boost_detail(x0, cond, self.detail_gain, self.chroma_gain), parent_core, STEP_PROJECTION_ITERS)
-            prev_t = int(t) - stride
-            alpha_prev = self.scheduler.alphas_cumprod[prev_t] if prev_t >= 0 else self.scheduler.final_alpha_cumprod
-            x = out.prev_sample + alpha_prev.to(dev).sqrt() * (x0_proj - x0)
+            x = self.scheduler.step_corrected(v, t, x, lambda x0: project_smooth(
+                boost_detail(x0, cond, self.detail_gain, self.chroma_gain), parent_core, STEP_PROJECTION_ITERS))
         if detail is not None:
             x = x + torch.from_numpy(detail).to(dev)
         return to_uint8_projected(x, parent_core)

@@ -7,7 +7,8 @@ from pathlib import Path
 import torch
 
 from terradream.model.denoiser import TerraDenoiser
-from terradream.model.pipeline import TerraPipeline, default_scheduler
+from terradream.model.pipeline import TerraPipeline
+from terradream.model.scheduler import default_scheduler
 
 
 def make_tiny_model(path: Path, width: int = 8, num_blocks: int = 2, steps: int = 2, seed: int = 0,

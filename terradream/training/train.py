@@ -23,10 +23,10 @@ from terradream.model.denoiser import TerraDenoiser
 from terradream.model.pipeline import (
     DEFAULT_WEIGHTS_DIR,
     TerraPipeline,
-    default_scheduler,
     resolve_device,
     upsample2_bilinear,
 )
+from terradream.model.scheduler import default_scheduler
 from terradream.training.dataset import TripleDataset, build_datasets
 
 
