@@ -1,4 +1,4 @@
-"""Generation cost on this machine (issues 2, 5 and 8): seconds per new tile with parents cached, cold viewport time,
+"""Generation cost on this machine: seconds per new tile with parents cached, cold viewport time,
 and model windows per tile against zoom (it must grow linearly).
 
 A window makes a metatile block (2x2 tiles by default), so a new tile costs its block's window shared by the block's

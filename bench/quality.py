@@ -1,4 +1,4 @@
-"""Generator quality figures (issues 2 and 8): seam ratio at z6/z12/z17, cross-zoom PSNR, colour drift, determinism.
+"""Generator quality figures: seam ratio at z6/z12/z17, cross-zoom PSNR, colour drift, determinism.
 
 Usage: .venv/bin/python bench/quality.py [--model DIR] [--world earth]
 """
