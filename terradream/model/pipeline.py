@@ -88,6 +88,15 @@ def boost_detail(x0: torch.Tensor, cond: torch.Tensor, gain: float, chroma_gain:
     return out if chroma_gain == 1.0 else out + (chroma_gain - 1.0) * (detail - luma_detail)
 
 
+def box_blur_region(img: torch.Tensor, start: int, size: int, radius: int) -> np.ndarray:
+    """Means over (2 radius + 1)^2 boxes of img (1, C, H, W) on the square [start, start + size) of both axes, as
+    (size, size, C) float64: two 1-D passes, since the box is separable."""
+    k = 2 * radius + 1
+    region = img[:, :, start - radius : start + size + radius, start - radius : start + size + radius]
+    blurred = F.avg_pool2d(F.avg_pool2d(region, (1, k), stride=1), (k, 1), stride=1)
+    return blurred[0].permute(1, 2, 0).double().numpy()
+
+
 def project_to_parent(x: torch.Tensor, parent: torch.Tensor) -> torch.Tensor:
     """Shift every 2x2 block of x so that its mean equals the matching parent pixel (same value scale)."""
     correction = parent - F.avg_pool2d(x, 2)
@@ -286,11 +295,9 @@ class TerraPipeline:
         rb = STRUCTURE_BASE_RADIUS_PX
         parent = torch.from_numpy(spec.parent_px).permute(2, 0, 1)[None].float() / 255.0
         cond = upsample2_bilinear(parent)
-        base_z = F.avg_pool2d(cond[:, :, start - rb : start + size + rb, start - rb : start + size + rb],
-                              2 * rb + 1, stride=1)[0].permute(1, 2, 0).double().numpy()
-        p0, psize, prb = start // 2, size // 2 + 2, rb // 2  # the parent region (with a one-pixel apron)
-        base_p = F.avg_pool2d(parent[:, :, p0 - prb : p0 + psize + prb, p0 - prb : p0 + psize + prb],
-                              2 * prb + 1, stride=1)[0].permute(1, 2, 0).double().numpy()
+        base_z = box_blur_region(cond, start, size, rb)
+        p0, psize = start // 2, size // 2 + 2  # the parent region (with a one-pixel apron)
+        base_p = box_blur_region(parent, p0, psize, rb // 2)
         windows = ((spec.z, spec.row0 + start, spec.col0 + start, size),
                    (spec.z - 1, (spec.row0 + start) // 2 - 1, (spec.col0 + start) // 2 - 1, psize))
         # real water masks land cover at every zoom; it is painted (both layouts alike) only up to WATER_MAX_ZOOM

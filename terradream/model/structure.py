@@ -22,7 +22,7 @@ from terradream.model.noise import splitmix64, stream_key, uniform_grid
 WORLD_M = 2 * math.pi * 6378137.0  # Web-Mercator world width in metres
 GROUND_TO_MERCATOR = 1.35  # sizes below are ground metres at mid latitudes; Mercator metres are about this much larger
 STREAM_STRUCTURE = 2  # noise.py stream id of the structure field's random numbers
-STRUCTURE_REVISION = 2  # bump whenever the layout changes: it is part of the model version, hence of cache keys
+STRUCTURE_REVISION = 3  # bump whenever the layout changes: it is part of the model version, hence of cache keys
 _F = {"district": 0, "farm": 1, "town": 2, "forest": 3, "warp_x": 4, "warp_y": 5, "region": 6, "parcel": 7,
       "stream": 8, "stream_mask": 9, "road_major": 10, "road_minor": 11, "lot": 12, "tree": 13, "tree_b": 14}
 
@@ -304,15 +304,15 @@ def layout(seed: int, g: Grid, base: np.ndarray, water: np.ndarray | None = None
         minor = _coverage(_segments_distance(g, _road_segments(seed, g, "road_minor", _m(1200.0), 0.55),
                                              max(_m(12.0), _m(2.5) + px)), _m(2.5), px)
         c = _over(c, minor * road_land * (1 - town) * 0.75 * _ramp(district, 0.2, 0.35), _TRACK)
-    if px <= _m(20.0):
+    if px <= _m(20.0) and town.max() > 0:  # (no town in the window: every town term is zero anyway)
         street, building, roof = _town(seed, g, rj, ri, theta, town)
         c = _over(c, street * 0.85, _ASPHALT)
         c = _over(c, _town(seed, g, rj, ri, theta, town, (_m(4.0), -_m(4.0)))[1] * (1 - building) * 0.45,
                   (0.05, 0.05, 0.06))
         c = c + building[..., None] * (roof - c)
     c = _over(c, major * road_land * 0.9, _ASPHALT)
-    if px <= _m(6.0):
-        density = 0.9 * forest + 0.25 * hedges + 0.12 * town
+    density = 0.9 * forest + 0.25 * hedges + 0.12 * town
+    if px <= _m(6.0) and density.max() > 0:
         for field, cell, off in (("tree", _m(7.0), 0.0), ("tree_b", _m(9.0), _m(3.0))):
             shade_cov, _ = _trees(seed, g, density, field, cell, (off + _m(2.0), off - _m(2.0)))
             crown, tone = _trees(seed, g, density, field, cell, (off, off))
