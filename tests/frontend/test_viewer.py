@@ -74,7 +74,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> It
     Image.linear_gradient("L").resize((128, 64)).convert("RGB").save(image, format="PNG")
     proc = ServerProcess(tiny_model_dir, workdir / "cache", workdir / "server.log", {MARKUP_WORLD: image})
     try:
-        proc.wait_ok("/healthz", 120.0)
+        proc.wait_ok("/readyz", 120.0)  # the viewer asks for /worlds at once: the model must be loaded
         yield proc
     finally:
         proc.stop()
