@@ -872,29 +872,29 @@ class WaterAtlas:
         return best
 
     # -- loading --------------------------------------------------------------------------------------------------
-    def polygons(self, res: str) -> _PolygonLayer:
-        layer = self._polys.get(res)
+    def _loaded(self, layers: dict, res: str, load: Any) -> Any:
+        """layers[res], loaded once under the lock (re-entrant: a river layer loads the finest one first)."""
+        layer = layers.get(res)
         if layer is None:
             with self._lock:
-                layer = self._polys.get(res)
+                layer = layers.get(res)
                 if layer is None:
-                    dirs = self.directories or []
-                    layer = _load_polygons(dirs, res, GRID_CELLS[res])
-                    self._polys[res] = layer
+                    layer = layers[res] = load()
                     _release_heap()
         return layer
 
+    def polygons(self, res: str) -> _PolygonLayer:
+        layer: _PolygonLayer = self._loaded(
+            self._polys, res, lambda: _load_polygons(self.directories or [], res, GRID_CELLS[res]))
+        return layer
+
     def rivers(self, res: str) -> _RiverLayer:
-        layer = self._rivers.get(res)
-        if layer is None:
-            with self._lock:
-                layer = self._rivers.get(res)
-                if layer is None:
-                    finest = self.resolution
-                    ref = self.rivers(finest) if finest is not None and res != finest else None
-                    layer = _load_rivers(self.directories or [], res, GRID_CELLS[res], reference=ref)
-                    self._rivers[res] = layer
-                    _release_heap()
+        def load() -> _RiverLayer:
+            finest = self.resolution
+            ref = self.rivers(finest) if finest is not None and res != finest else None
+            return _load_rivers(self.directories or [], res, GRID_CELLS[res], reference=ref)
+
+        layer: _RiverLayer = self._loaded(self._rivers, res, load)
         return layer
 
     def stats(self) -> dict:
