@@ -176,6 +176,7 @@ class Trainer:
         log = (self.out / "metrics.jsonl").open("a")
         bar = tqdm(total=self.cfg.steps, initial=self.step, disable=not progress, desc="training", unit="step")
         started, running = time.time(), 0.0
+        exported: Path | None = None
         deadline = started + 60.0 * self.cfg.max_minutes if self.cfg.max_minutes > 0 else math.inf
         while self.step < self.cfg.steps:
             for group in self.opt.param_groups:
@@ -200,12 +201,12 @@ class Trainer:
                 log.flush()
             if self.step % self.cfg.ckpt_every == 0 or last:
                 self.save_checkpoint()
-                self.export()
+                exported = self.export()
             if last:
                 break
         bar.close()
         log.close()
-        return self.export()
+        return exported if exported is not None else self.export()  # a resumed, finished run exports once here
 
 
 def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path:
