@@ -21,13 +21,14 @@ from PIL import Image
 
 from terradream.core.keys import TileKey
 from terradream.core.tiles import TILE_SIZE_PX, meters_per_pixel
-from terradream.model.cascade import Cascade
+from terradream.model.cascade import Cascade, gather_px
 from terradream.training.dataset import (
     MIN_IMAGES_FOR_IMAGE_SPLIT,
     area_downsample2_np,
     is_validation,
     iter_images,
     sources_from_args,
+    split_east,
 )
 from terradream.training.evaluate import swd
 from terradream.training.realism import frechet_distance, structure_features, two_sample_accuracy
@@ -74,7 +75,7 @@ def held_out_images(data: str, eval_only: tuple[str, ...] = ()) -> Iterator[tupl
             with Image.open(path) as im:
                 img = np.asarray(im.convert("RGB"))
             if not whole and not by_image:
-                img = img[:, int(img.shape[1] * 0.8) :]
+                img = split_east(img)[1]
             valid = img.max(axis=2) > 0 if spec.nodata_black or whole else None
             yield image_id, img, valid, spec.m_per_px
             image_id += 1
@@ -134,12 +135,11 @@ def bicubic_from_root(cascade: Cascade, key: TileKey) -> np.ndarray:
     c0, r0 = int(math.floor(px0)) - pad, int(math.floor(py0)) - pad
     n = int(math.ceil(TILE_SIZE_PX / scale)) + 2 * pad + 1
     world_px = TILE_SIZE_PX << rz
-    patch = np.empty((n, n, 3), np.uint8)
-    for i in range(n):
-        for j in range(n):
-            r = min(max(r0 + i, 0), world_px - 1)
-            c = (c0 + j) % world_px
-            patch[i, j] = world.root_tile(rz, c // TILE_SIZE_PX, r // TILE_SIZE_PX)[r % TILE_SIZE_PX, c % TILE_SIZE_PX]
+    rows, cols = np.arange(r0, r0 + n), np.arange(c0, c0 + n)
+    under = {TileKey(key.world, rz, int(tx), int(ty)): world.root_tile(rz, int(tx), int(ty))
+             for ty in np.unique(np.clip(rows, 0, world_px - 1) // TILE_SIZE_PX)
+             for tx in np.unique(np.mod(cols, world_px) // TILE_SIZE_PX)}
+    patch = gather_px(under, key.world, rz, rows, cols)
     up_scale = min(scale, 64)  # beyond 64x a bicubic patch of one tile is flat anyway
     up = np.asarray(Image.fromarray(patch).resize((n * up_scale, n * up_scale), Image.Resampling.BICUBIC))
     off_x = (px0 - c0) * up_scale

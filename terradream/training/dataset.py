@@ -171,6 +171,12 @@ def iter_images(root: Path, spec: SourceSpec) -> Iterator[Path]:
     yield from paths
 
 
+def split_east(img: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(training part, held-out eastern fifth) of an image from a source too small to hold out whole images."""
+    cut = int(img.shape[1] * 0.8)
+    return img[:, :cut], img[:, cut:]
+
+
 def build_datasets(data: list[str], crop_px: int, progress: bool = True) -> tuple[TripleDataset, TripleDataset]:
     """Training and validation datasets from --data arguments, split by source image."""
     train, val = TripleDataset(crop_px), TripleDataset(crop_px)
@@ -184,9 +190,9 @@ def build_datasets(data: list[str], crop_px: int, progress: bool = True) -> tupl
         if by_image:
             (val if is_validation(path) else train).add_image(img, spec.m_per_px, spec.nodata_black)
         else:  # too few images to hold some out: hold out the eastern fifth of each instead
-            cut = int(img.shape[1] * 0.8)
-            train.add_image(img[:, :cut], spec.m_per_px, spec.nodata_black)
-            val.add_image(img[:, cut:], spec.m_per_px, spec.nodata_black)
+            west, east = split_east(img)
+            train.add_image(west, spec.m_per_px, spec.nodata_black)
+            val.add_image(east, spec.m_per_px, spec.nodata_black)
     if not train.levels:
         raise ValueError("no training imagery found")
     return train, val
