@@ -102,10 +102,18 @@ def engine_options(*names: str, **renamed: str) -> Callable[[F], F]:
     return decorate
 
 
+def warn_legacy_worlds(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> tuple[str, ...]:
+    """click callback: say once on stderr that the old spelling is deprecated."""
+    if value:
+        click.echo("terradream: --world NAME=IMAGE is deprecated here, use --image-world NAME=IMAGE "
+                   "(--world names a world)", err=True)
+    return value
+
+
 def legacy_world_option(command: F) -> F:
     """The old `--world NAME=IMAGE` of serve and worker: hidden, deprecated, read as --image-world."""
     return click.option("--world", "legacy_worlds", multiple=True, hidden=True, metavar="NAME=IMAGE",
-                        deprecated="use --image-world NAME=IMAGE; --world names a world")(command)
+                        callback=warn_legacy_worlds)(command)
 
 
 def build_settings(**options: Any) -> Settings:
