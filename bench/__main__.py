@@ -44,6 +44,7 @@ class Step:
 def steps_for(data: Path, realism_count: int) -> list[Step]:
     """The benchmarks in the order they run (plots last: it draws what the others left)."""
     return [
+        Step("cli_startup", (), ("--runs", "2"), 120, ("cli_startup.json",)),
         Step("hot_tiles", ("--duration", "10", "--zoom", "5"), ("--duration", "2", "--zoom", "4"), 420,
              ("hot_tiles.json",)),
         Step("gpu", (), ("--seconds", "1", "--batches", "1,2"), 300, ("gpu.json",)),

@@ -12,6 +12,10 @@ from importlib import metadata
 from pathlib import Path
 
 SECTIONS = {  # step name -> (title, what it measures and how, plot file)
+    "cli_startup": ("CLI start-up", (
+        "Wall seconds (median, min, max of fresh processes) and child CPU seconds of `terradream --help`, "
+        "`terradream seed --dry-run` over a region and each command's `--help`, run as the installed script; the "
+        "first two must stay under 0.5 s (commands import torch, the server and Dask only when they run)."), None),
     "hot_tiles": ("Hot tiles over HTTP", (
         "Requests/s and p50/p99 latency for tiles that are already cached, measured by "
         "[wrk](https://github.com/wg/wrk) with 64 keep-alive connections on 127.0.0.1 for a fixed time per run "

@@ -56,8 +56,14 @@ def test_imports_follow_the_layering() -> None:
     assert not wrong, "imports against the layering:\n" + "\n".join(wrong)
 
 
+# The CLI is the top layer (nothing imports it, so no cycle can hide there): its commands import the model, the
+# server stack and Dask inside the command, so `terradream --help` and light commands start without them.
+LAZY_IMPORTERS = {"cli"}
+
+
 def test_no_imports_inside_functions() -> None:
-    hidden = [f"{path.relative_to(PACKAGE.parent)}:{line}" for _, _, path, line, top in package_imports() if not top]
+    hidden = [f"{path.relative_to(PACKAGE.parent)}:{line}" for src, _, path, line, top in package_imports()
+              if not top and src not in LAZY_IMPORTERS]
     assert not hidden, "terradream imports inside functions (hiding a cycle?):\n" + "\n".join(hidden)
 
 

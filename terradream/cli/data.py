@@ -10,17 +10,19 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
-from tqdm import tqdm
 
 from terradream.cli.logs import configure_logging
 from terradream.cli.options import build_settings, engine_options, pop_engine_options
 from terradream.core.regions import BBox, parse_bbox, parse_zoom_range, region_grids, region_keys
-from terradream.data.exporting import describe_plan, export, plan_export
-from terradream.data.seeding import RunReport, seed
-from terradream.data.sources import HttpSource, LocalSource, SourceError, TileSource
+
+if TYPE_CHECKING:  # the data engine imports the model (torch): loaded inside the commands that use it
+    from tqdm import tqdm
+
+    from terradream.data.seeding import RunReport
+    from terradream.data.sources import TileSource
 
 F = TypeVar("F", bound=Callable[..., Any])
 INTERRUPTED_EXIT = 130  # the shell's code for "stopped by SIGINT"
@@ -59,8 +61,7 @@ def region_options(zoom_help: str) -> Callable[[F], F]:
 
 def source_options(command: F) -> F:
     """The tile source: --url (a running server) or the in-process engine with the same options as `serve`."""
-    # --world names the region's world here, so image worlds take --image-world
-    command = engine_options(*ENGINE_OPTIONS, worlds="--image-world")(command)
+    command = engine_options(*ENGINE_OPTIONS)(command)
     for option in reversed([
         click.option("--url", help="Base URL of a running terradream server; without it the model runs in-process."),
         click.option("--concurrency", type=click.IntRange(1, 256), default=4, show_default=True,
@@ -74,6 +75,8 @@ def source_options(command: F) -> F:
 
 def open_source(url: str | None, concurrency: int, retries: int, engine: dict[str, Any]) -> TileSource:
     """HttpSource for --url, else a LocalSource built from the serve-style options over TERRADREAM_* variables."""
+    from terradream.data.sources import HttpSource, LocalSource
+
     if url:
         given = sorted(f"--{k.replace('_', '-')}" for k, v in engine.items()
                        if v not in (None, ()) and k != "log_level")
@@ -88,6 +91,8 @@ def open_source(url: str | None, concurrency: int, retries: int, engine: dict[st
 @contextmanager
 def progress_bar(total: int, what: str) -> Iterator[tqdm]:
     """A tqdm bar on stderr: count, rate and ETA."""
+    from tqdm import tqdm
+
     bar = tqdm(total=total, desc=what, unit="tile", file=sys.stderr, dynamic_ncols=True, mininterval=0.5)
     try:
         yield bar
@@ -108,6 +113,9 @@ def finish(report: RunReport, verb: str) -> None:
 def run_command(source_args: tuple[str | None, int, int, dict[str, Any]], world: str, total: int, verb: str,
                 work: Callable[[TileSource, RunReport, tqdm], object]) -> RunReport:
     """Open the source, check the world, run work with a report and a bar; Ctrl-C prints how far it got."""
+    from terradream.data.seeding import RunReport
+    from terradream.data.sources import SourceError
+
     source = open_source(*source_args)
     report = RunReport(total)
     try:
@@ -137,6 +145,8 @@ def seed_command(world: str, bbox: BBox, zooms: range, dry_run: bool, url: str |
     if dry_run:
         click.echo(f"{total} tiles ({', '.join(f'z{grid.z}: {grid.count}' for grid in grids)})")
         return
+    from terradream.data.seeding import seed
+
     source_args = (url, concurrency, retries, pop_engine_options(options, ENGINE_OPTIONS))
     report = run_command(source_args, world, total, "seed",
                          lambda source, rep, bar: seed(source, region_keys(world, grids), rep, bar))
@@ -151,6 +161,8 @@ def seed_command(world: str, bbox: BBox, zooms: range, dry_run: bool, url: str |
 def export_command(world: str, bbox: BBox, zooms: range, out: Path, url: str | None, concurrency: int,
                    retries: int, **options: Any) -> None:
     """Write a region as a dataset in EPSG:3857: GeoTIFF, georeferenced PNG or MBTiles 1.3."""
+    from terradream.data.exporting import describe_plan, export, plan_export
+
     try:
         plan = plan_export(bbox, zooms, out)
     except ValueError as exc:

@@ -1,4 +1,7 @@
-"""`terradream worker`: a Dask worker that makes tiles for `terradream serve --scheduler` API servers."""
+"""`terradream worker`: a Dask worker that makes tiles for `terradream serve --scheduler` API servers.
+
+Dask and the model are imported when the command runs; without the cluster extra it says how to install it.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +12,7 @@ import click
 
 from terradream import __version__
 from terradream.cli.logs import configure_logging
-from terradream.cli.options import build_settings, engine_options
-from terradream.cluster.tasks import align_dask_logging
-from terradream.cluster.worker import WorkerOptions, run_worker
+from terradream.cli.options import build_settings, engine_options, legacy_world_option, missing_extra
 
 ENGINE_OPTIONS = ("redis", "device", "model", "worlds", "allow_arbitrary_worlds", "batch_size", "log_level")
 
@@ -20,6 +21,7 @@ ENGINE_OPTIONS = ("redis", "device", "model", "worlds", "allow_arbitrary_worlds"
 @click.option("--scheduler", required=True, envvar="TERRADREAM_SCHEDULER", metavar="tcp://HOST:8786",
               help="Dask scheduler address [env TERRADREAM_SCHEDULER].")
 @engine_options(*ENGINE_OPTIONS)
+@legacy_world_option
 @click.option("--slots", type=click.IntRange(1, 4096), default=64, show_default=True,
               help="Tile tasks this worker runs at once (Dask threads and GPU resource units): they meet in one "
                    "batcher, so keep it well above --batch-size.")
@@ -32,9 +34,14 @@ ENGINE_OPTIONS = ("redis", "device", "model", "worlds", "allow_arbitrary_worlds"
 def worker_command(scheduler: str, slots: int, memory_limit: str, host: str | None, worker_port: int | None,
                    name: str | None, metrics_port: int | None, **options: Any) -> None:
     """Join a Dask cluster and make tiles (model loaded once; tiles written to Redis). Keep it on a private network."""
-    settings = build_settings(**{k: options[k] for k in ENGINE_OPTIONS})
+    settings = build_settings(**{k: options[k] for k in (*ENGINE_OPTIONS, "legacy_worlds")})
     if not settings.redis:
         raise click.UsageError("workers need --redis (or TERRADREAM_REDIS): it is where they put the tiles")
+    try:  # Dask and the model load only here, so `terradream --help` and the other commands start at once
+        from terradream.cluster.tasks import align_dask_logging
+        from terradream.cluster.worker import WorkerOptions, run_worker
+    except ModuleNotFoundError as exc:
+        raise missing_extra(exc, "terradream worker") or exc from exc
     configure_logging(settings.log_level)
     align_dask_logging(settings.log_level)
     click.echo(f"terradream {__version__} worker joining {scheduler} with {slots} slots", err=True)

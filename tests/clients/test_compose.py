@@ -40,14 +40,20 @@ def check_services(config: dict[str, Any]) -> None:
     assert any(str(v).startswith("redis-data:") or (isinstance(v, dict) and v.get("source") == "redis-data")
                for v in services["redis"]["volumes"])
     assert "redis-data" in config["volumes"]
+    # the CPU torch build where the model runs on the CPU (or not at all), the CUDA one where a GPU is reserved
+    for name, service in services.items():
+        if "build" in service:
+            gpu = "devices" in service.get("deploy", {}).get("resources", {}).get("reservations", {})
+            assert service["build"]["args"]["TORCH_BUILD"] == ("cuda" if gpu else "cpu"), name
 
 
 def test_compose_file_describes_the_stack() -> None:
     config = yaml.safe_load(COMPOSE_FILE.read_text())
     check_services(config)
-    assert config["services"]["api"]["build"] == "."
+    assert config["services"]["api"]["build"]["context"] == "."
     dockerfile = (ROOT / "Dockerfile").read_text()
-    assert "FROM python:3.11-slim" in dockerfile and "pip install ." in dockerfile
+    assert "FROM python:3.11-slim" in dockerfile and "ARG TORCH_BUILD=cpu" in dockerfile
+    assert "pip install --constraint constraints.txt '.[cluster]'" in dockerfile
 
 
 def test_compose_config_validates() -> None:

@@ -91,7 +91,7 @@ def test_tokens_are_compared_in_constant_time(monkeypatch: pytest.MonkeyPatch) -
 def test_arbitrary_worlds_disabled_end_to_end(serve: Callable[..., Served], tmp_path: Path) -> None:
     image = tmp_path / "moon.png"
     Image.fromarray(np.full((256, 512, 3), 90, dtype=np.uint8)).save(image)
-    server = serve("--world", f"moon={image}", env={"TERRADREAM_ALLOW_ARBITRARY_WORLDS": "false"})
+    server = serve("--image-world", f"moon={image}", env={"TERRADREAM_ALLOW_ARBITRARY_WORLDS": "false"})
     for path in ("/tiles/venus/1/0/0.png", "/tiles/venus/1/0/0@2x.webp", "/tiles/venus/tilejson.json"):
         response = httpx.get(server.url + path, timeout=60)
         assert response.status_code == 404 and "disabled" in response.json()["detail"], path
@@ -108,7 +108,7 @@ def test_arbitrary_worlds_disabled_end_to_end(serve: Callable[..., Served], tmp_
 def test_attribution_and_names_are_escaped_wherever_rendered(serve: Callable[..., Served], tmp_path: Path) -> None:
     image = tmp_path / EVIL_IMAGE
     Image.fromarray(np.full((256, 512, 3), 30, dtype=np.uint8)).save(image, format="PNG")
-    server = serve("--world", f"evil={image}")
+    server = serve("--image-world", f"evil={image}")
     tilejson = httpx.get(f"{server.url}/tiles/evil/tilejson.json").json()
     assert "<script>" not in tilejson["attribution"] and "&lt;script&gt;" in tilejson["attribution"]
     xml = httpx.get(f"{server.url}/wmts/WMTSCapabilities.xml").content
