@@ -250,9 +250,13 @@ class HttpSource:
                 if response.status_code == 200:
                     return TileOutcome(key, response.content if self.method == "GET" else None,
                                        cached=response.headers.get("X-Cache") == "hit")
-                error = error_detail(response)
                 if response.status_code not in RETRY_STATUSES:
-                    return TileOutcome(key, None, error=error)
+                    if self.method == "HEAD":  # a HEAD answer has no body to say why: ask once more with GET
+                        response = await client.get(url)
+                    if response.status_code != 200:
+                        return TileOutcome(key, None, error=error_detail(response))
+                    return TileOutcome(key, None, cached=response.headers.get("X-Cache") == "hit")
+                error = error_detail(response)
                 delay_s = retry_after_s(response.headers.get("Retry-After"), backoff_s(attempt))
             if attempt < self.retries:
                 await asyncio.sleep(delay_s)
