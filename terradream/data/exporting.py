@@ -21,6 +21,8 @@ from terradream.cache.codec import TileFormat
 from terradream.core.coverage import Coverage, TileSet, keys_of
 from terradream.core.keys import TileKey
 from terradream.core.regions import TileGrid, tile_grid
+from terradream.data.archives import MBTilesWriter, PMTilesWriter, archive_metadata
+from terradream.data.rasters import RasterWriter
 from terradream.data.seeding import RunReport, run_tracked
 from terradream.data.sources import TileOutcome, TilesetInfo, TileSource
 
@@ -111,12 +113,8 @@ def plan_export(coverage: Coverage, zooms: range, out: Path, tile_format: TileFo
 def open_writer(plan: ExportPlan, path: Path, world: str, info: TilesetInfo) -> TileWriter:
     """The writer of a planned export at path (rasterio and pmtiles load only for their formats)."""
     if plan.fmt in ARCHIVES:
-        from terradream.data.archives import MBTilesWriter, PMTilesWriter, archive_metadata
-
         writer = MBTilesWriter if plan.fmt == "mbtiles" else PMTilesWriter
         return writer(path, archive_metadata(world, info, plan.tile_sets, plan.tile_format), plan.tile_format)
-    from terradream.data.rasters import RasterWriter
-
     return RasterWriter(path, plan.grid, plan.fmt, world, info, plan.compression)
 
 
