@@ -157,7 +157,7 @@ def test_seed_over_http_is_bulk_retries_503_and_fills_the_cache(server: ServePro
     keys = [(6, x, y) for y in (28, 29) for x in (46, 47)]  # four tiles in four blocks, so each is made on request
     overloaded_before = server.metric("terradream_overloaded_total")
     result = run_cli("seed", "--world", "earth", "--bbox", inner_bbox(6, 46, 28, 47, 29), "--zoom", "6",
-                     "--url", server.url, "--concurrency", "4")
+                     "--url", server.url, "--concurrency", "4", "--retries", "60")  # cold tiles take seconds here
     assert result.exit_code == 0, result.output + server.log_tail()
     counts = summary_counts(result.stdout)
     assert counts["done"] == counts["total"] == 4 and counts["failed"] == 0
