@@ -172,16 +172,6 @@ def tile_grid(bbox: BBox, z: int) -> TileGrid:
     return TileGrid(z, (columns, east_columns) if east_columns else (columns,), rows)
 
 
-def region_grids(bbox: BBox, zooms: range) -> list[TileGrid]:
-    """One grid per zoom, lowest zoom first (parents before children)."""
-    return [tile_grid(bbox, z) for z in zooms]
-
-
-def region_keys(world: str, grids: list[TileGrid]) -> Iterator[TileKey]:
-    """Every tile of the grids, lazily, zoom by zoom."""
-    return itertools.chain.from_iterable(grid.keys(world) for grid in grids)
-
-
 def bbox_tile_ranges(west_deg: float, south_deg: float, east_deg: float, north_deg: float,
                      zooms: Iterable[int]) -> list[TileRange]:
     """Tile ranges covering a WGS84 bbox at each zoom, the tiles tile_grid() picks (two ranges per zoom when the box

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from tqdm import tqdm
@@ -33,7 +33,7 @@ class RunReport:
 
     def record(self, outcome: TileOutcome) -> None:
         """Count one finished tile."""
-        if outcome.png is None:
+        if outcome.error is not None:
             self.failures.append(outcome)
         elif outcome.cached:
             self.cached += 1
@@ -77,6 +77,20 @@ def run_tracked(source: TileSource, keys: Iterable[TileKey], report: RunReport, 
     return report
 
 
-def seed(source: TileSource, keys: Iterable[TileKey], report: RunReport, progress: tqdm) -> RunReport:
-    """Make every key cached through source: cached tiles are only read, so an interrupted run resumes."""
-    return run_tracked(source, keys, report, progress)
+def within_budget(keys: Iterable[TileKey], budget_s: float | None) -> Iterator[TileKey]:
+    """keys until budget_s seconds have passed since the first was taken (all of them when None).
+
+    Sources take keys lazily, so only the tiles already in flight (a batch, or one per HTTP worker) finish late.
+    """
+    deadline = None if budget_s is None else time.monotonic() + budget_s
+    for key in keys:
+        if deadline is not None and time.monotonic() >= deadline:
+            return
+        yield key
+
+
+def seed(source: TileSource, keys: Iterable[TileKey], report: RunReport, progress: tqdm,
+         budget_s: float | None = None) -> RunReport:
+    """Make every key cached through source, stopping after budget_s seconds if given: cached tiles are only read,
+    so an interrupted or time-boxed run resumes where it stopped."""
+    return run_tracked(source, within_budget(keys, budget_s), report, progress)

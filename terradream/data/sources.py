@@ -3,7 +3,8 @@
 Both hand over canonical PNG bytes through the same callback, so seeding (which drops them) and exporting (which writes
 them) share one path. In-process, tiles already cached are read, the rest are rendered through the cascade in batches
 and written to the same cache the server uses. Over HTTP, requests are marked bulk (interactive users go first), run
-with bounded concurrency, and 503/429/5xx answers are retried, honouring Retry-After.
+with bounded concurrency, and 503/429/5xx answers are retried, honouring Retry-After. Seeding over HTTP needs no bytes,
+so it asks with HEAD: the server makes (or finds) the tile as for GET and says X-Cache, but sends no body.
 """
 
 from __future__ import annotations
@@ -39,7 +40,8 @@ class SourceError(Exception):
 
 @dataclass(frozen=True)
 class TileOutcome:
-    """One tile's result: its PNG (None on failure), whether it was already cached, and why it failed."""
+    """One tile's result: its PNG (None on failure, or when only asked to exist), whether it was already cached, and
+    why it failed (None on success)."""
 
     key: TileKey
     png: bytes | None
@@ -185,10 +187,13 @@ def error_detail(response: httpx.Response) -> str:
 
 
 class HttpSource:
-    """A running terradream server: GET /tiles/{world}/{z}/{x}/{y}.png with X-Terradream-Priority: bulk."""
+    """A running terradream server: GET (or HEAD) /tiles/{world}/{z}/{x}/{y}.png with X-Terradream-Priority: bulk."""
 
-    def __init__(self, base_url: str, concurrency: int = 4, retries: int = 10, timeout_s: float = 600.0) -> None:
-        """Talk to base_url with at most `concurrency` requests in flight, retrying each tile up to `retries` times."""
+    def __init__(self, base_url: str, concurrency: int = 4, retries: int = 10, timeout_s: float = 600.0,
+                 bodies: bool = True) -> None:
+        """Talk to base_url with at most `concurrency` requests in flight, retrying each tile up to `retries` times;
+        without bodies, tiles are requested with HEAD (made and cached all the same) and outcomes carry no PNG."""
+        self.method = "GET" if bodies else "HEAD"
         self.base_url = base_url.rstrip("/")
         self.concurrency = max(1, concurrency)
         self.retries = max(0, retries)
@@ -237,16 +242,21 @@ class HttpSource:
         error = "not tried"
         for attempt in range(self.retries + 1):
             try:
-                response = await client.get(url)
+                response = await client.request(self.method, url)
             except httpx.TransportError as exc:
                 error = f"{type(exc).__name__}: {exc}".rstrip(": ")
                 delay_s = backoff_s(attempt)
             else:
                 if response.status_code == 200:
-                    return TileOutcome(key, response.content, cached=response.headers.get("X-Cache") == "hit")
-                error = error_detail(response)
+                    return TileOutcome(key, response.content if self.method == "GET" else None,
+                                       cached=response.headers.get("X-Cache") == "hit")
                 if response.status_code not in RETRY_STATUSES:
-                    return TileOutcome(key, None, error=error)
+                    if self.method == "HEAD":  # a HEAD answer has no body to say why: ask once more with GET
+                        response = await client.get(url)
+                    if response.status_code != 200:
+                        return TileOutcome(key, None, error=error_detail(response))
+                    return TileOutcome(key, None, cached=response.headers.get("X-Cache") == "hit")
+                error = error_detail(response)
                 delay_s = retry_after_s(response.headers.get("Retry-After"), backoff_s(attempt))
             if attempt < self.retries:
                 await asyncio.sleep(delay_s)

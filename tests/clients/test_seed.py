@@ -3,6 +3,7 @@ failures."""
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 import subprocess
@@ -13,6 +14,7 @@ import mercantile
 import pytest
 from support import terradream_command
 
+from terradream.core.coverage import Coverage, parse_geojson
 from terradream.core.keys import TileKey
 from terradream.core.regions import parse_bbox, tile_grid
 
@@ -44,6 +46,66 @@ def test_dry_run_counts_what_mercantile_counts(bbox: str, zooms: range) -> None:
     assert result.stdout.startswith(f"{len(expected)} tiles (")
     for z in zooms:
         assert f"z{z}: {sum(1 for t in expected if t.z == z)}" in result.stdout
+
+
+def test_repeated_boxes_count_each_tile_once() -> None:
+    boxes = [(1, 42, 10, 47), (5, 40, 12, 45), (170, -20, -170, 15)]  # the first two overlap, the last wraps
+    expected = {t for box in boxes for t in mercantile.tiles(*box, zooms=list(range(3, 9)))}
+    args = [a for box in boxes for a in ("--bbox", ",".join(map(str, box)))]
+    result = run_cli("seed", "--world", "earth", *args, "--zoom", "3-8", "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith(f"{len(expected)} tiles (")
+    assert f"z8: {sum(1 for t in expected if t.z == 8)}" in result.stdout
+
+
+def write_geojson(path: Path, geometry: dict[str, object]) -> Path:
+    """A one-feature FeatureCollection file."""
+    path.write_text(json.dumps({"type": "FeatureCollection",
+                                "features": [{"type": "Feature", "properties": {}, "geometry": geometry}]}))
+    return path
+
+
+def test_geojson_polygon_with_a_hole_covers_the_tiles_it_touches(tmp_path: Path) -> None:
+    outer, hole = (0.0, 40.0, 20.0, 55.0), (5.0, 44.0, 15.0, 51.0)
+
+    def ring(w: float, s: float, e: float, n: float) -> list[list[float]]:
+        return [[w, s], [e, s], [e, n], [w, n], [w, s]]
+
+    path = write_geojson(tmp_path / "ring.geojson", {"type": "Polygon", "coordinates": [ring(*outer), ring(*hole)]})
+    for z in (5, 8, 10):
+        in_hole = {t for t in mercantile.tiles(*hole, zooms=[z])
+                   if mercantile.bounds(t).west > hole[0] and mercantile.bounds(t).east < hole[2]
+                   and mercantile.bounds(t).south > hole[1] and mercantile.bounds(t).north < hole[3]}
+        expected = set(mercantile.tiles(*outer, zooms=[z])) - in_hole
+        assert in_hole or z == 5
+        result = run_cli("seed", "--world", "earth", "--geojson", str(path), "--zoom", str(z), "--dry-run")
+        assert result.exit_code == 0, result.output
+        assert result.stdout.startswith(f"{len(expected)} tiles (")
+
+    # A triangle: tiles sampled inside it are all covered, and the cover is far smaller than its box.
+    triangle = [[0.0, 0.0], [40.0, 10.0], [10.0, 40.0], [0.0, 0.0]]
+    path = write_geojson(tmp_path / "triangle.geojson", {"type": "MultiPolygon", "coordinates": [[triangle]]})
+    tile_set = Coverage(polygons=tuple(parse_geojson(path.read_text()))).tile_set(7)
+    covered = {(k.x, k.y) for k in tile_set.keys("earth")}
+    for u in range(1, 40):
+        for v in range(1, 40 - u):
+            lon, lat = triangle[0][0] + (40.0 * u + 10.0 * v) / 40, (10.0 * u + 40.0 * v) / 40
+            tile = mercantile.tile(lon, lat, 7)
+            assert (tile.x, tile.y) in covered
+    assert tile_set.count < 0.7 * len(list(mercantile.tiles(0, 0, 40, 40, zooms=[7])))
+
+
+@pytest.mark.parametrize("geometry, message", [
+    ({"type": "Point", "coordinates": [1, 2]}, "Polygon and MultiPolygon"),
+    ({"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [0, 0]]]}, "at least four positions"),
+    ({"type": "Polygon", "coordinates": [[[0, 0], [200, 0], [1, 1], [0, 0]]]}, "outside [-180, 180]"),
+])
+def test_bad_geojson_is_a_usage_error(tmp_path: Path, geometry: dict[str, object], message: str) -> None:
+    path = write_geojson(tmp_path / "bad.geojson", geometry)
+    result = run_cli("seed", "--world", "earth", "--geojson", str(path), "--zoom", "5", "--dry-run")
+    assert result.exit_code == 2 and message in result.output
+    no_region = run_cli("seed", "--world", "earth", "--zoom", "5", "--dry-run")
+    assert no_region.exit_code == 2 and "--bbox W,S,E,N and/or --geojson FILE" in no_region.output
 
 
 def test_antimeridian_region_wraps_west_to_east() -> None:
@@ -95,7 +157,7 @@ def test_seed_over_http_is_bulk_retries_503_and_fills_the_cache(server: ServePro
     keys = [(6, x, y) for y in (28, 29) for x in (46, 47)]  # four tiles in four blocks, so each is made on request
     overloaded_before = server.metric("terradream_overloaded_total")
     result = run_cli("seed", "--world", "earth", "--bbox", inner_bbox(6, 46, 28, 47, 29), "--zoom", "6",
-                     "--url", server.url, "--concurrency", "4")
+                     "--url", server.url, "--concurrency", "4", "--retries", "60")  # cold tiles take seconds here
     assert result.exit_code == 0, result.output + server.log_tail()
     counts = summary_counts(result.stdout)
     assert counts["done"] == counts["total"] == 4 and counts["failed"] == 0

@@ -11,8 +11,11 @@ import httpx
 import pytest
 from click.testing import CliRunner
 
+from terradream.cache.codec import TileFormat
+from terradream.cli import data as data_cli
 from terradream.cli.main import COMMANDS, main
 from terradream.cli.options import DEVICES, LOG_LEVELS, build_settings
+from terradream.data.rasters import COMPRESSIONS
 from terradream.engine.settings import Settings
 
 from .conftest import ProcessServer, free_port
@@ -121,6 +124,12 @@ def test_option_help_reads_defaults_and_choices_from_settings() -> None:
         assert f"[env TERRADREAM_{name.upper()}; default: {fields[name].default}]" in serve_help, name
     assert f"{fields['queue_max'].description} [env" in serve_help
     assert "[env TERRADREAM_ALLOW_ARBITRARY_WORLDS; default: on]" in serve_help
+
+
+def test_export_choices_are_the_writers_own() -> None:
+    """The choice lists written out for fast help name exactly the tile formats and COG compressions there are."""
+    assert data_cli.TILE_FORMATS == tuple(f.value for f in TileFormat)
+    assert data_cli.COMPRESSIONS == COMPRESSIONS
 
 
 def test_world_flags_mean_one_thing_in_every_command() -> None:
