@@ -25,6 +25,12 @@ from terradream.cluster.client import cluster_service
 @click.option("--maxzoom", type=int, help="Deepest zoom served [env TERRADREAM_MAXZOOM; default 22].")
 @click.option("--queue-max", type=int, help="Cold tiles that may wait before 503 [env TERRADREAM_QUEUE_MAX].")
 @engine_options("batch_size", "log_level")
+@click.option("--root-path", metavar="/PREFIX",
+              help="Path prefix a reverse proxy strips, e.g. /terradream; handed-out URLs keep it "
+                   "[env TERRADREAM_ROOT_PATH].")
+@click.option("--public-url", metavar="URL",
+              help="Base URL clients use, e.g. https://maps.example.org/terradream; handed-out URLs start with it "
+                   "[env TERRADREAM_PUBLIC_URL; default: from each request].")
 def serve_command(**options: Any) -> None:
     """Serve tiles over HTTP (viewer at /, API docs at /docs)."""
     settings = build_settings(**options)
