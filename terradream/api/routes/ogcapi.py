@@ -53,11 +53,25 @@ def wants_json(request: Request) -> bool:
     return "json" in accept and "text/html" not in accept
 
 
+def tms_1_0_members(tms: dict[str, Any]) -> dict[str, Any]:
+    """The TMS 1.0 JSON members (17-083r2) of a TMS 2.0 document, which readers of 1.0 need (GDAL before 3.7):
+    served alongside the 2.0 members, so readers of either encoding find theirs."""
+    return {
+        "type": "TileMatrixSetType",
+        "identifier": tms["id"],
+        "supportedCRS": tms["crs"],
+        "tileMatrix": [{"type": "TileMatrixType", "identifier": m["id"], "scaleDenominator": m["scaleDenominator"],
+                        "topLeftCorner": m["pointOfOrigin"], "tileWidth": m["tileWidth"],
+                        "tileHeight": m["tileHeight"], "matrixWidth": m["matrixWidth"],
+                        "matrixHeight": m["matrixHeight"]} for m in tms["tileMatrices"]],
+    }
+
+
 @cache
 def web_mercator_quad() -> dict[str, Any]:
-    """The WebMercatorQuad tile matrix set (OGC TMS 2.0 JSON), from morecantile."""
+    """The WebMercatorQuad tile matrix set from morecantile: OGC TMS 2.0 JSON plus the 1.0 members."""
     tms: dict[str, Any] = morecantile.tms.get(TMS_ID).model_dump(mode="json", exclude_none=True)
-    return tms
+    return {**tms, **tms_1_0_members(tms)}
 
 
 def landing_page(base: str) -> dict[str, Any]:
