@@ -13,11 +13,18 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 UNMATCHED_ROUTE = "unmatched"  # label of requests no route matched (404s), so paths never become label values
 
 
-class RootPath:
-    """Sets scope["root_path"] to the prefix a reverse proxy strips (unless the server set one already).
+def under_root(path: str, root_path: str) -> bool:
+    """Whether path already starts with the root path (as a whole segment)."""
+    return path == root_path or path.startswith(root_path + "/")
 
-    Routing then ignores the prefix whether or not the proxy stripped it, and request.base_url includes it, so every
-    URL the app hands out (TileJSON, WMTS, OGC API links, docs assets) points back through the proxy.
+
+class RootPath:
+    """Sets scope["root_path"] to the prefix a reverse proxy strips (unless the server set one already) and, as ASGI
+    wants and uvicorn's --root-path does, puts it in front of the path when the proxy stripped it.
+
+    Routing and static files then ignore the prefix whether or not the proxy stripped it, and request.base_url
+    includes it, so every URL the app hands out (TileJSON, WMTS, OGC API links, docs assets) leads back through the
+    proxy.
     """
 
     def __init__(self, app: ASGIApp, root_path: str) -> None:
@@ -26,9 +33,14 @@ class RootPath:
         self.root_path = root_path
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Pass the request on with the prefix as its root path."""
-        if self.root_path and scope["type"] in ("http", "websocket") and not scope.get("root_path"):
-            scope = {**scope, "root_path": self.root_path}
+        """Pass the request on with the prefix as its root path and in its path."""
+        root = self.root_path
+        if root and scope["type"] in ("http", "websocket") and not scope.get("root_path"):
+            scope = {**scope, "root_path": root}
+            if not under_root(scope["path"], root):
+                scope["path"] = root + scope["path"]
+                if scope.get("raw_path") is not None:
+                    scope["raw_path"] = root.encode("utf-8") + scope["raw_path"]
         await self.app(scope, receive, send)
 
 
