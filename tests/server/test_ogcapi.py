@@ -118,6 +118,9 @@ def test_prefixed_requests_route_too(server: ThreadServer) -> None:
     stripped = httpx.get(f"{server.url}/tiles/earth/tilejson.json").json()
     assert httpx.get(f"{server.url}{ROOT_PATH}/tiles/earth/tilejson.json").json() == stripped
     assert stripped["tiles"][0].startswith(f"{server.url}{ROOT_PATH}/tiles/earth/{{z}}/")
+    for prefix in ("", ROOT_PATH):  # static files too (mounts resolve paths against the root path)
+        for path in ("/vendor/swagger-ui/swagger-ui.css", "/vendor/leaflet/leaflet.js", "/static/index.html"):
+            assert httpx.get(f"{server.url}{prefix}{path}").status_code == 200, prefix + path
 
 
 def test_documents_are_gzipped_tiles_never(server: ThreadServer) -> None:
