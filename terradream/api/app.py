@@ -27,8 +27,8 @@ from terradream.engine.settings import Settings
 GZIP_MIN_BYTES = 1024  # JSON and XML (TileJSON, WMTS capabilities, OGC API documents); never images (already packed)
 
 DESCRIPTION = """Satellite-like imagery generated on demand by a diffusion cascade, served as XYZ tiles,
-TileJSON, WMTS and OGC API - Tiles. Tiles are a pure function of (world, model version, z, x, y): cache them forever under
-version-pinned URLs (`?v=`, as TileJSON gives them)."""
+TileJSON, WMTS and OGC API - Tiles. Tiles are a pure function of (world, model version, z, x, y): cache them
+forever under version-pinned URLs (`?v=`, as TileJSON gives them)."""
 
 
 def create_app(settings: Settings | None = None, cluster: ClusterFactory | None = None) -> FastAPI:

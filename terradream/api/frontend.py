@@ -17,7 +17,6 @@ from starlette.staticfiles import StaticFiles
 
 from terradream.api.dependencies import public_base_url
 from terradream.api.routes.ogcapi import landing_page, wants_json
-
 from terradream.frontend import LEAFLET_DIST_DIR, STATIC_DIR, SWAGGER_UI_DIST_DIR
 
 

@@ -106,7 +106,8 @@ def test_collections_lead_to_the_xyz_tiles(server: ThreadServer) -> None:
 
 @pytest.mark.parametrize("path", [
     "/collections/Bad_Name", "/collections/earth/map/tiles/WorldCRS84Quad",
-    f"/collections/earth/map/tiles/WebMercatorQuad/{MAXZOOM + 1}/0/0", "/collections/earth/map/tiles/WebMercatorQuad/1/2/0",
+    f"/collections/earth/map/tiles/WebMercatorQuad/{MAXZOOM + 1}/0/0",
+    "/collections/earth/map/tiles/WebMercatorQuad/1/2/0",
 ])
 def test_unknown_collections_matrix_sets_and_tiles_are_404(server: ThreadServer, path: str) -> None:
     response = httpx.get(server.url + path, timeout=60.0)
