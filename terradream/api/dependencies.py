@@ -93,8 +93,9 @@ async def get_runtime(request: Request) -> Runtime:
 def public_base_url(request: Request) -> str:
     """The server's base URL as clients see it, no trailing slash: Settings.public_url when set, else the request's
     scheme and host (as the proxy forwarded them) and root path, the proxy prefix."""
-    runtime: Runtime = request.app.state.runtime
-    return runtime.settings.public_url or str(request.base_url).rstrip("/")
+    runtime: Runtime | None = getattr(request.app.state, "runtime", None)  # None: an app without terradream's state
+    public_url = runtime.settings.public_url if runtime is not None else None
+    return public_url or str(request.base_url).rstrip("/")
 
 
 async def get_engine(request: Request) -> Engine:
