@@ -102,6 +102,8 @@ def test_collections_lead_to_the_xyz_tiles(server: ThreadServer) -> None:
         assert ogc.status_code == 200 and ogc.headers["content-type"] == media_type
         assert ogc.content == xyz.content and ogc.headers["etag"] == xyz.headers["etag"]
         assert f"v={version}" in template and "immutable" in ogc.headers["cache-control"]
+        head = httpx.head(url, timeout=60.0)
+        assert head.status_code == 200 and head.content == b"" and head.headers["etag"] == ogc.headers["etag"]
 
 
 @pytest.mark.parametrize("path", [
