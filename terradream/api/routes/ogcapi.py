@@ -8,7 +8,6 @@ The landing page shares GET / with the viewer: clients asking for JSON (Accept o
 from functools import cache
 from typing import Annotated, Any, ClassVar
 
-import morecantile
 from fastapi import Depends, HTTPException, Request
 
 from terradream.api.dependencies import Runtime, public_base_url
@@ -70,6 +69,8 @@ def tms_1_0_members(tms: dict[str, Any]) -> dict[str, Any]:
 @cache
 def web_mercator_quad() -> dict[str, Any]:
     """The WebMercatorQuad tile matrix set from morecantile: OGC TMS 2.0 JSON plus the 1.0 members."""
+    import morecantile  # here, not at module level: pyproj's import costs every CLI start a fifth of a second
+
     tms: dict[str, Any] = morecantile.tms.get(TMS_ID).model_dump(mode="json", exclude_none=True)
     return {**tms, **tms_1_0_members(tms)}
 
