@@ -1,4 +1,5 @@
-"""Shared fixtures: real services (redis-server) started on free loopback ports; test kinds marked by folder."""
+"""Shared fixtures: real services (redis-server; terradream serve behind nginx) on free loopback ports; test kinds
+marked by folder."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support import RedisServer
+from support import NginxPrefixProxy, PrefixedServer, RedisServer, ServeSubprocess
 
 
 @pytest.fixture(scope="session")
@@ -48,3 +49,26 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if not any(item.get_closest_marker(kind) for kind in KINDS):
             folder = item.path.relative_to(tests).parts[0]
             item.add_marker(FOLDER_KINDS.get(folder, "integration"))
+
+
+PROXY_PREFIX = "/terradream"
+
+
+@pytest.fixture(scope="session")
+def prefixed_server(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefixedServer]:
+    """`terradream serve --root-path /terradream` (tiny model, maxzoom 6) behind a real nginx that strips the
+    prefix: clients use `.url` (http://127.0.0.1:PORT/terradream), as behind a production proxy."""
+    workdir = tmp_path_factory.mktemp("prefixed-server")
+    server = ServeSubprocess(["--model", str(tiny_model_dir), "--cache", str(workdir / "cache"), "--device", "cpu",
+                              "--maxzoom", "6", "--root-path", PROXY_PREFIX], workdir / "serve.log")
+    server.wait_ok("/readyz", 180.0)
+    (workdir / "nginx").mkdir()
+    proxy = NginxPrefixProxy(server.url, workdir / "nginx", PROXY_PREFIX)
+    try:
+        proxy.start()
+    except BaseException:
+        server.stop()
+        raise
+    prefixed = PrefixedServer(server, proxy)
+    yield prefixed
+    prefixed.stop()

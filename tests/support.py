@@ -108,3 +108,89 @@ class ServeSubprocess:
         """SIGTERM, wait (kill if it hangs) and close the log."""
         stop_process(self.proc)
         self._log.close()
+
+
+NGINX_PREFIX_CONF = """\
+{user}daemon off;
+worker_processes 1;
+pid {workdir}/nginx.pid;
+error_log {workdir}/error.log warn;
+events {{ worker_connections 256; }}
+http {{
+    access_log {workdir}/access.log;
+    client_body_temp_path {workdir}/body;
+    proxy_temp_path {workdir}/proxy;
+    fastcgi_temp_path {workdir}/fastcgi;
+    uwsgi_temp_path {workdir}/uwsgi;
+    scgi_temp_path {workdir}/scgi;
+    server {{
+        listen 127.0.0.1:{port};
+        location {prefix}/ {{
+            proxy_pass {upstream}/;
+            proxy_http_version 1.1;
+            proxy_set_header Host $http_host;
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto $scheme;
+            proxy_read_timeout 300s;
+        }}
+    }}
+}}
+"""
+
+
+class NginxPrefixProxy:
+    """A real nginx (Debian's) on a private port that serves `upstream` under `prefix`, stripping the prefix before
+    forwarding, as operators put terradream at https://host/terradream/. `url` is the proxied base URL."""
+
+    def __init__(self, upstream: str, workdir: Path, prefix: str = "/terradream") -> None:
+        """Write the configuration into workdir (logs and temp files stay there too)."""
+        self.port = free_port()
+        self.prefix = prefix
+        self.url = f"http://127.0.0.1:{self.port}{prefix}"
+        self.workdir = workdir
+        user = "user root root;\n" if os.geteuid() == 0 else ""  # root: workers must not switch to a missing user
+        self.conf = workdir / "nginx.conf"
+        self.conf.write_text(NGINX_PREFIX_CONF.format(user=user, workdir=workdir, port=self.port, prefix=prefix,
+                                                      upstream=upstream.rstrip("/")))
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        """Start nginx and wait until it accepts connections; fail (not skip) when nginx is not installed."""
+        binary = shutil.which("nginx") or next((p for p in ("/usr/sbin/nginx",) if Path(p).exists()), None)
+        if binary is None:
+            pytest.fail("nginx is not installed (.ci/run installs Debian's nginx-light)")
+        self.proc = subprocess.Popen([binary, "-p", str(self.workdir), "-c", str(self.conf), "-e",
+                                      str(self.workdir / "error.log")],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        try:
+            wait_for_port(self.port)
+        except TimeoutError:
+            self.stop()
+            pytest.fail(f"nginx did not start: {self.error_log()}")
+
+    def error_log(self) -> str:
+        """nginx's error log (for failure messages)."""
+        path = self.workdir / "error.log"
+        return path.read_text(errors="replace")[-4000:] if path.exists() else ""
+
+    def stop(self) -> None:
+        """Stop nginx (SIGTERM: fast shutdown) and wait."""
+        if self.proc is not None:
+            stop_process(self.proc)
+            self.proc = None
+
+
+class PrefixedServer:
+    """`terradream serve --root-path PREFIX` behind an NginxPrefixProxy: `url` goes through the proxy (what clients
+    use), `direct_url` straight to the server."""
+
+    def __init__(self, server: ServeSubprocess, proxy: NginxPrefixProxy) -> None:
+        self.server = server
+        self.proxy = proxy
+        self.url = proxy.url
+        self.direct_url = server.url
+
+    def stop(self) -> None:
+        """Stop the proxy, then the server."""
+        self.proxy.stop()
+        self.server.stop()

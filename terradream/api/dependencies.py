@@ -90,6 +90,14 @@ async def get_runtime(request: Request) -> Runtime:
     return runtime
 
 
+def public_base_url(request: Request) -> str:
+    """The server's base URL as clients see it, no trailing slash: Settings.public_url when set, else the request's
+    scheme and host (as the proxy forwarded them) and root path, the proxy prefix."""
+    runtime: Runtime | None = getattr(request.app.state, "runtime", None)  # None: an app without terradream's state
+    public_url = runtime.settings.public_url if runtime is not None else None
+    return public_url or str(request.base_url).rstrip("/")
+
+
 async def get_engine(request: Request) -> Engine:
     """Dependency: the loaded Engine, or NotReady (503) while the model loads or after it failed to."""
     runtime = await get_runtime(request)

@@ -75,6 +75,11 @@ ENGINE_OPTIONS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
                              "text": "Model directory (save_pretrained layout); the shipped weights when not given."}),
     "device": (("--device",), {"type": click.Choice(DEVICES), "text": "Where the model runs."}),
     "batch_size": (("--batch-size",), {"type": int}),
+    "root_path": (("--root-path",), {"metavar": "/PREFIX", "text": (
+        "Path prefix a reverse proxy strips, e.g. /terradream; handed-out URLs keep it.")}),
+    "public_url": (("--public-url",), {"metavar": "URL", "text": (
+        "Base URL clients use, e.g. https://maps.example.org/terradream; handed-out URLs start with it "
+        "(default: from each request).")}),
     "worlds": (("--image-world", "worlds"), {"multiple": True, "metavar": "NAME=IMAGE", "text": (
         "A world rooted in an equirectangular image (repeatable; TERRADREAM_WORLDS is comma-separated).")}),
     "allow_arbitrary_worlds": (("--allow-arbitrary-worlds/--no-arbitrary-worlds",), {"default": None}),

@@ -216,7 +216,8 @@ class HttpSource:
         if response.status_code != 200:
             raise SourceError(f"{url}: {error_detail(response)}")
         tilejson = response.json()
-        return TilesetInfo(str(tilejson.get("version", "")), html.unescape(str(tilejson.get("attribution", ""))),
+        version = str(tilejson.get("version", "")).rpartition("+")[2]  # semver 1.0.0+<model version>
+        return TilesetInfo(version, html.unescape(str(tilejson.get("attribution", ""))),
                            str(tilejson.get("description", "")), int(tilejson.get("maxzoom", 30)))
 
     def run(self, keys: Iterable[TileKey], on_outcome: OnOutcome) -> None:

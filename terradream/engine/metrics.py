@@ -8,6 +8,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 
 LATENCY_BUCKETS_S = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128)
+HTTP_LATENCY_BUCKETS_S = (0.001, 0.0025, 0.005, *LATENCY_BUCKETS_S)  # cache hits answer in about a millisecond
 
 
 class ServerMetrics:
@@ -39,6 +40,9 @@ class ServerMetrics:
         self.rate_limited = Counter(
             "terradream_rate_limited", "Cold tile requests refused with 429: the client used up its fair share.",
             registry=self.registry)
+        self.http_request_seconds = Histogram(
+            "terradream_http_request_seconds", "HTTP request latency by method, route template and status.",
+            ["method", "route", "status"], buckets=HTTP_LATENCY_BUCKETS_S, registry=self.registry)
 
     def watch_queue_depth(self, depth: Callable[[], float]) -> None:
         """Read the queue depth from `depth` at every scrape."""

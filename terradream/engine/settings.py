@@ -86,6 +86,13 @@ class Settings(BaseSettings):
     max_url_bytes: int = Field(8192, ge=256, description="Longest request target (path and query); longer: 414.")
     max_header_bytes: int = Field(16384, ge=1024, description="Largest request header block; larger: 431.")
     log_level: Literal["debug", "info", "warning", "error", "critical"] = "warning"
+    root_path: str = Field(
+        "", pattern=r"^(/[^/?#\s]+)*$",
+        description="Path prefix a reverse proxy strips before forwarding (e.g. /terradream); URLs handed out keep it.")
+    public_url: str | None = Field(
+        None, pattern=r"^https?://[^/?#\s]+(/[^?#\s]*)?$",
+        description="Base URL clients reach the server at (e.g. https://maps.example.org/terradream); every URL "
+                    "handed out starts with it instead of one derived from the request.")
 
     @field_validator("worlds", mode="before")
     @classmethod
@@ -116,6 +123,12 @@ class Settings(BaseSettings):
         if self.scheduler and not self.redis:
             raise ValueError("scheduler needs redis: the workers put the tiles there")
         return self
+
+    @field_validator("public_url", mode="after")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        """Without its trailing slash, so paths append to it as to any base."""
+        return value.rstrip("/") if value else None
 
     @field_validator("log_level", mode="before")
     @classmethod

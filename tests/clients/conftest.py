@@ -124,3 +124,12 @@ def require_gdal() -> None:
     for tool in ("gdalinfo", "gdal_translate"):
         if shutil.which(tool) is None:
             pytest.fail(f"{tool} not found: install Debian's gdal-bin (.ci/run does)")
+
+
+def ogcapi_window(z: int, columns: Sequence[int], rows: Sequence[int]) -> list[str]:
+    """GDAL OGCAPI open options confining a collection to a block of zoom-z tiles (EPSG:3857 metres), so GDAL
+    reads only those: GDAL 3.6 takes the collection's CRS84 bbox for metres, the options set the extent directly."""
+    north_west = mercantile.xy_bounds(columns[0], rows[0], z)
+    south_east = mercantile.xy_bounds(columns[-1], rows[-1], z)
+    bounds = {"MINX": north_west.left, "MAXY": north_west.top, "MAXX": south_east.right, "MINY": south_east.bottom}
+    return [arg for name, value in bounds.items() for arg in ("-oo", f"{name}={value!r}")]

@@ -1,4 +1,5 @@
-"""GIS interop: GDAL reads a georeferenced region from the running server (WMTS capabilities, TMS XML description)."""
+"""GIS interop: GDAL reads a georeferenced region from the running server (WMTS capabilities, TMS XML description,
+OGC API - Tiles from a collection)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import mercantile
 import numpy as np
 import pytest
 
-from .conftest import SERVER_MAXZOOM, ServeProcess, gdal_env, mosaic, png_array, require_gdal
+from .conftest import SERVER_MAXZOOM, ServeProcess, gdal_env, mosaic, ogcapi_window, png_array, require_gdal
 
 Z = SERVER_MAXZOOM  # GDAL reads the deepest tile matrix the capabilities list
 COLUMNS, ROWS = (30, 31), (21,)
@@ -39,17 +40,21 @@ def region_projwin() -> list[str]:
     return [repr(v) for v in (north_west.left, north_west.top, south_east.right, south_east.bottom)]
 
 
-@pytest.mark.parametrize("kind", ["wmts", "tms-xml"])
+@pytest.mark.parametrize("kind", ["wmts", "tms-xml", "ogcapi"])
 def test_gdal_reads_the_running_server(server: ServeProcess, tmp_path: Path, kind: str) -> None:
     require_gdal()
     direct = {(x, y): server.tile(Z, x, y).content for x in COLUMNS for y in ROWS}  # also warms the cache
+    open_options: list[str] = []
     if kind == "wmts":
         source = f"WMTS:{server.url}/wmts/WMTSCapabilities.xml,layer=earth,tilematrixset=GoogleMapsCompatible"
+    elif kind == "ogcapi":  # the collection's links lead GDAL to the tileset, the tile matrix set and the tiles
+        source = f"OGCAPI:{server.url}/collections/earth"
+        open_options = ogcapi_window(Z, COLUMNS, ROWS)
     else:
         source = str(tmp_path / "earth.xml")
         Path(source).write_text(tms_description(server.url, "earth", Z))
     out = tmp_path / "region.png"
-    done = subprocess.run(["gdal_translate", "-q", "-of", "PNG", "-projwin", *region_projwin(),
+    done = subprocess.run(["gdal_translate", "-q", "-of", "PNG", *open_options, "-projwin", *region_projwin(),
                            "-projwin_srs", "EPSG:3857", source, str(out)],
                           capture_output=True, text=True, timeout=300, check=False, env=gdal_env(tmp_path))
     assert done.returncode == 0, done.stderr + server.log_tail()

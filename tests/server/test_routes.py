@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import io
+import re
 import shutil
 import subprocess
 import time
@@ -25,6 +26,7 @@ MAXZOOM = 7
 ODD_IMAGE_NAME = 'mars&<moon>"x.png'  # its file name lands in the world's attribution: must come back escaped
 WMTS = "{http://www.opengis.net/wmts/1.0}"
 OWS = "{http://www.opengis.net/ows/1.1}"
+SEMVER = r"(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(\+[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?"
 
 
 @pytest.fixture(scope="module")
@@ -264,7 +266,9 @@ def test_tilejson(server: ThreadServer) -> None:
     doc = get(server, "/tiles/earth/tilejson.json").json()
     v = version(server)
     assert doc["tilejson"] == "3.0.0"
-    assert doc["name"] == "earth" and doc["version"] == v
+    assert doc["name"] == "earth" and doc["version"] == f"1.0.0+{v}"  # semver, the model version as build metadata
+    assert re.fullmatch(SEMVER, doc["version"])
+    assert doc["tileSize"] == 256  # without it MapLibre assumes 512 px tiles and asks one zoom too coarse
     assert doc["minzoom"] == 0 and doc["maxzoom"] == MAXZOOM
     assert doc["bounds"] == pytest.approx([-180, -85.0511287798, 180, 85.0511287798])
     assert doc["tiles"] == [f"{server.url}/tiles/earth/{{z}}/{{x}}/{{y}}.png?v={v}"]
@@ -273,6 +277,7 @@ def test_tilejson(server: ThreadServer) -> None:
     assert tile.status_code == 200 and "immutable" in tile.headers["cache-control"]
     hidpi = get(server, "/tiles/earth/tilejson.json?tile_format=webp&tile_scale=2").json()
     assert hidpi["tiles"] == [f"{server.url}/tiles/earth/{{z}}/{{x}}/{{y}}@2x.webp?v={v}"]
+    assert hidpi["tileSize"] == 512
 
 
 def test_tilejson_escapes_attribution(server: ThreadServer) -> None:
@@ -297,13 +302,19 @@ def test_wmts_capabilities(server: ThreadServer) -> None:
     assert response.status_code == 200 and response.headers["content-type"].startswith("application/xml")
     root = ET.fromstring(response.content)
     assert root.tag == f"{WMTS}Capabilities" and root.get("version") == "1.0.0"
-    layers = root.findall(f"{WMTS}Contents/{WMTS}Layer")
-    assert [layer.findtext(f"{OWS}Identifier") for layer in layers] == ["earth", "mars"]
-    assert ODD_IMAGE_NAME in (layers[1].findtext(f"{OWS}Abstract") or "")  # escaped in XML, intact when parsed
+    layers = {layer.findtext(f"{OWS}Identifier"): layer for layer in root.findall(f"{WMTS}Contents/{WMTS}Layer")}
+    assert list(layers) == ["earth", "earth_jpg", "earth_webp", "mars", "mars_jpg", "mars_webp"]
+    assert ODD_IMAGE_NAME in (layers["mars"].findtext(f"{OWS}Abstract") or "")  # escaped in XML, intact when parsed
     v = version(server)
-    templates = {r.get("format"): r.get("template") for r in layers[0].findall(f"{WMTS}ResourceURL")}
-    assert templates["image/png"] == f"{server.url}/tiles/earth/{{TileMatrix}}/{{TileCol}}/{{TileRow}}.png?v={v}"
-    assert set(templates) == {"image/png", "image/jpeg", "image/webp"}
+    templates = {}
+    for name, layer in layers.items():  # one format per layer: clients treat several ResourceURLs as mirrors
+        formats = [f.text for f in layer.findall(f"{WMTS}Format")]
+        resources = layer.findall(f"{WMTS}ResourceURL")
+        assert len(formats) == 1 and len(resources) == 1 and resources[0].get("format") == formats[0], name
+        templates[name] = resources[0].get("template") or ""
+    assert layers["earth_jpg"].findtext(f"{WMTS}Format") == "image/jpeg"
+    assert templates["earth"] == f"{server.url}/tiles/earth/{{TileMatrix}}/{{TileCol}}/{{TileRow}}.png?v={v}"
+    assert templates["earth_webp"] == f"{server.url}/tiles/earth/{{TileMatrix}}/{{TileCol}}/{{TileRow}}.webp?v={v}"
     tms = root.find(f"{WMTS}Contents/{WMTS}TileMatrixSet")
     assert tms is not None and tms.findtext(f"{OWS}Identifier") == "GoogleMapsCompatible"
     assert tms.findtext(f"{OWS}SupportedCRS") == "urn:ogc:def:crs:EPSG::3857"
@@ -311,7 +322,7 @@ def test_wmts_capabilities(server: ThreadServer) -> None:
     assert [m.findtext(f"{OWS}Identifier") for m in matrices] == [str(z) for z in range(MAXZOOM + 1)]
     assert float(matrices[0].findtext(f"{WMTS}ScaleDenominator") or 0) == pytest.approx(559082264.0287178)
     assert matrices[MAXZOOM].findtext(f"{WMTS}MatrixWidth") == str(2**MAXZOOM)
-    tile_url = templates["image/png"].replace(server.url, "")
+    tile_url = templates["earth"].replace(server.url, "")
     assert get(server, tile_url.format(TileMatrix=1, TileCol=1, TileRow=0)).status_code == 200
 
 

@@ -9,9 +9,8 @@ from fastapi import Depends, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from terradream.api.dependencies import Runtime
+from terradream.api.dependencies import Runtime, public_base_url
 from terradream.api.factory import RouterFactory
-from terradream.api.routes.ogc import base_url
 from terradream.engine.engine import Engine
 
 
@@ -53,7 +52,7 @@ class MetaFactory(RouterFactory):
         @self.router.get("/worlds", summary="Configured worlds")
         def worlds(request: Request, engine: Annotated[Engine, Depends(engine_dep)]) -> dict[str, Any]:
             """Configured worlds (earth first) with TileJSON links; arbitrary names work when allow_arbitrary."""
-            return world_listing(engine, base_url(request))
+            return world_listing(engine, public_base_url(request))
 
         @self.router.get("/healthz", summary="Liveness")
         def healthz() -> dict[str, str]:

@@ -1,14 +1,19 @@
-"""Map-client descriptions: TileJSON 3.0.0 per world and WMTS 1.0.0 capabilities (GoogleMapsCompatible)."""
+"""Map-client descriptions: TileJSON 3.0.0 per world and WMTS 1.0.0 capabilities (GoogleMapsCompatible).
+
+Every URL in them starts with the public base URL (proxy prefix included), and every WMTS layer has exactly one
+format: clients such as OpenLayers treat several ResourceURLs of a layer as mirrors and mix their formats.
+"""
 
 # No `from __future__ import annotations` here: FastAPI must evaluate Annotated[..., Depends(...)] at runtime.
 import html
+import re
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from typing import Annotated, Any, ClassVar
 
 from fastapi import Depends, Query, Request, Response
 
-from terradream.api.dependencies import Runtime
+from terradream.api.dependencies import Runtime, public_base_url
 from terradream.api.factory import RouterFactory
 from terradream.cache.codec import TileFormat
 from terradream.core.tiles import TILE_SIZE_PX, WEB_MERCATOR_HALF_WORLD_M, WEB_MERCATOR_MAX_LAT_DEG
@@ -25,9 +30,18 @@ ET.register_namespace("ows", OWS_NS)
 ET.register_namespace("xlink", XLINK_NS)
 
 
-def base_url(request: Request) -> str:
-    """The server's absolute base URL as the client sees it (root_path and proxy headers included), no trailing /."""
-    return str(request.base_url).rstrip("/")
+TILEJSON_RELEASE = "1.0.0"  # the semver core of TileJSON's `version`; the model version is its build metadata
+
+
+def tilejson_version(model_version: str) -> str:
+    """A semver for TileJSON (clients drop other values): 1.0.0+<model version>, build-metadata safe."""
+    return f"{TILEJSON_RELEASE}+{re.sub(r'[^0-9A-Za-z-]+', '-', model_version)}"
+
+
+def wmts_layer_id(world: str, fmt: TileFormat) -> str:
+    """The WMTS layer of a world in one format: the world's name for PNG, `<world>_<format>` for the others
+    (world names never contain `_`)."""
+    return world if fmt is TileFormat.png else f"{world}_{fmt.value}"
 
 
 def tile_url_template(base: str, world: str, version: str, fmt: TileFormat = TileFormat.png, scale: int = 1,
@@ -43,10 +57,11 @@ def tilejson(world: World, base: str, version: str, maxzoom: int, fmt: TileForma
         "tilejson": "3.0.0",
         "name": world.name,
         "description": world.description,
-        "version": version,
+        "version": tilejson_version(version),
         "attribution": html.escape(world.attribution),
         "scheme": "xyz",
         "tiles": [tile_url_template(base, world.name, version, fmt, scale)],
+        "tileSize": TILE_SIZE_PX * scale,  # without it MapLibre assumes 512 and fetches one zoom too coarse
         "minzoom": 0,
         "maxzoom": maxzoom,
         "bounds": [-180.0, -WEB_MERCATOR_MAX_LAT_DEG, 180.0, WEB_MERCATOR_MAX_LAT_DEG],
@@ -70,22 +85,20 @@ def _operation(parent: ET.Element, name: str, href: str) -> None:
     _sub(allowed, "Value", "RESTful", ns=OWS_NS)
 
 
-def _layer(contents: ET.Element, world: World, base: str, version: str) -> None:
-    """One WMTS layer per world, with a RESTful ResourceURL per tile format."""
+def _layer(contents: ET.Element, world: World, fmt: TileFormat, base: str, version: str) -> None:
+    """The WMTS layer of a world in one format: one Format, one RESTful ResourceURL."""
     layer = _sub(contents, "Layer")
-    _sub(layer, "Title", world.name, ns=OWS_NS)
+    _sub(layer, "Title", world.name if fmt is TileFormat.png else f"{world.name} ({fmt.value})", ns=OWS_NS)
     _sub(layer, "Abstract", f"{world.description}. {world.attribution}", ns=OWS_NS)
     bbox = _sub(layer, "WGS84BoundingBox", ns=OWS_NS)
     _sub(bbox, "LowerCorner", f"-180 {-WEB_MERCATOR_MAX_LAT_DEG}", ns=OWS_NS)
     _sub(bbox, "UpperCorner", f"180 {WEB_MERCATOR_MAX_LAT_DEG}", ns=OWS_NS)
-    _sub(layer, "Identifier", world.name, ns=OWS_NS)
+    _sub(layer, "Identifier", wmts_layer_id(world.name, fmt), ns=OWS_NS)
     _sub(_sub(layer, "Style", isDefault="true"), "Identifier", "default", ns=OWS_NS)
-    for fmt in TileFormat:
-        _sub(layer, "Format", fmt.media_type)
+    _sub(layer, "Format", fmt.media_type)
     _sub(_sub(layer, "TileMatrixSetLink"), "TileMatrixSet", "GoogleMapsCompatible")
-    for fmt in TileFormat:
-        template = tile_url_template(base, world.name, version, fmt, 1, "{TileMatrix}", "{TileCol}", "{TileRow}")
-        _sub(layer, "ResourceURL", format=fmt.media_type, resourceType="tile", template=template)
+    template = tile_url_template(base, world.name, version, fmt, 1, "{TileMatrix}", "{TileCol}", "{TileRow}")
+    _sub(layer, "ResourceURL", format=fmt.media_type, resourceType="tile", template=template)
 
 
 def _google_maps_compatible(contents: ET.Element, maxzoom: int) -> None:
@@ -106,7 +119,7 @@ def _google_maps_compatible(contents: ET.Element, maxzoom: int) -> None:
 
 
 def wmts_capabilities(worlds: Sequence[World], base: str, version: str, maxzoom: int) -> bytes:
-    """The WMTS 1.0.0 capabilities document (RESTful), every world a layer, as UTF-8 XML bytes."""
+    """The WMTS 1.0.0 capabilities document (RESTful), a layer per world and format, as UTF-8 XML bytes."""
     root = ET.Element(f"{{{WMTS_NS}}}Capabilities", {"version": "1.0.0"})
     ident = _sub(root, "ServiceIdentification", ns=OWS_NS)
     _sub(ident, "Title", "terradream", ns=OWS_NS)
@@ -118,7 +131,8 @@ def wmts_capabilities(worlds: Sequence[World], base: str, version: str, maxzoom:
     _operation(operations, "GetTile", f"{base}/tiles/")
     contents = _sub(root, "Contents")
     for world in worlds:
-        _layer(contents, world, base, version)
+        for fmt in TileFormat:
+            _layer(contents, world, fmt, base, version)
     _google_maps_compatible(contents, maxzoom)
     _sub(root, "ServiceMetadataURL", **{f"{{{XLINK_NS}}}href": f"{base}/wmts/WMTSCapabilities.xml"})
     return ET.tostring(root, encoding="UTF-8", xml_declaration=True)
@@ -139,14 +153,14 @@ class OGCFactory(RouterFactory):
                            tile_format: TileFormat = TileFormat.png,
                            tile_scale: Annotated[int, Query(ge=1, le=2)] = 1) -> dict[str, Any]:
             """TileJSON with absolute, version-pinned tile URLs (for Leaflet, MapLibre, QGIS)."""
-            return tilejson(engine.worlds.get(world), base_url(request), engine.version,
+            return tilejson(engine.worlds.get(world), public_base_url(request), engine.version,
                             runtime.settings.maxzoom, tile_format, tile_scale)
 
         @self.router.get("/wmts/WMTSCapabilities.xml", response_class=Response, summary="WMTS 1.0.0 capabilities",
                          responses={200: {"content": {"application/xml": {}}}})
         def wmts(request: Request, runtime: Annotated[Runtime, Depends(runtime_dep)],
                  engine: Annotated[Engine, Depends(engine_dep)]) -> Response:
-            """RESTful WMTS capabilities: every configured world is a layer (for QGIS, GDAL, ArcGIS)."""
-            body = wmts_capabilities(engine.worlds.configured(), base_url(request), engine.version,
+            """RESTful WMTS capabilities: a layer per configured world and format (for QGIS, GDAL, ArcGIS)."""
+            body = wmts_capabilities(engine.worlds.configured(), public_base_url(request), engine.version,
                                      runtime.settings.maxzoom)
             return Response(body, media_type="application/xml")

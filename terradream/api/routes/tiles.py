@@ -1,4 +1,5 @@
-"""XYZ tile routes: /tiles/{world}/{z}/{x}/{y}[@2x].{png|jpg|webp} with ETag, Cache-Control, X-Cache and priorities."""
+"""XYZ tile routes: /tiles/{world}/{z}/{x}/{y}[@2x].{png|jpg|webp} with ETag, Cache-Control, X-Cache and priorities,
+and the same tiles as OGC API - Tiles map tiles in WebMercatorQuad (/collections/{world}/map/tiles/...)."""
 
 # No `from __future__ import annotations` here: FastAPI must evaluate Annotated[..., Depends(...)] at runtime.
 import asyncio
@@ -7,7 +8,7 @@ from collections.abc import Awaitable
 from typing import Annotated, ClassVar, TypeVar
 
 from anyio import to_thread
-from fastapi import Depends, Request, Response
+from fastapi import Depends, Header, Query, Request, Response
 
 from terradream.api.dependencies import Runtime, TileParams
 from terradream.api.factory import RouterFactory
@@ -22,6 +23,7 @@ IMMUTABLE_CACHE_CONTROL = "public, max-age=31536000, immutable"
 CLIENT_CLOSED_REQUEST = 499  # nginx's status for "the client went away first"; nobody receives it
 TILE_PATH = "/tiles/{world}/{z}/{x}/{y}.{fmt}"
 TILE_2X_PATH = "/tiles/{world}/{z}/{x}/{y}@2x.{fmt}"
+OGC_TILE_PATH = "/collections/{world}/map/tiles/WebMercatorQuad/{z}/{row}/{col}"  # row: y, col: x (same tile)
 
 TILE_RESPONSES: dict[int | str, dict[str, object]] = {
     200: {"content": {f.media_type: {} for f in TileFormat}, "description": "The tile image."},
@@ -131,8 +133,20 @@ class TilesFactory(RouterFactory):
             """A 256 px tile; cold tiles are generated (X-Terradream-Priority: bulk queues behind interactive)."""
             return await self.serve(request, runtime, engine, params, 1)
 
+        @self.router.get(OGC_TILE_PATH, response_class=Response, responses=TILE_RESPONSES,
+                         summary="A 256 px tile (OGC API - Tiles)")
+        async def ogc_tile(request: Request, world: str, z: int, row: int, col: int,
+                           runtime: Annotated[Runtime, Depends(runtime_dep)],
+                           engine: Annotated[Engine, Depends(engine_dep)],
+                           f: Annotated[TileFormat, Query(description="Tile encoding.")] = TileFormat.png,
+                           v: Annotated[str | None, Query(description="Model version pin (from the tileset).")] = None,
+                           x_terradream_priority: Annotated[str | None, Header()] = None) -> Response:
+            """The XYZ tile z/col/row (WebMercatorQuad's tileRow is XYZ's y): same bytes, ETag and caching."""
+            params = TileParams(world, z, col, row, f, v, x_terradream_priority)
+            return await self.serve(request, runtime, engine, params, 1)
+
         # HEAD: GET's status and headers without the body (uvicorn drops it); one documented operation per path
-        for path, endpoint in ((TILE_2X_PATH, tile_2x), (TILE_PATH, tile)):
+        for path, endpoint in ((TILE_2X_PATH, tile_2x), (TILE_PATH, tile), (OGC_TILE_PATH, ogc_tile)):
             self.router.add_api_route(path, endpoint, methods=["HEAD"], response_class=Response,
                                       include_in_schema=False)
 
