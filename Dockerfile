@@ -1,10 +1,11 @@
 # terradream image: `terradream serve` by default; the same image runs `seed` and `export`.
-# Leaflet comes from npm in a build stage (the viewer works offline, no CDN); the runtime is python:3.11-slim.
+# Leaflet comes from npm in a build stage (the viewer works offline, no CDN; the map clients the tests drive are
+# devDependencies and stay out); the runtime is python:3.11-slim.
 
 FROM node:20-slim AS frontend
 WORKDIR /src/terradream/frontend
 COPY terradream/frontend/package.json terradream/frontend/package-lock.json ./
-RUN npm ci --no-audit --no-fund
+RUN npm ci --omit=dev --no-audit --no-fund
 
 FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 \

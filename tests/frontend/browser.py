@@ -71,7 +71,7 @@ def open_viewer(browser: WebDriver, url: str) -> None:
 
 def view_state(browser: WebDriver) -> dict[str, Any]:
     """Zoom, centre, world, hash and tile counters of the page's map."""
-    return browser.execute_script(  # type: ignore[no-any-return]
+    return browser.execute_script(
         "const v = window.terradreamViewer, c = v.map.getCenter();"
         "return {z: v.map.getZoom(), lat: c.lat, lon: c.lng, world: v.world(), hash: location.hash,"
         " pending: v.pendingTiles(), generating: v.generatingTiles(), failed: v.failedTiles(),"
@@ -88,7 +88,7 @@ def loaded_tile_paths(browser: WebDriver) -> set[str]:
 
 def wait_tiles_settled(browser: WebDriver) -> dict[str, Any]:
     """Wait until the map shows loaded tiles and none is pending; return the view state."""
-    return wait_until(  # type: ignore[no-any-return]
+    return wait_until(
         lambda: (s := view_state(browser))["loadedImgs"] > 0 and s["pending"] == 0 and s,
         LOAD_TIMEOUT_S, "tiles to finish loading")
 
