@@ -185,8 +185,8 @@ def test_url_panel_gives_working_gis_urls(server: ServerProcess, driver: WebDriv
 
 
 def test_minimap_grid_overlay_and_swipe_compare(server: ServerProcess, driver: WebDriver) -> None:
-    """The mini-map frames the view; the grid toggle labels tiles z/x/y; compare shows another world right of the
-    divider; screenshot."""
+    """The mini-map frames the view; the grid toggle labels tiles z/x/y; compare shows another world, or this one a
+    zoom coarser, right of the divider; screenshot."""
     open_viewer(driver, f"{server.base_url}/#earth/2/45/5")
     wait_tiles_settled(driver)
     minimap_tiles = wait_until(
@@ -215,6 +215,16 @@ def test_minimap_grid_overlay_and_swipe_compare(server: ServerProcess, driver: W
     clip = driver.execute_script("return window.terradreamViewer.map.getPane('compare').style.clip")
     assert re.fullmatch(r"rect\(-?[\d.]+px, -?[\d.]+px, -?[\d.]+px, -?[\d.]+px\)", clip), clip
     screenshot(driver, "viewer-tools.png")
+
+    Select(driver.find_element(By.ID, "compare-select")).select_by_value("=coarser")  # two zooms of one world
+    coarser = wait_until(
+        lambda: driver.execute_script(
+            "const layer = window.terradreamViewer.tools.compareLayer();"
+            "return layer && layer.options.zoomOffset === -1 && !layer.isLoading() && Array.from("
+            " document.querySelectorAll('.leaflet-compare-pane img.leaflet-tile-loaded'), (i) => [i.src, i.width]);"),
+        LOAD_TIMEOUT_S, "coarser compare tiles")
+    assert {(TILE_PATH_RE.fullmatch(httpx.URL(u).path)["world"], TILE_PATH_RE.fullmatch(httpx.URL(u).path)["z"], w)
+            for u, w in coarser} == {("earth", "1", 2 * TILE_SIZE_PX)}
 
     toggle.click()
     assert driver.execute_script("return document.querySelectorAll('.leaflet-compare-pane img').length") == 0

@@ -1,6 +1,7 @@
 /* terradream viewer tools: GIS client URLs to copy, an overview mini-map, a tile-grid debug overlay and a swipe
  * compare of two worlds. They read the map through window.terradreamViewer (app.js) and its "terradream:world"
- * event; like app.js they only use URLs relative to the page.
+ * event; like app.js they only use URLs relative to the page. The compare shows another world, or the same world
+ * one zoom coarser (its tiles drawn at twice their size), right of a divider.
  */
 (function () {
   "use strict";
@@ -9,6 +10,8 @@
   const map = viewer.map;
   /** The mini-map shows this many zoom levels coarser than the main map. */
   const MINIMAP_ZOOM_OFFSET = 4;
+  /** The compare choice "this world, one zoom coarser" (not a world name: those never hold "="). */
+  const COARSER = "=coarser";
 
   const els = {
     grid: document.getElementById("grid-toggle"),
@@ -146,43 +149,50 @@
     els.swipe.hidden = true;
   }
 
-  /** Show world `name` right of the divider (its tile template read from its TileJSON). */
-  async function startCompare(name) {
+  /** Show `choice` right of the divider: a world (its tile template read from its TileJSON), or COARSER. */
+  async function startCompare(choice) {
     stopCompare();
     const request = compareRequest;
     let template;
     try {
-      template = await viewer.fetchTileTemplate(name);
+      template = choice === COARSER ? viewer.tileTemplate(viewer.world()) : await viewer.fetchTileTemplate(choice);
     } catch (err) {
+      template = null;
+    }
+    if (request !== compareRequest) return;
+    if (!template) {
       els.compare.checked = false;
       return;
     }
-    if (request !== compareRequest) return;
+    // One zoom coarser: tiles of zoom z-1 drawn at 512 px fill the same ground as the zoom-z ones.
+    const coarser = choice === COARSER ? { tileSize: 512, zoomOffset: -1 } : { tileSize: 256, zoomOffset: 0 };
     compareLayer = new window.terradreamTiles.CentreFirstTileLayer(template, {
       pane: "compare",
-      minZoom: map.getMinZoom(),
+      minZoom: map.getMinZoom() - coarser.zoomOffset,
       maxZoom: map.getMaxZoom(),
+      tileSize: coarser.tileSize,
+      zoomOffset: coarser.zoomOffset,
       keepBuffer: 1,
     }).addTo(map);
     els.swipe.hidden = false;
     clipCompare();
   }
 
-  /** Offer every world but the one on screen, keeping the current choice where possible. */
+  /** Offer every world but the one on screen, and this world one zoom coarser; keep the choice where possible. */
   function fillCompareSelect() {
     const previous = els.compareSelect.value;
-    const names = viewer.worlds().filter((n) => n !== viewer.world());
+    const choices = viewer.worlds().filter((n) => n !== viewer.world()).map((n) => [n, n]);
+    choices.push([COARSER, "one zoom coarser"]);
     els.compareSelect.replaceChildren(
-      ...names.map((n) => {
+      ...choices.map(([value, text]) => {
         const option = document.createElement("option");
-        option.value = n;
-        option.text = n;
+        option.value = value;
+        option.text = text;
         return option;
       })
     );
-    if (names.includes(previous)) els.compareSelect.value = previous;
-    els.compare.disabled = names.length === 0;
-    els.compareSelect.disabled = names.length === 0;
+    if (choices.some(([value]) => value === previous)) els.compareSelect.value = previous;
+    els.compareSelect.disabled = false;
   }
 
   /** Follow the toggle and the picked world. */
