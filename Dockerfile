@@ -1,5 +1,6 @@
 # terradream image: `terradream serve` by default; the same image runs seed, export, worker and `dask scheduler`.
-# Leaflet comes from npm in a build stage (the viewer works offline, no CDN); the runtime is python:3.11-slim.
+# Leaflet comes from npm in a build stage (the viewer works offline, no CDN; the map clients the tests drive are
+# devDependencies and stay out); the runtime is python:3.11-slim.
 # TORCH_BUILD picks the torch wheel: cpu (default) is PyTorch's CPU-only build, for API servers and jobs that do not
 # run the model on a GPU (a far smaller image); cuda is PyPI's build with the CUDA libraries, for GPU generators and
 # workers. Both install the torch, dask and distributed releases pinned in constraints.txt.
@@ -7,7 +8,7 @@
 FROM node:20-slim AS frontend
 WORKDIR /src/terradream/frontend
 COPY terradream/frontend/package.json terradream/frontend/package-lock.json ./
-RUN npm ci --no-audit --no-fund
+RUN npm ci --omit=dev --no-audit --no-fund
 
 FROM python:3.11-slim
 ARG TORCH_BUILD=cpu

@@ -5,145 +5,32 @@ from __future__ import annotations
 import html
 import math
 import re
-import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
-from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from PIL import Image
-from prometheus_client.parser import text_string_to_metric_families
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.select import Select
-from support import ServeSubprocess
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
-ARTIFACTS_DIR = Path(__file__).parent / "artifacts"
-TILE_PATH_RE = re.compile(r"/tiles/(?P<world>[a-z0-9-]+)/(?P<z>\d+)/(?P<x>\d+)/(?P<y>\d+)\.png")
+from frontend.browser import (
+    LOAD_TIMEOUT_S,
+    MARKUP_IMAGE_NAME,
+    MARKUP_WORLD,
+    TILE_PATH_RE,
+    ServerProcess,
+    assert_no_console_errors,
+    loaded_tile_paths,
+    open_viewer,
+    screenshot,
+    tile_request_count,
+    view_state,
+    wait_tiles_settled,
+    wait_until,
+)
+
 EQUATOR_M_PER_PX_Z0 = 156543.034
-LOAD_TIMEOUT_S = 180.0
-MARKUP_WORLD = "marked"
-MARKUP_IMAGE_NAME = "x<b>y&lt;z.png"  # no "/": it is a file name
-
-
-def wait_until(predicate: Callable[[], Any], timeout_s: float, what: str, interval_s: float = 0.2) -> Any:
-    """Poll predicate until it returns something truthy (returned) or fail the test after timeout_s."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout_s:.0f}s waiting for {what}")
-        time.sleep(interval_s)
-
-
-class ServerProcess(ServeSubprocess):
-    """A real `terradream serve` subprocess with extra image worlds (see ServeSubprocess)."""
-
-    def __init__(self, model_dir: Path, cache_dir: Path, log_path: Path, worlds: dict[str, Path]) -> None:
-        args = ["--cache", str(cache_dir), "--model", str(model_dir)]
-        for name, image in worlds.items():
-            args += ["--world", f"{name}={image}"]
-        super().__init__(args, log_path)
-        self.base_url = self.url
-
-
-def tile_request_count(base_url: str) -> float:
-    """Tiles the server answered, per its /metrics counter terradream_tile_requests (summed over cache labels)."""
-    text = httpx.get(f"{base_url}/metrics", timeout=10.0).text
-    samples = [s for family in text_string_to_metric_families(text) for s in family.samples
-               if s.name == "terradream_tile_requests_total"]
-    return sum(s.value for s in samples)
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> Iterator[ServerProcess]:
-    """`terradream serve` with the tiny random-init model and an empty embedded cache, healthy before tests run."""
-    workdir = tmp_path_factory.mktemp("viewer-server")
-    # An image world whose file name is markup: its attribution and description must reach the page as text.
-    image = workdir / MARKUP_IMAGE_NAME
-    Image.linear_gradient("L").resize((128, 64)).convert("RGB").save(image, format="PNG")
-    proc = ServerProcess(tiny_model_dir, workdir / "cache", workdir / "server.log", {MARKUP_WORLD: image})
-    try:
-        proc.wait_ok("/readyz", 120.0)  # the viewer asks for /worlds at once: the model must be loaded
-        yield proc
-    finally:
-        proc.stop()
-
-
-@pytest.fixture(scope="module")
-def driver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebDriver]:
-    """Debian's headless Chromium through chromedriver, with browser console logging on."""
-    for binary in (CHROMIUM, CHROMEDRIVER):
-        if not binary.exists():
-            pytest.fail(f"{binary} is missing: install Debian's chromium and chromium-driver (.ci/run does)")
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--no-first-run", "--window-size=800,600",
-                 f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"):
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    browser = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
-    browser.set_script_timeout(LOAD_TIMEOUT_S)
-    try:
-        yield browser
-    finally:
-        browser.quit()
-
-
-def console_errors(browser: WebDriver) -> list[dict[str, Any]]:
-    """Browser console entries at SEVERE level since the last call (reading drains the log)."""
-    return [entry for entry in browser.get_log("browser") if entry.get("level") == "SEVERE"]
-
-
-def open_viewer(browser: WebDriver, url: str) -> None:
-    """Load the page afresh (not a same-document hash change) and wait for its start-up to finish."""
-    browser.get("about:blank")
-    console_errors(browser)  # drain entries from earlier tests
-    browser.get(url)
-    browser.execute_async_script(
-        "const done = arguments[arguments.length - 1];"
-        "window.terradreamViewer.ready.then(() => done(true), (e) => done(String(e)));")
-
-
-def view_state(browser: WebDriver) -> dict[str, Any]:
-    """Zoom, centre, world, hash and tile counters of the page's map."""
-    return browser.execute_script(
-        "const v = window.terradreamViewer, c = v.map.getCenter();"
-        "return {z: v.map.getZoom(), lat: c.lat, lon: c.lng, world: v.world(), hash: location.hash,"
-        " pending: v.pendingTiles(), failed: v.failedTiles(),"
-        " loadedImgs: document.querySelectorAll('img.leaflet-tile-loaded').length};")
-
-
-def loaded_tile_paths(browser: WebDriver) -> set[str]:
-    """URL paths of the tile images Leaflet shows as loaded."""
-    srcs = browser.execute_script(
-        "return Array.from(document.querySelectorAll('img.leaflet-tile-loaded'), (img) => img.src);")
-    return {urlsplit(src).path for src in srcs}
-
-
-def wait_tiles_settled(browser: WebDriver) -> dict[str, Any]:
-    """Wait until the map shows loaded tiles and none is pending; return the view state."""
-    return wait_until(
-        lambda: (s := view_state(browser))["loadedImgs"] > 0 and s["pending"] == 0 and s,
-        LOAD_TIMEOUT_S, "tiles to finish loading")
-
-
-def assert_no_console_errors(browser: WebDriver) -> None:
-    """Fail with the console's SEVERE entries, if any."""
-    errors = console_errors(browser)
-    assert errors == [], f"browser console errors: {errors}"
 
 
 def test_tiles_load_and_reach_the_server(server: ServerProcess, driver: WebDriver) -> None:
@@ -208,10 +95,7 @@ def test_permalink_restores_view_and_readouts(server: ServerProcess, driver: Web
     attribution = httpx.get(f"{server.base_url}/tiles/earth/tilejson.json", timeout=10.0).json()["attribution"]
     assert driver.find_element(By.CSS_SELECTOR, ".td-attribution").text == html.unescape(attribution).strip()
 
-    ARTIFACTS_DIR.mkdir(exist_ok=True)
-    shot = ARTIFACTS_DIR / "viewer.png"
-    driver.save_screenshot(str(shot))
-    print(f"viewer screenshot: {shot}")
+    screenshot(driver, "viewer.png")
 
     driver.execute_script("location.hash = '#earth/4/-33.9/18.4';")
     wait_until(lambda: (s := view_state(driver))["z"] == 4 and abs(s["lat"] + 33.9) < 1e-6 and s,

@@ -2,10 +2,13 @@
  *
  * Everything the server sends (world names, descriptions, attribution) is written with textContent or
  * option.text, never as HTML; TileJSON's attribution, an HTML string, is first reduced to its text in an inert
- * document. The view lives in the URL hash as #world/z/lat/lon.
+ * document. The view lives in the URL hash as #world/z/lat/lon. Every URL is relative to the page, so the viewer
+ * works behind a proxy that serves the server under a path prefix. Tile formats and request order: tiles.js.
  */
 (function () {
   "use strict";
+
+  const tiles = window.terradreamTiles;
 
   /** Metres per pixel at the equator at zoom 0 for 256 px Web Mercator tiles. */
   const EQUATOR_M_PER_PX_Z0 = 156543.034;
@@ -16,6 +19,10 @@
   const TILE_RETRY_BASE_MS = 2000;
   /** Latitude limit of Web Mercator tiles. */
   const MAX_LAT_DEG = 85.0511287798;
+  /** A tile still loading after this long is being generated (a cached tile answers in a few milliseconds). */
+  const GENERATING_AFTER_MS = 400;
+  /** The page's directory ("http://host/prefix/"): the base every server URL is resolved against. */
+  const PAGE_BASE_URL = new URL(".", location.href).href;
 
   const els = {
     form: document.getElementById("world-form"),
@@ -36,8 +43,12 @@
     world: null,
     /** Current L.TileLayer. */
     layer: null,
-    /** Keys of tiles the current layer started loading and that have not finished. */
-    pending: new Set(),
+    /** Tiles the current layer started loading and that have not finished: key -> start time (ms). */
+    pending: new Map(),
+    /** The TileJSON document of the world on screen. */
+    tilejson: null,
+    /** Timer that refreshes the loading hint when a pending tile crosses GENERATING_AFTER_MS. */
+    loadingTimer: 0,
     /** Increments on every world switch so late TileJSON answers for an older request are dropped. */
     generation: 0,
     /** Counts of finished tile loads, for the page and for tests. */
@@ -144,9 +155,26 @@
     els.resolution.textContent = formatMPerPx(groundResolutionMPerPx(map.getCenter().lat, map.getZoom()));
   }
 
-  /** Refresh the loading hint from the set of pending tiles. */
+  /** Pending tiles that have been loading for GENERATING_AFTER_MS or longer: the ones the server is generating. */
+  function generatingCount() {
+    const since = performance.now() - GENERATING_AFTER_MS;
+    let n = 0;
+    state.pending.forEach((start) => {
+      if (start <= since) n += 1;
+    });
+    return n;
+  }
+
+  /** Refresh the loading hint from the pending tiles, counting only those being generated, not cached ones. */
   function updateLoading() {
-    const n = state.pending.size;
+    clearTimeout(state.loadingTimer);
+    const now = performance.now();
+    let next = Infinity;
+    state.pending.forEach((start) => {
+      if (start + GENERATING_AFTER_MS > now) next = Math.min(next, start + GENERATING_AFTER_MS);
+    });
+    if (next !== Infinity) state.loadingTimer = setTimeout(updateLoading, next - now + 1);
+    const n = generatingCount();
     els.loading.hidden = n === 0;
     els.loading.textContent = n === 0 ? "" : "Generating " + n + (n === 1 ? " tile\u2026" : " tiles\u2026");
   }
@@ -156,10 +184,14 @@
     return e.coords.z + "/" + e.coords.x + "/" + e.coords.y;
   }
 
-  /** The TileJSON URL of world `name`: the one /worlds gave, else the server's standard route. */
+  /** The TileJSON URL of world `name`, relative to the page (the absolute one in /worlds may lack a proxy prefix). */
   function tileJsonUrl(name) {
-    const known = state.worlds.find((w) => w.name === name);
-    return known && known.tilejson ? known.tilejson : "/tiles/" + encodeURIComponent(name) + "/tilejson.json";
+    return "tiles/" + encodeURIComponent(name) + "/tilejson.json";
+  }
+
+  /** The absolute URL of a server path given relative to the page (keeps {z}-style placeholders unencoded). */
+  function serverUrl(relative) {
+    return PAGE_BASE_URL + relative;
   }
 
   /** GET `url` as JSON; rejects with a readable Error on HTTP or parse failure. */
@@ -169,13 +201,19 @@
     return response.json();
   }
 
-  /** The first tile URL template of a TileJSON document, refusing anything but http(s). */
-  function tileTemplate(tilejson) {
+  /** The first tile URL template of world `name`'s TileJSON, as given (refusing anything but http(s)).
+   *
+   * When it points at this server's /tiles/{name}/ route, only the part from there on is kept, resolved against
+   * the page: a server behind a prefix-stripping proxy may not know its public prefix.
+   */
+  function tileTemplate(tilejson, name) {
     const template = Array.isArray(tilejson.tiles) ? tilejson.tiles[0] : null;
     if (typeof template !== "string") throw new Error("TileJSON has no tile URL");
-    const protocol = new URL(template.replace(/[{}]/g, ""), location.href).protocol;
+    const route = template.lastIndexOf("/tiles/" + encodeURIComponent(name) + "/");
+    const resolved = route >= 0 ? serverUrl(template.slice(route + 1)) : template;
+    const protocol = new URL(resolved.replace(/[{}]/g, ""), location.href).protocol;
     if (protocol !== "http:" && protocol !== "https:") throw new Error("TileJSON tile URL is not http(s)");
-    return template;
+    return resolved;
   }
 
   /** Schedule another load of a failed tile (the server answers 503 while its queue is full); false when given up.
@@ -196,9 +234,10 @@
     return true;
   }
 
-  /** A tile layer for `tilejson` that keeps state.pending up to date. */
-  function makeLayer(tilejson, minZoom, maxZoom) {
-    const layer = L.tileLayer(tileTemplate(tilejson), {
+  /** A tile layer for world `name` that keeps state.pending up to date. */
+  function makeLayer(tilejson, name, minZoom, maxZoom) {
+    const template = tiles.viewerTemplate(tileTemplate(tilejson, name));
+    const layer = new tiles.CentreFirstTileLayer(template, {
       minZoom: minZoom,
       maxZoom: maxZoom,
       maxNativeZoom: maxZoom,
@@ -215,7 +254,7 @@
     };
     layer.on("tileloadstart", (e) => {
       if (!current()) return;
-      state.pending.add(tileKey(e));
+      state.pending.set(tileKey(e), performance.now());
       updateLoading();
     });
     layer.on("tileload", (e) => {
@@ -236,7 +275,7 @@
   /** Fill the world picker from GET /worlds; falls back to "earth" when the list cannot be read. */
   async function loadWorlds() {
     try {
-      const body = await fetchJson("/worlds");
+      const body = await fetchJson("worlds");
       state.worlds = (Array.isArray(body.worlds) ? body.worlds : []).filter(
         (w) => w && typeof w.name === "string" && WORLD_NAME_RE.test(w.name)
       );
@@ -286,7 +325,7 @@
     const maxZoom = Number.isInteger(tilejson.maxzoom) ? tilejson.maxzoom : 18;
     let layer;
     try {
-      layer = makeLayer(tilejson, minZoom, maxZoom);
+      layer = makeLayer(tilejson, name, minZoom, maxZoom);
     } catch (err) {
       showMessage("Could not open world \u201c" + name + "\u201d: " + err.message);
       return;
@@ -296,6 +335,7 @@
     state.pending.clear();
     state.layer = layer;
     state.world = name;
+    state.tilejson = tilejson;
     selectWorldOption(name);
     attribution.setText(typeof tilejson.attribution === "string" ? htmlToText(tilejson.attribution) : "");
     document.title = "terradream \u2013 " + name;
@@ -318,6 +358,7 @@
     updateLoading();
     updateResolution();
     writeHash();
+    document.dispatchEvent(new CustomEvent("terradream:world", { detail: { world: name } }));
   }
 
   /** Apply the URL hash if it names a different view than the one shown. */
@@ -370,11 +411,29 @@
     if (state.world === null && view && view.world !== first) await showWorld(first, null);
   }
 
-  // A read-only handle for debugging in the console and for the browser tests.
+  // A read-only handle for the viewer's tools (tools.js), debugging in the console and the browser tests.
   window.terradreamViewer = {
     map: map,
     world: () => state.world,
+    worlds: () => state.worlds.map((w) => w.name),
+    /** Leaflet template of world `name`'s tiles as this viewer loads them; null before its TileJSON arrived. */
+    tileTemplate: (name) =>
+      name === state.world && state.tilejson ? tiles.viewerTemplate(tileTemplate(state.tilejson, name)) : null,
+    /** Leaflet template of any world's tiles, read from its TileJSON (for the compare layer). */
+    fetchTileTemplate: (name) =>
+      fetchJson(tileJsonUrl(name)).then((tilejson) => tiles.viewerTemplate(tileTemplate(tilejson, name))),
+    /** Absolute URLs for GIS clients: the XYZ template as the server gives it, TileJSON and WMTS capabilities. */
+    clientUrls: () =>
+      state.tilejson === null
+        ? null
+        : {
+            xyz: tileTemplate(state.tilejson, state.world),
+            tilejson: serverUrl(tileJsonUrl(state.world)),
+            wmts: serverUrl("wmts/WMTSCapabilities.xml"),
+          },
+    tileExt: tiles.TILE_EXT,
     pendingTiles: () => state.pending.size,
+    generatingTiles: generatingCount,
     loadedTiles: () => state.loaded,
     failedTiles: () => state.failed,
     ready: start(),
