@@ -24,6 +24,8 @@ from terradream.cluster.client import cluster_service
 @engine_options("worlds", "allow_arbitrary_worlds", "device", "model")
 @click.option("--maxzoom", type=int, help="Deepest zoom served [env TERRADREAM_MAXZOOM; default 22].")
 @click.option("--queue-max", type=int, help="Cold tiles that may wait before 503 [env TERRADREAM_QUEUE_MAX].")
+@click.option("--cold-deadline", "cold_deadline_s", type=float,
+              help="Seconds a client may wait for a new tile before 503 [env TERRADREAM_COLD_DEADLINE_S; default 30].")
 @engine_options("batch_size", "log_level")
 def serve_command(**options: Any) -> None:
     """Serve tiles over HTTP (viewer at /, API docs at /docs)."""

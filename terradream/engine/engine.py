@@ -67,7 +67,8 @@ def load_engine(settings: Settings, metrics: ServerMetrics, *, cluster: ClusterF
     store = CacheTileStore(cache, pipeline.version)
     cascade = Cascade(pipeline, worlds, store)
     admission = Admission(metrics, settings.queue_max, settings.retry_after_s,
-                          fair_share_from(settings.client_cold_rate_per_s, settings.client_cold_burst))
+                          fair_share_from(settings.client_cold_rate_per_s, settings.client_cold_burst),
+                          cold_deadline_s=settings.cold_deadline_s)
     lock = RedisLock(settings.redis) if settings.redis and cross_process_lock and not in_cluster else None
     generation: TileService
     if cluster is not None and in_cluster:

@@ -34,7 +34,11 @@ class ServerMetrics:
             "terradream_tiles_dropped", "Queued tiles dropped because every requester went away.",
             registry=self.registry)
         self.overloaded = Counter(
-            "terradream_overloaded", "Cold tile requests refused with 503 because the queue was full.",
+            "terradream_overloaded",
+            "Cold tile requests refused at once with 503: queue full, or expected wait past the cold deadline.",
+            registry=self.registry)
+        self.deadline_expired = Counter(
+            "terradream_deadline_expired", "Queued cold tile requests answered 503 when the cold deadline passed.",
             registry=self.registry)
         self.rate_limited = Counter(
             "terradream_rate_limited", "Cold tile requests refused with 429: the client used up its fair share.",
