@@ -250,8 +250,10 @@ class GenerationService(TileService):
         elapsed_s = time.perf_counter() - started_s
         with self._cv:
             self._rendering = 0
-        self.admission.rate.observe(len(keys), elapsed_s)
-        self.metrics.observe_batch(len(keys), elapsed_s, self.renderer.stats.tiles_generated - generated_before)
+        generated = self.renderer.stats.tiles_generated - generated_before
+        if generated > 0:  # batches that only read the cache or made root tiles say nothing about the model's rate
+            self.admission.rate.observe(len(keys), elapsed_s)
+        self.metrics.observe_batch(len(keys), elapsed_s, generated)
         log.info("rendered batch", extra={"tiles": len(keys), "seconds": round(elapsed_s, 3)})
         for entry in batch:
             result = outcome if isinstance(outcome, Exception) else outcome[entry.key]
