@@ -19,6 +19,9 @@ from terradream.cluster.client import cluster_service
 @click.option("--host", help="Interface to listen on [env TERRADREAM_HOST; default 127.0.0.1].")
 @click.option("--port", type=int, help="TCP port [env TERRADREAM_PORT; default 8000].")
 @engine_options("cache", "redis")
+@click.option("--cache-max-bytes", metavar="SIZE",
+              help="Disk budget of the embedded cache, e.g. 20G; least recently used tiles are evicted beyond it "
+                   "[env TERRADREAM_CACHE_MAX_BYTES; default half the free disk; 0: none].")
 @click.option("--scheduler", metavar="tcp://HOST:8786",
               help="Dask scheduler whose workers make cold tiles; needs --redis [env TERRADREAM_SCHEDULER].")
 @engine_options("worlds", "allow_arbitrary_worlds", "device", "model")

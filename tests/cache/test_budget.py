@@ -4,15 +4,15 @@ budget adopted, sizes parsed; and a full disk (a small tmpfs) failing writes wit
 from __future__ import annotations
 
 import os
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from support import fill_disk, small_tmpfs  # tests/support.py
 
 from terradream.cache import CacheKey, MBTilesCache, open_cache
-from terradream.cache.budget import INDEX_NAME, directory_bytes, is_disk_full
+from terradream.cache.budget import INDEX_NAME, directory_bytes
 from terradream.engine.settings import Settings, parse_byte_size
 
 from .tiles import noise_png
@@ -80,28 +80,9 @@ def test_a_cache_from_before_the_budget_is_adopted_oldest_first(tmp_path: Path) 
 
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 4 MiB tmpfs (needs root), unmounted afterwards; skipped where it cannot be mounted."""
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)], capture_output=True,
-                          check=False)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs for the disk-full test (root needed): {done.stderr.decode().strip()}")
-    try:
+    """A 4 MiB tmpfs (needs root), unmounted afterwards."""
+    with small_tmpfs(tmp_path / "disk", "4m") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
-
-
-def fill(path: Path) -> None:
-    """Write zeros to path until the file system is full."""
-    with open(path, "wb") as filler:
-        try:
-            while True:
-                filler.write(b"\0" * 65536)
-                filler.flush()
-        except OSError as error:
-            assert is_disk_full(error)
 
 
 def test_a_full_disk_keeps_tiles_in_memory_and_recovers(small_disk: Path) -> None:
@@ -109,7 +90,7 @@ def test_a_full_disk_keeps_tiles_in_memory_and_recovers(small_disk: Path) -> Non
     back = cache.back
     assert isinstance(back, MBTilesCache)
     cache.put(key("w", 0), noise_png(0))
-    fill(small_disk / "filler")
+    fill_disk(small_disk / "filler")
     for x in range(1, 4):  # a file system with no room left: the writes fail, the tiles stay in memory
         cache.put(key("w", x), noise_png(x))
         assert cache.get(key("w", x)) == noise_png(x)
