@@ -152,8 +152,9 @@ class Admission:
             self.metrics.overloaded.inc()
             raise Overloaded(self.retry_after_s, depth)
         deadline_s = self.deadline_s(client)
-        if deadline_s is not None:
-            wait_s = self.rate.expected_wait_s(depth if ahead is None else ahead)
+        ahead = depth if ahead is None else ahead
+        if deadline_s is not None and ahead > 0:  # an idle worker always takes a tile: else the rate could never
+            wait_s = self.rate.expected_wait_s(ahead)  # be measured again after one slow batch
             if wait_s > deadline_s:
                 self.metrics.overloaded.inc()
                 retry_s = min(RETRY_AFTER_MAX_S, max(self.retry_after_s, math.ceil(wait_s - deadline_s)))

@@ -98,20 +98,22 @@ def test_a_queued_request_past_the_deadline_gets_503_and_its_tile_is_dropped() -
     asyncio.run(asyncio.wait_for(main(), 10.0))
 
 
-def test_rate_limit_is_still_checked_before_the_deadline() -> None:
+def test_an_idle_worker_always_takes_a_tile_and_the_share_is_checked_first() -> None:
     async def main() -> None:
-        service = await started_service(deadline_s=0.1, seconds_per_tile=10.0, burst=1)
+        service = await started_service(deadline_s=5.0, seconds_per_tile=10.0, burst=2)
         try:
+            first = asyncio.ensure_future(service.fetch(key(1), client="a"))  # nothing ahead: admitted anyway,
+            await until(lambda: service.queue_depth == 1)  # or one slow batch would refuse every tile for good
             with pytest.raises(Backlogged):
-                await service.fetch(key(1), client="a")  # 10 s expected, 0.1 s allowed
-            assert service.fair_share is not None and service.fair_share.tokens("a") == 1  # refused, not charged
+                await service.fetch(key(2), client="a")  # 20 s expected, 5 s allowed
+            assert service.fair_share is not None and int(service.fair_share.tokens("a")) == 1  # refused: not charged
             service.admission.cold_deadline_s = 60.0
-            first = asyncio.ensure_future(service.fetch(key(1), client="a"))
-            await until(lambda: service.queue_depth == 1)
+            second = asyncio.ensure_future(service.fetch(key(2), client="a"))
+            await until(lambda: service.queue_depth == 2)
             with pytest.raises(RateLimited):
-                await service.fetch(key(2), client="a")
+                await service.fetch(key(3), client="a")
             service.resume()
-            await first
+            await asyncio.gather(first, second)
         finally:
             await service.close(timeout_s=5.0)
 
