@@ -45,9 +45,11 @@ def directory_bytes(directory: Path) -> int:
 
 
 def default_max_bytes(directory: Path, fraction: float = DEFAULT_FREE_FRACTION) -> int:
-    """The default budget: `fraction` of what the cache could grow to at start (free space plus its own size)."""
+    """The default budget: `fraction` of what the cache could grow to at start (free space plus its own size), but
+    never less than it already takes (a default must not throw away an existing cache)."""
     directory.mkdir(parents=True, exist_ok=True)
-    return int(fraction * (shutil.disk_usage(directory).free + directory_bytes(directory)))
+    used = directory_bytes(directory)
+    return max(used, int(fraction * (shutil.disk_usage(directory).free + used)))
 
 
 def is_disk_full(error: BaseException) -> bool:

@@ -4,6 +4,7 @@ budget adopted, sizes parsed; and a full disk (a small tmpfs) failing writes wit
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,7 +13,7 @@ import pytest
 from support import fill_disk, small_tmpfs  # tests/support.py
 
 from terradream.cache import CacheKey, MBTilesCache, open_cache
-from terradream.cache.budget import INDEX_NAME, directory_bytes
+from terradream.cache.budget import INDEX_NAME, default_max_bytes, directory_bytes
 from terradream.engine.settings import Settings, parse_byte_size
 
 from .tiles import noise_png
@@ -34,6 +35,13 @@ def test_sizes_parse_with_binary_suffixes() -> None:
         parse_byte_size("lots")
     assert Settings(cache_max_bytes="64M").cache_max_bytes == 64 * MIB
     assert Settings().cache_max_bytes is None  # the engine then takes half of the free disk
+
+
+def test_the_default_budget_is_half_the_room_and_never_below_the_cache(tmp_path: Path) -> None:
+    free = shutil.disk_usage(tmp_path).free
+    assert abs(default_max_bytes(tmp_path) - free / 2) < 64 * MIB  # others write to this disk meanwhile
+    (tmp_path / "big.mbtiles").write_bytes(b"\0" * MIB)
+    assert default_max_bytes(tmp_path, fraction=1e-9) == directory_bytes(tmp_path)
 
 
 def test_a_crawl_of_many_worlds_stays_within_the_budget_evicting_least_recently_used(tmp_path: Path) -> None:
