@@ -88,7 +88,7 @@ class Settings(BaseSettings):
     cache_max_bytes: int | None = Field(
         None, ge=0, description="Most bytes the embedded cache may take on disk (suffixes K, M, G, T: binary); least "
                                 "recently used tiles are evicted beyond it. Default: half of the free space (plus the "
-                                "cache's own size) at start; 0: no limit.")
+                                "cache's own size) at start, at least the cache's size; 0: no limit.")
     lru_bytes: int = Field(256 * 2**20, ge=0, description="In-memory LRU of canonical PNG tiles, in bytes.")
     response_lru_bytes: int = Field(64 * 2**20, ge=0, description="In-memory LRU of encoded responses, in bytes.")
     lock_ttl_s: float = Field(
