@@ -18,8 +18,9 @@ __all__ = [
 
 
 def open_cache(cache_dir: Path | None, redis_url: str | None, lru_bytes: int,
-               redis_prefix: str = "terradream") -> TieredCache:
-    """The cache stack from settings: an LRU of lru_bytes in front of Redis when redis_url is set, else MBTiles.
+               redis_prefix: str = "terradream", max_bytes: int | None = None) -> TieredCache:
+    """The cache stack from settings: an LRU of lru_bytes in front of Redis when redis_url is set, else MBTiles
+    (within max_bytes on disk when given).
 
     cache_dir is required without redis_url (it is ignored with one).
     """
@@ -27,7 +28,7 @@ def open_cache(cache_dir: Path | None, redis_url: str | None, lru_bytes: int,
     if redis_url:
         back = RedisCache(redis_url, prefix=redis_prefix)
     elif cache_dir is not None:
-        back = MBTilesCache(cache_dir)
+        back = MBTilesCache(cache_dir, max_bytes)
     else:
         raise ValueError("open_cache needs a cache_dir or a redis_url")
     return TieredCache(MemoryLRU(lru_bytes), back)

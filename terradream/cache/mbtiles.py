@@ -2,24 +2,41 @@
 
 Files are `{world}-{version}.mbtiles` in WAL mode with a busy timeout, so several processes may share them;
 each write is one transaction, so a crash never leaves a partial tile. Rows use the TMS row order the spec
-requires (tile_row = 2^z - 1 - y). Connections are per thread.
+requires (tile_row = 2^z - 1 - y). Connections are per thread. With a byte budget, every write evicts the least
+recently used tiles of any world (cache.budget) once the directory outgrows it; a full disk fails the write (the
+caller keeps the tile in memory) and is remembered in `disk_full` until a write succeeds again.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 import threading
 from collections import defaultdict
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from terradream.cache.base import CacheKey, check_names
+from terradream.cache.budget import (
+    INDEX_NAME,
+    UseIndex,
+    checkpoint_truncate,
+    directory_bytes,
+    is_disk_full,
+    now_ms,
+    release_free_pages,
+    transaction,
+)
 from terradream.core.regions import TileRange
 from terradream.core.tiles import WEB_MERCATOR_MAX_LAT_DEG
 
+log = logging.getLogger("terradream.cache.mbtiles")
+
 BUSY_TIMEOUT_MS = 10_000
+LOW_WATER = 0.8  # eviction brings the directory down to this share of its budget
+EVICTION_ROUNDS = 4  # file sizes only follow deletions approximately: measure and evict again, this often at most
+PIN_S = 1.0  # tiles read or written this recently are never evicted (a generation in flight reads and writes them)
 WORLD_BOUNDS = f"-180.0,{-WEB_MERCATOR_MAX_LAT_DEG:.8f},180.0,{WEB_MERCATOR_MAX_LAT_DEG:.8f}"
 
 SCHEMA = """
@@ -57,15 +74,26 @@ def initial_metadata(world: str, version: str) -> dict[str, str]:
 class MBTilesCache:
     """TileCache on MBTiles files in one directory; created lazily on the first write of a (world, version)."""
 
-    def __init__(self, directory: Path) -> None:
-        """Keep tilesets under directory (created if missing)."""
+    def __init__(self, directory: Path, max_bytes: int | None = None, pin_s: float = PIN_S) -> None:
+        """Keep tilesets under directory (created if missing), within max_bytes on disk when given (LRU eviction)."""
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
+        self.max_bytes = max_bytes
+        self.pin_s = pin_s
+        self.evicted_tiles = 0  # since start, by this process
+        self.disk_full = False  # the last write failed for want of space
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
+        self._evicting = threading.Lock()
         self._zoom_span: dict[Path, tuple[int, int]] = {}
         self._closed = False
+        self._index: UseIndex | None = None
+        if max_bytes is not None:
+            adopt = not (self.directory / INDEX_NAME).exists()
+            self._index = UseIndex(self.directory)
+            if adopt:
+                self._adopt_existing_tiles(self._index)
 
     def path(self, world: str, version: str) -> Path:
         """Where the tileset of (world, version) lives."""
@@ -87,6 +115,7 @@ class MBTilesCache:
         conn.execute("PRAGMA auto_vacuum = INCREMENTAL")  # only takes effect before the first table
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = NORMAL")  # with WAL: durable across process crashes, never corrupt
+        conn.execute("PRAGMA journal_size_limit = 1048576")  # a checkpointed WAL shrinks back to 1 MiB
         with transaction(conn):  # idempotent; also waits out another process still creating the file
             for statement in filter(str.strip, SCHEMA.split(";")):
                 conn.execute(statement)
@@ -115,7 +144,11 @@ class MBTilesCache:
         row = conn.execute(
             "SELECT tile_data FROM tiles WHERE zoom_level = ? AND tile_column = ? AND tile_row = ?",
             (key.z, key.x, tms_row(key.z, key.y))).fetchone()
-        return None if row is None else bytes(row[0])
+        if row is None:
+            return None
+        if self._index is not None:
+            self._index.touch(key)
+        return bytes(row[0])
 
     def get_many(self, keys: Sequence[CacheKey]) -> dict[CacheKey, bytes]:
         """The cached tiles among keys."""
@@ -126,6 +159,25 @@ class MBTilesCache:
         self.put_many({key: data})
 
     def put_many(self, items: Mapping[CacheKey, bytes]) -> None:
+        """Store tiles, then keep the directory within its budget; a full disk raises (and sets disk_full)."""
+        if not items:
+            return
+        try:
+            if self._index is not None:  # first: a tile stored but not indexed could never be evicted
+                self._index.record((key, len(data)) for key, data in items.items())
+            self._write(items)
+        except (sqlite3.Error, OSError) as error:
+            if is_disk_full(error) and not self.disk_full:
+                log.warning("cache disk full: tiles are kept in memory only until space returns",
+                            extra={"directory": str(self.directory)})
+            self.disk_full = self.disk_full or is_disk_full(error)
+            raise
+        if self.disk_full:
+            log.warning("cache disk has space again", extra={"directory": str(self.directory)})
+            self.disk_full = False
+        self.enforce_budget()
+
+    def _write(self, items: Mapping[CacheKey, bytes]) -> None:
         """Store tiles, one transaction per tileset; also widens minzoom/maxzoom when the tiles need it."""
         groups: dict[tuple[str, str], list[tuple[int, int, int, bytes]]] = defaultdict(list)
         for key, data in items.items():
@@ -170,8 +222,68 @@ class MBTilesCache:
                         "DELETE FROM tiles WHERE zoom_level = ? AND tile_column BETWEEN ? AND ? "
                         "AND tile_row BETWEEN ? AND ?",
                         (r.z, r.min_x, r.max_x, tms_row(r.z, r.max_y), tms_row(r.z, r.min_y))).rowcount
-            conn.execute("PRAGMA incremental_vacuum").fetchall()
+            release_free_pages(conn)
+        if self._index is not None and tile_ranges is None:
+            self._index.forget_world(world, version)
         return removed
+
+    def used_bytes(self) -> int:
+        """Bytes the cache directory takes on disk now."""
+        return directory_bytes(self.directory)
+
+    def enforce_budget(self) -> int:
+        """Evict least recently used tiles (never those used in the last pin_s) until the directory is back under
+        LOW_WATER of max_bytes, once it is over max_bytes; returns how many were evicted (0 while another thread
+        evicts)."""
+        if self._index is None or self.max_bytes is None or not self._evicting.acquire(blocking=False):
+            return 0
+        evicted = 0
+        try:
+            for _ in range(EVICTION_ROUNDS):
+                used = directory_bytes(self.directory)
+                if used <= self.max_bytes * (LOW_WATER if evicted else 1.0):
+                    break
+                victims = self._index.oldest(used - int(self.max_bytes * LOW_WATER),
+                                             now_ms() - int(self.pin_s * 1000))
+                if not victims:
+                    log.warning("cache over its budget, but every tile is in use",
+                                extra={"bytes": used, "max_bytes": self.max_bytes})
+                    break
+                self._delete([key for key, _ in victims])
+                self._index.forget(key for key, _ in victims)
+                self._index.checkpoint()
+                evicted += len(victims)
+        finally:
+            self._evicting.release()
+        self.evicted_tiles += evicted
+        if evicted:
+            log.info("evicted least recently used tiles", extra={"tiles": evicted, "max_bytes": self.max_bytes})
+        return evicted
+
+    def _delete(self, keys: Sequence[CacheKey]) -> None:
+        """Delete tiles from their tilesets, then give the space back to the file system."""
+        groups: dict[tuple[str, str], list[tuple[int, int, int]]] = defaultdict(list)
+        for key in keys:
+            groups[key.world, key.version].append((key.z, key.x, tms_row(key.z, key.y)))
+        for (world, version), rows in groups.items():
+            conn = self._connect(self.path(world, version), create=False)
+            if conn is None:
+                continue
+            with transaction(conn):
+                conn.executemany("DELETE FROM tiles WHERE zoom_level = ? AND tile_column = ? AND tile_row = ?", rows)
+            release_free_pages(conn)
+            checkpoint_truncate(conn)
+
+    def _adopt_existing_tiles(self, index: UseIndex) -> None:
+        """Index the tiles of a cache written before it had a budget, as least recently used."""
+        for path in sorted(self.directory.glob("*-*.mbtiles")):
+            world, _, version = path.stem.rpartition("-")
+            conn = self._connect(path, create=False)
+            if conn is None:
+                continue
+            rows = conn.execute("SELECT zoom_level, tile_column, tile_row, length(tile_data) FROM tiles").fetchall()
+            index.record(((CacheKey(world, version, z, x, tms_row(z, row)), size) for z, x, row, size in rows),
+                         used_ms=0)
 
     def ping(self) -> bool:
         """Whether the directory is writable now."""
@@ -184,26 +296,16 @@ class MBTilesCache:
             conns, self._all = self._all, []
         for conn in conns:
             conn.close()
+        if self._index is not None:
+            self._index.close()
 
     def describe(self) -> str:
-        """Directory, for logs."""
-        return f"MBTiles in {self.directory}"
+        """Directory (and budget), for logs."""
+        budget = "" if self.max_bytes is None else f", at most {self.max_bytes / 2**20:.0f} MiB"
+        return f"MBTiles in {self.directory}{budget}"
 
 
 def read_zoom_span(conn: sqlite3.Connection) -> tuple[int, int]:
     """(minzoom, maxzoom) from metadata; (big, -1) when no tile was written yet."""
     rows = dict(conn.execute("SELECT name, value FROM metadata WHERE name IN ('minzoom', 'maxzoom')").fetchall())
     return int(rows.get("minzoom", 1 << 30)), int(rows.get("maxzoom", -1))
-
-
-@contextmanager
-def transaction(conn: sqlite3.Connection) -> Iterator[None]:
-    """BEGIN IMMEDIATE ... COMMIT (ROLLBACK on error) on an autocommit connection: writers queue on busy_timeout."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
-

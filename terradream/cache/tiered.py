@@ -15,13 +15,15 @@ log = logging.getLogger(__name__)
 class TieredCache:
     """Reads hit the LRU first and fill it from the back; writes go to both.
 
-    A back end that raises is treated as a miss / skipped write (logged), so an outage still serves the LRU.
+    A back end that raises is treated as a miss / skipped write (logged once per outage, kept in write_error), so an
+    outage, or a full disk, still serves the LRU.
     """
 
     def __init__(self, front: MemoryLRU, back: TileCache) -> None:
         """Stack front (hot, in-process) over back (shared or persistent)."""
         self.front = front
         self.back = back
+        self.write_error: str | None = None  # why the last write to the back failed; None once one succeeds
 
     def get(self, key: CacheKey) -> bytes | None:
         """From the LRU, else from the back (then kept in the LRU)."""
@@ -61,7 +63,13 @@ class TieredCache:
         try:
             self.back.put_many(items)
         except Exception as error:  # losing a cache write only costs a later regeneration
-            log.warning("cache write to %s failed: %r", self.back.describe(), error)
+            if self.write_error is None:  # once per outage: the next writes fail the same way
+                log.warning("cache write to %s failed: %r", self.back.describe(), error)
+            self.write_error = f"{type(error).__name__}: {error}"
+            return
+        if self.write_error is not None:
+            log.warning("cache writes to %s work again", self.back.describe())
+            self.write_error = None
 
     def purge(self, world: str, version: str | None = None,
               tile_ranges: Sequence[TileRange] | None = None) -> int:

@@ -75,6 +75,8 @@ ENGINE_OPTIONS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
                              "text": "Model directory (save_pretrained layout); the shipped weights when not given."}),
     "device": (("--device",), {"type": click.Choice(DEVICES), "text": "Where the model runs."}),
     "batch_size": (("--batch-size",), {"type": int}),
+    "cache_max_bytes": (("--cache-max-bytes",), {"metavar": "SIZE"}),
+    "cold_deadline_s": (("--cold-deadline", "cold_deadline_s"), {"type": float}),
     "root_path": (("--root-path",), {"metavar": "/PREFIX", "text": (
         "Path prefix a reverse proxy strips, e.g. /terradream; handed-out URLs keep it.")}),
     "public_url": (("--public-url",), {"metavar": "URL", "text": (

@@ -15,8 +15,9 @@ from terradream.cli.options import build_settings, engine_options, legacy_world_
 
 
 @click.command("serve")
-@engine_options("host", "port", "cache", "redis", "scheduler", "worlds", "allow_arbitrary_worlds", "device", "model",
-                "maxzoom", "queue_max", "batch_size", "root_path", "public_url", "log_level")
+@engine_options("host", "port", "cache", "cache_max_bytes", "redis", "scheduler", "worlds", "allow_arbitrary_worlds",
+                "device", "model", "maxzoom", "queue_max", "cold_deadline_s", "batch_size", "root_path", "public_url",
+                "log_level")
 @legacy_world_option
 def serve_command(**options: Any) -> None:
     """Serve tiles over HTTP (viewer at /, API docs at /docs)."""

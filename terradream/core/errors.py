@@ -40,6 +40,15 @@ class Overloaded(RetryLater):
         super().__init__(f"generation queue is full ({depth} tiles waiting); retry in {retry_after_s} s", retry_after_s)
 
 
+class Backlogged(Overloaded):
+    """A cold tile cannot be made within the cold deadline (expected or actual wait): HTTP 503."""
+
+    def __init__(self, retry_after_s: int, wait_s: float, deadline_s: float) -> None:
+        """Say how long the tile would take (or took so far) against the deadline, and when to retry."""
+        RetryLater.__init__(self, f"a new tile would take {wait_s:.0f} s, more than the {deadline_s:g} s deadline; "
+                                  f"cached tiles still answer; retry in {retry_after_s} s", retry_after_s)
+
+
 class RateLimited(RetryLater):
     """A client started more cold generations than its fair share: HTTP 429."""
 

@@ -1,10 +1,12 @@
-"""Admission of new cold tiles, one path for the local and the cluster service: a queue bound and a fair share.
+"""Admission of new cold tiles, one path for the local and the cluster service: a queue bound, a fair share and a
+deadline.
 
 The fair share is a token bucket per client address, so one client cannot starve the rest. Only requests that would
 start a new generation are admitted (and spend a token); cached tiles, and cold tiles someone else already queued,
 are free. A client out of tokens gets RateLimited (HTTP 429 with Retry-After), checked before the global queue bound
 (Overloaded, HTTP 503), so a greedy client is told to slow down even while the queue is full; a refused request
-spends no token.
+spends no token. A tile that would not start before the cold deadline (the queue ahead times the measured seconds per
+tile, an EWMA of the worker's batches) is refused at once (Backlogged, HTTP 503 with Retry-After).
 """
 
 from __future__ import annotations
@@ -17,10 +19,12 @@ from dataclasses import dataclass
 
 from cachetools import LRUCache
 
-from terradream.core.errors import Overloaded, RateLimited
+from terradream.core.errors import Backlogged, Overloaded, RateLimited
 from terradream.engine.metrics import ServerMetrics
 
 CLIENTS_MAX = 65_536  # buckets remembered; the least recently seen client is forgotten (it starts full again)
+EWMA_WEIGHT = 0.3  # weight of the newest batch in the seconds-per-tile estimate
+RETRY_AFTER_MAX_S = 120  # Retry-After of a deadline refusal never says more than this
 
 
 @dataclass
@@ -85,20 +89,56 @@ class FairShare:
             return bucket.tokens
 
 
+class TileRate:
+    """Measured seconds per queued tile: an EWMA over the worker's batches (None until the first one finished)."""
+
+    def __init__(self, weight: float = EWMA_WEIGHT) -> None:
+        """weight in (0, 1]: how much the newest batch counts."""
+        self.weight = weight
+        self.seconds_per_tile: float | None = None
+
+    def observe(self, tiles: int, seconds: float) -> None:
+        """One batch of `tiles` queued tiles took `seconds` (from the worker thread; a float store is atomic)."""
+        if tiles < 1:
+            return
+        sample = seconds / tiles
+        old = self.seconds_per_tile
+        self.seconds_per_tile = sample if old is None else old + self.weight * (sample - old)
+
+    def expected_wait_s(self, ahead: int) -> float:
+        """Seconds until a tile with `ahead` tiles before it is made (0 while nothing was measured)."""
+        rate = self.seconds_per_tile
+        return 0.0 if rate is None else (ahead + 1) * rate
+
+
 class Admission:
-    """Decides whether a new cold tile may start: RateLimited past the client's share, Overloaded when full."""
+    """Decides whether a new cold tile may start: RateLimited past the client's share, Overloaded when full,
+    Backlogged when it could not be made within the cold deadline."""
 
     def __init__(self, metrics: ServerMetrics, queue_max: int = 1024, retry_after_s: int = 2,
-                 fair_share: FairShare | None = None) -> None:
-        """Count refusals in metrics; at most queue_max tiles waiting; fair_share None means no per-client limit."""
+                 fair_share: FairShare | None = None, cold_deadline_s: float = 0.0) -> None:
+        """Count refusals in metrics; at most queue_max tiles waiting; fair_share None means no per-client limit;
+        cold_deadline_s 0 means no deadline (it applies to requests from clients only, not to internal callers)."""
         self.metrics = metrics
         self.queue_max = queue_max
         self.retry_after_s = retry_after_s
         self.fair_share = fair_share
+        self.cold_deadline_s = cold_deadline_s
+        self.rate = TileRate()
 
-    def admit(self, depth: int, client: str | None) -> None:
+    def deadline_s(self, client: str | None) -> float | None:
+        """How long a request of client may wait for a cold tile (None: no limit, also for internal callers)."""
+        return self.cold_deadline_s if client is not None and self.cold_deadline_s > 0 else None
+
+    def backlogged(self, waited_s: float) -> Backlogged:
+        """The refusal of a request that waited waited_s for its tile, past the deadline (counted)."""
+        self.metrics.deadline_expired.inc()
+        return Backlogged(self.retry_after_s, waited_s, self.cold_deadline_s)
+
+    def admit(self, depth: int, client: str | None, ahead: int | None = None) -> None:
         """Admit one new tile with depth tiles already waiting, spending one of client's tokens; or raise.
 
+        `ahead` (default depth) is how many tiles the worker makes before this one, for the expected wait.
         Call from one thread (the event loop): the share is checked first and spent last, which cannot fail then.
         """
         share = self.fair_share if client is not None else None
@@ -111,6 +151,14 @@ class Admission:
         if depth >= self.queue_max:
             self.metrics.overloaded.inc()
             raise Overloaded(self.retry_after_s, depth)
+        deadline_s = self.deadline_s(client)
+        ahead = depth if ahead is None else ahead
+        if deadline_s is not None and ahead > 0:  # an idle worker always takes a tile: else the rate could never
+            wait_s = self.rate.expected_wait_s(ahead)  # be measured again after one slow batch
+            if wait_s > deadline_s:
+                self.metrics.overloaded.inc()
+                retry_s = min(RETRY_AFTER_MAX_S, max(self.retry_after_s, math.ceil(wait_s - deadline_s)))
+                raise Backlogged(retry_s, wait_s, deadline_s)
         if share is not None and client is not None:
             share.take(client)
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from terradream.cache import RedisLock, TileCache, open_cache
+from terradream.cache import RedisLock, TieredCache, open_cache
+from terradream.cache.budget import default_max_bytes
 from terradream.cache.store import CacheTileStore
 from terradream.engine.admission import Admission, fair_share_from
 from terradream.engine.generation import GenerationService
@@ -31,7 +32,7 @@ class Engine:
 
     pipeline: TerraPipeline
     worlds: WorldRegistry
-    cache: TileCache
+    cache: TieredCache
     cascade: Cascade
     generation: TileService
     lock: RedisLock | None
@@ -49,6 +50,15 @@ class Engine:
             self.lock.client.close()
 
 
+def cache_budget_bytes(settings: Settings) -> int | None:
+    """The embedded cache's disk budget: as set, the default share of free disk when unset, None for no limit."""
+    if settings.redis:
+        return None  # Redis bounds itself (maxmemory)
+    if settings.cache_max_bytes is None:
+        return default_max_bytes(settings.cache)
+    return settings.cache_max_bytes or None
+
+
 def load_engine(settings: Settings, metrics: ServerMetrics, *, cluster: ClusterFactory | None = None,
                 cross_process_lock: bool = True) -> Engine:
     """Load the model and worlds, open the cache stack and wire the cascade and its service (blocking: seconds).
@@ -63,11 +73,13 @@ def load_engine(settings: Settings, metrics: ServerMetrics, *, cluster: ClusterF
     pipeline = TerraPipeline.from_pretrained(settings.model, device="cpu" if in_cluster else settings.device)
     worlds = WorldRegistry(settings.worlds, allow_arbitrary=settings.allow_arbitrary_worlds,
                            max_procedural=settings.procedural_worlds_max)
-    cache = open_cache(settings.cache, settings.redis, settings.lru_bytes)
+    cache = open_cache(settings.cache, settings.redis, settings.lru_bytes, max_bytes=cache_budget_bytes(settings))
+    metrics.watch_cache(cache)
     store = CacheTileStore(cache, pipeline.version)
     cascade = Cascade(pipeline, worlds, store)
     admission = Admission(metrics, settings.queue_max, settings.retry_after_s,
-                          fair_share_from(settings.client_cold_rate_per_s, settings.client_cold_burst))
+                          fair_share_from(settings.client_cold_rate_per_s, settings.client_cold_burst),
+                          cold_deadline_s=settings.cold_deadline_s)
     lock = RedisLock(settings.redis) if settings.redis and cross_process_lock and not in_cluster else None
     generation: TileService
     if cluster is not None and in_cluster:

@@ -4,7 +4,8 @@ Requests for a cold tile join one flight (TileService). Its producer optionally 
 per metatile block, cache.locks.exclusive), re-checks the cache, and queues the tile for the worker, which renders up
 to batch_size distinct tiles per call, interactive before bulk. A tile whose every requester went away before the
 worker took it is dropped; one the worker took finishes into the cache. Admission refuses new cold tiles when the
-queue is full (Overloaded, 503) or the client is past its fair share (RateLimited, 429).
+queue is full (Overloaded, 503), when the queue ahead would take longer than the cold deadline at the measured
+seconds per tile (Backlogged, 503), or when the client is past its fair share (RateLimited, 429).
 """
 
 from __future__ import annotations
@@ -85,6 +86,7 @@ class GenerationService(TileService):
         self._seq = itertools.count()
         self._entries: dict[TileKey, QueuedTile] = {}  # the flights' queue state (event loop only)
         self._depth = 0  # tiles waiting for the worker (guarded by _cv)
+        self._rendering = 0  # tiles of the batch the worker is rendering now (guarded by _cv)
         self._paused = False
         self._stopping = False
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -135,7 +137,7 @@ class GenerationService(TileService):
     def _start(self, key: TileKey, priority: Priority, client: str | None) -> Coroutine[Any, Any, bytes]:
         """Admit a new tile and queue it at once (unless a lock must be taken first); returns its producer."""
         with self._cv:
-            self.admission.admit(self._depth, client)
+            self.admission.admit(self._depth, client, ahead=self._depth + self._rendering)
             self._depth += 1
         entry = self._entries[key] = QueuedTile(key, priority)
         if self.lock is None:  # straight onto the worker's heap: queue_depth then counts only queued tiles
@@ -222,6 +224,7 @@ class GenerationService(TileService):
                     entry.counted = False
                     self._depth -= 1
                 batch.append(entry)
+            self._rendering = len(batch)
             return batch
 
     def _work(self) -> None:
@@ -245,7 +248,12 @@ class GenerationService(TileService):
             log.exception("tile generation failed", extra={"tiles": len(keys)})
             outcome = exc
         elapsed_s = time.perf_counter() - started_s
-        self.metrics.observe_batch(len(keys), elapsed_s, self.renderer.stats.tiles_generated - generated_before)
+        with self._cv:
+            self._rendering = 0
+        generated = self.renderer.stats.tiles_generated - generated_before
+        if generated > 0:  # batches that only read the cache or made root tiles say nothing about the model's rate
+            self.admission.rate.observe(len(keys), elapsed_s)
+        self.metrics.observe_batch(len(keys), elapsed_s, generated)
         log.info("rendered batch", extra={"tiles": len(keys), "seconds": round(elapsed_s, 3)})
         for entry in batch:
             result = outcome if isinstance(outcome, Exception) else outcome[entry.key]

@@ -7,6 +7,7 @@ base: a cache read, then one in-process single flight per cold tile, admitted on
 from __future__ import annotations
 
 import asyncio
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable
 from dataclasses import dataclass
@@ -64,14 +65,28 @@ class TileService(ABC):
                     client: str | None = None) -> TileResult:
         """The tile's PNG: from the cache, or by joining (or starting) its pending generation.
 
-        Starting one may be refused (RetryLater: Overloaded, RateLimited, NotReady). Cancelling the caller withdraws
-        it as a requester; the tile is dropped when nobody else wants it (unless the service says it must finish).
+        Starting one may be refused (RetryLater: Overloaded, Backlogged, RateLimited, NotReady). A client's request
+        still waiting when the cold deadline passes gets Backlogged (503). Cancelling the caller, or the deadline,
+        withdraws it as a requester; the tile is dropped when nobody else wants it (unless the service says it must
+        finish).
         """
+        started_s = time.monotonic()
         png = await to_thread.run_sync(self.store.get_png, key)
         if png is not None:
             return TileResult(png, True)
-        png = await self._flights.run(key, lambda: self._start(key, priority, client),
-                                      join=lambda: self._join(key, priority), abandon=lambda: self._abandon(key))
+        flight = self._flights.run(key, lambda: self._start(key, priority, client),
+                                   join=lambda: self._join(key, priority), abandon=lambda: self._abandon(key))
+        deadline_s = self.admission.deadline_s(client)
+        if deadline_s is None:
+            return TileResult(await flight, False)
+        scope = asyncio.timeout_at(asyncio.get_running_loop().time() + deadline_s - (time.monotonic() - started_s))
+        try:
+            async with scope:
+                png = await flight
+        except TimeoutError:
+            if not scope.expired():  # the generation's own timeout, not the deadline
+                raise
+            raise self.admission.backlogged(time.monotonic() - started_s) from None
         return TileResult(png, False)
 
     @abstractmethod

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -40,6 +41,15 @@ def parse_csv(value: Any) -> list[str]:
     return [str(i).strip() for i in items if str(i).strip()]
 
 
+def parse_byte_size(text: str) -> int:
+    """A byte count from `123`, `500M`, `20G`, `1.5TiB` (K/M/G/T are binary multiples); ValueError otherwise."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?\s*", text, re.IGNORECASE)
+    if match is None:
+        raise ValueError("a size is a number of bytes, optionally with K, M, G or T (e.g. 500M, 20G)")
+    number, unit = match.groups()
+    return int(float(number) * 1024 ** " KMGT".index(unit.upper() or " "))
+
+
 class Settings(BaseSettings):
     """Everything the server can be told; built once by the CLI or create_app() and passed down, never global.
 
@@ -70,7 +80,15 @@ class Settings(BaseSettings):
         True, description="Tile URLs whose ?v= equals the model version get a year-long immutable Cache-Control.")
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["*"])
     queue_max: int = Field(1024, ge=1, description="Most tiles waiting for generation; beyond it cold tiles get 503.")
+    cold_deadline_s: float = Field(
+        30.0, ge=0, description="Longest a client waits for a new tile: one that would not be made in time at the "
+                                "measured rate gets 503 with Retry-After at once, one still waiting then gets it "
+                                "too (0: no deadline). Cached tiles are never refused.")
     batch_size: int = Field(8, ge=1, description="Most distinct tiles the worker renders in one cascade call.")
+    cache_max_bytes: int | None = Field(
+        None, ge=0, description="Most bytes the embedded cache may take on disk (suffixes K, M, G, T: binary); least "
+                                "recently used tiles are evicted beyond it. Default: half of the free space (plus the "
+                                "cache's own size) at start, at least the cache's size; 0: no limit.")
     lru_bytes: int = Field(256 * 2**20, ge=0, description="In-memory LRU of canonical PNG tiles, in bytes.")
     response_lru_bytes: int = Field(64 * 2**20, ge=0, description="In-memory LRU of encoded responses, in bytes.")
     lock_ttl_s: float = Field(
@@ -99,6 +117,12 @@ class Settings(BaseSettings):
     def _worlds(cls, value: Any) -> dict[str, Path]:
         """Accept NAME=IMAGE items from the CLI and the environment."""
         return parse_worlds(value)
+
+    @field_validator("cache_max_bytes", mode="before")
+    @classmethod
+    def _byte_size(cls, value: Any) -> Any:
+        """Accept 500M, 20G, 1.5T (binary multiples) as well as plain byte counts."""
+        return parse_byte_size(value) if isinstance(value, str) else value
 
     @field_validator("cors_origins", mode="before")
     @classmethod

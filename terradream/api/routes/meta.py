@@ -11,6 +11,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from terradream.api.dependencies import Runtime, public_base_url
 from terradream.api.factory import RouterFactory
+from terradream.cache.mbtiles import MBTilesCache
 from terradream.engine.engine import Engine
 
 
@@ -21,6 +22,16 @@ def world_listing(engine: Engine, base: str) -> dict[str, Any]:
                     "tilejson": f"{base}/tiles/{w.name}/tilejson.json"} for w in engine.worlds.configured()],
         "allow_arbitrary": engine.worlds.allow_arbitrary,
     }
+
+
+def cache_write_report(engine: Engine) -> dict[str, Any]:
+    """Whether cache writes work (tiles are served from memory while they fail), and the embedded cache's disk use."""
+    cache = engine.cache
+    report: dict[str, Any] = {"cache_writes": "ok" if cache.write_error is None else f"failing: {cache.write_error}"}
+    if isinstance(cache.back, MBTilesCache):
+        report["cache_disk"] = "full" if cache.back.disk_full else "ok"
+        report["cache_max_bytes"] = cache.back.max_bytes
+    return report
 
 
 async def readiness(runtime: Runtime) -> tuple[bool, dict[str, Any]]:
@@ -35,6 +46,7 @@ async def readiness(runtime: Runtime) -> tuple[bool, dict[str, Any]]:
     report = {"ready": cache_ok, "model": "loaded", "version": engine.version,
               "device": str(engine.pipeline.device), "cache": "ok" if cache_ok else "unreachable",
               "cache_backend": engine.cache.describe(), "queue_depth": engine.generation.queue_depth}
+    report.update(cache_write_report(engine))
     if lock_ok:  # cross-process single-flight; while it fails fast, each process makes its own tiles
         report["generation_lock"] = "ok" if lock_ok[0] else "failing fast"
     return cache_ok, report
