@@ -28,7 +28,7 @@ from terradream.model.denoiser import TerraDenoiser
 from terradream.model.metatiles import MetatileGrid
 from terradream.model.noise import STREAM_INIT, noise_window
 from terradream.model.scheduler import ParentProjectedDDIMScheduler
-from terradream.model.structure import STRUCTURE_REVISION, Grid, layout
+from terradream.model.structure import STRUCTURE_REVISION, Grid, land_cover, layout
 from terradream.model.water import WaterAtlas, default_atlas
 
 DEFAULT_WEIGHTS_DIR = Path(__file__).parent / "weights"
@@ -36,6 +36,8 @@ PIPELINE_CONFIG = "pipeline.json"
 SAMPLER_REVISION = 6  # bump whenever the sampling arithmetic changes: it is part of the version, hence of cache keys
 SMOOTH_PROJECTION_ITERS = 8  # final smooth pull of the output onto the parent, before the exact 2x2 projection
 STRUCTURE_BASE_RADIUS_PX = 8  # land cover for the structure field is read from the parent blurred this much
+# Open water is calm at every zoom: the model's detail there is damped to this fraction (brightness and colour alike)
+CALM_WATER_GAIN = 0.25
 WATER_MAX_ZOOM = 14  # finest zoom at which earth's real water is painted (~100 m data); finer zooms carry it on
 STEP_PROJECTION_ITERS = 1  # smooth pull of each step's predicted clean image onto the parent
 DETAIL_LIMIT = 0.1  # most extra brightness detail boost_detail adds, in [-1, 1] units (~13/255)
@@ -86,6 +88,12 @@ def boost_detail(x0: torch.Tensor, cond: torch.Tensor, gain: float, chroma_gain:
     luma_detail = detail.mean(dim=1, keepdim=True)
     out = x0 + (gain - 1.0) * DETAIL_LIMIT * torch.tanh(luma_detail / DETAIL_LIMIT)
     return out if chroma_gain == 1.0 else out + (chroma_gain - 1.0) * (detail - luma_detail)
+
+
+def calm_detail(x0: torch.Tensor, cond: torch.Tensor, calm: torch.Tensor | None) -> torch.Tensor:
+    """Damp the detail over open water to CALM_WATER_GAIN of itself, linearly (strong grain too): calm (B, 1, H, W)
+    is each pixel's water share; None leaves x0 as it is."""
+    return x0 if calm is None else x0 - (1.0 - CALM_WATER_GAIN) * calm * (x0 - cond)
 
 
 def box_blur_region(img: torch.Tensor, start: int, size: int, radius: int) -> np.ndarray:
@@ -211,7 +219,7 @@ class TerraPipeline:
         if self.chroma_gain != 1.0:  # settings added later hash only when used: older versions stay as they were
             h.update(f"chroma/{self.chroma_gain!r}/".encode())
         if self.structure:
-            h.update(f"structure/{STRUCTURE_REVISION}/{STRUCTURE_BASE_RADIUS_PX}/{WATER_MAX_ZOOM}/"
+            h.update(f"structure/{STRUCTURE_REVISION}/{STRUCTURE_BASE_RADIUS_PX}/{WATER_MAX_ZOOM}/{CALM_WATER_GAIN}/"
                      f"{self.water.identity}".encode())
         for name, tensor in sorted(self.denoiser.state_dict().items()):
             h.update(name.encode())
@@ -266,15 +274,16 @@ class TerraPipeline:
     def _sample_fixed(self, specs: Sequence[WindowSpec]) -> np.ndarray:
         """Sample exactly micro_batch windows (one model call per step) and cut out their cores."""
         latents = np.stack([self.noise_for(s) for s in specs])
-        detail = None
+        detail = calm = None
         if self.structure:
-            made: dict[int, np.ndarray] = {}  # the fixed-shape padding repeats one spec: compute it once
+            made: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # the fixed-shape padding repeats one spec: once
             for s in specs:
                 if id(s) not in made:
-                    made[id(s)] = self.structure_detail(s)
-            detail = np.stack([made[id(s)] for s in specs])
+                    made[id(s)] = (self.structure_detail(s), self.water_cover(s))
+            detail = np.stack([made[id(s)][0] for s in specs])
+            calm = np.stack([made[id(s)][1] for s in specs])
         full = self.denoise(latents, np.stack([s.parent_px for s in specs]), np.stack([s.log2_mpp for s in specs]),
-                            detail)
+                            detail, calm)
         m, core = self.margin_px, self.core_px
         return full[:, m : m + core, m : m + core]
 
@@ -313,23 +322,35 @@ class TerraPipeline:
         detail[:, start : start + size, start : start + size] = 2.0 * region.numpy()
         return detail
 
+    def water_cover(self, spec: WindowSpec) -> np.ndarray:
+        """Open water's share of every window pixel, (1, W, W): real water where known (earth), else read from the
+        upsampled parent's colours; a function of global position only, like everything else in a window."""
+        w = self.window_px
+        if spec.real_water:
+            cover = self.water.water_and_rivers_window(spec.z, spec.row0, spec.col0, w, w)
+        else:
+            parent = torch.from_numpy(spec.parent_px).permute(2, 0, 1)[None].float() / 255.0
+            cover = land_cover(upsample2_bilinear(parent)[0].permute(1, 2, 0).numpy())["water"]
+        return np.asarray(cover, np.float32)[None]
+
     def denoise(self, latents: np.ndarray, parent_px: np.ndarray, log2_mpp: np.ndarray,
-                detail: np.ndarray | None = None) -> np.ndarray:
+                detail: np.ndarray | None = None, calm: np.ndarray | None = None) -> np.ndarray:
         """Whole windows of any patch-aligned size: latents (B, 3, H, W) float32, parent_px (B, H/2+2, W/2+2, 3)
         uint8 with a one-pixel apron, log2_mpp (B, H/patch) or (B,), optional structure detail (B, 3, H, W) added
-        before the final projection; returns uint8 (B, H, W, 3)."""
+        before the final projection, optional calm share (B, 1, H, W) where detail is damped to CALM_WATER_GAIN;
+        returns uint8 (B, H, W, 3)."""
         if self.device.type != "cpu":
-            return self._denoise(latents, parent_px, log2_mpp, detail)
+            return self._denoise(latents, parent_px, log2_mpp, detail, calm)
         before = torch.get_num_threads()
         torch.set_num_threads(CPU_THREADS)
         try:
-            return self._denoise(latents, parent_px, log2_mpp, detail)
+            return self._denoise(latents, parent_px, log2_mpp, detail, calm)
         finally:
             torch.set_num_threads(before)
 
     @torch.no_grad()
     def _denoise(self, latents: np.ndarray, parent_px: np.ndarray, log2_mpp: np.ndarray,
-                 detail: np.ndarray | None) -> np.ndarray:
+                 detail: np.ndarray | None, calm: np.ndarray | None) -> np.ndarray:
         """denoise() at whatever thread count is set."""
         dev, dt = self.device, self.dtype
         parent = torch.from_numpy(parent_px).to(dev).permute(0, 3, 1, 2).float() / 127.5 - 1.0
@@ -338,14 +359,16 @@ class TerraPipeline:
         mpp = torch.from_numpy(np.asarray(log2_mpp, dtype=np.float32)).to(dev)
         self.scheduler.set_timesteps(self.num_inference_steps, device=dev)
         x = torch.from_numpy(latents).to(dev) * self.scheduler.init_noise_sigma
+        share = None if calm is None else torch.from_numpy(calm).to(dev)
         with torch.autocast(dev.type, dtype=dt, enabled=dt != torch.float32):
             context = self.denoiser.context_features(cond.to(dt), mpp)  # the parent does not change between steps
         for t in self.scheduler.timesteps:
             tt = t.expand(x.shape[0]).to(dev)
             with torch.autocast(dev.type, dtype=dt, enabled=dt != torch.float32):
                 v = self.denoiser(x.to(dt), cond.to(dt), tt, mpp, context).float()
-            x = self.scheduler.step_corrected(v, t, x, lambda x0: project_smooth(
-                boost_detail(x0, cond, self.detail_gain, self.chroma_gain), parent_core, STEP_PROJECTION_ITERS))
+            x = self.scheduler.step_corrected(v, t, x, lambda x0: project_smooth(calm_detail(
+                boost_detail(x0, cond, self.detail_gain, self.chroma_gain), cond, share), parent_core,
+                STEP_PROJECTION_ITERS))
         if detail is not None:
             x = x + torch.from_numpy(detail).to(dev)
         return to_uint8_projected(x, parent_core)

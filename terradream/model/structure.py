@@ -22,7 +22,7 @@ from terradream.model.noise import splitmix64, stream_key, uniform_grid
 WORLD_M = 2 * math.pi * 6378137.0  # Web-Mercator world width in metres
 GROUND_TO_MERCATOR = 1.35  # sizes below are ground metres at mid latitudes; Mercator metres are about this much larger
 STREAM_STRUCTURE = 2  # noise.py stream id of the structure field's random numbers
-STRUCTURE_REVISION = 3  # bump whenever the layout changes: it is part of the model version, hence of cache keys
+STRUCTURE_REVISION = 4  # bump whenever the layout changes: it is part of the model version, hence of cache keys
 _F = {"district": 0, "farm": 1, "town": 2, "forest": 3, "warp_x": 4, "warp_y": 5, "region": 6, "parcel": 7,
       "stream": 8, "stream_mask": 9, "road_major": 10, "road_minor": 11, "lot": 12, "tree": 13, "tree_b": 14}
 
@@ -113,12 +113,16 @@ def _over(c: np.ndarray, alpha: np.ndarray, colour: np.ndarray | tuple[float, fl
 
 # ---- land cover from the parent's (low-passed) colours ----
 def land_cover(base: np.ndarray) -> dict[str, np.ndarray]:
-    """Soft masks from colour: water, snow, bare rock/desert, vegetation greenness, usable land."""
+    """Soft masks from colour: water, snow, bare ground (desert, rock), vegetation greenness, usable land."""
     r, g, b = base[..., 0], base[..., 1], base[..., 2]
     lum = base.mean(axis=-1)
+    sat = base.max(-1) - base.min(-1)
     water = _ramp(b - np.maximum(r, g * 0.92), 0.0, 0.06) * _ramp(0.45 - lum, 0.0, 0.1)
-    snow = _ramp(lum, 0.72, 0.82) * _ramp(0.12 - (base.max(-1) - base.min(-1)), 0.0, 0.06)
-    desert = _ramp(r - g, 0.06, 0.14) * _ramp(lum, 0.45, 0.6)
+    # a blurred snowfield reads pale grey, not white: bright and colourless enough is snow
+    snow = _ramp(lum, 0.5, 0.6) * _ramp(0.10 - sat, 0.0, 0.05)
+    # bare ground: reddish desert, or colourless mid-grey rock and scree (mountains above the tree line)
+    rock = _ramp(lum, 0.34, 0.42) * _ramp(0.07 - sat, 0.0, 0.03)
+    desert = np.maximum(_ramp(r - g, 0.06, 0.14) * _ramp(lum, 0.45, 0.6), rock)
     green = _ramp(g - r, -0.02, 0.06)
     land = (1 - water) * (1 - snow)
     return {"water": water, "snow": snow, "desert": desert, "green": green, "land": land, "lum": lum}

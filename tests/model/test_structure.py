@@ -12,7 +12,7 @@ from terradream.core.keys import TileKey
 from terradream.model.cascade import Cascade, MemoryTileStore
 from terradream.model.denoiser import TerraDenoiser
 from terradream.model.pipeline import TerraPipeline, WindowSpec
-from terradream.model.structure import Grid, layout
+from terradream.model.structure import Grid, land_cover, layout
 from terradream.model.testing import make_tiny_model
 from terradream.model.worlds import WorldRegistry
 
@@ -49,6 +49,15 @@ def test_layout_draws_nothing_on_water_and_leaves_coarse_zooms_alone() -> None:
     g = Grid.of_window(15, 11_862_000, 16_834_000, 128, 128)
     assert np.abs(layout(7, g, sea) - sea).max() < 0.02
     assert np.abs(paint(8, 92_000, 131_000, 128)).max() == 0.0
+
+
+@pytest.mark.parametrize(("colour", "kind"), [((0.63, 0.64, 0.61), "snow"), ((0.43, 0.43, 0.41), "desert"),
+                                              ((0.05, 0.12, 0.25), "water")])
+def test_land_cover_keeps_fields_off_snowfields_rock_and_water(colour: tuple[float, ...], kind: str) -> None:
+    """A blurred snowfield reads pale grey and scree mid grey: neither is farmland; olive farmland is."""
+    assert land_cover(np.array([[colour]], np.float32))[kind][0, 0] > 0.9
+    farm = land_cover(FARMLAND[None, None].astype(np.float32))
+    assert max(farm["snow"][0, 0], farm["desert"][0, 0], farm["water"][0, 0]) == 0.0
 
 
 def test_context_path_reach_is_within_its_bound() -> None:
@@ -103,6 +112,17 @@ def test_structure_changes_the_window_and_the_version(structured: TerraPipeline)
                       np.full(w // int(structured.denoiser.config.patch_size), 1.2, np.float32))
     with_structure, without = structured.sample([spec])[0], plain.sample([spec])[0]
     assert np.abs(with_structure.astype(int) - without.astype(int)).mean() > 1.0
+
+
+def test_open_water_is_calm(structured: TerraPipeline) -> None:
+    """Over a sea-coloured parent the model's grain is damped: open water stays smooth at every zoom."""
+    plain = TerraPipeline(structured.denoiser, structured.scheduler, structured.num_inference_steps, device="cpu")
+    w = structured.window_px
+    parent = np.broadcast_to(np.array([14, 32, 64], np.uint8), (w // 2 + 2, w // 2 + 2, 3)).copy()
+    spec = WindowSpec(7, 16, 11_862_016, 16_834_048, parent,
+                      np.full(w // int(structured.denoiser.config.patch_size), 1.2, np.float32))
+    calm, rough = (p.sample([spec])[0].astype(float).std(axis=(0, 1)).mean() for p in (structured, plain))
+    assert calm < 0.5 * rough
 
 
 def test_models_without_a_context_path_keep_their_version(tiny_model_dir: Path, tmp_path: Path) -> None:
