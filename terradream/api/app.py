@@ -13,6 +13,7 @@ from terradream import __version__
 from terradream.api.dependencies import Runtime
 from terradream.api.errors import register_exception_handlers
 from terradream.api.frontend import FrontendFactory
+from terradream.api.hot import HotTiles
 from terradream.api.limits import RequestLimits
 from terradream.api.routes.admin import AdminFactory
 from terradream.api.routes.meta import MetaFactory
@@ -47,6 +48,7 @@ def create_app(settings: Settings | None = None, cluster: ClusterFactory | None 
     app = FastAPI(title="terradream", version=__version__, description=DESCRIPTION, lifespan=lifespan,
                   docs_url=None, redoc_url=None)  # /docs comes from FrontendFactory, with Swagger UI served locally
     app.state.runtime = runtime
+    app.add_middleware(HotTiles, runtime=runtime)  # inside CORS: cache hits skip routing, CORS stays the same
     app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "HEAD", "OPTIONS"],
                        allow_headers=["*"], expose_headers=["ETag", "X-Cache", "Retry-After"], max_age=86400)
     app.add_middleware(RequestLimits, max_url_bytes=settings.max_url_bytes,  # outermost: before any routing

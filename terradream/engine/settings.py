@@ -70,6 +70,8 @@ class Settings(BaseSettings):
         True, description="Tile URLs whose ?v= equals the model version get a year-long immutable Cache-Control.")
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["*"])
     queue_max: int = Field(1024, ge=1, description="Most tiles waiting for generation; beyond it cold tiles get 503.")
+    workers: int | None = Field(
+        None, ge=1, description="Server processes sharing the cache (`terradream serve`); None: one per core.")
     batch_size: int = Field(8, ge=1, description="Most distinct tiles the worker renders in one cascade call.")
     lru_bytes: int = Field(256 * 2**20, ge=0, description="In-memory LRU of canonical PNG tiles, in bytes.")
     response_lru_bytes: int = Field(64 * 2**20, ge=0, description="In-memory LRU of encoded responses, in bytes.")
