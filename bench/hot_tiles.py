@@ -335,9 +335,9 @@ class Setup:
         return {prefix + p: data for p, data in self.warmed.items()}
 
 
-def warm(setup: Setup, port: int) -> list[Result]:
+def warm(setup: Setup, port: int, with_mapproxy: bool = True) -> list[Result]:
     """Generate the tiles on an embedded-cache terradream, export them as static files, fill MapProxy's cache from
-    it, then measure it."""
+    it (unless told not to), then measure it."""
     base, paths = f"http://127.0.0.1:{port}", setup.paths(f"/tiles/{WORLD}")
     with terradream_serve(port, setup.tmp / "cache", setup.logs / "terradream.log"):
         start = time.perf_counter()
@@ -349,10 +349,12 @@ def warm(setup: Setup, port: int) -> list[Result]:
         for path, data in setup.warmed.items():
             (setup.tmp / "static" / path[1:]).parent.mkdir(parents=True, exist_ok=True)
             (setup.tmp / "static" / path[1:]).write_bytes(data)
-        (setup.tmp / "mapproxy.yaml").write_text(mapproxy_conf(setup.tmp / "mapproxy-cache", f"{base}/tiles/{WORLD}"))
-        fill_port = free_port()
-        with mapproxy_serve(setup.tmp / "mapproxy.yaml", fill_port, setup.logs / "mapproxy.log"):
-            fetch_all(f"http://127.0.0.1:{fill_port}", setup.paths(MAPPROXY_PREFIX), 60.0)
+        if with_mapproxy:
+            (setup.tmp / "mapproxy.yaml").write_text(mapproxy_conf(setup.tmp / "mapproxy-cache",
+                                                                   f"{base}/tiles/{WORLD}"))
+            fill_port = free_port()
+            with mapproxy_serve(setup.tmp / "mapproxy.yaml", fill_port, setup.logs / "mapproxy.log"):
+                fetch_all(f"http://127.0.0.1:{fill_port}", setup.paths(MAPPROXY_PREFIX), 60.0)
         check_cached(base, paths, setup.expected(f"/tiles/{WORLD}"))
         return measure("terradream, embedded cache", base, paths, setup.args, setup.tmp)
 
@@ -469,7 +471,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="terradream-bench-") as tmp_name:
         setup = Setup(args, Path(tmp_name), tiles, xyz, {})
         setup.logs.mkdir()
-        results = warm(setup, free_port())
+        results = warm(setup, free_port(), with_mapproxy="mapproxy" in only)
         if "one-worker" in only:
             results += bench_terradream(setup, "terradream, embedded cache, 1 worker", env={"TERRADREAM_WORKERS": "1"})
         if "nolru" in only:
