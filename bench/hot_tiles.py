@@ -142,14 +142,29 @@ def child(args: Sequence[str], log: Path, ready_url: str | None = None,
                     proc.wait()
 
 
+def wait_every_worker_ready(url: str, in_a_row: int = 30, timeout_s: float = READY_TIMEOUT_S) -> None:
+    """Poll url on fresh connections until it answers 200 in_a_row times running: every worker has loaded its model
+    (a worker still loading answers 503 and would be timed busy loading)."""
+    deadline, streak = time.monotonic() + timeout_s, 0
+    while streak < in_a_row:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{url}: not every worker became ready")
+        streak = streak + 1 if httpx.get(url, timeout=10).status_code == 200 else 0
+        time.sleep(0 if streak else 0.2)
+
+
+@contextmanager
 def terradream_serve(port: int, cache: Path, log: Path, redis: str | None = None,
-                     env: dict[str, str] | None = None) -> AbstractContextManager[subprocess.Popen[bytes]]:
+                     env: dict[str, str] | None = None) -> Iterator[subprocess.Popen[bytes]]:
     """`terradream serve` with the default model, as an operator runs it (uvicorn, one worker per core)."""
     args = [sys.executable, "-m", "terradream.cli", "serve", "--port", str(port), "--cache", str(cache)]
-    return child(args + (["--redis", redis] if redis else []), log, f"http://127.0.0.1:{port}/readyz", env)
+    with child(args + (["--redis", redis] if redis else []), log, f"http://127.0.0.1:{port}/readyz", env) as proc:
+        wait_every_worker_ready(f"http://127.0.0.1:{port}/readyz")
+        yield proc
 
 
-def terradream_granian(port: int, cache: Path, log: Path) -> AbstractContextManager[subprocess.Popen[bytes]]:
+@contextmanager
+def terradream_granian(port: int, cache: Path, log: Path) -> Iterator[subprocess.Popen[bytes]]:
     """The same app and settings under granian (Rust HTTP, one worker per core) instead of uvicorn."""
     from terradream.cli.serve import SETTINGS_ENV, cpu_cores, settings_json
     from terradream.engine.settings import Settings
@@ -159,7 +174,9 @@ def terradream_granian(port: int, cache: Path, log: Path) -> AbstractContextMana
     args = [sys.executable, "-m", "granian", "--interface", "asgi", "--factory", "--host", "127.0.0.1", "--port",
             str(port), "--workers", str(workers), "--log-level", "warning", "--no-ws",
             "terradream.cli.serve:worker_app"]
-    return child(args, log, f"http://127.0.0.1:{port}/readyz", {SETTINGS_ENV: settings_json(settings)})
+    with child(args, log, f"http://127.0.0.1:{port}/readyz", {SETTINGS_ENV: settings_json(settings)}) as proc:
+        wait_every_worker_ready(f"http://127.0.0.1:{port}/readyz")
+        yield proc
 
 
 def fetch_all(base: str, paths: Sequence[str], timeout_s: float) -> dict[str, httpx.Response]:

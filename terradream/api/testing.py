@@ -78,7 +78,6 @@ http {{
   uwsgi_temp_path {prefix}/uwsgi;
   scgi_temp_path {prefix}/scgi;
   sendfile on;
-  tcp_nopush on;
   include {prefix}/front.conf;
 }}
 """
