@@ -45,10 +45,14 @@ class HotTiles:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Answer a GET/HEAD hit from memory, else hand the request on unchanged."""
-        if scope["type"] != "http" or scope["method"] not in ("GET", "HEAD") or not scope["path"].startswith("/tiles/"):
+        path: str = scope["path"] if scope["type"] == "http" else ""
+        root_path = scope.get("root_path", "")
+        if root_path and path.startswith(root_path):  # under a prefix (--root-path): route on the rest, as Starlette
+            path = path[len(root_path):]
+        if not path.startswith("/tiles/") or scope["method"] not in ("GET", "HEAD"):
             await self.app(scope, receive, send)
             return
-        entry = self._entry(scope["path"], scope["query_string"])
+        entry = self._entry(path, scope["query_string"])
         body = self.runtime.responses.get(entry.key) if entry is not None else None
         if entry is None or body is None:
             await self.app(scope, receive, send)
