@@ -1,10 +1,11 @@
-"""Hot-tile serving: requests/s and p50/p99 latency for cached tiles over HTTP, terradream against nginx
-serving the same tiles as static files (the practical limit) and MapProxy serving them from its file cache.
+"""Hot-tile serving: requests/s and p50/p99 latency for cached tiles over HTTP, terradream (bare, as `terradream serve`
+ships it, and behind its shipped nginx front) against nginx serving the same tiles as static files (the practical
+limit) and MapProxy serving them from its file cache; terradream also under granian, and with one worker.
 
 wrk drives every server the same way: 64 keep-alive connections on 127.0.0.1, a fixed time per scenario, once cycling a
 20-tile viewport grid and once hammering a single hot tile. The tiles are generated once by terradream (default model)
 before anything is timed; every server then answers from its cache. All processes are started and stopped here.
-Usage: .venv/bin/python bench/hot_tiles.py [--duration 10] [--zoom 5] [--json bench/out/hot_tiles.json]
+Usage: .venv/bin/python bench/hot_tiles.py [--duration 10] [--zoom 5] [--only front,nginx] [--json FILE]
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from pathlib import Path
 import httpx
 import mercantile
 
-from terradream.api.testing import free_port, wait_for_http
+from terradream.api.testing import free_port, front_nginx_conf, wait_for_http
 
 WORLD = "earth"
 VIEWPORT_CENTRE_DEG = (10.0, 48.0)  # lon, lat: central Europe
@@ -35,6 +36,8 @@ VIEWPORT_COLS, VIEWPORT_ROWS = 5, 4
 READY_TIMEOUT_S = 180.0
 WARM_TIMEOUT_S = 900.0
 NGINX = "nginx, static files"
+FRONT = "terradream behind its nginx front"
+OPTIONAL = ("nolru", "redis", "one-worker", "granian", "front", "nginx", "mapproxy")  # phases after the warm-up
 MAPPROXY_PREFIX = "/tiles/terradream/GLOBAL_WEBMERCATOR"
 NO_LRU_ENV = {"TERRADREAM_LRU_BYTES": "0", "TERRADREAM_RESPONSE_LRU_BYTES": "0"}
 
@@ -107,7 +110,11 @@ def tool_versions() -> str:
             out = subprocess.run(cmd, capture_output=True, text=True)
             version = re.search(r"\d+\.\d+(\.\d+)?", out.stdout + out.stderr)
             found.append(f"{cmd[0]} {version[0] if version else 'unknown'}")
-    found += [f"{p} {metadata.version(p)}" for p in ("MapProxy", "gunicorn", "uvicorn")]
+    for package in ("MapProxy", "gunicorn", "uvicorn", "granian"):
+        try:
+            found.append(f"{package} {metadata.version(package)}")
+        except metadata.PackageNotFoundError:
+            pass
     return "; ".join(found)
 
 
@@ -135,11 +142,41 @@ def child(args: Sequence[str], log: Path, ready_url: str | None = None,
                     proc.wait()
 
 
+def wait_every_worker_ready(url: str, in_a_row: int = 30, timeout_s: float = READY_TIMEOUT_S) -> None:
+    """Poll url on fresh connections until it answers 200 in_a_row times running: every worker has loaded its model
+    (a worker still loading answers 503 and would be timed busy loading)."""
+    deadline, streak = time.monotonic() + timeout_s, 0
+    while streak < in_a_row:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{url}: not every worker became ready")
+        streak = streak + 1 if httpx.get(url, timeout=10).status_code == 200 else 0
+        time.sleep(0 if streak else 0.2)
+
+
+@contextmanager
 def terradream_serve(port: int, cache: Path, log: Path, redis: str | None = None,
-                     env: dict[str, str] | None = None) -> AbstractContextManager[subprocess.Popen[bytes]]:
-    """`terradream serve` with the default model, as an operator runs it (one uvicorn process)."""
+                     env: dict[str, str] | None = None) -> Iterator[subprocess.Popen[bytes]]:
+    """`terradream serve` with the default model, as an operator runs it (uvicorn, one worker per core)."""
     args = [sys.executable, "-m", "terradream.cli", "serve", "--port", str(port), "--cache", str(cache)]
-    return child(args + (["--redis", redis] if redis else []), log, f"http://127.0.0.1:{port}/readyz", env)
+    with child(args + (["--redis", redis] if redis else []), log, f"http://127.0.0.1:{port}/readyz", env) as proc:
+        wait_every_worker_ready(f"http://127.0.0.1:{port}/readyz")
+        yield proc
+
+
+@contextmanager
+def terradream_granian(port: int, cache: Path, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """The same app and settings under granian (Rust HTTP, one worker per core) instead of uvicorn."""
+    from terradream.cli.serve import SETTINGS_ENV, cpu_cores, settings_json
+    from terradream.engine.settings import Settings
+
+    workers = cpu_cores()
+    settings = Settings(port=port, cache=cache, workers=workers)
+    args = [sys.executable, "-m", "granian", "--interface", "asgi", "--factory", "--host", "127.0.0.1", "--port",
+            str(port), "--workers", str(workers), "--log-level", "warning", "--no-ws",
+            "terradream.cli.serve:worker_app"]
+    with child(args, log, f"http://127.0.0.1:{port}/readyz", {SETTINGS_ENV: settings_json(settings)}) as proc:
+        wait_every_worker_ready(f"http://127.0.0.1:{port}/readyz")
+        yield proc
 
 
 def fetch_all(base: str, paths: Sequence[str], timeout_s: float) -> dict[str, httpx.Response]:
@@ -315,9 +352,9 @@ class Setup:
         return {prefix + p: data for p, data in self.warmed.items()}
 
 
-def warm(setup: Setup, port: int) -> list[Result]:
+def warm(setup: Setup, port: int, with_mapproxy: bool = True) -> list[Result]:
     """Generate the tiles on an embedded-cache terradream, export them as static files, fill MapProxy's cache from
-    it, then measure it."""
+    it (unless told not to), then measure it."""
     base, paths = f"http://127.0.0.1:{port}", setup.paths(f"/tiles/{WORLD}")
     with terradream_serve(port, setup.tmp / "cache", setup.logs / "terradream.log"):
         start = time.perf_counter()
@@ -329,10 +366,12 @@ def warm(setup: Setup, port: int) -> list[Result]:
         for path, data in setup.warmed.items():
             (setup.tmp / "static" / path[1:]).parent.mkdir(parents=True, exist_ok=True)
             (setup.tmp / "static" / path[1:]).write_bytes(data)
-        (setup.tmp / "mapproxy.yaml").write_text(mapproxy_conf(setup.tmp / "mapproxy-cache", f"{base}/tiles/{WORLD}"))
-        fill_port = free_port()
-        with mapproxy_serve(setup.tmp / "mapproxy.yaml", fill_port, setup.logs / "mapproxy.log"):
-            fetch_all(f"http://127.0.0.1:{fill_port}", setup.paths(MAPPROXY_PREFIX), 60.0)
+        if with_mapproxy:
+            (setup.tmp / "mapproxy.yaml").write_text(mapproxy_conf(setup.tmp / "mapproxy-cache",
+                                                                   f"{base}/tiles/{WORLD}"))
+            fill_port = free_port()
+            with mapproxy_serve(setup.tmp / "mapproxy.yaml", fill_port, setup.logs / "mapproxy.log"):
+                fetch_all(f"http://127.0.0.1:{fill_port}", setup.paths(MAPPROXY_PREFIX), 60.0)
         check_cached(base, paths, setup.expected(f"/tiles/{WORLD}"))
         return measure("terradream, embedded cache", base, paths, setup.args, setup.tmp)
 
@@ -345,6 +384,31 @@ def bench_terradream(setup: Setup, name: str, redis: str | None = None,
     with terradream_serve(port, setup.tmp / "cache", setup.logs / "terradream.log", redis=redis, env=env):
         check_cached(base, paths, setup.expected(f"/tiles/{WORLD}"))
         return measure(name, base, paths, setup.args, setup.tmp)
+
+
+def bench_granian(setup: Setup) -> list[Result]:
+    """terradream under granian over the warmed cache (the same app, settings and workers as `terradream serve`)."""
+    port = free_port()
+    base, paths = f"http://127.0.0.1:{port}", setup.paths(f"/tiles/{WORLD}")
+    with terradream_granian(port, setup.tmp / "cache", setup.logs / "granian.log"):
+        check_cached(base, paths, setup.expected(f"/tiles/{WORLD}"))
+        return measure("terradream, embedded cache, granian", base, paths, setup.args, setup.tmp)
+
+
+def bench_front(setup: Setup) -> list[Result]:
+    """`terradream serve` behind the shipped nginx front (deploy/nginx-tiles.conf): hot tiles from nginx's cache."""
+    api_port, port = free_port(), free_port()
+    prefix = setup.tmp / "front"
+    prefix.mkdir()
+    os.chmod(setup.tmp, 0o755)  # nginx workers run as nobody when started by root
+    (prefix / "nginx.conf").write_text(front_nginx_conf(prefix, api_port, port))
+    base, paths = f"http://127.0.0.1:{port}", setup.paths(f"/tiles/{WORLD}")
+    nginx = ["nginx", "-p", str(prefix), "-c", str(prefix / "nginx.conf"), "-g", "daemon off;"]
+    with terradream_serve(api_port, setup.tmp / "cache", setup.logs / "terradream.log"), \
+            child(nginx, setup.logs / "front.log", f"{base}/healthz"):
+        check_cached(base, paths, setup.expected(f"/tiles/{WORLD}"))  # the front's first fetch of each tile
+        check_cached(base, paths, setup.expected(f"/tiles/{WORLD}"))
+        return measure(FRONT, base, paths, setup.args, setup.tmp)
 
 
 def bench_redis(setup: Setup) -> list[Result]:
@@ -386,6 +450,16 @@ def bench_mapproxy(setup: Setup) -> list[Result]:
         return measure("MapProxy, file cache (gunicorn)", base, paths, setup.args, setup.tmp)
 
 
+def has_granian() -> bool:
+    """Whether granian (the bench extra) is installed; says so when it is not."""
+    import importlib.util
+
+    if importlib.util.find_spec("granian") is None:
+        print("[granian missing: pip install granian (bench extra); skipping the granian run]")
+        return False
+    return True
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Warm, then measure every server in turn; print the table and write JSON."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -393,8 +467,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--threads", type=int, default=min(4, os.cpu_count() or 2), help="wrk threads")
     parser.add_argument("--zoom", type=int, default=5, help="zoom of the viewport (z5+ generates, z<=4 are roots)")
+    parser.add_argument("--only", default=",".join(OPTIONAL),
+                        help=f"comma-separated phases after the warm-up (default all): {', '.join(OPTIONAL)}")
     parser.add_argument("--json", type=Path, default=Path("bench/out/hot_tiles.json"))
     args = parser.parse_args(argv)
+    only = set(args.only.split(",")) - {""}
+    if only - set(OPTIONAL):
+        parser.error(f"unknown phases {sorted(only - set(OPTIONAL))}; choose from {', '.join(OPTIONAL)}")
     if not ensure_debian_package("wrk", "wrk"):
         print("hot tiles: skipped (no wrk)")
         return
@@ -409,11 +488,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="terradream-bench-") as tmp_name:
         setup = Setup(args, Path(tmp_name), tiles, xyz, {})
         setup.logs.mkdir()
-        results = warm(setup, free_port())
-        results += bench_terradream(setup, "terradream, embedded cache, no memory LRU", env=NO_LRU_ENV)
-        results += bench_redis(setup) if has_redis else []
-        results += bench_nginx(setup) if has_nginx else []
-        results += bench_mapproxy(setup)
+        results = warm(setup, free_port(), with_mapproxy="mapproxy" in only)
+        if "one-worker" in only:
+            results += bench_terradream(setup, "terradream, embedded cache, 1 worker", env={"TERRADREAM_WORKERS": "1"})
+        if "nolru" in only:
+            results += bench_terradream(setup, "terradream, embedded cache, no memory LRU", env=NO_LRU_ENV)
+        if "granian" in only and has_granian():
+            results += bench_granian(setup)
+        results += bench_redis(setup) if has_redis and "redis" in only else []
+        results += bench_front(setup) if has_nginx and "front" in only else []
+        results += bench_nginx(setup) if has_nginx and "nginx" in only else []
+        results += bench_mapproxy(setup) if "mapproxy" in only else []
     print_table(results, NGINX)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps({"zoom": args.zoom, "duration_s": args.duration, "connections": args.connections,

@@ -3,11 +3,16 @@ marked by folder."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from support import NginxPrefixProxy, PrefixedServer, RedisServer, ServeSubprocess
+
+# `terradream serve` subprocesses run one worker unless a test asks for more (--workers): /metrics, queue limits and
+# fair shares are per worker process, and the tests read them as one server's.
+os.environ.setdefault("TERRADREAM_WORKERS", "1")
 
 
 @pytest.fixture(scope="session")

@@ -14,6 +14,7 @@ from terradream import __version__
 from terradream.api.dependencies import Runtime
 from terradream.api.errors import register_exception_handlers
 from terradream.api.frontend import FrontendFactory
+from terradream.api.hot import HotTiles
 from terradream.api.limits import RequestLimits
 from terradream.api.middleware import RequestMetrics, RootPath
 from terradream.api.routes.admin import AdminFactory
@@ -54,6 +55,7 @@ def create_app(settings: Settings | None = None, cluster: ClusterFactory | None 
     app.state.runtime = runtime
     # Added innermost first. Starlette's GZip skips image types, so tile bytes go out exactly as made.
     app.add_middleware(GZipMiddleware, minimum_size=GZIP_MIN_BYTES)
+    app.add_middleware(HotTiles, runtime=runtime)  # inside CORS: cache hits skip routing, CORS stays the same
     app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "HEAD", "OPTIONS"],
                        allow_headers=["*"], expose_headers=["ETag", "X-Cache", "Retry-After"], max_age=86400)
     app.add_middleware(RequestMetrics, histogram=runtime.metrics.http_request_seconds)

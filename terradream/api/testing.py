@@ -1,4 +1,5 @@
-"""Helpers for tests, benchmarks and scripts that run real servers: a free local port, and waiting for a URL to answer.
+"""Helpers for tests, benchmarks and scripts that run real servers: a free local port, waiting for a URL to answer,
+and the shipped nginx front (deploy/nginx-tiles.conf) as a stand-alone config for a local nginx.
 
 Kept in the package (like terradream.model.testing) so that tests/ and bench/ share one copy: bench code never imports
 tests/.
@@ -6,9 +7,11 @@ tests/.
 
 from __future__ import annotations
 
+import os
 import socket
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import httpx
 
@@ -40,3 +43,41 @@ def wait_for_http(url: str, alive: Callable[[], bool] = lambda: True, timeout_s:
             last = repr(exc)
         time.sleep(poll_s)
     raise TimeoutError(f"{url} not answering after {timeout_s:.0f} s: {last}")
+
+
+FRONT_CONF = Path(__file__).resolve().parents[2] / "deploy" / "nginx-tiles.conf"  # in a checkout, not in the wheel
+FRONT_UPSTREAM, FRONT_LISTEN, FRONT_CACHE = "server api:8000;", "listen 8080;", "/var/cache/nginx/terradream"
+
+
+def front_nginx_conf(prefix: Path, upstream_port: int, port: int) -> str:
+    """The shipped nginx front proxying 127.0.0.1:upstream_port on 127.0.0.1:port, its files under prefix.
+
+    The compose file's config with only its upstream, listen address and cache folder replaced, inside a minimal main
+    config (one worker per core, as the static-file nginx of the benchmark).
+    """
+    front = FRONT_CONF.read_text()
+    for literal in (FRONT_UPSTREAM, FRONT_LISTEN, FRONT_CACHE):
+        if literal not in front:
+            raise ValueError(f"{FRONT_CONF} no longer contains {literal!r}")
+    front = (front.replace(FRONT_UPSTREAM, f"server 127.0.0.1:{upstream_port};")
+             .replace(FRONT_LISTEN, f"listen 127.0.0.1:{port};").replace(FRONT_CACHE, str(prefix / "cache")))
+    for sub in ("cache", "body", "proxy", "fastcgi", "uwsgi", "scgi"):
+        (prefix / sub).mkdir(parents=True, exist_ok=True)
+    (prefix / "front.conf").write_text(front)
+    user = "user root;" if os.geteuid() == 0 else ""  # workers must write the cache folder under a private prefix
+    return f"""
+{user}
+worker_processes auto;
+pid {prefix}/nginx.pid;
+error_log {prefix}/error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+  client_body_temp_path {prefix}/body;
+  proxy_temp_path {prefix}/proxy;
+  fastcgi_temp_path {prefix}/fastcgi;
+  uwsgi_temp_path {prefix}/uwsgi;
+  scgi_temp_path {prefix}/scgi;
+  sendfile on;
+  include {prefix}/front.conf;
+}}
+"""

@@ -5,15 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from terradream.cache.base import CacheKey, TileCache
-from terradream.cache.locks import RedisLock, exclusive, run_exclusive
+from terradream.cache.locks import FileLock, RedisLock, exclusive, run_exclusive
 from terradream.cache.mbtiles import MBTilesCache
 from terradream.cache.memory import MemoryLRU
 from terradream.cache.redis import RedisCache, safe_url
 from terradream.cache.tiered import TieredCache
 
 __all__ = [
-    "CacheKey", "MBTilesCache", "MemoryLRU", "RedisCache", "RedisLock", "TieredCache", "TileCache", "exclusive",
-    "open_cache", "run_exclusive", "safe_url",
+    "CacheKey", "FileLock", "MBTilesCache", "MemoryLRU", "RedisCache", "RedisLock", "TieredCache", "TileCache",
+    "exclusive", "open_cache", "run_exclusive", "safe_url",
 ]
 
 

@@ -1,4 +1,5 @@
-"""Cross-process single flight: one generation per tile across processes, through a Redis lock.
+"""Cross-process single flight: one generation per tile across processes, through a Redis lock (or, for the workers
+of one server sharing the embedded cache, a FileLock: the same steps with flock(2)).
 
 The sequence (`exclusive`; the in-process part, one execution per key in a process, is engine.singleflight):
 
@@ -15,11 +16,16 @@ d. Lock backend unreachable, or waited longer than wait_timeout_s: just `produce
 from __future__ import annotations
 
 import asyncio
+import fcntl
+import hashlib
 import logging
 import math
+import os
 import secrets
+import threading
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 import anyio
@@ -98,6 +104,10 @@ class RedisLock:
             return False
         return True
 
+    def close(self) -> None:
+        """Close the connection pool."""
+        self.client.close()
+
     def key(self, name: str) -> str:
         """Redis key of lock name."""
         return f"{self.prefix}:lock:{name}"
@@ -146,6 +156,85 @@ class RedisLock:
                 pubsub.get_message(timeout=min(remaining_s, self.poll_s, expiry_s))
         finally:
             pubsub.close()
+
+
+class FileLock:
+    """A cross-process mutex per name among the processes of one host: flock(2) on one of `buckets` lock files.
+
+    For server workers sharing the embedded cache. The kernel drops a dead holder's lock at once (no TTL to wait out);
+    names hashing to the same file merely wait for each other. Methods are synchronous (call them off the event loop).
+    """
+
+    def __init__(self, directory: Path, buckets: int = 4096, poll_s: float = 0.05) -> None:
+        """Keep the lock files under directory (created if missing); poll a held lock every poll_s."""
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.buckets = buckets
+        self.poll_s = poll_s
+        self._held: dict[str, int] = {}  # token -> file descriptor holding the flock
+        self._guard = threading.Lock()
+
+    def ping(self) -> bool:
+        """Whether the lock directory is still there (a lock file can be created in it)."""
+        return os.access(self.directory, os.W_OK)
+
+    def close(self) -> None:
+        """Release every lock this instance holds."""
+        with self._guard:
+            held, self._held = self._held, {}
+        for fd in held.values():
+            os.close(fd)
+
+    def path(self, name: str) -> Path:
+        """The lock file of name."""
+        bucket = int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "big") % self.buckets
+        return self.directory / f"{bucket:04x}.lock"
+
+    def _try(self, name: str, mode: int) -> int | None:
+        """An open descriptor holding flock `mode` on name's file, or None when another holder excludes it."""
+        fd = os.open(self.path(name), os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, mode | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        return fd
+
+    def acquire(self, name: str, ttl_ms: int) -> str | None:
+        """Take the lock (ttl_ms is moot: it lasts until release or the holder's death); a token, or None if held."""
+        fd = self._try(name, fcntl.LOCK_EX)
+        if fd is None:
+            return None
+        token = secrets.token_hex(8)
+        with self._guard:
+            self._held[token] = fd
+        return token
+
+    def release(self, name: str, token: str) -> bool:
+        """Release the lock token holds (closing its descriptor drops the flock); False if it was not held."""
+        with self._guard:
+            fd = self._held.pop(token, None)
+        if fd is None:
+            return False
+        os.close(fd)
+        return True
+
+    def extend(self, name: str, token: str, ttl_ms: int) -> bool:
+        """Whether token still holds its lock (flocks do not expire, so there is nothing to extend)."""
+        with self._guard:
+            return token in self._held
+
+    def wait_released(self, name: str, timeout_s: float) -> bool:
+        """Block until nobody holds name's lock file (True), or False after timeout_s; polls every poll_s."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            fd = self._try(name, fcntl.LOCK_SH)
+            if fd is not None:
+                os.close(fd)
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(min(self.poll_s, max(0.0, deadline - time.monotonic())))
 
 
 async def exclusive(lock: ExclusiveLock, name: str, lookup: Callable[[], Awaitable[T | None]],

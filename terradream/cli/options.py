@@ -66,6 +66,8 @@ class SettingsOption(click.Option):
 ENGINE_OPTIONS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
     "host": (("--host",), {"text": "Interface to listen on."}),
     "port": (("--port",), {"type": int, "text": "TCP port."}),
+    "workers": (("--workers",), {"type": click.IntRange(min=1), "text": (
+        "Server processes sharing the cache, each loading the model (default: one per core).")}),
     "cache": (("--cache",), {"type": click.Path(file_okay=False, path_type=Path),
                              "text": "Embedded cache directory (MBTiles files)."}),
     "redis": (("--redis",), {"metavar": "URL"}),

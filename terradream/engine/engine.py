@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from terradream.cache import RedisLock, TieredCache, open_cache
+from terradream.cache import FileLock, RedisLock, TieredCache, open_cache
 from terradream.cache.budget import default_max_bytes
 from terradream.cache.store import CacheTileStore
 from terradream.engine.admission import Admission, fair_share_from
@@ -35,7 +35,7 @@ class Engine:
     cache: TieredCache
     cascade: Cascade
     generation: TileService
-    lock: RedisLock | None
+    lock: RedisLock | FileLock | None
 
     @property
     def version(self) -> str:
@@ -47,7 +47,7 @@ class Engine:
         await self.generation.close()
         self.cache.close()
         if self.lock is not None:
-            self.lock.client.close()
+            self.lock.close()
 
 
 def cache_budget_bytes(settings: Settings) -> int | None:
@@ -64,8 +64,9 @@ def load_engine(settings: Settings, metrics: ServerMetrics, *, cluster: ClusterF
     """Load the model and worlds, open the cache stack and wire the cascade and its service (blocking: seconds).
 
     With settings.scheduler, cold tiles go to the cluster service `cluster` builds, and the model is loaded on the
-    CPU only for its version and window geometry (it never runs here). cross_process_lock=False skips the Redis
-    generation lock (Dask workers: the scheduler already runs a tile once).
+    CPU only for its version and window geometry (it never runs here). cross_process_lock=False skips the generation
+    lock (Dask workers: the scheduler already runs a tile once): Redis's, or a file lock when several server workers
+    share the embedded cache.
     """
     if settings.scheduler and cluster is None:
         raise ValueError("settings name a Dask scheduler, but no cluster service was given to serve it")
@@ -80,7 +81,11 @@ def load_engine(settings: Settings, metrics: ServerMetrics, *, cluster: ClusterF
     admission = Admission(metrics, settings.queue_max, settings.retry_after_s,
                           fair_share_from(settings.client_cold_rate_per_s, settings.client_cold_burst),
                           cold_deadline_s=settings.cold_deadline_s)
-    lock = RedisLock(settings.redis) if settings.redis and cross_process_lock and not in_cluster else None
+    lock: RedisLock | FileLock | None = None
+    if cross_process_lock and not in_cluster and settings.redis:
+        lock = RedisLock(settings.redis)
+    elif cross_process_lock and not in_cluster and (settings.workers or 1) > 1:  # sibling workers share the cache
+        lock = FileLock(settings.cache / "locks")
     generation: TileService
     if cluster is not None and in_cluster:
         generation = cluster(settings, cascade, store, metrics, admission)

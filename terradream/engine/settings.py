@@ -84,6 +84,8 @@ class Settings(BaseSettings):
         30.0, ge=0, description="Longest a client waits for a new tile: one that would not be made in time at the "
                                 "measured rate gets 503 with Retry-After at once, one still waiting then gets it "
                                 "too (0: no deadline). Cached tiles are never refused.")
+    workers: int | None = Field(
+        None, ge=1, description="Server processes sharing the cache (`terradream serve`); None: one per core.")
     batch_size: int = Field(8, ge=1, description="Most distinct tiles the worker renders in one cascade call.")
     cache_max_bytes: int | None = Field(
         None, ge=0, description="Most bytes the embedded cache may take on disk (suffixes K, M, G, T: binary); least "

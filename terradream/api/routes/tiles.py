@@ -10,7 +10,7 @@ from typing import Annotated, ClassVar, TypeVar
 from anyio import to_thread
 from fastapi import Depends, Header, Query, Request, Response
 
-from terradream.api.dependencies import Runtime, TileParams
+from terradream.api.dependencies import Runtime, TileParams, get_tile_params
 from terradream.api.factory import RouterFactory
 from terradream.cache.codec import TileFormat, encode, stitch_children, transcode_png, upscale_2x
 from terradream.core.keys import TileKey
@@ -120,14 +120,14 @@ class TilesFactory(RouterFactory):
 
         @self.router.get(TILE_2X_PATH, response_class=Response, responses=TILE_RESPONSES,
                          summary="A 512 px tile (HiDPI)")
-        async def tile_2x(request: Request, params: Annotated[TileParams, Depends()],
+        async def tile_2x(request: Request, params: Annotated[TileParams, Depends(get_tile_params)],
                           runtime: Annotated[Runtime, Depends(runtime_dep)],
                           engine: Annotated[Engine, Depends(engine_dep)]) -> Response:
             """A 512 px tile built from the four tiles one zoom finer (upscaled past maxzoom)."""
             return await self.serve(request, runtime, engine, params, 2)
 
         @self.router.get(TILE_PATH, response_class=Response, responses=TILE_RESPONSES, summary="A 256 px tile")
-        async def tile(request: Request, params: Annotated[TileParams, Depends()],
+        async def tile(request: Request, params: Annotated[TileParams, Depends(get_tile_params)],
                        runtime: Annotated[Runtime, Depends(runtime_dep)],
                        engine: Annotated[Engine, Depends(engine_dep)]) -> Response:
             """A 256 px tile; cold tiles are generated (X-Terradream-Priority: bulk queues behind interactive)."""
