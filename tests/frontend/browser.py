@@ -27,9 +27,11 @@ class ServerProcess(ServeSubprocess):
     """A real `terradream serve` subprocess with extra image worlds (see ServeSubprocess)."""
 
     def __init__(self, model_dir: Path, cache_dir: Path, log_path: Path, worlds: dict[str, Path]) -> None:
-        args = ["--cache", str(cache_dir), "--model", str(model_dir)]
+        # The viewer's tests are about the viewer: a first view of a cold world may queue more than the default 30 s
+        # of generation on a loaded 2-core machine, and admission would answer part of it 503 (tested elsewhere).
+        args = ["--cache", str(cache_dir), "--model", str(model_dir), "--cold-deadline", "600"]
         for name, image in worlds.items():
-            args += ["--world", f"{name}={image}"]
+            args += ["--image-world", f"{name}={image}"]
         super().__init__(args, log_path)
         self.base_url = self.url
 
