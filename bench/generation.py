@@ -10,10 +10,9 @@ Usage: .venv/bin/python bench/generation.py [--model DIR] [--blocks 20]
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
-
-import torch
 
 from terradream.cache.codec import encode_png
 from terradream.core.keys import TileKey
@@ -72,9 +71,11 @@ def main() -> None:
     parser.add_argument("--skip-cold", action="store_true")
     args = parser.parse_args()
     pipe = TerraPipeline.from_pretrained(args.model, device="cpu")
+    import torch  # after terradream, which sets how idle OpenMP workers wait before torch loads OpenMP
+
     print(f"model {pipe.version}, {sum(p.numel() for p in pipe.denoiser.parameters()):,} parameters, "
           f"window {pipe.window_px} px ({pipe.metatile}x{pipe.metatile} tiles), {pipe.num_inference_steps} steps, "
-          f"torch threads {torch.get_num_threads()}")
+          f"torch threads {torch.get_num_threads()}, OMP_WAIT_POLICY {os.environ.get('OMP_WAIT_POLICY') or 'unset'}")
     new_tiles(pipe, args.blocks)
     if not args.skip_cold:
         cold(pipe)

@@ -46,10 +46,21 @@ def test_same_bytes_in_another_process(pipeline: TerraPipeline, tiny_model_dir: 
         f"p=TerraPipeline.from_pretrained({str(tiny_model_dir)!r},device='cpu');k=TileKey('earth',6,33,22);"
         "print(hashlib.sha256(Cascade(p,WorldRegistry(),MemoryTileStore()).render([k])[k].tobytes()).hexdigest())"
     )
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # another process with another thread configuration
+    # another process with another thread configuration, and idle OpenMP workers spinning instead of sleeping
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "ACTIVE"}
     there = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                            env=env).stdout.strip()
     assert there == here
+
+
+@pytest.mark.parametrize(("preset", "expected"), [(None, "PASSIVE"), ("ACTIVE", "ACTIVE")])
+def test_importing_terradream_lets_idle_openmp_workers_sleep(preset: str | None, expected: str) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    if preset:
+        env["OMP_WAIT_POLICY"] = preset
+    code = "import terradream, os, torch; torch.ones(1); print(os.environ['OMP_WAIT_POLICY'])"
+    seen = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+    assert seen.stdout.strip() == expected
 
 
 def test_batch_slot_does_not_change_bytes(tiny_model_dir: Path) -> None:
