@@ -31,7 +31,7 @@ from terradream.training.dataset import (
     split_east,
 )
 from terradream.training.evaluate import swd
-from terradream.training.realism import frechet_distance, structure_features, two_sample_accuracy
+from terradream.training.realism import MIN_CROP_PX, frechet_distance, structure_features, two_sample_accuracy
 
 # Three kinds of land a user zooms into: a coast (real shorelines on earth), farmland, mountains.
 PLACES: dict[str, tuple[float, float]] = {"coast": (-9.15, 38.69), "farmland": (0.60, 43.65),
@@ -181,8 +181,8 @@ def evaluate_cascade(cascade: Cascade, data: str, features: Callable[[np.ndarray
         mpp = float(np.mean([meters_per_pixel(z, lat) for _, lat in places.values()]))
         size = crop_px
         real = real_crops(data, mpp, size, eval_only=eval_only)
-        if len(real.crops) < 2 * min_crops:  # scarce real imagery at this resolution: smaller crops
-            size = crop_px // 2
+        if len(real.crops) < 2 * min_crops:  # scarce real imagery at this resolution: smaller crops, as small as the
+            size = max(crop_px * 3 // 4, MIN_CROP_PX)  # structure statistics' coarsest scale allows
             real = real_crops(data, mpp, size, eval_only=eval_only)
         if len(real.crops) < 2 * min_crops:
             progress(f"z{z}: only {len(real.crops)} held-out real crops near {mpp:.2f} m/px; skipped")

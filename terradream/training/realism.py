@@ -51,7 +51,7 @@ _PER_SCALE_NAMES = (
 STRUCTURE_FEATURE_NAMES: tuple[str, ...] = tuple(
     f"s{s}_{name}" for s in range(STRUCTURE_SCALES) for name in _PER_SCALE_NAMES
 )
-_MIN_SIZE = 5 * 2 ** (STRUCTURE_SCALES - 1)  # the coarsest scale keeps at least 5 px: gradient + smoothing
+MIN_CROP_PX = 5 * 2 ** (STRUCTURE_SCALES - 1)  # the coarsest scale keeps at least 5 px: gradient + smoothing
 _CHUNK = 32
 
 
@@ -159,8 +159,8 @@ def structure_features(crops: np.ndarray) -> np.ndarray:
     """
     crops = _check_crops(crops)
     n, h, w, _ = crops.shape
-    if min(h, w) < _MIN_SIZE:
-        raise ValueError(f"crops must be at least {_MIN_SIZE} px on a side, got {h}x{w}")
+    if min(h, w) < MIN_CROP_PX:
+        raise ValueError(f"crops must be at least {MIN_CROP_PX} px on a side, got {h}x{w}")
     out = np.empty((n, len(STRUCTURE_FEATURE_NAMES)), dtype=np.float64)
     per = len(_PER_SCALE_NAMES)
     for start in range(0, n, _CHUNK):
