@@ -97,7 +97,9 @@ def test_interactive_tiles_render_before_bulk_ones() -> None:
         service.batch_size = 2
         service.resume()
         results = await asyncio.gather(*bulk, *interactive)
-        assert renderer(service).batches[0] == [key(10), key(11)]
+        # both interactive tiles first; their order among themselves follows whichever cache lookup (a thread)
+        # finished first
+        assert sorted(renderer(service).batches[0]) == [key(10), key(11)]
         assert all(not r.hit for r in results)
 
     run(body)
