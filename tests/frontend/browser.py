@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from support import ServeSubprocess
 
@@ -108,3 +109,14 @@ def screenshot(browser: WebDriver, name: str) -> Path:
     browser.save_screenshot(str(shot))
     print(f"screenshot: {shot}")
     return shot
+
+
+def wait_panel_urls(driver: WebDriver) -> dict[str, str]:
+    """The URL panel's XYZ, TileJSON and WMTS URLs, once the viewer filled them (from the world's TileJSON)."""
+
+    def filled() -> dict[str, str] | None:
+        found = {k: driver.find_element(By.ID, f"url-{k}").get_attribute("value") or ""
+                 for k in ("xyz", "tilejson", "wmts")}
+        return found if all(found.values()) else None
+
+    return wait_until(filled, LOAD_TIMEOUT_S, "the URL panel to be filled")  # type: ignore[no-any-return]

@@ -21,6 +21,7 @@ from frontend.browser import (
     loaded_tile_paths,
     open_viewer,
     screenshot,
+    wait_panel_urls,
     wait_tiles_settled,
 )
 
@@ -53,7 +54,7 @@ def test_viewer_works_under_a_path_prefix(proxied: str, driver: WebDriver) -> No
     assert "earth" in options and len(options) >= 2  # the world list came through the proxy
 
     driver.find_element(By.CSS_SELECTOR, "#urls summary").click()
-    urls = {k: driver.find_element(By.ID, f"url-{k}").get_attribute("value") for k in ("xyz", "tilejson", "wmts")}
+    urls = wait_panel_urls(driver)
     assert all(u.startswith(f"{proxied}/") for u in urls.values()), urls
     for url in (urls["xyz"].format(z=2, x=2, y=1), urls["tilejson"], urls["wmts"]):
         assert httpx.get(url, timeout=60.0).status_code == 200, url

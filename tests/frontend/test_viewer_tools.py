@@ -24,6 +24,7 @@ from frontend.browser import (
     open_viewer,
     screenshot,
     tile_request_count,
+    wait_panel_urls,
     wait_tiles_settled,
     wait_until,
 )
@@ -163,7 +164,7 @@ def test_url_panel_gives_working_gis_urls(server: ServerProcess, driver: WebDriv
     open_viewer(driver, f"{server.base_url}/#earth/2/0/0")
     wait_tiles_settled(driver)
     driver.find_element(By.CSS_SELECTOR, "#urls summary").click()
-    urls = {k: driver.find_element(By.ID, f"url-{k}").get_attribute("value") for k in ("xyz", "tilejson", "wmts")}
+    urls = wait_panel_urls(driver)
     tilejson = httpx.get(f"{server.base_url}/tiles/earth/tilejson.json", timeout=10.0).json()
     assert urls == {"xyz": tilejson["tiles"][0], "tilejson": f"{server.base_url}/tiles/earth/tilejson.json",
                     "wmts": f"{server.base_url}/wmts/WMTSCapabilities.xml"}
