@@ -90,7 +90,8 @@ class FairShare:
 
 
 class TileRate:
-    """Measured seconds per queued tile: an EWMA over the worker's batches (None until the first one finished)."""
+    """Measured seconds per tile made (parents included): an EWMA over the worker's batches (None until the first
+    one finished). An optimistic rate: up-front refusals are for hopeless waits, the queued deadline bounds the rest."""
 
     def __init__(self, weight: float = EWMA_WEIGHT) -> None:
         """weight in (0, 1]: how much the newest batch counts."""
@@ -98,7 +99,7 @@ class TileRate:
         self.seconds_per_tile: float | None = None
 
     def observe(self, tiles: int, seconds: float) -> None:
-        """One batch of `tiles` queued tiles took `seconds` (from the worker thread; a float store is atomic)."""
+        """One batch that made `tiles` tiles took `seconds` (from the worker thread; a float store is atomic)."""
         if tiles < 1:
             return
         sample = seconds / tiles

@@ -252,7 +252,9 @@ class GenerationService(TileService):
             self._rendering = 0
         generated = self.renderer.stats.tiles_generated - generated_before
         if generated > 0:  # batches that only read the cache or made root tiles say nothing about the model's rate
-            self.admission.rate.observe(len(keys), elapsed_s)
+            # per tile made, parents included: a cold chain's first batch must not read as the cost of every tile
+            # (its parents serve the tiles after it); the deadline of a queued request still bounds its wait
+            self.admission.rate.observe(max(len(keys), generated), elapsed_s)
         self.metrics.observe_batch(len(keys), elapsed_s, generated)
         log.info("rendered batch", extra={"tiles": len(keys), "seconds": round(elapsed_s, 3)})
         for entry in batch:
