@@ -171,6 +171,11 @@ class ClusterGeneration(TileService):
                 except SCHEDULER_GONE as exc:
                     raise SchedulerUnavailable(f"lost the tile cluster's scheduler ({exc!r})",
                                                self.retry_after_s) from exc
+                except asyncio.CancelledError:
+                    task = asyncio.current_task()
+                    if task is None or task.cancelling():
+                        raise  # this tile's own cancellation: every requester went away
+                    settled = False  # the Dask client cancelled the wait under us (a reconnect): plan again
             png = await to_thread.run_sync(self.store.get_png, key)
             if png is not None:
                 return png
