@@ -22,7 +22,7 @@ from terradream.cache.base import CacheKey
 
 INDEX_NAME = "lru.sqlite"
 DEFAULT_FREE_FRACTION = 0.5  # the default budget: this share of (free space + the cache's own size) at start
-INDEX_BUSY_TIMEOUT_MS = 10_000
+BUSY_TIMEOUT_MS = 10_000  # every cache SQLite connection (tilesets and the index) waits this long for a lock
 
 INDEX_SCHEMA = """
 CREATE TABLE IF NOT EXISTS tile_use (world TEXT, version TEXT, z INTEGER, x INTEGER, y INTEGER,
@@ -79,9 +79,9 @@ class UseIndex:
         """This thread's connection, opened on first use."""
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(self.path, timeout=INDEX_BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
                                    check_same_thread=False)
-            conn.execute(f"PRAGMA busy_timeout = {INDEX_BUSY_TIMEOUT_MS}")
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
             conn.execute("PRAGMA journal_size_limit = 1048576")
@@ -166,7 +166,7 @@ def checkpoint_truncate(conn: sqlite3.Connection) -> None:
     except sqlite3.OperationalError:  # busy: the next eviction tries again
         pass
     finally:
-        conn.execute(f"PRAGMA busy_timeout = {INDEX_BUSY_TIMEOUT_MS}")
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
 
 
 @contextmanager

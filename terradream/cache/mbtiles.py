@@ -19,6 +19,7 @@ from pathlib import Path
 
 from terradream.cache.base import CacheKey, check_names
 from terradream.cache.budget import (
+    BUSY_TIMEOUT_MS,
     INDEX_NAME,
     UseIndex,
     checkpoint_truncate,
@@ -33,7 +34,6 @@ from terradream.core.tiles import WEB_MERCATOR_MAX_LAT_DEG
 
 log = logging.getLogger("terradream.cache.mbtiles")
 
-BUSY_TIMEOUT_MS = 10_000
 LOW_WATER = 0.8  # eviction brings the directory down to this share of its budget
 EVICTION_ROUNDS = 4  # file sizes only follow deletions approximately: measure and evict again, this often at most
 PIN_S = 1.0  # tiles read or written this recently are never evicted (a generation in flight reads and writes them)
