@@ -279,7 +279,8 @@ class TerraPipeline:
             made: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # the fixed-shape padding repeats one spec: once
             for s in specs:
                 if id(s) not in made:
-                    made[id(s)] = (self.structure_detail(s), self.water_cover(s))
+                    cover = self.water_cover(s)
+                    made[id(s)] = (self.structure_detail(s, cover[0] if s.real_water else None), cover)
             detail = np.stack([made[id(s)][0] for s in specs])
             calm = np.stack([made[id(s)][1] for s in specs])
         full = self.denoise(latents, np.stack([s.parent_px for s in specs]), np.stack([s.log2_mpp for s in specs]),
@@ -292,12 +293,13 @@ class TerraPipeline:
         """Real shorelines, lakes and rivers (GSHHG, WDB II), loaded on first use."""
         return default_atlas()
 
-    def structure_detail(self, spec: WindowSpec) -> np.ndarray:
+    def structure_detail(self, spec: WindowSpec, real_water_px: np.ndarray | None = None) -> np.ndarray:
         """The structure field's newest octave over a window, (3, W, W) in [-1, 1] units: layout at this zoom minus
         the upsampled layout at the parent's zoom (which the parent already holds).
 
         Computed on the core plus the final projection's reach (zero beyond), with land cover from the parent
-        blurred by a fixed radius; every value is a function of global position only, so seams stay exact."""
+        blurred by a fixed radius; every value is a function of global position only, so seams stay exact.
+        real_water_px: the window's real water (water_cover), when already read: its region is cut from it."""
         w, m, core = self.window_px, self.margin_px, self.core_px
         reach = 2 * SMOOTH_PROJECTION_ITERS
         size, start = core + 2 * reach, m - reach  # the region at this zoom, in window pixels
@@ -311,7 +313,9 @@ class TerraPipeline:
                    (spec.z - 1, (spec.row0 + start) // 2 - 1, (spec.col0 + start) // 2 - 1, psize))
         # real water masks land cover at every zoom; it is painted (both layouts alike) only up to WATER_MAX_ZOOM
         water = [self.water.water_and_rivers_window(z, r, c, n, n) if spec.real_water else None
-                 for z, r, c, n in windows]
+                 for z, r, c, n in windows[int(real_water_px is not None):]]
+        if real_water_px is not None:  # a pure function of global pixels: the same values as reading the region
+            water.insert(0, real_water_px[start : start + size, start : start + size])
         paint = spec.z <= WATER_MAX_ZOOM
         here, above = (Grid.of_window(z, r, c, n, n) for z, r, c, n in windows)
         new = layout(spec.seed, here, base_z, water[0], paint) - base_z
