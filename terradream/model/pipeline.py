@@ -27,8 +27,10 @@ from terradream.core.tiles import TILE_SIZE_PX
 from terradream.model.denoiser import TerraDenoiser
 from terradream.model.metatiles import MetatileGrid
 from terradream.model.noise import STREAM_INIT, noise_window
+from terradream.model.places import PlaceAtlas, default_places
 from terradream.model.scheduler import ParentProjectedDDIMScheduler
 from terradream.model.structure import STRUCTURE_REVISION, Grid, land_cover, layout
+from terradream.model.terrain import ReliefAtlas, cover_ruggedness, default_relief, shade_relief
 from terradream.model.water import WaterAtlas, default_atlas
 
 DEFAULT_WEIGHTS_DIR = Path(__file__).parent / "weights"
@@ -38,6 +40,7 @@ SMOOTH_PROJECTION_ITERS = 8  # final smooth pull of the output onto the parent, 
 STRUCTURE_BASE_RADIUS_PX = 8  # land cover for the structure field is read from the parent blurred this much
 # Open water is calm at every zoom: the model's detail there is damped to this fraction (brightness and colour alike)
 CALM_WATER_GAIN = 0.25
+CALM_SNOW_SHARE = 0.8  # snowfields are calmed as if this much water
 WATER_MAX_ZOOM = 14  # finest zoom at which earth's real water is painted (~100 m data); finer zooms carry it on
 STEP_PROJECTION_ITERS = 1  # smooth pull of each step's predicted clean image onto the parent
 DETAIL_LIMIT = 0.1  # most extra brightness detail boost_detail adds, in [-1, 1] units (~13/255)
@@ -60,7 +63,7 @@ class WindowSpec:
     col0: int
     parent_px: np.ndarray
     log2_mpp: np.ndarray
-    real_water: bool = False  # paint real shorelines, lakes and rivers (earth) into the structure field
+    real_water: bool = False  # paint real shorelines, lakes, rivers and towns (earth) into the structure field
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -220,7 +223,8 @@ class TerraPipeline:
             h.update(f"chroma/{self.chroma_gain!r}/".encode())
         if self.structure:
             h.update(f"structure/{STRUCTURE_REVISION}/{STRUCTURE_BASE_RADIUS_PX}/{WATER_MAX_ZOOM}/{CALM_WATER_GAIN}/"
-                     f"{self.water.identity}".encode())
+                     f"{CALM_SNOW_SHARE}/"
+                     f"{self.water.identity}/{self.places.identity}/{self.relief.identity}".encode())
         for name, tensor in sorted(self.denoiser.state_dict().items()):
             h.update(name.encode())
             h.update(tensor.detach().float().cpu().numpy().tobytes())
@@ -279,8 +283,8 @@ class TerraPipeline:
             made: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # the fixed-shape padding repeats one spec: once
             for s in specs:
                 if id(s) not in made:
-                    cover = self.water_cover(s)
-                    made[id(s)] = (self.structure_detail(s, cover[0] if s.real_water else None), cover)
+                    water, calm_share = self.calm_cover(s)
+                    made[id(s)] = (self.structure_detail(s, water[0] if s.real_water else None), calm_share)
             detail = np.stack([made[id(s)][0] for s in specs])
             calm = np.stack([made[id(s)][1] for s in specs])
         full = self.denoise(latents, np.stack([s.parent_px for s in specs]), np.stack([s.log2_mpp for s in specs]),
@@ -293,13 +297,32 @@ class TerraPipeline:
         """Real shorelines, lakes and rivers (GSHHG, WDB II), loaded on first use."""
         return default_atlas()
 
+    @cached_property
+    def places(self) -> PlaceAtlas:
+        """Real settlements (GeoNames), loaded on first use."""
+        return default_places()
+
+    @cached_property
+    def relief(self) -> ReliefAtlas:
+        """How rugged the real Earth is (Natural Earth shaded relief), loaded on first use."""
+        return default_relief()
+
+    def _layout(self, spec: WindowSpec, g: Grid, base: np.ndarray, water: np.ndarray | None,
+                paint: bool) -> np.ndarray:
+        """The structure field's colours over base at one zoom: layout, then relief; earth's real towns and
+        ruggedness where this is earth, else ruggedness read from the colours."""
+        towns = self.places.density(spec.seed, g) if spec.real_water else None
+        rugged = self.relief.ruggedness(g) if spec.real_water else None
+        rugged = cover_ruggedness(base) if rugged is None else rugged
+        return shade_relief(spec.seed, g, layout(spec.seed, g, base, water, paint, towns), base, rugged)
+
     def structure_detail(self, spec: WindowSpec, real_water_px: np.ndarray | None = None) -> np.ndarray:
         """The structure field's newest octave over a window, (3, W, W) in [-1, 1] units: layout at this zoom minus
         the upsampled layout at the parent's zoom (which the parent already holds).
 
         Computed on the core plus the final projection's reach (zero beyond), with land cover from the parent
         blurred by a fixed radius; every value is a function of global position only, so seams stay exact.
-        real_water_px: the window's real water (water_cover), when already read: its region is cut from it."""
+        real_water_px: the window's real water (calm_cover), when already read: its region is cut from it."""
         w, m, core = self.window_px, self.margin_px, self.core_px
         reach = 2 * SMOOTH_PROJECTION_ITERS
         size, start = core + 2 * reach, m - reach  # the region at this zoom, in window pixels
@@ -318,24 +341,25 @@ class TerraPipeline:
             water.insert(0, real_water_px[start : start + size, start : start + size])
         paint = spec.z <= WATER_MAX_ZOOM
         here, above = (Grid.of_window(z, r, c, n, n) for z, r, c, n in windows)
-        new = layout(spec.seed, here, base_z, water[0], paint) - base_z
-        old = torch.from_numpy(layout(spec.seed, above, base_p, water[1], paint) - base_p)
+        new = self._layout(spec, here, base_z, water[0], paint) - base_z
+        old = torch.from_numpy(self._layout(spec, above, base_p, water[1], paint) - base_p)
         old = old.permute(2, 0, 1)[None].float()
         detail = np.zeros((3, w, w), np.float32)
         region = torch.from_numpy(new).permute(2, 0, 1).float() - upsample2_bilinear(old)[0]
         detail[:, start : start + size, start : start + size] = 2.0 * region.numpy()
         return detail
 
-    def water_cover(self, spec: WindowSpec) -> np.ndarray:
-        """Open water's share of every window pixel, (1, W, W): real water where known (earth), else read from the
-        upsampled parent's colours; a function of global position only, like everything else in a window."""
+    def calm_cover(self, spec: WindowSpec) -> tuple[np.ndarray, np.ndarray]:
+        """Open water's share of every window pixel and the calm share where the model's grain is damped, (1, W, W)
+        each: water (real where known, for earth, else read from the upsampled parent's colours) and snowfields,
+        which are smooth too (their structure comes from the relief); functions of global position only."""
         w = self.window_px
-        if spec.real_water:
-            cover = self.water.water_and_rivers_window(spec.z, spec.row0, spec.col0, w, w)
-        else:
-            parent = torch.from_numpy(spec.parent_px).permute(2, 0, 1)[None].float() / 255.0
-            cover = land_cover(upsample2_bilinear(parent)[0].permute(1, 2, 0).numpy())["water"]
-        return np.asarray(cover, np.float32)[None]
+        parent = torch.from_numpy(spec.parent_px).permute(2, 0, 1)[None].float() / 255.0
+        cover = land_cover(upsample2_bilinear(parent)[0].permute(1, 2, 0).numpy())
+        water = (self.water.water_and_rivers_window(spec.z, spec.row0, spec.col0, w, w) if spec.real_water
+                 else cover["water"])
+        water = np.asarray(water, np.float32)[None]
+        return water, np.maximum(water, CALM_SNOW_SHARE * cover["snow"][None]).astype(np.float32)
 
     def denoise(self, latents: np.ndarray, parent_px: np.ndarray, log2_mpp: np.ndarray,
                 detail: np.ndarray | None = None, calm: np.ndarray | None = None) -> np.ndarray:

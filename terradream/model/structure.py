@@ -22,9 +22,10 @@ from terradream.model.noise import splitmix64, stream_key, uniform_grid
 WORLD_M = 2 * math.pi * 6378137.0  # Web-Mercator world width in metres
 GROUND_TO_MERCATOR = 1.35  # sizes below are ground metres at mid latitudes; Mercator metres are about this much larger
 STREAM_STRUCTURE = 2  # noise.py stream id of the structure field's random numbers
-STRUCTURE_REVISION = 4  # bump whenever the layout changes: it is part of the model version, hence of cache keys
+STRUCTURE_REVISION = 5  # bump whenever the layout changes: it is part of the model version, hence of cache keys
 _F = {"district": 0, "farm": 1, "town": 2, "forest": 3, "warp_x": 4, "warp_y": 5, "region": 6, "parcel": 7,
-      "stream": 8, "stream_mask": 9, "road_major": 10, "road_minor": 11, "lot": 12, "tree": 13, "tree_b": 14}
+      "stream": 8, "stream_mask": 9, "road_major": 10, "road_minor": 11, "lot": 12, "tree": 13, "tree_b": 14,
+      "town_edge": 15, "urban": 16, "ridge": 17}
 
 
 @dataclass(frozen=True)
@@ -152,6 +153,9 @@ _ROOFS = np.array([[0.62, 0.33, 0.25], [0.55, 0.55, 0.55], [0.35, 0.35, 0.37], [
                    [0.50, 0.28, 0.22], [0.45, 0.47, 0.50]])
 _ASPHALT, _TRACK, _WATER = (0.40, 0.40, 0.41), (0.63, 0.58, 0.50), (0.10, 0.16, 0.20)
 _DRY_LAND = (0.34, 0.34, 0.25)
+URBAN_COLOUR = (0.50, 0.48, 0.46)
+URBAN_ALPHA = 0.7  # how much built-up ground covers what was there
+URBAN_MAX_PX_M = 1500.0  # towns are drawn from pixels this fine on (ground metres)
 
 
 def _fields(seed: int, g: Grid, rj: np.ndarray, ri: np.ndarray, theta: np.ndarray, c: np.ndarray,
@@ -269,13 +273,21 @@ def paint_water(c: np.ndarray, cover: dict[str, np.ndarray], water: np.ndarray) 
     return c
 
 
+def _urban(seed: int, g: Grid, c: np.ndarray, town: np.ndarray) -> np.ndarray:
+    """Built-up ground under towns: pavement and roofs, a little lighter or darker per (frayed) district, over c."""
+    tone = 0.85 + 0.3 * fbm(seed, "urban", g, _m(1200.0), 3)
+    colour = np.asarray(URBAN_COLOUR, np.float32) * tone[..., None]
+    return c + (town * URBAN_ALPHA)[..., None] * (colour - c)
+
+
 def layout(seed: int, g: Grid, base: np.ndarray, water: np.ndarray | None = None,
-           paint: bool = True) -> np.ndarray:
+           paint: bool = True, towns: np.ndarray | None = None) -> np.ndarray:
     """The structure painted over base (H, W, 3) colours in [0, 1], at the grid's pixel size: new colours (H, W, 3).
 
     water: real water coverage (H, W) where known (earth), else water is read from the colours; it is painted when
-    paint is set and otherwise only keeps land features off it. Each feature starts at the pixel size where it first
-    covers a useful part of a pixel, so coarse zooms skip it."""
+    paint is set and otherwise only keeps land features off it. towns: real built-up share (H, W) where known (earth,
+    terradream.model.places), drawn from coarse zooms on; procedural towns join it where pixels are fine enough.
+    Each feature starts at the pixel size where it first covers a useful part of a pixel, so coarse zooms skip it."""
     px = g.px_m
     cover = land_cover(base)
     c = base.astype(np.float32)
@@ -285,11 +297,15 @@ def layout(seed: int, g: Grid, base: np.ndarray, water: np.ndarray | None = None
         cover["water"] = np.maximum(cover["water"], water)
         cover["land"] = (1 - cover["water"]) * (1 - cover["snow"])
     land = cover["land"] * (1 - cover["desert"] * 0.7)
+    town = np.zeros(c.shape[:2], np.float32) if towns is None else towns * cover["land"]
+    if px <= _m(200.0):
+        town = np.maximum(town, _ramp(fbm(seed, "town", g, _m(6000.0), 3), 0.66, 0.7) * land * (1 - cover["desert"]))
+    if px <= _m(URBAN_MAX_PX_M) and town.max() > 0:
+        c = _urban(seed, g, c, town)
     if px > _m(200.0):
         return c
     district = fbm(seed, "district", g, _m(40000.0), 3)
-    farm = _ramp(fbm(seed, "farm", g, _m(12000.0), 3), 0.42, 0.5) * land * _ramp(district, 0.3, 0.45)
-    town = _ramp(fbm(seed, "town", g, _m(6000.0), 3), 0.66, 0.7) * land * (1 - cover["desert"])
+    farm = _ramp(fbm(seed, "farm", g, _m(12000.0), 3), 0.42, 0.5) * land * _ramp(district, 0.3, 0.45) * (1 - town)
     forest = (1 - farm) * (1 - town) * land * _ramp(cover["green"] + 0.5 * _ramp(0.3 - cover["lum"], 0, 0.1), 0.2, 0.6)
     rj, ri = _regions(seed, g)
     theta = _unit(_hash(stream_key(seed, STREAM_STRUCTURE, _F["region"]), rj, ri), 3) * math.pi

