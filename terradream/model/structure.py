@@ -156,6 +156,7 @@ _DRY_LAND = (0.34, 0.34, 0.25)
 URBAN_COLOUR = (0.50, 0.48, 0.46)
 URBAN_ALPHA = 0.7  # how much built-up ground covers what was there
 URBAN_MAX_PX_M = 1500.0  # towns are drawn from pixels this fine on (ground metres)
+BUILDING_MAX_PX_M = 10.0  # single buildings from pixels this fine on (ground metres)
 
 
 def _fields(seed: int, g: Grid, rj: np.ndarray, ri: np.ndarray, theta: np.ndarray, c: np.ndarray,
@@ -273,9 +274,19 @@ def paint_water(c: np.ndarray, cover: dict[str, np.ndarray], water: np.ndarray) 
     return c
 
 
-def _urban(seed: int, g: Grid, c: np.ndarray, town: np.ndarray) -> np.ndarray:
-    """Built-up ground under towns: pavement and roofs, a little lighter or darker per (frayed) district, over c."""
+def _urban(seed: int, g: Grid, c: np.ndarray, town: np.ndarray, theta: np.ndarray) -> np.ndarray:
+    """Built-up ground under towns, over c: pavement and roofs a little lighter or darker per (frayed) district and,
+    once they span two pixels, per city block of the district's street grid (theta), with avenues between blocks."""
     tone = 0.85 + 0.3 * fbm(seed, "urban", g, _m(1200.0), 3)
+    bw, bl = _m(2 * 70.0), _m(2 * 110.0)  # two by two blocks of the street grid drawn by _town
+    if bw >= 2 * g.px_m:
+        u, v = _rotated(g, theta)
+        a, b = np.floor(u / bw), np.floor(v / bl)
+        h = _hash(stream_key(seed, STREAM_STRUCTURE, _F["urban"]), a.astype(np.int64), b.astype(np.int64))
+        tone = tone * (0.8 + 0.4 * _unit(h, 0))
+        fu, fv = u - a * bw, v - b * bl
+        avenue = _coverage(np.minimum(np.minimum(fu, bw - fu), np.minimum(fv, bl - fv)), _m(8.0), g.px_m)
+        tone = tone * (1.0 - 0.5 * avenue)
     colour = np.asarray(URBAN_COLOUR, np.float32) * tone[..., None]
     return c + (town * URBAN_ALPHA)[..., None] * (colour - c)
 
@@ -300,15 +311,18 @@ def layout(seed: int, g: Grid, base: np.ndarray, water: np.ndarray | None = None
     town = np.zeros(c.shape[:2], np.float32) if towns is None else towns * cover["land"]
     if px <= _m(200.0):
         town = np.maximum(town, _ramp(fbm(seed, "town", g, _m(6000.0), 3), 0.66, 0.7) * land * (1 - cover["desert"]))
-    if px <= _m(URBAN_MAX_PX_M) and town.max() > 0:
-        c = _urban(seed, g, c, town)
+    urban = px <= _m(URBAN_MAX_PX_M) and town.max() > 0
+    if px > _m(200.0) and not urban:
+        return c
+    rj, ri = _regions(seed, g)
+    theta = _unit(_hash(stream_key(seed, STREAM_STRUCTURE, _F["region"]), rj, ri), 3) * math.pi
+    if urban:
+        c = _urban(seed, g, c, town, theta)
     if px > _m(200.0):
         return c
     district = fbm(seed, "district", g, _m(40000.0), 3)
     farm = _ramp(fbm(seed, "farm", g, _m(12000.0), 3), 0.42, 0.5) * land * _ramp(district, 0.3, 0.45) * (1 - town)
     forest = (1 - farm) * (1 - town) * land * _ramp(cover["green"] + 0.5 * _ramp(0.3 - cover["lum"], 0, 0.1), 0.2, 0.6)
-    rj, ri = _regions(seed, g)
-    theta = _unit(_hash(stream_key(seed, STREAM_STRUCTURE, _F["region"]), rj, ri), 3) * math.pi
     c, hedges = _fields(seed, g, rj, ri, theta, c, farm)
     if px <= _m(40.0):  # streams: a level set of slow noise where the stream mask allows
         n = fbm(seed, "stream", g, _m(3000.0), 3) - 0.5
@@ -324,12 +338,13 @@ def layout(seed: int, g: Grid, base: np.ndarray, water: np.ndarray | None = None
         minor = _coverage(_segments_distance(g, _road_segments(seed, g, "road_minor", _m(1200.0), 0.55),
                                              max(_m(12.0), _m(2.5) + px)), _m(2.5), px)
         c = _over(c, minor * road_land * (1 - town) * 0.75 * _ramp(district, 0.2, 0.35), _TRACK)
-    if px <= _m(20.0) and town.max() > 0:  # (no town in the window: every town term is zero anyway)
+    if px <= _m(30.0) and town.max() > 0:  # (no town in the window: every town term is zero anyway)
         street, building, roof = _town(seed, g, rj, ri, theta, town)
         c = _over(c, street * 0.85, _ASPHALT)
-        c = _over(c, _town(seed, g, rj, ri, theta, town, (_m(4.0), -_m(4.0)))[1] * (1 - building) * 0.45,
-                  (0.05, 0.05, 0.06))
-        c = c + building[..., None] * (roof - c)
+        if px <= _m(BUILDING_MAX_PX_M):  # coarser, single roofs would only be one-pixel speckle
+            c = _over(c, _town(seed, g, rj, ri, theta, town, (_m(4.0), -_m(4.0)))[1] * (1 - building) * 0.45,
+                      (0.05, 0.05, 0.06))
+            c = c + building[..., None] * (roof - c)
     c = _over(c, major * road_land * 0.9, _ASPHALT)
     density = 0.9 * forest + 0.25 * hedges + 0.12 * town
     if px <= _m(6.0) and density.max() > 0:

@@ -56,7 +56,7 @@ def test_a_town_is_painted_where_it_is(tmp_path) -> None:
     without = layout(5, g, base)
     changed = np.abs(with_town - without).mean(-1)
     assert changed[112:144, 112:144].mean() > 0.05  # the centre is built up
-    assert changed[towns == 0].max() == 0.0  # nothing beyond the town's reach
+    assert changed[towns == 0].max() < 1e-6  # nothing beyond the town's reach
 
 
 def test_value_noise_derivatives_match_finite_differences() -> None:
