@@ -237,6 +237,68 @@ class FileLock:
             time.sleep(min(self.poll_s, max(0.0, deadline - time.monotonic())))
 
 
+class ReentrantLock:
+    """An ExclusiveLock that the process holding it may take again (counted), for nested claims: the generation
+    service holds a block's lock while its cascade claims that block and the parents under it.
+
+    Re-entry is per resource: a name for Redis, a lock file for FileLock (names sharing a file are one resource,
+    so a process never waits for itself); threads of one process share what it holds (they are one process's work,
+    kept apart by the in-process single flight)."""
+
+    def __init__(self, inner: ExclusiveLock) -> None:
+        self.inner = inner
+        self._held: dict[Any, tuple[str, str, int]] = {}  # resource -> (inner name, inner token, holders)
+        self._guard = threading.Lock()
+
+    def _resource(self, name: str) -> Any:
+        path = getattr(self.inner, "path", None)
+        return path(name) if callable(path) else name
+
+    def acquire(self, name: str, ttl_ms: int) -> str | None:
+        """The held token again (one more holder) when this process holds name's resource, else the inner lock's."""
+        resource = self._resource(name)
+        with self._guard:
+            held = self._held.get(resource)
+            if held is not None:
+                self._held[resource] = (held[0], held[1], held[2] + 1)
+                return held[1]
+        token = self.inner.acquire(name, ttl_ms)
+        if token is not None:
+            with self._guard:
+                self._held[resource] = (name, token, 1)
+        return token
+
+    def release(self, name: str, token: str) -> bool:
+        """One holder fewer; the last one releases the inner lock. False when token does not hold name."""
+        resource = self._resource(name)
+        with self._guard:
+            held = self._held.get(resource)
+            if held is None or held[1] != token:
+                return False
+            if held[2] > 1:
+                self._held[resource] = (held[0], token, held[2] - 1)
+                return True
+            del self._held[resource]
+        return bool(self.inner.release(held[0], token))
+
+    def extend(self, name: str, token: str, ttl_ms: int) -> Any:
+        held = self._held.get(self._resource(name))
+        return self.inner.extend(held[0], token, ttl_ms) if held is not None else False
+
+    def wait_released(self, name: str, timeout_s: float) -> Any:
+        return self.inner.wait_released(name, timeout_s)
+
+    def ping(self) -> bool:
+        """Whether the inner lock's backend answers."""
+        return bool(getattr(self.inner, "ping", lambda: True)())
+
+    def close(self) -> None:
+        """Close the inner lock (its connections, or the lock files it holds)."""
+        close = getattr(self.inner, "close", None)
+        if close is not None:
+            close()
+
+
 async def exclusive(lock: ExclusiveLock, name: str, lookup: Callable[[], Awaitable[T | None]],
                     produce: Callable[[], Awaitable[T]], *, ttl_ms: int, wait_timeout_s: float | None = None,
                     waiters: CapacityLimiter | None = None) -> T:

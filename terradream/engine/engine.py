@@ -12,9 +12,10 @@ from dataclasses import dataclass
 
 from terradream.cache import FileLock, RedisLock, TieredCache, open_cache
 from terradream.cache.budget import default_max_bytes
+from terradream.cache.locks import ReentrantLock
 from terradream.cache.store import CacheTileStore
 from terradream.engine.admission import Admission, fair_share_from
-from terradream.engine.generation import GenerationService
+from terradream.engine.generation import GenerationService, LockClaims
 from terradream.engine.metrics import ServerMetrics
 from terradream.engine.service import TileService
 from terradream.engine.settings import Settings
@@ -35,7 +36,7 @@ class Engine:
     cache: TieredCache
     cascade: Cascade
     generation: TileService
-    lock: RedisLock | FileLock | None
+    lock: ReentrantLock | None
 
     @property
     def version(self) -> str:
@@ -81,15 +82,18 @@ def load_engine(settings: Settings, metrics: ServerMetrics, *, cluster: ClusterF
     admission = Admission(metrics, settings.queue_max, settings.retry_after_s,
                           fair_share_from(settings.client_cold_rate_per_s, settings.client_cold_burst),
                           cold_deadline_s=settings.cold_deadline_s)
-    lock: RedisLock | FileLock | None = None
+    lock: ReentrantLock | None = None
     if cross_process_lock and not in_cluster and settings.redis:
-        lock = RedisLock(settings.redis)
+        lock = ReentrantLock(RedisLock(settings.redis))
     elif cross_process_lock and not in_cluster and (settings.workers or 1) > 1:  # sibling workers share the cache
-        lock = FileLock(settings.cache / "locks")
+        lock = ReentrantLock(FileLock(settings.cache / "locks"))
     generation: TileService
     if cluster is not None and in_cluster:
         generation = cluster(settings, cascade, store, metrics, admission)
     else:
-        generation = GenerationService(cascade, store, metrics, admission, batch_size=settings.batch_size, lock=lock,
-                                       lock_ttl_s=settings.lock_ttl_s)
+        service = GenerationService(cascade, store, metrics, admission, batch_size=settings.batch_size, lock=lock,
+                                    lock_ttl_s=settings.lock_ttl_s)
+        if lock is not None:  # parents too: sibling processes never make the same block twice
+            cascade.claims = LockClaims(lock, service.lock_name, settings.lock_ttl_s)
+        generation = service
     return Engine(pipeline, worlds, cache, cascade, generation, lock)

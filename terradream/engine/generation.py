@@ -70,6 +70,36 @@ class QueuedTile:
     rendered: asyncio.Future[bytes] | None = field(default=None, repr=False)
 
 
+class LockClaims:
+    """The cascade's unit claims through a cross-process lock (names as the generation service's own); a lock
+    backend that fails lets this process make the unit (tiles are pure functions: duplicate work is harmless)."""
+
+    UNLOCKED = object()
+
+    def __init__(self, lock: ExclusiveLock, name_of: Callable[[TileKey], str], ttl_s: float) -> None:
+        self.lock, self.name_of, self.ttl_s = lock, name_of, ttl_s
+
+    def claim(self, unit: TileKey) -> object | None:
+        try:
+            return self.lock.acquire(self.name_of(unit), int(self.ttl_s * 1000))
+        except Exception as error:
+            log.debug("unit lock unavailable (%r); making the unit without it", error)
+            return self.UNLOCKED
+
+    def release(self, unit: TileKey, token: object) -> None:
+        if token is not self.UNLOCKED:
+            try:
+                self.lock.release(self.name_of(unit), str(token))
+            except Exception as error:  # the TTL frees it
+                log.debug("could not release a unit lock (%r)", error)
+
+    def wait(self, unit: TileKey) -> None:
+        try:
+            self.lock.wait_released(self.name_of(unit), self.ttl_s)
+        except Exception as error:
+            log.debug("waiting for a unit lock failed (%r)", error)
+
+
 class GenerationService(TileService):
     """Serves canonical PNG tiles from the cache, generating cold ones once, in batches, off the event loop."""
 

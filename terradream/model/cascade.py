@@ -53,6 +53,22 @@ class MemoryTileStore:
             self.tiles.update(tiles)
 
 
+class UnitClaims(Protocol):
+    """Claims on units across processes that share a store, so that no two of them make the same unit."""
+
+    def claim(self, unit: TileKey) -> object | None:
+        """A token when this process is to make unit, None while another one is making it."""
+        ...
+
+    def release(self, unit: TileKey, token: object) -> None:
+        """Let go of a claimed unit (after its tiles are stored)."""
+        ...
+
+    def wait(self, unit: TileKey) -> None:
+        """Block until the process making unit lets go of it, or a bounded time passes."""
+        ...
+
+
 @dataclass
 class CascadeStats:
     """Monotonic counters: model windows computed, tiles the model produced (metatile^2 a window), root tiles made."""
@@ -124,6 +140,8 @@ class Cascade:
         self.batch_size = batch_size or pipeline.micro_batch
         self.stats = CascadeStats()
         self._lock = threading.Lock()
+        # Set by a server whose sibling processes share the store: every unit, parents included, is claimed first.
+        self.claims: UnitClaims | None = None
 
     @property
     def version(self) -> str:
@@ -182,7 +200,15 @@ class Cascade:
         return {k: parents for k, parents in plan.items() if not self.is_root(k)}
 
     def _add_roots(self, keys: Iterable[TileKey], have: dict[TileKey, np.ndarray]) -> None:
-        made = {k: self.worlds.get(k.world).root_tile(k.z, k.x, k.y) for k in keys if k not in have}
+        """Make and store the missing root tiles among keys (claimed first, like generated units)."""
+        missing = [k for k in keys if k not in have]
+        if self.claims is None:
+            self._make_roots(missing, have)
+        else:
+            self._make_claimed(self.claims, missing, have, self._make_roots)
+
+    def _make_roots(self, keys: list[TileKey], have: dict[TileKey, np.ndarray]) -> None:
+        made = {k: self.worlds.get(k.world).root_tile(k.z, k.x, k.y) for k in keys}
         if made:
             self.store.put_tiles(made)
             have.update(made)
@@ -196,12 +222,52 @@ class Cascade:
             if not ready:
                 raise RuntimeError("cascade plan has unresolvable parents")  # a bug, never bad input
             ready.sort(key=lambda u: (u.z, u.world, u.y, u.x))
-            for start in range(0, len(ready), self.batch_size):
-                made = self._run_batch(ready[start : start + self.batch_size], have)
-                self.store.put_tiles(made)
-                have.update(made)
+            if self.claims is None:
+                self._run_batches(ready, have)
+            else:
+                self._make_claimed(self.claims, ready, have, self._run_batches)
             for u in ready:
                 del todo[u]
+
+    def _run_batches(self, units: list[TileKey], have: dict[TileKey, np.ndarray]) -> None:
+        """Generate ready units in batches, storing each batch's tiles."""
+        for start in range(0, len(units), self.batch_size):
+            made = self._run_batch(units[start : start + self.batch_size], have)
+            self.store.put_tiles(made)
+            have.update(made)
+
+    def _read_back(self, unit: TileKey, have: dict[TileKey, np.ndarray]) -> bool:
+        """Whether another process has stored all of unit's tiles (then they join have)."""
+        keys = self.unit_tiles(unit)
+        found = self.store.get_tiles(keys)
+        if len(found) < len(keys):
+            return False
+        have.update(found)
+        return True
+
+    def _make_claimed(self, claims: UnitClaims, units: list[TileKey], have: dict[TileKey, np.ndarray],
+                      make: Callable[[list[TileKey], dict[TileKey, np.ndarray]], None]) -> None:
+        """make() the units this process claims (unless another process stored them meanwhile), then wait for the
+        others and read them back; a unit still missing after the wait (its maker failed) is made here."""
+        tokens: dict[TileKey, object] = {}
+        elsewhere: list[TileKey] = []
+        for unit in units:
+            token = claims.claim(unit)
+            if token is None:
+                elsewhere.append(unit)
+            else:
+                tokens[unit] = token
+        try:
+            make([u for u in tokens if not self._read_back(u, have)], have)
+        finally:
+            for unit, token in tokens.items():
+                claims.release(unit, token)
+        missing = []
+        for unit in elsewhere:
+            claims.wait(unit)
+            if not self._read_back(unit, have):
+                missing.append(unit)
+        make(missing, have)
 
     def window_spec(self, unit: TileKey, tiles: Mapping[TileKey, np.ndarray]) -> WindowSpec:
         """The WindowSpec of a unit (any tile of it will do), read from its parents in tiles."""

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from terradream.cache import FileLock, run_exclusive
+from terradream.cache.locks import ReentrantLock
 
 pytestmark = pytest.mark.unit
 
@@ -58,3 +59,20 @@ def test_run_exclusive_waits_for_the_holder_then_finds_its_tile(tmp_path: Path) 
                              lambda: store.setdefault("tile", b"mine"), wait_timeout_s=30)
     child.wait()
     assert produced == b"mine" and time.monotonic() - started >= 0.3  # waited for the holder, then took over
+
+
+def test_reentrant_lock_lets_its_process_nest_and_keeps_others_out(tmp_path: Path) -> None:
+    """A process holding a lock file takes it again for any name on that file; another holder (a second FileLock:
+    its own open file, as another process has) waits until the last nested holder lets go."""
+    mine = ReentrantLock(FileLock(tmp_path, buckets=1))  # one file: every name shares it
+    theirs = FileLock(tmp_path, buckets=1)
+    outer = mine.acquire("gen:a", 1000)
+    assert outer is not None
+    inner = mine.acquire("gen:b", 1000)  # same file, same process: nested, not a self-deadlock
+    assert inner == outer
+    assert theirs.acquire("gen:a", 1000) is None
+    assert mine.release("gen:b", inner)
+    assert theirs.acquire("gen:a", 1000) is None  # still held by the outer holder
+    assert mine.release("gen:a", outer)
+    assert theirs.acquire("gen:a", 1000) is not None
+    assert not mine.release("gen:a", outer)  # released already
