@@ -214,12 +214,17 @@
     comparePane.style.visibility = "";
   });
 
-  document.addEventListener("terradream:world", (e) => {
+  /** Bring every tool to the world on screen. */
+  function followWorld(world) {
     updateUrls();
-    updateMinimap(e.detail.world);
+    updateMinimap(world);
     fillCompareSelect();
     if (els.compare.checked) applyCompare();
-  });
+  }
+
+  document.addEventListener("terradream:world", (e) => followWorld(e.detail.world));
+  // The viewer may have shown its first world before this file arrived (its fetches can beat this download).
+  if (viewer.world() !== null) followWorld(viewer.world());
 
   viewer.tools = {
     minimap: minimap,
