@@ -13,8 +13,9 @@ import logging
 import os
 import sqlite3
 import threading
+import time
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from terradream.cache.base import CacheKey, check_names
@@ -45,6 +46,20 @@ CREATE UNIQUE INDEX IF NOT EXISTS metadata_name ON metadata (name);
 CREATE TABLE IF NOT EXISTS tiles (zoom_level INTEGER, tile_column INTEGER, tile_row INTEGER, tile_data BLOB);
 CREATE UNIQUE INDEX IF NOT EXISTS tile_index ON tiles (zoom_level, tile_column, tile_row);
 """
+
+
+def _retry_locked(step: Callable[[], None]) -> None:
+    """Run step, again while SQLite says the database is locked without waiting (another process switching a new
+    file to WAL), for up to the busy timeout."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            step()
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.02)
 
 
 def tms_row(z: int, y: int) -> int:
@@ -85,6 +100,7 @@ class MBTilesCache:
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
+        self._setup_lock = threading.Lock()
         self._evicting = threading.Lock()
         self._zoom_span: dict[Path, tuple[int, int]] = {}
         self._closed = False
@@ -111,18 +127,24 @@ class MBTilesCache:
             return None
         conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
                                check_same_thread=False)
+        with self._setup_lock:  # threads set up one at a time: switching a new file to WAL skips the busy handler
+            _retry_locked(lambda: self._set_up(conn))
+        conns[path] = conn
+        with self._lock:
+            self._all.append(conn)
+        return conn
+
+    @staticmethod
+    def _set_up(conn: sqlite3.Connection) -> None:
+        """Pragmas and schema of a new connection (idempotent)."""
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         conn.execute("PRAGMA auto_vacuum = INCREMENTAL")  # only takes effect before the first table
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = NORMAL")  # with WAL: durable across process crashes, never corrupt
         conn.execute("PRAGMA journal_size_limit = 1048576")  # a checkpointed WAL shrinks back to 1 MiB
-        with transaction(conn):  # idempotent; also waits out another process still creating the file
+        with transaction(conn):  # also waits out another process still creating the file
             for statement in filter(str.strip, SCHEMA.split(";")):
                 conn.execute(statement)
-        conns[path] = conn
-        with self._lock:
-            self._all.append(conn)
-        return conn
 
     def _writer(self, world: str, version: str) -> sqlite3.Connection:
         """This thread's connection to the tileset, creating the file and its metadata if needed."""
