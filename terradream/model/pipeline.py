@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -278,19 +279,28 @@ class TerraPipeline:
     def _sample_fixed(self, specs: Sequence[WindowSpec]) -> np.ndarray:
         """Sample exactly micro_batch windows (one model call per step) and cut out their cores."""
         latents = np.stack([self.noise_for(s) for s in specs])
-        detail = calm = None
+        detail: Future[np.ndarray] | None = None
+        calm = None
         if self.structure:
-            made: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # the fixed-shape padding repeats one spec: once
-            for s in specs:
-                if id(s) not in made:
-                    water, calm_share = self.calm_cover(s)
-                    made[id(s)] = (self.structure_detail(s, water[0] if s.real_water else None), calm_share)
-            detail = np.stack([made[id(s)][0] for s in specs])
-            calm = np.stack([made[id(s)][1] for s in specs])
+            unique = list({id(s): s for s in specs}.values())  # the fixed-shape padding repeats one spec: once
+            covers = {id(s): self.calm_cover(s) for s in unique}
+            calm = np.stack([covers[id(s)][1] for s in specs])
+
+            def details() -> np.ndarray:
+                made = {id(s): self.structure_detail(s, covers[id(s)][0][0] if s.real_water else None) for s in unique}
+                return np.stack([made[id(s)] for s in specs])
+
+            detail = self._side_work.submit(details)  # numpy on a core the model's steps leave idle at times
         full = self.denoise(latents, np.stack([s.parent_px for s in specs]), np.stack([s.log2_mpp for s in specs]),
                             detail, calm)
         m, core = self.margin_px, self.core_px
         return full[:, m : m + core, m : m + core]
+
+    @cached_property
+    def _side_work(self) -> ThreadPoolExecutor:
+        """One thread that computes a window's structure detail while the model runs its steps (the detail is added
+        only after them)."""
+        return ThreadPoolExecutor(1, thread_name_prefix="terradream-structure")
 
     @cached_property
     def water(self) -> WaterAtlas:
@@ -362,11 +372,11 @@ class TerraPipeline:
         return water, np.maximum(water, CALM_SNOW_SHARE * cover["snow"][None]).astype(np.float32)
 
     def denoise(self, latents: np.ndarray, parent_px: np.ndarray, log2_mpp: np.ndarray,
-                detail: np.ndarray | None = None, calm: np.ndarray | None = None) -> np.ndarray:
+                detail: np.ndarray | Future[np.ndarray] | None = None, calm: np.ndarray | None = None) -> np.ndarray:
         """Whole windows of any patch-aligned size: latents (B, 3, H, W) float32, parent_px (B, H/2+2, W/2+2, 3)
-        uint8 with a one-pixel apron, log2_mpp (B, H/patch) or (B,), optional structure detail (B, 3, H, W) added
-        before the final projection, optional calm share (B, 1, H, W) where detail is damped to CALM_WATER_GAIN;
-        returns uint8 (B, H, W, 3)."""
+        uint8 with a one-pixel apron, log2_mpp (B, H/patch) or (B,), optional structure detail (B, 3, H, W), or a
+        Future of it, added before the final projection, optional calm share (B, 1, H, W) where detail is damped to
+        CALM_WATER_GAIN; returns uint8 (B, H, W, 3)."""
         if self.device.type != "cpu":
             return self._denoise(latents, parent_px, log2_mpp, detail, calm)
         before = torch.get_num_threads()
@@ -378,7 +388,7 @@ class TerraPipeline:
 
     @torch.no_grad()
     def _denoise(self, latents: np.ndarray, parent_px: np.ndarray, log2_mpp: np.ndarray,
-                 detail: np.ndarray | None, calm: np.ndarray | None) -> np.ndarray:
+                 detail: np.ndarray | Future[np.ndarray] | None, calm: np.ndarray | None) -> np.ndarray:
         """denoise() at whatever thread count is set."""
         dev, dt = self.device, self.dtype
         parent = torch.from_numpy(parent_px).to(dev).permute(0, 3, 1, 2).float() / 127.5 - 1.0
@@ -398,5 +408,5 @@ class TerraPipeline:
                 boost_detail(x0, cond, self.detail_gain, self.chroma_gain), cond, share), parent_core,
                 STEP_PROJECTION_ITERS))
         if detail is not None:
-            x = x + torch.from_numpy(detail).to(dev)
+            x = x + torch.from_numpy(detail.result() if isinstance(detail, Future) else detail).to(dev)
         return to_uint8_projected(x, parent_core)
