@@ -29,6 +29,8 @@ MIN_POPULATION = 1000
 PEOPLE_PER_KM2 = 2500.0  # built-up density that turns a population into an area
 MIN_RADIUS_M = 250.0  # ground radius of the smallest place
 EDGE_FRAY = 0.35  # the edge wanders by this fraction of the radius (slow noise)
+FRAY_CELL_M = 1500.0  # Mercator metres: the scale of the edge's wandering
+FRAY_MIN_PX = 4.0  # discs narrower than this many pixels keep a plain edge (the fray would be sub-pixel)
 EDGE_SOFT = 0.5  # the outer half of the radius fades from built-up to open land (suburbs)
 _WRAP_M = 150_000.0  # places this close to the antimeridian are repeated one world east (windows run on past it)
 
@@ -88,7 +90,8 @@ class PlaceAtlas:
         """What decides the density: code revision, settings and the table's contents."""
         x, _, r = self._table
         digest = f"{len(x)}/{float(x.sum()):.3f}/{float(r.sum()):.3f}"
-        return f"places/{PLACES_REVISION}/{PEOPLE_PER_KM2}/{MIN_RADIUS_M}/{EDGE_FRAY}/{EDGE_SOFT}/{digest}"
+        return (f"places/{PLACES_REVISION}/{PEOPLE_PER_KM2}/{MIN_RADIUS_M}/{EDGE_FRAY}/{FRAY_CELL_M}/{FRAY_MIN_PX}/"
+                f"{EDGE_SOFT}/{digest}")
 
     def density(self, seed: int, g: Grid) -> np.ndarray | None:
         """Built-up share in [0, 1] of every pixel of a window (H, W), or None when no place reaches it.
@@ -105,7 +108,6 @@ class PlaceAtlas:
                   & (y[sel] - reach[sel] <= y_hi) & (r[sel] >= g.px_m / 2)]
         if not len(sel):
             return None
-        fray = fbm(seed, "town_edge", g, 1500.0, 3) - 0.5
         out = np.zeros((len(g.y), len(g.x)), np.float32)
         for i in sel:
             cols = np.nonzero(np.abs(g.x - x[i]) <= reach[i])[0]
@@ -114,7 +116,9 @@ class PlaceAtlas:
                 continue
             r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
             d = np.hypot(g.x[c0:c1][None, :] - x[i], g.y[r0:r1][:, None] - y[i]) / r[i]
-            d = d * (1.0 + 2.0 * EDGE_FRAY * fray[r0:r1, c0:c1])
+            if r[i] >= FRAY_MIN_PX * g.px_m:  # read only under the disc: a coarse window spans a continent
+                fray = fbm(seed, "town_edge", Grid(g.x[c0:c1], g.y[r0:r1], g.px_m), FRAY_CELL_M, 3) - 0.5
+                d = d * (1.0 + 2.0 * EDGE_FRAY * fray)
             share = np.clip((1.0 - d) / EDGE_SOFT, 0.0, 1.0)
             np.maximum(out[r0:r1, c0:c1], share, out=out[r0:r1, c0:c1])
         return out
