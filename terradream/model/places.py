@@ -108,17 +108,22 @@ class PlaceAtlas:
                   & (y[sel] - reach[sel] <= y_hi) & (r[sel] >= g.px_m / 2)]
         if not len(sel):
             return None
-        out = np.zeros((len(g.y), len(g.x)), np.float32)
+        boxes = []
         for i in sel:
             cols = np.nonzero(np.abs(g.x - x[i]) <= reach[i])[0]
             rows = np.nonzero(np.abs(g.y - y[i]) <= reach[i])[0]
-            if not len(cols) or not len(rows):
-                continue
-            r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+            if len(cols) and len(rows):
+                boxes.append((i, rows[0], rows[-1] + 1, cols[0], cols[-1] + 1))
+        frayed = [b for b in boxes if r[b[0]] >= FRAY_MIN_PX * g.px_m]  # narrower discs: the fray is sub-pixel
+        if frayed:  # the edge noise is read only where it is used: a coarse window spans a continent
+            fr0, fr1 = min(b[1] for b in frayed), max(b[2] for b in frayed)
+            fc0, fc1 = min(b[3] for b in frayed), max(b[4] for b in frayed)
+            fray = fbm(seed, "town_edge", Grid(g.x[fc0:fc1], g.y[fr0:fr1], g.px_m), FRAY_CELL_M, 3) - 0.5
+        out = np.zeros((len(g.y), len(g.x)), np.float32)
+        for i, r0, r1, c0, c1 in boxes:
             d = np.hypot(g.x[c0:c1][None, :] - x[i], g.y[r0:r1][:, None] - y[i]) / r[i]
-            if r[i] >= FRAY_MIN_PX * g.px_m:  # read only under the disc: a coarse window spans a continent
-                fray = fbm(seed, "town_edge", Grid(g.x[c0:c1], g.y[r0:r1], g.px_m), FRAY_CELL_M, 3) - 0.5
-                d = d * (1.0 + 2.0 * EDGE_FRAY * fray)
+            if r[i] >= FRAY_MIN_PX * g.px_m:
+                d = d * (1.0 + 2.0 * EDGE_FRAY * fray[r0 - fr0 : r1 - fr0, c0 - fc0 : c1 - fc0])
             share = np.clip((1.0 - d) / EDGE_SOFT, 0.0, 1.0)
             np.maximum(out[r0:r1, c0:c1], share, out=out[r0:r1, c0:c1])
         return out
