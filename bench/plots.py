@@ -79,19 +79,27 @@ def plot_windows_per_zoom(generation_txt: Path, path: Path) -> Path | None:
     return save(fig, path)
 
 
-def parse_markdown_table(text: str) -> list[dict[str, str]]:
-    """Rows of the first Markdown table in text, as {header: cell}."""
-    lines = [line.strip() for line in text.splitlines() if line.strip().startswith("|")]
-    if len(lines) < 3:
-        return []
-    cells = [[c.strip() for c in line.strip("|").split("|")] for line in lines]
-    return [dict(zip(cells[0], row)) for row in cells[2:]]
+def parse_markdown_tables(text: str) -> list[list[dict[str, str]]]:
+    """Rows of every Markdown table in text (tables end at the first line that is not a table row), as
+    {header: cell} per row."""
+    tables: list[list[str]] = [[]]
+    for line in text.splitlines():
+        if line.strip().startswith("|"):
+            tables[-1].append(line.strip())
+        elif tables[-1]:
+            tables.append([])
+    parsed = []
+    for lines in tables:
+        if len(lines) >= 3:
+            cells = [[c.strip() for c in line.strip("|").split("|")] for line in lines]
+            parsed.append([dict(zip(cells[0], row)) for row in cells[2:]])
+    return parsed
 
 
 def plot_realism(realism_txt: Path, path: Path) -> Path | None:
     """SWD of the model and of bicubic upsampling per zoom band (lower is more like real imagery)."""
-    rows = parse_markdown_table(realism_txt.read_text()) if realism_txt.is_file() else []
-    rows = [r for r in rows if "SWD model" in r and "SWD bicubic" in r]
+    tables = parse_markdown_tables(realism_txt.read_text()) if realism_txt.is_file() else []
+    rows = next((t for t in tables if t and "SWD model" in t[0] and "SWD bicubic" in t[0]), [])
     if not rows:
         return None
     bands = [r["band"].split(" ")[0] for r in rows]

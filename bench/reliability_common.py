@@ -87,14 +87,30 @@ class ServerProcess:
         except (RuntimeError, TimeoutError) as exc:
             raise type(exc)(f"{exc}; see {self.log_path}") from None
 
+    def processes(self) -> list[psutil.Process]:
+        """The server process and its worker processes (serve runs one per core by default)."""
+        return [self.ps, *self.ps.children(recursive=True)]
+
     def rss_bytes(self) -> int:
-        """Resident memory of the server process now."""
-        return int(self.ps.memory_info().rss)
+        """Resident memory of the server now: its largest process (one server's share; workers are copies)."""
+        sizes = []
+        for p in self.processes():
+            try:
+                sizes.append(int(p.memory_info().rss))
+            except psutil.NoSuchProcess:
+                continue
+        return max(sizes, default=0)
 
     def cpu_seconds(self) -> float:
-        """User plus system CPU time the server process has used so far."""
-        times = self.ps.cpu_times()
-        return float(times.user + times.system)
+        """User plus system CPU time the server's processes have used so far."""
+        total = 0.0
+        for p in self.processes():
+            try:
+                times = p.cpu_times()
+            except psutil.NoSuchProcess:
+                continue
+            total += float(times.user + times.system)
+        return total
 
     def metric(self, name: str) -> float:
         """One unlabelled sample from /metrics (0.0 when absent)."""
