@@ -33,6 +33,7 @@ from terradream.model.scheduler import ParentProjectedDDIMScheduler
 from terradream.model.structure import STRUCTURE_REVISION, Grid, land_cover, layout
 from terradream.model.terrain import ReliefAtlas, cover_ruggedness, default_relief, shade_relief
 from terradream.model.water import WaterAtlas, default_atlas
+from terradream.model.worlds import ROOT_TOWN_ALPHA
 
 DEFAULT_WEIGHTS_DIR = Path(__file__).parent / "weights"
 PIPELINE_CONFIG = "pipeline.json"
@@ -226,6 +227,8 @@ class TerraPipeline:
             h.update(f"structure/{STRUCTURE_REVISION}/{STRUCTURE_BASE_RADIUS_PX}/{WATER_MAX_ZOOM}/{CALM_WATER_GAIN}/"
                      f"{CALM_SNOW_SHARE}/"
                      f"{self.water.identity}/{self.places.identity}/{self.relief.identity}".encode())
+        # earth's root is greyed where towns are (model.worlds), so every model's earth tiles depend on it
+        h.update(f"earth-root/{ROOT_TOWN_ALPHA}/{self.places.identity}".encode())
         for name, tensor in sorted(self.denoiser.state_dict().items()):
             h.update(name.encode())
             h.update(tensor.detach().float().cpu().numpy().tobytes())
