@@ -137,20 +137,21 @@ def paint_towns_equirect(img: np.ndarray, atlas: PlaceAtlas, colour: tuple[float
     (it adds detail but never changes a parent's means)."""
     h, w = img.shape[:2]
     lon, lat, pop = atlas.lon_lat_population
-    rows = np.clip(((90.0 - lat) / 180.0 * h).astype(np.int64), 0, h - 1)
+    rows = np.clip(((90.0 - lat) / 180.0 * h).astype(np.int64), 1, h - 2)  # no place lies on the polar rows
     cols = np.clip(((lon + 180.0) / 360.0 * w).astype(np.int64), 0, w - 1)
-    area = np.bincount(rows * w + cols, weights=math.pi * radius_ground_m(pop) ** 2, minlength=h * w)
-    area = area.reshape(h, w).astype(np.float32)
-    for axis in (0, 1):  # a [1, 2, 1] / 4 blur along each axis: columns wrap, rows stop at the poles
-        before, after = np.roll(area, 1, axis), np.roll(area, -1, axis)
-        if axis == 0:
-            before[0], after[-1] = area[0], area[-1]
-        area = (before + 2.0 * area + after) / 4.0
-    row_lat = np.radians(90.0 - (np.arange(h) + 0.5) * 180.0 / h)
-    pixel_m2 = (WORLD_M / w) ** 2 * np.maximum(np.cos(row_lat), 1e-3).astype(np.float32)[:, None]
-    share = np.clip(area / pixel_m2, 0.0, 1.0)[..., None] * np.float32(alpha)
+    area = (math.pi * radius_ground_m(pop) ** 2).astype(np.float32)
+    kernel = {-1: 0.25, 0: 0.5, 1: 0.25}  # [1, 2, 1] / 4 along each axis; columns wrap around the world
+    index = np.concatenate([(rows + dr) * w + (cols + dc) % w for dr in kernel for dc in kernel])
+    weight = np.concatenate([area * np.float32(kernel[dr] * kernel[dc]) for dr in kernel for dc in kernel])
+    pixels, slot = np.unique(index, return_inverse=True)  # only pixels near a town: a few MB, not the world
+    spread = np.bincount(slot, weights=weight).astype(np.float32)
+    r, c = pixels // w, pixels % w
+    pixel_m2 = (WORLD_M / w) ** 2 * np.maximum(np.cos(np.radians(90.0 - (r + 0.5) * 180.0 / h)), 1e-3)
+    share = (np.clip(spread / pixel_m2.astype(np.float32), 0.0, 1.0) * np.float32(alpha))[:, None]
+    out = img.copy()
     target = np.asarray(colour, np.float32) * 255.0
-    return np.round(img + share * (target - img)).clip(0, 255).astype(np.uint8)
+    out[r, c] = np.round(img[r, c] + share * (target - img[r, c])).clip(0, 255).astype(np.uint8)
+    return out
 
 
 _DEFAULT: PlaceAtlas | None = None

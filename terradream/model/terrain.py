@@ -33,6 +33,7 @@ ROCK_SLOPE = (0.9, 1.5)  # slope (rise over run) over which snow gives way to ba
 _SUN = np.array([-1.0, 1.0, 1.6]) / math.sqrt(1.0 + 1.0 + 1.6**2)  # from the north-west (x east, y north, up)
 _ROCK = (0.36, 0.35, 0.33)
 _TWIST = 1.1  # radians each octave turns from the one above
+RELIEF_STRIP_ROWS = 256  # rows of the relief raster processed at a time
 _SHADOW_TINT = np.array([0.9, 0.95, 1.08], np.float32)  # shaded snow turns bluish
 
 
@@ -111,12 +112,18 @@ class ReliefAtlas:
             return None
         with Image.open(path) as im:
             im.draft("RGB", (im.width // 2, im.height // 2))  # JPEG decodes at half size directly: 4 arc-minutes
-            rgb = np.asarray(im.convert("RGB").resize((5400, 2700), Image.Resampling.BOX), np.float32) / 255.0
-        lum = rgb.mean(axis=-1)
-        sea = (rgb[..., 2] > rgb[..., 0] + 0.04).astype(np.float32)
-        mean, mean_sq, near_sea = (_box3(a) for a in (lum, lum * lum, sea))
-        spread = np.sqrt(np.maximum(mean_sq - mean * mean, 0.0)) * (near_sea == 0)
-        return np.round(_ramp(spread, 0.02, 0.10) * 255).astype(np.uint8)
+            rgb8 = np.asarray(im.convert("RGB").resize((5400, 2700), Image.Resampling.BOX))
+        out = np.empty(rgb8.shape[:2], np.uint8)
+        for r0 in range(0, len(rgb8), RELIEF_STRIP_ROWS):  # strips with a row of context: float copies stay small
+            r1 = min(r0 + RELIEF_STRIP_ROWS, len(rgb8))
+            rows = np.clip(np.arange(r0 - 1, r1 + 1), 0, len(rgb8) - 1)  # the poles repeat their own row
+            rgb = np.asarray(rgb8[rows], np.float32) / 255.0
+            lum = rgb.mean(axis=-1)
+            sea = (rgb[..., 2] > rgb[..., 0] + 0.04).astype(np.float32)
+            mean, mean_sq, near_sea = (_box3_rows(a) for a in (lum, lum * lum, sea))
+            spread = np.sqrt(np.maximum(mean_sq - mean * mean, 0.0)) * (near_sea == 0)
+            out[r0:r1] = np.round(_ramp(spread, 0.02, 0.10) * 255).astype(np.uint8)
+        return out
 
     @property
     def has_data(self) -> bool:
@@ -148,10 +155,9 @@ class ReliefAtlas:
         return (top * (1 - tr)[:, None] + bottom * tr[:, None]) / np.float32(255.0)
 
 
-def _box3(a: np.ndarray) -> np.ndarray:
-    """3x3 box mean (edges replicated; columns wrap around the world)."""
-    p = np.pad(a, ((1, 1), (0, 0)), mode="edge")
-    p = np.concatenate([p[:, -1:], p, p[:, :1]], axis=1)
+def _box3_rows(a: np.ndarray) -> np.ndarray:
+    """3x3 box means of the inner rows of a (its first and last rows are context); columns wrap around the world."""
+    p = np.concatenate([a[:, -1:], a, a[:, :1]], axis=1)
     rows = p[:-2] + p[1:-1] + p[2:]
     return (rows[:, :-2] + rows[:, 1:-1] + rows[:, 2:]) / 9.0
 
