@@ -176,8 +176,8 @@ def test_seed_over_http_is_bulk_retries_503_and_fills_the_cache(server: ServePro
 
 def test_interrupted_seed_resumes_without_generating_again(server: ServeProcess, tiny_model_dir: Path,
                                                            tmp_path: Path) -> None:
-    keys = [(6, x, 20) for x in range(32, 36)]
-    bbox = inner_bbox(6, 32, 20, 35, 20)
+    keys = [(6, x, 20) for x in range(32, 48)]  # eight blocks: plenty left to do when the first tile lands
+    bbox = inner_bbox(6, 32, 20, 47, 20)
     args = ["seed", "--world", "earth", "--bbox", bbox, "--zoom", "6", "--batch-size", "1",
             *local_args(tiny_model_dir, server.cache_dir)]
     log_path = tmp_path / "seed.log"
