@@ -201,11 +201,7 @@ class Cascade:
 
     def _add_roots(self, keys: Iterable[TileKey], have: dict[TileKey, np.ndarray]) -> None:
         """Make and store the missing root tiles among keys (claimed first, like generated units)."""
-        missing = [k for k in keys if k not in have]
-        if self.claims is None:
-            self._make_roots(missing, have)
-        else:
-            self._make_claimed(self.claims, missing, have, self._make_roots)
+        self._make_claimed([k for k in keys if k not in have], have, self._make_roots)
 
     def _make_roots(self, keys: list[TileKey], have: dict[TileKey, np.ndarray]) -> None:
         made = {k: self.worlds.get(k.world).root_tile(k.z, k.x, k.y) for k in keys}
@@ -222,10 +218,7 @@ class Cascade:
             if not ready:
                 raise RuntimeError("cascade plan has unresolvable parents")  # a bug, never bad input
             ready.sort(key=lambda u: (u.z, u.world, u.y, u.x))
-            if self.claims is None:
-                self._run_batches(ready, have)
-            else:
-                self._make_claimed(self.claims, ready, have, self._run_batches)
+            self._make_claimed(ready, have, self._run_batches)
             for u in ready:
                 del todo[u]
 
@@ -245,10 +238,15 @@ class Cascade:
         have.update(found)
         return True
 
-    def _make_claimed(self, claims: UnitClaims, units: list[TileKey], have: dict[TileKey, np.ndarray],
+    def _make_claimed(self, units: list[TileKey], have: dict[TileKey, np.ndarray],
                       make: Callable[[list[TileKey], dict[TileKey, np.ndarray]], None]) -> None:
         """make() the units this process claims (unless another process stored them meanwhile), then wait for the
-        others and read them back; a unit still missing after the wait (its maker failed) is made here."""
+        others and read them back; a unit still missing after the wait (its maker failed) is made here. Without
+        claims, make() them all."""
+        claims = self.claims
+        if claims is None:
+            make(units, have)
+            return
         tokens: dict[TileKey, object] = {}
         elsewhere: list[TileKey] = []
         for unit in units:

@@ -325,9 +325,10 @@ class TerraPipeline:
         """The structure field's colours over base at one zoom: layout, then relief; earth's real towns and
         ruggedness where this is earth, else ruggedness read from the colours."""
         towns = self.places.density(spec.seed, g) if spec.real_water else None
+        cover = land_cover(base)
         rugged = self.relief.ruggedness(g) if spec.real_water else None
-        rugged = cover_ruggedness(base) if rugged is None else rugged
-        return shade_relief(spec.seed, g, layout(spec.seed, g, base, water, paint, towns), base, rugged)
+        rugged = cover_ruggedness(cover) if rugged is None else rugged
+        return shade_relief(spec.seed, g, layout(spec.seed, g, base, water, paint, towns), cover["snow"], rugged)
 
     def structure_detail(self, spec: WindowSpec, real_water_px: np.ndarray | None = None) -> np.ndarray:
         """The structure field's newest octave over a window, (3, W, W) in [-1, 1] units: layout at this zoom minus

@@ -16,7 +16,7 @@ import math
 import sys
 import threading
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cache, cached_property
 from pathlib import Path
 
 import numpy as np
@@ -154,17 +154,10 @@ def paint_towns_equirect(img: np.ndarray, atlas: PlaceAtlas, colour: tuple[float
     return out
 
 
-_DEFAULT: PlaceAtlas | None = None
-_DEFAULT_LOCK = threading.Lock()
-
-
+@cache
 def default_places() -> PlaceAtlas:
     """The process-wide atlas of the shipped table."""
-    global _DEFAULT
-    with _DEFAULT_LOCK:
-        if _DEFAULT is None:
-            _DEFAULT = PlaceAtlas()
-        return _DEFAULT
+    return PlaceAtlas()
 
 
 def build_table(out: Path, min_population: int = MIN_POPULATION) -> int:

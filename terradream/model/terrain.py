@@ -14,13 +14,13 @@ from __future__ import annotations
 import math
 import threading
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cache, cached_property
 
 import numpy as np
 from PIL import Image
 
 from terradream.model.noise import stream_key, uniform_grid
-from terradream.model.structure import _F, STREAM_STRUCTURE, WORLD_M, Grid, _m, _ramp, land_cover
+from terradream.model.structure import _F, STREAM_STRUCTURE, WORLD_M, Grid, _m, _ramp
 from terradream.model.water import data_dirs
 
 TERRAIN_REVISION = 1  # bump whenever the relief changes: part of the model version via identity
@@ -78,9 +78,9 @@ def ridge_slopes(seed: int, g: Grid) -> tuple[np.ndarray, np.ndarray] | None:
     return None if sx is None or sy is None else (sx, sy)
 
 
-def shade_relief(seed: int, g: Grid, c: np.ndarray, base: np.ndarray, rugged: np.ndarray) -> np.ndarray:
+def shade_relief(seed: int, g: Grid, c: np.ndarray, snow: np.ndarray, rugged: np.ndarray) -> np.ndarray:
     """Hill-shade colours c (H, W, 3) by the relief drawn at this zoom, as much as rugged (H, W) in [0, 1] says, and
-    bare rock where steep slopes carry snow (land cover read from base)."""
+    bare rock where steep slopes carry snow (snow: its share, (H, W), from land_cover)."""
     if float(rugged.max()) <= 0.02:
         return c
     slopes = ridge_slopes(seed, g)
@@ -89,7 +89,6 @@ def shade_relief(seed: int, g: Grid, c: np.ndarray, base: np.ndarray, rugged: np
     sx, sy = slopes
     norm = np.sqrt(sx * sx + sy * sy + 1.0)
     light = (-sx * _SUN[0] - sy * _SUN[1] + _SUN[2]) / norm / _SUN[2] - 1.0  # 0 on flat ground, < 0 facing away
-    snow = land_cover(base)["snow"]
     rock = _ramp(norm - 1.0, ROCK_SLOPE[0] - 1.0, ROCK_SLOPE[1] - 1.0) * snow * rugged
     c = c + (rock * 0.8)[..., None] * (np.asarray(_ROCK, np.float32) - c)
     k = (SHADE_STRENGTH * rugged * np.clip(light, -1.0, 0.5))[..., None]
@@ -162,20 +161,12 @@ def _box3_rows(a: np.ndarray) -> np.ndarray:
     return (rows[:, :-2] + rows[:, 1:-1] + rows[:, 2:]) / 9.0
 
 
-def cover_ruggedness(base: np.ndarray) -> np.ndarray:
-    """Ruggedness where no real relief is known: snow and bare rock in the parent's colours mark mountains."""
-    cover = land_cover(base)
+def cover_ruggedness(cover: dict[str, np.ndarray]) -> np.ndarray:
+    """Ruggedness where no real relief is known: snow and bare rock in the land cover (land_cover) mark mountains."""
     return np.clip(cover["snow"] + 0.5 * cover["desert"], 0.0, 1.0)
 
 
-_DEFAULT: ReliefAtlas | None = None
-_DEFAULT_LOCK = threading.Lock()
-
-
+@cache
 def default_relief() -> ReliefAtlas:
     """The process-wide relief atlas."""
-    global _DEFAULT
-    with _DEFAULT_LOCK:
-        if _DEFAULT is None:
-            _DEFAULT = ReliefAtlas()
-        return _DEFAULT
+    return ReliefAtlas()

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from terradream.model.places import PlaceAtlas, default_places, radius_ground_m
-from terradream.model.structure import Grid, layout
+from terradream.model.structure import Grid, land_cover, layout
 from terradream.model.terrain import cover_ruggedness, default_relief, ridge_slopes, shade_relief, value_noise_grad
 from terradream.model.water import latlon_to_global_px
 
@@ -79,10 +79,12 @@ def test_relief_draws_the_newest_octaves_only() -> None:
         assert 0.05 < float(np.median(steep)) < 0.6, z
     g = window_at(14, 45.95, 7.65, 96)
     snow = np.broadcast_to(SNOW, (96, 96, 3)).astype(np.float32)
-    shaded = shade_relief(1, g, snow.copy(), snow, np.ones((96, 96), np.float32))
+    shaded = shade_relief(1, g, snow.copy(), land_cover(snow)["snow"], np.ones((96, 96), np.float32))
     assert shaded.std() > 0.02
     farm = np.broadcast_to(FARMLAND, (96, 96, 3)).astype(np.float32)
-    np.testing.assert_array_equal(shade_relief(1, g, farm.copy(), farm, cover_ruggedness(farm)), farm)
+    farm_cover = land_cover(farm)
+    flat = shade_relief(1, g, farm.copy(), farm_cover["snow"], cover_ruggedness(farm_cover))
+    np.testing.assert_array_equal(flat, farm)
 
 
 @pytest.mark.parametrize(("lat", "lon", "rugged"), [(45.95, 7.65, True), (48.2, 1.6, False), (27.99, 86.9, True)])
