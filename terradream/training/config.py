@@ -28,6 +28,7 @@ class TrainConfig:
     detail_gain: float = 1.5  # sampler settings written into the exported pipeline (see TerraPipeline)
     chroma_gain: float = 0.5
     structure: bool = True
+    distill_from: str = ""  # a pipeline directory ("default") to distil into a student of half its steps
     init_from: str = ""  # a pipeline directory ("default": the shipped one) whose matching weights start the run
     max_minutes: float = 0.0  # stop (checkpoint and export) after this much training time; 0: run all steps
     threads: int = 2  # CPU intra-op threads

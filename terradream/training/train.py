@@ -48,12 +48,7 @@ class Trainer:
         self.train_data, self.val_data = train, val
         if self.device.type == "cpu":
             torch.set_num_threads(cfg.threads)
-        self.model = TerraDenoiser(
-            width=cfg.width, num_blocks=cfg.num_blocks, expansion=cfg.expansion, embed_dim=cfg.embed_dim,
-            context_width=cfg.context_width, context_blocks=cfg.context_blocks,
-        ).to(self.device)
-        if cfg.init_from:
-            self.warm_start(cfg.init_from)
+        self.model = self.build_model(cfg).to(self.device)
         self.ema = copy.deepcopy(self.model).eval().requires_grad_(False)
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=0.01)
         self.scheduler = default_scheduler()
@@ -64,14 +59,25 @@ class Trainer:
         val_rng = np.random.default_rng(cfg.seed + 1)
         self.val_batches = [val.sample(cfg.batch, val_rng) for _ in range(8)] if val.levels else []
 
-    def warm_start(self, path: str) -> None:
+    def build_model(self, cfg: TrainConfig) -> TerraDenoiser:
+        """A denoiser of the recipe's shape, warm-started from cfg.init_from when given."""
+        model = TerraDenoiser(
+            width=cfg.width, num_blocks=cfg.num_blocks, expansion=cfg.expansion, embed_dim=cfg.embed_dim,
+            context_width=cfg.context_width, context_blocks=cfg.context_blocks,
+        )
+        if cfg.init_from:
+            self.warm_start(model, cfg.init_from)
+        return model
+
+    @staticmethod
+    def warm_start(model: TerraDenoiser, path: str) -> None:
         """Copy every weight whose name and shape match from a saved pipeline (new parts keep their init)."""
         source = TerraDenoiser.from_pretrained(
             (DEFAULT_WEIGHTS_DIR if path == "default" else Path(path)) / "denoiser", low_cpu_mem_usage=False)
-        own = self.model.state_dict()
+        own = model.state_dict()
         matched = {k: v for k, v in source.state_dict().items() if k in own and own[k].shape == v.shape}
         own.update(matched)
-        self.model.load_state_dict(own)
+        model.load_state_dict(own)
         tqdm.write(f"warm start: {len(matched)}/{len(own)} tensors from {path}")
 
     def lr_at(self, step: int) -> float:
@@ -181,7 +187,12 @@ class Trainer:
 def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path:
     """Build the datasets, (optionally) resume, train; returns the exported pipeline directory."""
     train_data, val_data = build_datasets(cfg.data, cfg.crop_px, progress=progress)
-    trainer = Trainer(cfg, train_data, val_data)
+    if cfg.distill_from:
+        from terradream.training.distill import DistillTrainer  # it builds on this module
+
+        trainer: Trainer = DistillTrainer(cfg, train_data, val_data)
+    else:
+        trainer = Trainer(cfg, train_data, val_data)
     if resume:
         trainer.load_checkpoint()
     return trainer.run(progress=progress)
