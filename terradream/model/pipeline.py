@@ -12,6 +12,7 @@ projected so that its 2x2 area means equal the parent exactly, which pins colour
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 from collections.abc import Sequence
@@ -37,7 +38,7 @@ from terradream.model.worlds import ROOT_TOWN_ALPHA
 
 DEFAULT_WEIGHTS_DIR = Path(__file__).parent / "weights"
 PIPELINE_CONFIG = "pipeline.json"
-SAMPLER_REVISION = 6  # bump whenever the sampling arithmetic changes: it is part of the version, hence of cache keys
+SAMPLER_REVISION = 7  # bump whenever the sampling arithmetic changes: it is part of the version, hence of cache keys
 SMOOTH_PROJECTION_ITERS = 8  # final smooth pull of the output onto the parent, before the exact 2x2 projection
 STRUCTURE_BASE_RADIUS_PX = 8  # land cover for the structure field is read from the parent blurred this much
 # Open water is calm at every zoom: the model's detail there is damped to this fraction (brightness and colour alike)
@@ -163,7 +164,8 @@ class TerraPipeline:
         # and change last bits, so a fixed shape is what makes a window's bytes independent of its batch-mates.
         self.micro_batch = micro_batch or (8 if self.device.type == "cuda" else 1)
         self.dtype = dtype or (torch.bfloat16 if self.device.type == "cuda" else torch.float32)
-        self.denoiser = denoiser.to(self.device).eval()
+        # channels-last convolutions run about 1.6x faster on CPU (oneDNN) and suit tensor cores on GPUs
+        self.denoiser = denoiser.to(self.device, memory_format=torch.channels_last).eval()
         self.scheduler = scheduler
         self.num_inference_steps = num_inference_steps
         self._version = ""
@@ -257,7 +259,7 @@ class TerraPipeline:
     def save_pretrained(self, path: str | Path) -> None:
         """Write the model in the layout from_pretrained reads (config.json + safetensors per part)."""
         root = Path(path)
-        self.denoiser.save_pretrained(root / "denoiser")
+        copy.deepcopy(self.denoiser).to(memory_format=torch.contiguous_format).save_pretrained(root / "denoiser")
         self.scheduler.save_pretrained(root / "scheduler")
         settings = {"num_inference_steps": self.num_inference_steps, "metatile": self.metatile,
                     "detail_gain": self.detail_gain, "structure": self.structure,
