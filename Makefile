@@ -61,16 +61,18 @@ $(BENCH_STAMP): pyproject.toml constraints.txt | $(PY_STAMP)
 bench: setup $(BENCH_STAMP)
 	$(RUN_ENV) $(PY) -m bench
 
-# Training: the recipe in recipes/default.json, resumable (run it again to continue). DATA: imagery laid out like
-# ../shared/data; OUT: the run directory. train-gpu is the same recipe on CUDA, stopping after 8 minutes.
+# Training: RECIPE (default recipes/default.json; recipes/distill2.json distils the shipped model into a two-step
+# student), resumable (run it again to continue). DATA: imagery laid out like ../shared/data; OUT: the run
+# directory. train-gpu is the same recipe on CUDA, stopping after 8 minutes.
+RECIPE ?= recipes/default.json
 DATA ?= ../shared/data
 OUT  ?= runs/default
 
 train: setup
-	$(RUN_ENV) $(VENV)/bin/terradream train --recipe recipes/default.json --data $(DATA) --out $(OUT) --resume
+	$(RUN_ENV) $(VENV)/bin/terradream train --recipe $(RECIPE) --data $(DATA) --out $(OUT) --resume
 
 train-gpu: setup
-	$(VENV)/bin/terradream train --recipe recipes/default.json --data $(DATA) --out $(OUT) --resume \
+	$(VENV)/bin/terradream train --recipe $(RECIPE) --data $(DATA) --out $(OUT) --resume \
 		--device cuda --max-minutes 8
 
 clean:
