@@ -77,9 +77,10 @@ def value_noise(key: np.uint64, x: np.ndarray, y: np.ndarray, cell_m: float) -> 
     once, interpolated along x on its few rows, then along y (exact smoothstep-bilinear, as the grid is separable)."""
     ix, tx = _cells(x / cell_m)
     iy, ty = _cells(y / cell_m)
-    fx, fy = int(ix.min()), int(iy.min())
-    lattice = uniform_grid(key, np.arange(fy, iy.max() + 2), np.arange(fx, ix.max() + 2)).astype(np.float32)
-    cx, cy = ix - fx, iy - fy
+    # only the lattice points next to a sample: cells finer than the pixels would otherwise hash a whole continent
+    cols, rows = np.union1d(ix, ix + 1), np.union1d(iy, iy + 1)
+    lattice = uniform_grid(key, rows, cols).astype(np.float32)
+    cx, cy = np.searchsorted(cols, ix), np.searchsorted(rows, iy)  # ix + 1 is the next entry, as both are present
     along_x = lattice[:, cx] * (1 - tx) + lattice[:, cx + 1] * tx
     return along_x[cy] * (1 - ty)[:, None] + along_x[cy + 1] * ty[:, None]
 

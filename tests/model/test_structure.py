@@ -12,7 +12,8 @@ from terradream.core.keys import TileKey
 from terradream.model.cascade import Cascade, MemoryTileStore
 from terradream.model.denoiser import TerraDenoiser
 from terradream.model.pipeline import TerraPipeline, WindowSpec
-from terradream.model.structure import Grid, land_cover, layout
+from terradream.model.noise import stream_key, uniform_grid
+from terradream.model.structure import Grid, land_cover, layout, value_noise
 from terradream.model.testing import make_tiny_model
 from terradream.model.worlds import WorldRegistry
 
@@ -31,6 +32,20 @@ def test_layout_is_a_pure_function_of_global_position() -> None:
     b = paint(z, row0 + 96, col0 + 160, 256)
     assert np.abs(a).max() > 0.05  # something is drawn here
     np.testing.assert_array_equal(a[96:, 160:], b[:160, :96])
+
+
+@pytest.mark.parametrize("cell_m", [0.3, 1.0, 7.0])
+def test_value_noise_reads_only_the_lattice_it_needs_with_the_same_values(cell_m: float) -> None:
+    key = stream_key(7, 2, 3)
+    x, y = np.arange(-40.0, 40.0, 1.3), np.arange(10.0, 90.0, 2.1)  # cells finer and coarser than the samples
+    ix, iy = np.floor(x / cell_m).astype(np.int64), np.floor(y / cell_m).astype(np.int64)
+    full = uniform_grid(key, np.arange(iy.min(), iy.max() + 2), np.arange(ix.min(), ix.max() + 2)).astype(np.float32)
+    tx, ty = (x / cell_m - ix).astype(np.float32), (y / cell_m - iy).astype(np.float32)
+    sx, sy = tx * tx * (3 - 2 * tx), ty * ty * (3 - 2 * ty)
+    cx, cy = ix - ix.min(), iy - iy.min()
+    along_x = full[:, cx] * (1 - sx) + full[:, cx + 1] * sx
+    expected = along_x[cy] * (1 - sy)[:, None] + along_x[cy + 1] * sy[:, None]
+    assert np.array_equal(value_noise(key, x, y, cell_m), expected)
 
 
 def test_features_stay_in_place_across_zooms() -> None:
