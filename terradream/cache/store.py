@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from terradream.cache.base import CacheKey, TileCache
-from terradream.cache.codec import decode_png, encode_png
+from terradream.cache.codec import decode_png, encode_pngs
 from terradream.core.keys import TileKey
 from terradream.core.tiles import TILE_SIZE_PX
 
@@ -78,7 +78,7 @@ class CacheTileStore:
 
     def put_tiles(self, tiles: Mapping[TileKey, np.ndarray]) -> None:
         """Encode and cache tiles (TileStore protocol); each tile is written atomically by the cache."""
-        encoded = {key: encode_png(array) for key, array in tiles.items()}
+        encoded = dict(zip(tiles, encode_pngs(list(tiles.values())), strict=True))
         self.cache.put_many({self.cache_key(k): png for k, png in encoded.items()})
         self._written.update(encoded)
 
