@@ -22,10 +22,10 @@ from terradream.model.noise import splitmix64, stream_key, uniform_grid
 WORLD_M = 2 * math.pi * 6378137.0  # Web-Mercator world width in metres
 GROUND_TO_MERCATOR = 1.35  # sizes below are ground metres at mid latitudes; Mercator metres are about this much larger
 STREAM_STRUCTURE = 2  # noise.py stream id of the structure field's random numbers
-STRUCTURE_REVISION = 5  # bump whenever the layout changes: it is part of the model version, hence of cache keys
+STRUCTURE_REVISION = 6  # bump whenever the layout changes: it is part of the model version, hence of cache keys
 _F = {"district": 0, "farm": 1, "town": 2, "forest": 3, "warp_x": 4, "warp_y": 5, "region": 6, "parcel": 7,
       "stream": 8, "stream_mask": 9, "road_major": 10, "road_minor": 11, "lot": 12, "tree": 13, "tree_b": 14,
-      "town_edge": 15, "urban": 16, "ridge": 17}
+      "town_edge": 15, "urban": 16, "ridge": 17, "woods": 18, "woods_tone": 19}
 
 
 @dataclass(frozen=True)
@@ -154,8 +154,12 @@ _ROOFS = np.array([[0.62, 0.33, 0.25], [0.55, 0.55, 0.55], [0.35, 0.35, 0.37], [
                    [0.50, 0.28, 0.22], [0.45, 0.47, 0.50]])
 _ASPHALT, _TRACK, _WATER = (0.40, 0.40, 0.41), (0.63, 0.58, 0.50), (0.10, 0.16, 0.20)
 _DRY_LAND = (0.34, 0.34, 0.25)
+_WOODS = (0.13, 0.19, 0.11)
+WOODS_ALPHA = 0.6
 URBAN_COLOUR = (0.50, 0.48, 0.46)
 URBAN_ALPHA = 0.7  # how much built-up ground covers what was there
+WOODS_MAX_PX_M = 5000.0  # woods from pixels this fine on (ground metres): from z5, where a patch is a pixel or two
+FIELDS_MAX_PX_M = 300.0  # field parcels from pixels this fine on: at coarser ones they would be speckle
 URBAN_MAX_PX_M = 1500.0  # towns are drawn from pixels this fine on (ground metres)
 BUILDING_MAX_PX_M = 10.0  # single buildings from pixels this fine on (ground metres)
 
@@ -292,6 +296,15 @@ def _urban(seed: int, g: Grid, c: np.ndarray, town: np.ndarray, theta: np.ndarra
     return c + (town * URBAN_ALPHA)[..., None] * (colour - c)
 
 
+def _woods(seed: int, g: Grid, c: np.ndarray, forest: np.ndarray) -> np.ndarray:
+    """Dense woods over c: patches of a few km with ragged edges where `forest` (H, W) allows them (leafy land outside
+    farmland and towns), darker than the open land around them. Drawn from coarse zooms on, so every octave of their
+    outline joins the cascade at the zoom where it is a pixel or two wide (the projection keeps coarser changes out)."""
+    patches = _ramp(fbm(seed, "woods", g, _m(4000.0), 4), 0.5, 0.58) * forest
+    tone = 0.85 + 0.3 * fbm(seed, "woods_tone", g, _m(700.0), 2)
+    return c + (patches * WOODS_ALPHA)[..., None] * (np.asarray(_WOODS, np.float32) * tone[..., None] - c)
+
+
 def layout(seed: int, g: Grid, base: np.ndarray, water: np.ndarray | None = None,
            paint: bool = True, towns: np.ndarray | None = None) -> np.ndarray:
     """The structure painted over base (H, W, 3) colours in [0, 1], at the grid's pixel size: new colours (H, W, 3).
@@ -313,17 +326,22 @@ def layout(seed: int, g: Grid, base: np.ndarray, water: np.ndarray | None = None
     if px <= _m(200.0):
         town = np.maximum(town, _ramp(fbm(seed, "town", g, _m(6000.0), 3), 0.66, 0.7) * land * (1 - cover["desert"]))
     urban = px <= _m(URBAN_MAX_PX_M) and town.max() > 0
-    if px > _m(200.0) and not urban:
+    if px > _m(WOODS_MAX_PX_M) and not urban:
+        return c
+    district = fbm(seed, "district", g, _m(40000.0), 3)
+    farm = _ramp(fbm(seed, "farm", g, _m(12000.0), 3), 0.42, 0.5) * land * _ramp(district, 0.3, 0.45) * (1 - town)
+    leafy = _ramp(cover["green"] + 0.5 * _ramp(0.3 - cover["lum"], 0, 0.1), 0.2, 0.6)
+    forest = (1 - farm) * (1 - town) * land * leafy
+    if px <= _m(WOODS_MAX_PX_M):
+        c = _woods(seed, g, c, (1 - farm) * (1 - town) * land * _ramp(leafy, 0.05, 0.3))
+    if px > _m(FIELDS_MAX_PX_M) and not urban:
         return c
     rj, ri = _regions(seed, g)
     theta = _unit(_hash(stream_key(seed, STREAM_STRUCTURE, _F["region"]), rj, ri), 3) * math.pi
     if urban:
         c = _urban(seed, g, c, town, theta)
-    if px > _m(200.0):
+    if px > _m(FIELDS_MAX_PX_M):
         return c
-    district = fbm(seed, "district", g, _m(40000.0), 3)
-    farm = _ramp(fbm(seed, "farm", g, _m(12000.0), 3), 0.42, 0.5) * land * _ramp(district, 0.3, 0.45) * (1 - town)
-    forest = (1 - farm) * (1 - town) * land * _ramp(cover["green"] + 0.5 * _ramp(0.3 - cover["lum"], 0, 0.1), 0.2, 0.6)
     c, hedges = _fields(seed, g, rj, ri, theta, c, farm)
     if px <= _m(40.0):  # streams: a level set of slow noise where the stream mask allows
         n = fbm(seed, "stream", g, _m(3000.0), 3) - 0.5

@@ -59,11 +59,13 @@ def test_features_stay_in_place_across_zooms() -> None:
     assert np.corrcoef(other.ravel(), pooled.ravel())[0, 1] < 0.3
 
 
-def test_layout_draws_nothing_on_water_and_leaves_coarse_zooms_alone() -> None:
+def test_layout_draws_nothing_on_water_and_only_woods_at_coarse_zooms() -> None:
     sea = np.broadcast_to(np.array([0.05, 0.12, 0.25]), (128, 128, 3)).astype(np.float32)
     g = Grid.of_window(15, 11_862_000, 16_834_000, 128, 128)
     assert np.abs(layout(7, g, sea) - sea).max() < 0.02
-    assert np.abs(paint(8, 92_000, 131_000, 128)).max() == 0.0
+    assert np.abs(paint(4, 5_750, 8_187, 128)).max() == 0.0  # a continent per tile: nothing to draw yet
+    woods = paint(8, 92_000, 131_000, 128)  # a few pixels per km: dark woods on the land, nothing else
+    assert woods.mean(-1).max() <= 0.0 and woods.mean(-1).min() < -0.1
 
 
 @pytest.mark.parametrize(("colour", "kind"), [((0.63, 0.64, 0.61), "snow"), ((0.43, 0.43, 0.41), "desert"),
