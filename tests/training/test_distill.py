@@ -10,6 +10,7 @@ import torch
 
 from terradream.model.pipeline import TerraPipeline
 from terradream.model.scheduler import default_scheduler
+from terradream.model.testing import make_tiny_model
 from terradream.training.config import TrainConfig
 from terradream.training.dataset import TripleDataset
 from terradream.training.distill import DistillTrainer, distill_target
@@ -41,14 +42,15 @@ def _synthetic_data(seed: int) -> TripleDataset:
 
 
 def test_a_short_distillation_run_trains_and_exports_a_two_step_student(tmp_path) -> None:
-    cfg = TrainConfig(distill_from="default", out=str(tmp_path), steps=3, batch=2, crop_px=32, lr=1e-4,
+    teacher_dir = make_tiny_model(tmp_path / "teacher", steps=4)
+    cfg = TrainConfig(distill_from=str(teacher_dir), out=str(tmp_path / "run"), steps=3, batch=2, crop_px=32, lr=1e-4,
                       warmup_steps=1, context_width=0, inference_steps=2, detail_gain=1.0, chroma_gain=1.0,
                       threads=1, val_every=3, ckpt_every=3, device="cpu")
     trainer = DistillTrainer(cfg, _synthetic_data(0), _synthetic_data(1))
     teacher = trainer.teacher.denoiser.state_dict()
     assert all(torch.equal(teacher[k], v) for k, v in trainer.model.state_dict().items())  # starts as the teacher
     exported = trainer.run(progress=False)
-    record = json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[-1])
+    record = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[-1])
     assert record["step"] == 3 and 0.0 < record["val_loss"] < 1.0
     assert any(not torch.equal(teacher[k], v) for k, v in trainer.model.state_dict().items())  # and learns
     student = TerraPipeline.from_pretrained(exported, device="cpu")
@@ -57,6 +59,7 @@ def test_a_short_distillation_run_trains_and_exports_a_two_step_student(tmp_path
 
 
 def test_a_student_must_take_half_the_teachers_steps(tmp_path) -> None:
-    cfg = TrainConfig(distill_from="default", out=str(tmp_path), context_width=0, inference_steps=3, device="cpu")
+    teacher_dir = make_tiny_model(tmp_path / "teacher", steps=4)
+    cfg = TrainConfig(distill_from=str(teacher_dir), out=str(tmp_path / "run"), inference_steps=3, device="cpu")
     with pytest.raises(ValueError, match="half"):
         DistillTrainer(cfg, _synthetic_data(0), _synthetic_data(1))
