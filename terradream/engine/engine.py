@@ -7,6 +7,7 @@ above this package, so its constructor is handed in (`cluster=`) by whoever wire
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -77,6 +78,8 @@ def load_engine(settings: Settings, metrics: ServerMetrics, *, cluster: ClusterF
                            max_procedural=settings.procedural_worlds_max)
     cache = open_cache(settings.cache, settings.redis, settings.lru_bytes, max_bytes=cache_budget_bytes(settings))
     metrics.watch_cache(cache)
+    if settings.warm_atlases and not in_cluster:  # the data is read under locks: early windows wait, never repeat
+        threading.Thread(target=pipeline.warm, name="warm-atlases", daemon=True).start()
     store = CacheTileStore(cache, pipeline.version)
     cascade = Cascade(pipeline, worlds, store)
     admission = Admission(metrics, settings.queue_max, settings.retry_after_s,

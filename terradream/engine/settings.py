@@ -86,6 +86,9 @@ class Settings(BaseSettings):
                                 "too (0: no deadline). Cached tiles are never refused.")
     workers: int | None = Field(
         None, ge=1, description="Server processes sharing the cache (`terradream serve`); None: one per core.")
+    warm_atlases: bool = Field(
+        True, description="Load earth's real water, towns and relief in the background at start (several seconds "
+                          "of one core), so the first new tiles do not wait for them.")
     batch_size: int = Field(8, ge=1, description="Most distinct tiles the worker renders in one cascade call.")
     cache_max_bytes: int | None = Field(
         None, ge=0, description="Most bytes the embedded cache may take on disk (suffixes K, M, G, T: binary); least "

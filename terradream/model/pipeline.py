@@ -322,6 +322,13 @@ class TerraPipeline:
         """How rugged the real Earth is (Natural Earth shaded relief), loaded on first use."""
         return default_relief()
 
+    def warm(self) -> None:
+        """Load the real data earth's windows read (water, places, relief) now rather than in the first windows."""
+        self.places.warm()  # earth's root is greyed where towns are, whatever the model
+        if self.structure:
+            self.water.warm()
+            self.relief.warm()
+
     def _layout(self, spec: WindowSpec, g: Grid, base: np.ndarray, water: np.ndarray | None,
                 paint: bool) -> np.ndarray:
         """The structure field's colours over base at one zoom: layout, then relief; earth's real towns and

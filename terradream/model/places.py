@@ -75,6 +75,11 @@ class PlaceAtlas:
         order = np.argsort(x, kind="stable")
         return x[order], y[order], r[order]
 
+    def warm(self) -> None:
+        """Build the table now (under the lock windows read it with)."""
+        with self._lock:
+            _ = self._table
+
     @property
     def count(self) -> int:
         """How many places the table holds (antimeridian repeats included)."""

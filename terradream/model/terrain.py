@@ -126,6 +126,11 @@ class ReliefAtlas:
             out[r0:r1] = np.round(_ramp(spread, 0.02, 0.10) * 255).astype(np.uint8)
         return out
 
+    def warm(self) -> None:
+        """Decode the raster now (under the lock windows read it with)."""
+        with self._lock:
+            _ = self._grid
+
     @property
     def has_data(self) -> bool:
         return self._grid is not None

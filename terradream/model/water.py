@@ -890,6 +890,12 @@ class WaterAtlas:
         layer: _RiverLayer = self._loaded(self._rivers, res, load)
         return layer
 
+    def warm(self) -> None:
+        """Load every layer a window may read (each once; windows needing one meanwhile wait for it)."""
+        for res in self.available:
+            self.polygons(res)
+            self.rivers(res)
+
     def stats(self) -> dict:
         """Loaded layers, their load seconds and array megabytes, and this process's RSS."""
         out: dict[str, Any] = {"resolution": self.resolution, "source_package": self.source_package,
