@@ -337,7 +337,8 @@ class TerraPipeline:
         cover = land_cover(base)
         rugged = self.relief.ruggedness(g) if spec.real_water else None
         rugged = cover_ruggedness(cover) if rugged is None else rugged
-        return shade_relief(spec.seed, g, layout(spec.seed, g, base, water, paint, towns), cover["snow"], rugged)
+        painted = layout(spec.seed, g, base, water, paint, towns, cover)
+        return shade_relief(spec.seed, g, painted, cover["snow"], rugged)
 
     def structure_detail(self, spec: WindowSpec, real_water_px: np.ndarray | None = None) -> np.ndarray:
         """The structure field's newest octave over a window, (3, W, W) in [-1, 1] units: layout at this zoom minus

@@ -306,15 +306,17 @@ def _woods(seed: int, g: Grid, c: np.ndarray, forest: np.ndarray) -> np.ndarray:
 
 
 def layout(seed: int, g: Grid, base: np.ndarray, water: np.ndarray | None = None,
-           paint: bool = True, towns: np.ndarray | None = None) -> np.ndarray:
+           paint: bool = True, towns: np.ndarray | None = None,
+           cover: dict[str, np.ndarray] | None = None) -> np.ndarray:
     """The structure painted over base (H, W, 3) colours in [0, 1], at the grid's pixel size: new colours (H, W, 3).
 
     water: real water coverage (H, W) where known (earth), else water is read from the colours; it is painted when
     paint is set and otherwise only keeps land features off it. towns: real built-up share (H, W) where known (earth,
     terradream.model.places), drawn from coarse zooms on; procedural towns join it where pixels are fine enough.
-    Each feature starts at the pixel size where it first covers a useful part of a pixel, so coarse zooms skip it."""
+    Each feature starts at the pixel size where it first covers a useful part of a pixel, so coarse zooms skip it.
+    cover: land_cover(base) when the caller has it already (it is not changed)."""
     px = g.px_m
-    cover = land_cover(base)
+    cover = land_cover(base) if cover is None else dict(cover)
     c = base.astype(np.float32)
     if water is not None and paint:
         c = paint_water(c, cover, water)
