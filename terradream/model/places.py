@@ -108,12 +108,13 @@ class PlaceAtlas:
                   & (y[sel] - reach[sel] <= y_hi) & (r[sel] >= g.px_m / 2)]
         if not len(sel):
             return None
-        boxes = []
-        for i in sel:
-            cols = np.nonzero(np.abs(g.x - x[i]) <= reach[i])[0]
-            rows = np.nonzero(np.abs(g.y - y[i]) <= reach[i])[0]
-            if len(cols) and len(rows):
-                boxes.append((i, rows[0], rows[-1] + 1, cols[0], cols[-1] + 1))
+        # each disc's box of pixels within its reach (x grows along columns, y shrinks along rows)
+        c0, c1 = np.searchsorted(g.x, x[sel] - reach[sel], "left"), np.searchsorted(g.x, x[sel] + reach[sel], "right")
+        r0, r1 = (np.searchsorted(-g.y, -(y[sel] + reach[sel]), "left"),
+                  np.searchsorted(-g.y, -(y[sel] - reach[sel]), "right"))
+        keep = (c1 > c0) & (r1 > r0)
+        boxes = list(zip(sel[keep].tolist(), r0[keep].tolist(), r1[keep].tolist(), c0[keep].tolist(),
+                         c1[keep].tolist(), strict=True))
         frayed = [b for b in boxes if r[b[0]] >= FRAY_MIN_PX * g.px_m]  # narrower discs: the fray is sub-pixel
         if frayed:  # the edge noise is read only where it is used: a coarse window spans a continent
             fr0, fr1 = min(b[1] for b in frayed), max(b[2] for b in frayed)
