@@ -53,7 +53,7 @@ def train_command(recipe: str | None, data: tuple[str, ...], out: str, resume: b
         raise click.UsageError("give --data (or data in the recipe)")
     settings["out"] = out
     cfg = TrainConfig(**settings)
-    from terradream.training.train import train  # torch loads only when training runs
+    from terradream.training.runs import train  # torch loads only when training runs
 
     exported = train(cfg, resume=resume)
     click.echo(f"exported pipeline: {exported}  (serve it with: terradream serve --model {exported})")

@@ -28,7 +28,7 @@ from terradream.model.pipeline import (
 )
 from terradream.model.scheduler import default_scheduler
 from terradream.training.config import TrainConfig
-from terradream.training.dataset import TripleDataset, build_datasets
+from terradream.training.dataset import TripleDataset
 
 
 def condition_from_parent(parent: torch.Tensor) -> torch.Tensor:
@@ -183,16 +183,3 @@ class Trainer:
         log.close()
         return exported if exported is not None else self.export()  # a resumed, finished run exports once here
 
-
-def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path:
-    """Build the datasets, (optionally) resume, train; returns the exported pipeline directory."""
-    train_data, val_data = build_datasets(cfg.data, cfg.crop_px, progress=progress)
-    if cfg.distill_from:
-        from terradream.training.distill import DistillTrainer  # it builds on this module
-
-        trainer: Trainer = DistillTrainer(cfg, train_data, val_data)
-    else:
-        trainer = Trainer(cfg, train_data, val_data)
-    if resume:
-        trainer.load_checkpoint()
-    return trainer.run(progress=progress)
