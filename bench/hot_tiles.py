@@ -40,6 +40,9 @@ FRONT = "terradream behind its nginx front"
 OPTIONAL = ("nolru", "redis", "one-worker", "granian", "front", "nginx", "mapproxy")  # phases after the warm-up
 MAPPROXY_PREFIX = "/tiles/terradream/GLOBAL_WEBMERCATOR"
 NO_LRU_ENV = {"TERRADREAM_LRU_BYTES": "0", "TERRADREAM_RESPONSE_LRU_BYTES": "0"}
+# Hot tiles are a steady state: a started server's one-off background load of earth's data (seconds of a core per
+# worker) would otherwise run during the first timed runs. No tile here needs it: all are cached.
+STEADY_ENV = {"TERRADREAM_WARM_ATLASES": "0"}
 
 WRK_SCRIPT = """
 local paths = {%(paths)s}
@@ -158,7 +161,8 @@ def terradream_serve(port: int, cache: Path, log: Path, redis: str | None = None
                      env: dict[str, str] | None = None) -> Iterator[subprocess.Popen[bytes]]:
     """`terradream serve` with the default model, as an operator runs it (uvicorn, one worker per core)."""
     args = [sys.executable, "-m", "terradream.cli", "serve", "--port", str(port), "--cache", str(cache)]
-    with child(args + (["--redis", redis] if redis else []), log, f"http://127.0.0.1:{port}/readyz", env) as proc:
+    with child(args + (["--redis", redis] if redis else []), log, f"http://127.0.0.1:{port}/readyz",
+               {**STEADY_ENV, **(env or {})}) as proc:
         wait_every_worker_ready(f"http://127.0.0.1:{port}/readyz")
         yield proc
 
@@ -170,7 +174,7 @@ def terradream_granian(port: int, cache: Path, log: Path) -> Iterator[subprocess
     from terradream.engine.settings import Settings
 
     workers = cpu_cores()
-    settings = Settings(port=port, cache=cache, workers=workers)
+    settings = Settings(port=port, cache=cache, workers=workers, warm_atlases=False)  # as STEADY_ENV
     args = [sys.executable, "-m", "granian", "--interface", "asgi", "--factory", "--host", "127.0.0.1", "--port",
             str(port), "--workers", str(workers), "--log-level", "warning", "--no-ws",
             "terradream.cli.serve:worker_app"]
