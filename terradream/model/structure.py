@@ -16,10 +16,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from terradream.core.tiles import TILE_SIZE_PX
+from terradream.core.tiles import TILE_SIZE_PX, WEB_MERCATOR_HALF_WORLD_M
 from terradream.model.noise import splitmix64, stream_key, uniform_grid
 
-WORLD_M = 2 * math.pi * 6378137.0  # Web-Mercator world width in metres
+WORLD_M = 2 * WEB_MERCATOR_HALF_WORLD_M  # Web-Mercator world width in metres
 GROUND_TO_MERCATOR = 1.35  # sizes below are ground metres at mid latitudes; Mercator metres are about this much larger
 STREAM_STRUCTURE = 2  # noise.py stream id of the structure field's random numbers
 STRUCTURE_REVISION = 6  # bump whenever the layout changes: it is part of the model version, hence of cache keys
@@ -328,14 +328,14 @@ def layout(seed: int, g: Grid, base: np.ndarray, water: np.ndarray | None = None
     if px <= _m(200.0):
         town = np.maximum(town, _ramp(fbm(seed, "town", g, _m(6000.0), 3), 0.66, 0.7) * land * (1 - cover["desert"]))
     urban = px <= _m(URBAN_MAX_PX_M) and town.max() > 0
-    if px > _m(WOODS_MAX_PX_M) and not urban:
+    if px > _m(WOODS_MAX_PX_M):  # (towns start finer than woods)
         return c
     district = fbm(seed, "district", g, _m(40000.0), 3)
     farm = _ramp(fbm(seed, "farm", g, _m(12000.0), 3), 0.42, 0.5) * land * _ramp(district, 0.3, 0.45) * (1 - town)
     leafy = _ramp(cover["green"] + 0.5 * _ramp(0.3 - cover["lum"], 0, 0.1), 0.2, 0.6)
-    forest = (1 - farm) * (1 - town) * land * leafy
-    if px <= _m(WOODS_MAX_PX_M):
-        c = _woods(seed, g, c, (1 - farm) * (1 - town) * land * _ramp(leafy, 0.05, 0.3))
+    wild = (1 - farm) * (1 - town) * land  # land that is neither farmed nor built on
+    forest = wild * leafy
+    c = _woods(seed, g, c, wild * _ramp(leafy, 0.05, 0.3))
     if px > _m(FIELDS_MAX_PX_M) and not urban:
         return c
     rj, ri = _regions(seed, g)
