@@ -113,20 +113,22 @@ class PlaceAtlas:
         r0, r1 = (np.searchsorted(-g.y, -(y[sel] + reach[sel]), "left"),
                   np.searchsorted(-g.y, -(y[sel] - reach[sel]), "right"))
         keep = (c1 > c0) & (r1 > r0)
-        boxes = list(zip(sel[keep].tolist(), r0[keep].tolist(), r1[keep].tolist(), c0[keep].tolist(),
-                         c1[keep].tolist(), strict=True))
-        frayed = [b for b in boxes if r[b[0]] >= FRAY_MIN_PX * g.px_m]  # narrower discs: the fray is sub-pixel
-        if frayed:  # the edge noise is read only where it is used: a coarse window spans a continent
-            fr0, fr1 = min(b[1] for b in frayed), max(b[2] for b in frayed)
-            fc0, fc1 = min(b[3] for b in frayed), max(b[4] for b in frayed)
+        sel, r0, r1, c0, c1 = sel[keep], r0[keep], r1[keep], c0[keep], c1[keep]
+        frayed = r[sel] >= FRAY_MIN_PX * g.px_m  # narrower discs keep a plain edge: the fray would be sub-pixel
+        fr0 = fc0 = 0
+        fray = np.zeros((0, 0), np.float32)
+        if frayed.any():  # the edge noise is read only where it is used: a coarse window spans a continent
+            fr0, fr1, fc0, fc1 = int(r0[frayed].min()), int(r1[frayed].max()), int(c0[frayed].min()), int(c1[frayed].max())
             fray = fbm(seed, "town_edge", Grid(g.x[fc0:fc1], g.y[fr0:fr1], g.px_m), FRAY_CELL_M, 3) - 0.5
         out = np.zeros((len(g.y), len(g.x)), np.float32)
-        for i, r0, r1, c0, c1 in boxes:
-            d = np.hypot(g.x[c0:c1][None, :] - x[i], g.y[r0:r1][:, None] - y[i]) / r[i]
-            if r[i] >= FRAY_MIN_PX * g.px_m:
-                d = d * (1.0 + 2.0 * EDGE_FRAY * fray[r0 - fr0 : r1 - fr0, c0 - fc0 : c1 - fc0])
+        for i, edge, top, bottom, left, right in zip(sel.tolist(), frayed.tolist(), r0.tolist(), r1.tolist(),
+                                                     c0.tolist(), c1.tolist(), strict=True):
+            d = np.hypot(g.x[left:right][None, :] - x[i], g.y[top:bottom][:, None] - y[i]) / r[i]
+            if edge:
+                d = d * (1.0 + 2.0 * EDGE_FRAY * fray[top - fr0 : bottom - fr0, left - fc0 : right - fc0])
             share = np.clip((1.0 - d) / EDGE_SOFT, 0.0, 1.0)
-            np.maximum(out[r0:r1, c0:c1], share, out=out[r0:r1, c0:c1])
+            box = out[top:bottom, left:right]
+            np.maximum(box, share, out=box)
         return out
 
 
