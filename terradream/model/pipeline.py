@@ -69,6 +69,11 @@ class WindowSpec:
     real_water: bool = False  # paint real shorelines, lakes, rivers and towns (earth) into the structure field
 
 
+def model_dir(path: str | Path | None) -> Path:
+    """The directory of a saved pipeline: the shipped weights for None or "default", else path."""
+    return DEFAULT_WEIGHTS_DIR if path is None or str(path) == "default" else Path(path)
+
+
 def resolve_device(device: str = "auto") -> torch.device:
     """CUDA when asked for or available under 'auto', else CPU."""
     if device == "auto":
@@ -246,8 +251,9 @@ class TerraPipeline:
         dtype: torch.dtype | None = None,
         micro_batch: int | None = None,
     ) -> TerraPipeline:
-        """Load denoiser/, scheduler/ and pipeline.json from a local directory (None: the shipped default)."""
-        root = Path(path) if path is not None else DEFAULT_WEIGHTS_DIR
+        """Load denoiser/, scheduler/ and pipeline.json from a local directory (None or "default": the shipped
+        weights)."""
+        root = model_dir(path)
         denoiser = TerraDenoiser.from_pretrained(root / "denoiser", low_cpu_mem_usage=False)
         scheduler = ParentProjectedDDIMScheduler.from_pretrained(root / "scheduler")
         settings = json.loads((root / PIPELINE_CONFIG).read_text())
@@ -400,6 +406,19 @@ class TerraPipeline:
         finally:
             torch.set_num_threads(before)
 
+    def serving_step(self, x: torch.Tensor, t: int | torch.Tensor, cond: torch.Tensor, parent_core: torch.Tensor,
+                     log2_mpp: torch.Tensor, context: torch.Tensor | None = None,
+                     calm: torch.Tensor | None = None) -> torch.Tensor:
+        """One sampler step as served, with set_timesteps done: the model's v at t, then DDIM with the predicted clean
+        image corrected (detail gain, calm water and snow, one pull onto the parent core)."""
+        dt = self.dtype
+        tt = torch.as_tensor(t, device=x.device).expand(x.shape[0])
+        with torch.autocast(x.device.type, dtype=dt, enabled=dt != torch.float32):
+            v = self.denoiser(x.to(dt), cond.to(dt), tt, log2_mpp, context).float()
+        return self.scheduler.step_corrected(v, t, x, lambda x0: project_smooth(calm_detail(
+            boost_detail(x0, cond, self.detail_gain, self.chroma_gain), cond, calm), parent_core,
+            STEP_PROJECTION_ITERS))
+
     @torch.no_grad()
     def _denoise(self, latents: np.ndarray, parent_px: np.ndarray, log2_mpp: np.ndarray,
                  detail: np.ndarray | Future[np.ndarray] | None, calm: np.ndarray | None) -> np.ndarray:
@@ -415,12 +434,7 @@ class TerraPipeline:
         with torch.autocast(dev.type, dtype=dt, enabled=dt != torch.float32):
             context = self.denoiser.context_features(cond.to(dt), mpp)  # the parent does not change between steps
         for t in self.scheduler.timesteps:
-            tt = t.expand(x.shape[0]).to(dev)
-            with torch.autocast(dev.type, dtype=dt, enabled=dt != torch.float32):
-                v = self.denoiser(x.to(dt), cond.to(dt), tt, mpp, context).float()
-            x = self.scheduler.step_corrected(v, t, x, lambda x0: project_smooth(calm_detail(
-                boost_detail(x0, cond, self.detail_gain, self.chroma_gain), cond, share), parent_core,
-                STEP_PROJECTION_ITERS))
+            x = self.serving_step(x, t, cond, parent_core, mpp, context, share)
         if detail is not None:
             x = x + torch.from_numpy(detail.result() if isinstance(detail, Future) else detail).to(dev)
         return to_uint8_projected(x, parent_core)

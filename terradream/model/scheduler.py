@@ -23,10 +23,18 @@ class ParentProjectedDDIMScheduler(DDIMScheduler):
         out = self.step(model_output, timestep, sample, eta=0.0)
         x0 = out.pred_original_sample
         # 2. the previous timestep (trailing spacing: one stride earlier) and its cumulative alpha a_{t-1}
-        prev_t = int(timestep) - self.config.num_train_timesteps // self.num_inference_steps
-        alpha_prev = self.alphas_cumprod[prev_t] if prev_t >= 0 else self.final_alpha_cumprod
+        alpha_prev = self.alpha_cumprod_at(self.prev_timestep(int(timestep)))
         # 3. eq. 12 with the corrected x0, eps unchanged
         return out.prev_sample + alpha_prev.to(sample.device).sqrt() * (correct(x0) - x0)
+
+
+    def prev_timestep(self, timestep: int) -> int:
+        """The timestep one sampler stride before timestep (trailing spacing); negative after the last step."""
+        return timestep - self.config.num_train_timesteps // self.num_inference_steps
+
+    def alpha_cumprod_at(self, timestep: int) -> torch.Tensor:
+        """The cumulative alpha at timestep, or the final one (the clean image) before 0."""
+        return self.alphas_cumprod[timestep] if timestep >= 0 else self.final_alpha_cumprod
 
 
 def default_scheduler() -> ParentProjectedDDIMScheduler:

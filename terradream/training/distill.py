@@ -14,13 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from terradream.model.denoiser import TerraDenoiser
-from terradream.model.pipeline import (
-    DEFAULT_WEIGHTS_DIR,
-    STEP_PROJECTION_ITERS,
-    TerraPipeline,
-    boost_detail,
-    project_smooth,
-)
+from terradream.model.pipeline import TerraPipeline, model_dir
 from terradream.training.config import TrainConfig
 from terradream.training.dataset import TripleDataset
 from terradream.training.train import Trainer, condition_from_parent
@@ -43,17 +37,13 @@ class DistillTrainer(Trainer):
     """A Trainer whose targets are the teacher's two-step jumps instead of the noise."""
 
     def __init__(self, cfg: TrainConfig, train: TripleDataset, val: TripleDataset) -> None:
-        teacher_dir = DEFAULT_WEIGHTS_DIR if cfg.distill_from == "default" else cfg.distill_from
-        self.teacher = TerraPipeline.from_pretrained(teacher_dir, device="cpu")
-        super().__init__(cfg, train, val)
-        self.teacher.denoiser.to(self.device).requires_grad_(False)
-        per = self.teacher.num_inference_steps // cfg.inference_steps
-        if per != 2 or self.teacher.num_inference_steps % cfg.inference_steps:
+        self.teacher = TerraPipeline.from_pretrained(model_dir(cfg.distill_from), device="cpu")
+        if self.teacher.num_inference_steps != 2 * cfg.inference_steps:
             raise ValueError(f"a student takes half the teacher's {self.teacher.num_inference_steps} steps, "
                              f"not {cfg.inference_steps}")
-        self.teacher_sched = self.teacher.scheduler
-        self.teacher_sched.set_timesteps(self.teacher.num_inference_steps, device=self.device)
-        self.final_alpha = float(self.scheduler.final_alpha_cumprod)
+        super().__init__(cfg, train, val)
+        self.teacher.denoiser.to(self.device).requires_grad_(False)
+        self.teacher.scheduler.set_timesteps(self.teacher.num_inference_steps, device=self.device)
 
     def build_model(self, cfg: TrainConfig) -> TerraDenoiser:
         """The student is the teacher's architecture, started from its weights."""
@@ -62,30 +52,21 @@ class DistillTrainer(Trainer):
         student.load_state_dict(self.teacher.denoiser.state_dict())
         return student
 
-    def alpha_at(self, t: int) -> torch.Tensor:
-        """alpha_cumprod at t, or the final one (clean) for t < 0."""
-        return self.alphas[t] if t >= 0 else torch.tensor(self.final_alpha, device=self.device)
-
     @torch.no_grad()
     def teacher_jump(self, x: torch.Tensor, t: int, cond: torch.Tensor, parent: torch.Tensor,
                      log2_mpp: torch.Tensor) -> torch.Tensor:
         """Two of the teacher's serving steps from x at t (its detail gain and pull onto the parent included)."""
-        t_pipe = self.teacher
-        for k in range(2):
-            tk = t - k * (1000 // t_pipe.num_inference_steps)
-            tt = torch.full((x.shape[0],), tk, device=self.device, dtype=torch.long)
-            v = t_pipe.denoiser(x, cond, tt, log2_mpp)
-            x = self.teacher_sched.step_corrected(v, tk, x, lambda x0: project_smooth(boost_detail(
-                x0, cond, t_pipe.detail_gain, t_pipe.chroma_gain), parent, STEP_PROJECTION_ITERS))
+        for tk in (t, self.teacher.scheduler.prev_timestep(t)):
+            x = self.teacher.serving_step(x, tk, cond, parent, log2_mpp)
         return x
 
     def loss(self, model: TerraDenoiser, batch: tuple[torch.Tensor, ...], gen: torch.Generator | None) -> torch.Tensor:
         """v-prediction MSE against the teacher's two-step jump, at one of the student's own timesteps per batch."""
         child, parent, log2_mpp = (t.to(self.device) for t in batch)
         t = int(self.sampler_t[int(torch.randint(0, len(self.sampler_t), (1,), generator=gen))])
-        t_end = t - 1000 // self.cfg.inference_steps
         noise = torch.randn(child.shape, generator=gen, device="cpu").to(self.device)
-        alpha_t, alpha_end = self.alpha_at(t), self.alpha_at(t_end)
+        alpha_t, alpha_end = (self.scheduler.alpha_cumprod_at(s).to(self.device)
+                              for s in (t, self.scheduler.prev_timestep(t)))
         x_t = alpha_t.sqrt() * child + (1 - alpha_t).sqrt() * noise
         cond = condition_from_parent(parent)
         x0 = distill_target(x_t, self.teacher_jump(x_t, t, cond, parent, log2_mpp), alpha_t, alpha_end)

@@ -21,8 +21,8 @@ from tqdm import tqdm
 
 from terradream.model.denoiser import TerraDenoiser
 from terradream.model.pipeline import (
-    DEFAULT_WEIGHTS_DIR,
     TerraPipeline,
+    model_dir,
     resolve_device,
     upsample2_bilinear,
 )
@@ -72,8 +72,7 @@ class Trainer:
     @staticmethod
     def warm_start(model: TerraDenoiser, path: str) -> None:
         """Copy every weight whose name and shape match from a saved pipeline (new parts keep their init)."""
-        source = TerraDenoiser.from_pretrained(
-            (DEFAULT_WEIGHTS_DIR if path == "default" else Path(path)) / "denoiser", low_cpu_mem_usage=False)
+        source = TerraDenoiser.from_pretrained(model_dir(path) / "denoiser", low_cpu_mem_usage=False)
         own = model.state_dict()
         matched = {k: v for k, v in source.state_dict().items() if k in own and own[k].shape == v.shape}
         own.update(matched)
