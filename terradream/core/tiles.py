@@ -31,8 +31,7 @@ def world_size_px(z: int) -> int:
 def latitude_of_rows_deg(z: int, rows: np.ndarray) -> np.ndarray:
     """Latitude in degrees of the centres of global pixel rows at zoom z (rows may lie beyond the poles' edge)."""
     size = float(world_size_px(z))
-    rows_clamped = np.clip(rows.astype(np.float64) + 0.5, 0.0, size)
-    return np.degrees(np.arctan(np.sinh(np.pi * (1.0 - 2.0 * rows_clamped / size))))
+    return uv_to_lonlat(0.0, np.clip(rows.astype(np.float64) + 0.5, 0.0, size) / size)[1]
 
 
 def lonlat_to_uv(lon: ArrayLike, lat: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
@@ -55,7 +54,7 @@ def uv_to_lonlat(u: ArrayLike, v: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     [90.0, 0.0]
     """
     u, v = np.asarray(u, dtype=np.float64), np.asarray(v, dtype=np.float64)
-    return u * 360.0 - 180.0, np.degrees(np.arctan(np.sinh(2.0 * np.pi * (0.5 - v))))
+    return u * 360.0 - 180.0, np.degrees(np.arctan(np.sinh(np.pi * (1.0 - 2.0 * v))))
 
 
 def meters_per_pixel(z: int, lat_deg: float | np.ndarray) -> float | np.ndarray:
