@@ -11,7 +11,7 @@ import os
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -91,26 +91,23 @@ class ServerProcess:
         """The server process and its worker processes (serve runs one per core by default)."""
         return [self.ps, *self.ps.children(recursive=True)]
 
-    def rss_bytes(self) -> int:
-        """Resident memory of the server now: its largest process (one server's share; workers are copies)."""
-        sizes = []
+    def _each_process(self, read: Callable[[psutil.Process], float]) -> list[float]:
+        """read() of every live process of the server (one that exits meanwhile is left out)."""
+        values = []
         for p in self.processes():
             try:
-                sizes.append(int(p.memory_info().rss))
+                values.append(read(p))
             except psutil.NoSuchProcess:
                 continue
-        return max(sizes, default=0)
+        return values
+
+    def rss_bytes(self) -> int:
+        """Resident memory of the server now: its largest process (one server's share; workers are copies)."""
+        return int(max(self._each_process(lambda p: p.memory_info().rss), default=0))
 
     def cpu_seconds(self) -> float:
         """User plus system CPU time the server's processes have used so far."""
-        total = 0.0
-        for p in self.processes():
-            try:
-                times = p.cpu_times()
-            except psutil.NoSuchProcess:
-                continue
-            total += float(times.user + times.system)
-        return total
+        return sum(self._each_process(lambda p: sum(p.cpu_times()[:2])))  # user + system
 
     def metric(self, name: str) -> float:
         """One unlabelled sample from /metrics (0.0 when absent)."""
