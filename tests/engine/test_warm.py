@@ -7,12 +7,13 @@ import asyncio
 import threading
 from pathlib import Path
 
-from terradream.engine.engine import load_engine
+from terradream.engine.engine import Engine, load_engine
 from terradream.engine.metrics import ServerMetrics
 from terradream.engine.settings import Settings
 
 
-def _loaded(engine) -> set[str]:  # noqa: ANN001 - an Engine
+def _loaded(engine: Engine) -> set[str]:
+    """The water layers loaded so far (process-wide, like the atlas)."""
     stats = engine.pipeline.water.stats()
     return {k for k in stats if k.startswith(("polygons_", "rivers_"))}
 
