@@ -25,10 +25,13 @@ STREAM_PROCEDURAL = 1  # procedural planets' terrain fields
 def splitmix64(x: np.ndarray) -> np.ndarray:
     """The splitmix64 finaliser: a bijective avalanche mix of uint64 values (wrapping arithmetic)."""
     with np.errstate(over="ignore"):
-        z = x + _GOLDEN
-        z = (z ^ (z >> _S30)) * _M1
-        z = (z ^ (z >> _S27)) * _M2
-        return z ^ (z >> _S31)
+        z = x + _GOLDEN  # a new array: x is left as it is; the rest works in place (the hash runs over whole windows)
+        z ^= z >> _S30
+        z *= _M1
+        z ^= z >> _S27
+        z *= _M2
+        z ^= z >> _S31
+        return z
 
 
 def world_seed(name: str) -> int:

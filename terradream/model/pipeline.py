@@ -17,7 +17,6 @@ import hashlib
 import json
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
@@ -29,44 +28,24 @@ from terradream.core.tiles import TILE_SIZE_PX
 from terradream.model.denoiser import TerraDenoiser
 from terradream.model.metatiles import MetatileGrid
 from terradream.model.noise import STREAM_INIT, noise_window
-from terradream.model.places import PlaceAtlas, default_places
+from terradream.model.painting import StructurePainter, WindowSpec, upsample2_bilinear
+from terradream.model.places import PlaceAtlas
 from terradream.model.scheduler import ParentProjectedDDIMScheduler
-from terradream.model.structure import STRUCTURE_REVISION, Grid, land_cover, layout
-from terradream.model.terrain import ReliefAtlas, cover_ruggedness, default_relief, shade_relief
-from terradream.model.water import WaterAtlas, default_atlas
+from terradream.model.terrain import ReliefAtlas
+from terradream.model.water import WaterAtlas
 from terradream.model.worlds import ROOT_TOWN_ALPHA
 
 DEFAULT_WEIGHTS_DIR = Path(__file__).parent / "weights"
 PIPELINE_CONFIG = "pipeline.json"
 SAMPLER_REVISION = 7  # bump whenever the sampling arithmetic changes: it is part of the version, hence of cache keys
 SMOOTH_PROJECTION_ITERS = 8  # final smooth pull of the output onto the parent, before the exact 2x2 projection
-STRUCTURE_BASE_RADIUS_PX = 8  # land cover for the structure field is read from the parent blurred this much
 # Open water is calm at every zoom: the model's detail there is damped to this fraction (brightness and colour alike)
 CALM_WATER_GAIN = 0.25
-CALM_SNOW_SHARE = 0.8  # snowfields are calmed as if this much water
-WATER_MAX_ZOOM = 14  # finest zoom at which earth's real water is painted (~100 m data); finer zooms carry it on
 STEP_PROJECTION_ITERS = 1  # smooth pull of each step's predicted clean image onto the parent
 DETAIL_LIMIT = 0.1  # most extra brightness detail boost_detail adds, in [-1, 1] units (~13/255)
 # CPU kernels split their sums differently for other thread counts and change last bits (and so, rarely, a pixel):
 # every CPU model call runs with exactly this many intra-op threads, whatever the process is configured with.
 CPU_THREADS = 2
-
-
-@dataclass(frozen=True)
-class WindowSpec:
-    """Everything that determines one window's output.
-
-    parent_px is the parent imagery under the window plus one parent pixel on every side (for bilinear upsampling),
-    uint8 of shape (window/2 + 2, window/2 + 2, 3); log2_mpp holds the ground resolution of each block-row.
-    """
-
-    seed: int
-    z: int
-    row0: int
-    col0: int
-    parent_px: np.ndarray
-    log2_mpp: np.ndarray
-    real_water: bool = False  # paint real shorelines, lakes, rivers and towns (earth) into the structure field
 
 
 def model_dir(path: str | Path | None) -> Path:
@@ -79,12 +58,6 @@ def resolve_device(device: str = "auto") -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
-
-
-def upsample2_bilinear(parent: torch.Tensor) -> torch.Tensor:
-    """2x bilinear upsample of (B, C, h+2, w+2) with a 1 px apron, returning the exact interior (B, C, 2h, 2w)."""
-    up = F.interpolate(parent, scale_factor=2, mode="bilinear", align_corners=False)
-    return up[:, :, 2:-2, 2:-2]
 
 
 def boost_detail(x0: torch.Tensor, cond: torch.Tensor, gain: float, chroma_gain: float = 1.0) -> torch.Tensor:
@@ -105,15 +78,6 @@ def calm_detail(x0: torch.Tensor, cond: torch.Tensor, calm: torch.Tensor | None)
     """Damp the detail over open water to CALM_WATER_GAIN of itself, linearly (strong grain too): calm (B, 1, H, W)
     is each pixel's water share; None leaves x0 as it is."""
     return x0 if calm is None else x0 - (1.0 - CALM_WATER_GAIN) * calm * (x0 - cond)
-
-
-def box_blur_region(img: torch.Tensor, start: int, size: int, radius: int) -> np.ndarray:
-    """Means over (2 radius + 1)^2 boxes of img (1, C, H, W) on the square [start, start + size) of both axes, as
-    (size, size, C) float64: two 1-D passes, since the box is separable."""
-    k = 2 * radius + 1
-    region = img[:, :, start - radius : start + size + radius, start - radius : start + size + radius]
-    blurred = F.avg_pool2d(F.avg_pool2d(region, (1, k), stride=1), (k, 1), stride=1)
-    return blurred[0].permute(1, 2, 0).double().numpy()
 
 
 def project_to_parent(x: torch.Tensor, parent: torch.Tensor) -> torch.Tensor:
@@ -231,9 +195,7 @@ class TerraPipeline:
         if self.chroma_gain != 1.0:  # settings added later hash only when used: older versions stay as they were
             h.update(f"chroma/{self.chroma_gain!r}/".encode())
         if self.structure:
-            h.update(f"structure/{STRUCTURE_REVISION}/{STRUCTURE_BASE_RADIUS_PX}/{WATER_MAX_ZOOM}/{CALM_WATER_GAIN}/"
-                     f"{CALM_SNOW_SHARE}/"
-                     f"{self.water.identity}/{self.places.identity}/{self.relief.identity}".encode())
+            h.update(f"{self.painter.identity}/calm/{CALM_WATER_GAIN}".encode())
         # earth's root is greyed where towns are (model.worlds), so every model's earth tiles depend on it
         h.update(f"earth-root/{ROOT_TOWN_ALPHA}/{self.places.identity}".encode())
         for name, tensor in sorted(self.denoiser.state_dict().items()):
@@ -294,7 +256,7 @@ class TerraPipeline:
         calm = None
         if self.structure:
             unique = list({id(s): s for s in specs}.values())  # the fixed-shape padding repeats one spec: once
-            covers = {id(s): self.calm_cover(s) for s in unique}
+            covers = {id(s): self.painter.calm_cover(s, self.window_px) for s in unique}
             calm = np.stack([covers[id(s)][1] for s in specs])
 
             def details() -> np.ndarray:
@@ -314,82 +276,34 @@ class TerraPipeline:
         return ThreadPoolExecutor(1, thread_name_prefix="terradream-structure")
 
     @cached_property
+    def painter(self) -> StructurePainter:
+        """Paints the structure field into windows, reaching as far out as the final projection does."""
+        return StructurePainter(reach_px=2 * SMOOTH_PROJECTION_ITERS)
+
+    @property
     def water(self) -> WaterAtlas:
         """Real shorelines, lakes and rivers (GSHHG, WDB II), loaded on first use."""
-        return default_atlas()
+        return self.painter.water
 
-    @cached_property
+    @property
     def places(self) -> PlaceAtlas:
         """Real settlements (GeoNames), loaded on first use."""
-        return default_places()
+        return self.painter.places
 
-    @cached_property
+    @property
     def relief(self) -> ReliefAtlas:
         """How rugged the real Earth is (Natural Earth shaded relief), loaded on first use."""
-        return default_relief()
+        return self.painter.relief
 
     def warm(self) -> None:
         """Load the real data earth's windows read (water, places, relief) now rather than in the first windows."""
         self.places.warm()  # earth's root is greyed where towns are, whatever the model
         if self.structure:
-            self.water.warm()
-            self.relief.warm()
-
-    def _layout(self, spec: WindowSpec, g: Grid, base: np.ndarray, water: np.ndarray | None,
-                paint: bool) -> np.ndarray:
-        """The structure field's colours over base at one zoom: layout, then relief; earth's real towns and
-        ruggedness where this is earth, else ruggedness read from the colours."""
-        towns = self.places.density(spec.seed, g) if spec.real_water else None
-        cover = land_cover(base)
-        rugged = self.relief.ruggedness(g) if spec.real_water else None
-        rugged = cover_ruggedness(cover) if rugged is None else rugged
-        painted = layout(spec.seed, g, base, water, paint, towns, cover)
-        return shade_relief(spec.seed, g, painted, cover["snow"], rugged)
+            self.painter.warm()
 
     def structure_detail(self, spec: WindowSpec, real_water_px: np.ndarray | None = None) -> np.ndarray:
-        """The structure field's newest octave over a window, (3, W, W) in [-1, 1] units: layout at this zoom minus
-        the upsampled layout at the parent's zoom (which the parent already holds).
-
-        Computed on the core plus the final projection's reach (zero beyond), with land cover from the parent
-        blurred by a fixed radius; every value is a function of global position only, so seams stay exact.
-        real_water_px: the window's real water (calm_cover), when already read: its region is cut from it."""
-        w, m, core = self.window_px, self.margin_px, self.core_px
-        reach = 2 * SMOOTH_PROJECTION_ITERS
-        size, start = core + 2 * reach, m - reach  # the region at this zoom, in window pixels
-        rb = STRUCTURE_BASE_RADIUS_PX
-        parent = torch.from_numpy(spec.parent_px).permute(2, 0, 1)[None].float() / 255.0
-        cond = upsample2_bilinear(parent)
-        base_z = box_blur_region(cond, start, size, rb)
-        p0, psize = start // 2, size // 2 + 2  # the parent region (with a one-pixel apron)
-        base_p = box_blur_region(parent, p0, psize, rb // 2)
-        windows = ((spec.z, spec.row0 + start, spec.col0 + start, size),
-                   (spec.z - 1, (spec.row0 + start) // 2 - 1, (spec.col0 + start) // 2 - 1, psize))
-        # real water masks land cover at every zoom; it is painted (both layouts alike) only up to WATER_MAX_ZOOM
-        water = [self.water.water_and_rivers_window(z, r, c, n, n) if spec.real_water else None
-                 for z, r, c, n in windows[int(real_water_px is not None):]]
-        if real_water_px is not None:  # a pure function of global pixels: the same values as reading the region
-            water.insert(0, real_water_px[start : start + size, start : start + size])
-        paint = spec.z <= WATER_MAX_ZOOM
-        here, above = (Grid.of_window(z, r, c, n, n) for z, r, c, n in windows)
-        new = self._layout(spec, here, base_z, water[0], paint) - base_z
-        old = torch.from_numpy(self._layout(spec, above, base_p, water[1], paint) - base_p)
-        old = old.permute(2, 0, 1)[None].float()
-        detail = np.zeros((3, w, w), np.float32)
-        region = torch.from_numpy(new).permute(2, 0, 1).float() - upsample2_bilinear(old)[0]
-        detail[:, start : start + size, start : start + size] = 2.0 * region.numpy()
-        return detail
-
-    def calm_cover(self, spec: WindowSpec) -> tuple[np.ndarray, np.ndarray]:
-        """Open water's share of every window pixel and the calm share where the model's grain is damped, (1, W, W)
-        each: water (real where known, for earth, else read from the upsampled parent's colours) and snowfields,
-        which are smooth too (their structure comes from the relief); functions of global position only."""
-        w = self.window_px
-        parent = torch.from_numpy(spec.parent_px).permute(2, 0, 1)[None].float() / 255.0
-        cover = land_cover(upsample2_bilinear(parent)[0].permute(1, 2, 0).numpy())
-        water = (self.water.water_and_rivers_window(spec.z, spec.row0, spec.col0, w, w) if spec.real_water
-                 else cover["water"])
-        water = np.asarray(water, np.float32)[None]
-        return water, np.maximum(water, CALM_SNOW_SHARE * cover["snow"][None]).astype(np.float32)
+        """The structure field's newest octave over a window, (3, W, W) in [-1, 1] units (StructurePainter.detail)."""
+        return self.painter.detail(spec, self.window_px, self.margin_px, real_water_px)
 
     def denoise(self, latents: np.ndarray, parent_px: np.ndarray, log2_mpp: np.ndarray,
                 detail: np.ndarray | Future[np.ndarray] | None = None, calm: np.ndarray | None = None) -> np.ndarray:

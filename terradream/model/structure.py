@@ -22,7 +22,7 @@ from terradream.model.noise import splitmix64, stream_key, uniform_grid
 WORLD_M = 2 * WEB_MERCATOR_HALF_WORLD_M  # Web-Mercator world width in metres
 GROUND_TO_MERCATOR = 1.35  # sizes below are ground metres at mid latitudes; Mercator metres are about this much larger
 STREAM_STRUCTURE = 2  # noise.py stream id of the structure field's random numbers
-STRUCTURE_REVISION = 6  # bump whenever the layout changes: it is part of the model version, hence of cache keys
+STRUCTURE_REVISION = 7  # bump whenever the layout changes: it is part of the model version, hence of cache keys
 _F = {"district": 0, "farm": 1, "town": 2, "forest": 3, "warp_x": 4, "warp_y": 5, "region": 6, "parcel": 7,
       "stream": 8, "stream_mask": 9, "road_major": 10, "road_minor": 11, "lot": 12, "tree": 13, "tree_b": 14,
       "town_edge": 15, "urban": 16, "ridge": 17, "woods": 18, "woods_tone": 19}
@@ -72,24 +72,38 @@ def _cells(f: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return i, t * t * (3 - 2 * t)
 
 
+def _lattice_axis(i: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The lattice indices one axis of samples needs (every i and i + 1) and where each i is among them; i + 1 is
+    the next entry. Cells wider than a pixel need a contiguous run; finer cells only the points next to a sample (a
+    whole run would hash a continent's lattice for a coarse window)."""
+    lo, hi = int(i.min()), int(i.max())
+    if len(i) < 2 or int(np.abs(np.diff(i)).max()) <= 1:  # i runs without gaps (either way along the axis)
+        return np.arange(lo, hi + 2, dtype=np.int64), i - lo
+    points = np.union1d(i, i + 1)
+    return points, np.searchsorted(points, i)
+
+
 def value_noise(key: np.uint64, x: np.ndarray, y: np.ndarray, cell_m: float) -> np.ndarray:
     """Smooth value noise in [0, 1) on the separable grid x (W,) by y (H,): the lattice under the window is hashed
     once, interpolated along x on its few rows, then along y (exact smoothstep-bilinear, as the grid is separable)."""
     ix, tx = _cells(x / cell_m)
     iy, ty = _cells(y / cell_m)
-    # only the lattice points next to a sample: cells finer than the pixels would otherwise hash a whole continent
-    cols, rows = np.union1d(ix, ix + 1), np.union1d(iy, iy + 1)
+    (cols, cx), (rows, cy) = _lattice_axis(ix), _lattice_axis(iy)
     lattice = uniform_grid(key, rows, cols).astype(np.float32)
-    cx, cy = np.searchsorted(cols, ix), np.searchsorted(rows, iy)  # ix + 1 is the next entry, as both are present
     along_x = lattice[:, cx] * (1 - tx) + lattice[:, cx + 1] * tx
     return along_x[cy] * (1 - ty)[:, None] + along_x[cy + 1] * ty[:, None]
 
 
 def fbm(seed: int, field: str, g: Grid, cell_m: float, octaves: int) -> np.ndarray:
-    """Fractal value noise in [0, 1], (H, W)."""
+    """Fractal value noise in [0, 1], (H, W). Octaves finer than a pixel add their mean, 0.5 (what a pixel's area
+    average of them is): sampled at pixel centres they would only be speckle, and each joins the cascade at the zoom
+    where its cells are a pixel wide."""
     total, amp, norm = np.zeros((len(g.y), len(g.x)), np.float32), 1.0, 0.0
     for octave in range(octaves):
-        total += amp * value_noise(stream_key(seed, STREAM_STRUCTURE, _F[field], octave), g.x, g.y, cell_m)
+        if cell_m < g.px_m:
+            total += np.float32(amp * 0.5)
+        else:
+            total += amp * value_noise(stream_key(seed, STREAM_STRUCTURE, _F[field], octave), g.x, g.y, cell_m)
         norm += amp
         amp *= 0.5
         cell_m *= 0.5

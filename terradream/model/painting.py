@@ -1,0 +1,176 @@
+"""The structure field applied to one window: its newest octave as detail, and where the model's grain is calmed.
+
+A window's detail is `layout(z) - upsample(layout(z - 1))` over its core plus the final projection's reach, with land
+cover read from the parent blurred by a fixed radius (terradream.model.structure has the layout itself). Every value
+is a function of global position only, so the region can be painted in horizontal bands on several threads and give
+the same numbers as in one piece; seams stay exact either way.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from terradream.model.places import PlaceAtlas, default_places
+from terradream.model.structure import STRUCTURE_REVISION, Grid, land_cover, layout
+from terradream.model.terrain import ReliefAtlas, cover_ruggedness, default_relief, shade_relief
+from terradream.model.water import WaterAtlas, default_atlas
+
+STRUCTURE_BASE_RADIUS_PX = 8  # land cover for the structure field is read from the parent blurred this much
+CALM_SNOW_SHARE = 0.8  # snowfields are calmed as if this much water
+WATER_MAX_ZOOM = 14  # finest zoom at which earth's real water is painted (~100 m data); finer zooms carry it on
+STRUCTURE_BANDS = 2  # horizontal bands a window's structure is painted in, one thread each (the same numbers)
+
+
+@dataclass(frozen=True)
+class WindowSpec:
+    """Everything that determines one window's output.
+
+    parent_px is the parent imagery under the window plus one parent pixel on every side (for bilinear upsampling),
+    uint8 of shape (window/2 + 2, window/2 + 2, 3); log2_mpp holds the ground resolution of each block-row.
+    """
+
+    seed: int
+    z: int
+    row0: int
+    col0: int
+    parent_px: np.ndarray
+    log2_mpp: np.ndarray
+    real_water: bool = False  # paint real shorelines, lakes, rivers and towns (earth) into the structure field
+
+
+def upsample2_bilinear(parent: torch.Tensor) -> torch.Tensor:
+    """2x bilinear upsample of (B, C, h+2, w+2) with a 1 px apron, returning the exact interior (B, C, 2h, 2w)."""
+    up = F.interpolate(parent, scale_factor=2, mode="bilinear", align_corners=False)
+    return up[:, :, 2:-2, 2:-2]
+
+
+def box_blur_region(img: torch.Tensor, start: int, size: int, radius: int) -> np.ndarray:
+    """Means over (2 radius + 1)^2 boxes of img (1, C, H, W) on the square [start, start + size) of both axes, as
+    (size, size, C) float64: running sums down the rows, then across the columns (the box is separable)."""
+    k = 2 * radius + 1
+    lo, hi = start - radius, start + size + radius
+    x = img[0, :, lo:hi, lo:hi].double()
+    for dim in (1, 2):
+        sums = F.pad(x.cumsum(dim), (1, 0) if dim == 2 else (0, 0, 1, 0))  # sums[i] = the sum of the first i values
+        x = (sums.narrow(dim, k, size) - sums.narrow(dim, 0, size)) / k
+    return x.permute(1, 2, 0).numpy()
+
+
+def row_bands(rows: int, bands: int) -> list[slice]:
+    """rows split into `bands` consecutive slices of nearly equal length.
+
+    >>> row_bands(5, 2)
+    [slice(0, 2, None), slice(2, 5, None)]
+    """
+    edges = [rows * i // bands for i in range(bands + 1)]
+    return [slice(lo, hi) for lo, hi in zip(edges, edges[1:], strict=False)]
+
+
+@dataclass
+class StructurePainter:
+    """Paints the structure field into windows; earth's real water, towns and relief are loaded on first use.
+
+    reach_px: how far the final projection reaches beyond a window's core (the detail is computed that far out)."""
+
+    reach_px: int
+    bands: int = STRUCTURE_BANDS
+
+    @cached_property
+    def water(self) -> WaterAtlas:
+        """Real shorelines, lakes and rivers (GSHHG, WDB II), loaded on first use."""
+        return default_atlas()
+
+    @cached_property
+    def places(self) -> PlaceAtlas:
+        """Real settlements (GeoNames), loaded on first use."""
+        return default_places()
+
+    @cached_property
+    def relief(self) -> ReliefAtlas:
+        """How rugged the real Earth is (Natural Earth shaded relief), loaded on first use."""
+        return default_relief()
+
+    @property
+    def identity(self) -> str:
+        """What decides the painted numbers (besides the model): part of the model version, hence of cache keys."""
+        return (f"structure/{STRUCTURE_REVISION}/{STRUCTURE_BASE_RADIUS_PX}/{WATER_MAX_ZOOM}/{CALM_SNOW_SHARE}/"
+                f"{self.water.identity}/{self.places.identity}/{self.relief.identity}")
+
+    def warm(self) -> None:
+        """Load the real data earth's windows read (water, places, relief) now rather than in the first windows."""
+        self.places.warm()
+        self.water.warm()
+        self.relief.warm()
+
+    @cached_property
+    def _band_work(self) -> ThreadPoolExecutor:
+        """Threads for all bands but the first, which the calling thread paints itself."""
+        return ThreadPoolExecutor(max(1, self.bands - 1), thread_name_prefix="terradream-bands")
+
+    def calm_cover(self, spec: WindowSpec, window_px: int) -> tuple[np.ndarray, np.ndarray]:
+        """Open water's share of every window pixel and the calm share where the model's grain is damped, (1, W, W)
+        each: water (real where known, for earth, else read from the upsampled parent's colours) and snowfields,
+        which are smooth too (their structure comes from the relief); functions of global position only."""
+        w = window_px
+        parent = torch.from_numpy(spec.parent_px).permute(2, 0, 1)[None].float() / 255.0
+        cover = land_cover(upsample2_bilinear(parent)[0].permute(1, 2, 0).numpy())
+        water = (self.water.water_and_rivers_window(spec.z, spec.row0, spec.col0, w, w) if spec.real_water
+                 else cover["water"])
+        water = np.asarray(water, np.float32)[None]
+        return water, np.maximum(water, CALM_SNOW_SHARE * cover["snow"][None]).astype(np.float32)
+
+    def detail(self, spec: WindowSpec, window_px: int, margin_px: int,
+               real_water_px: np.ndarray | None = None) -> np.ndarray:
+        """The structure field's newest octave over a window, (3, W, W) in [-1, 1] units: layout at this zoom minus
+        the upsampled layout at the parent's zoom (which the parent already holds), zero beyond the core's reach.
+
+        real_water_px: the window's real water (calm_cover), when already read: its region is cut from it."""
+        w, reach = window_px, self.reach_px
+        size, start = w - 2 * margin_px + 2 * reach, margin_px - reach  # the region at this zoom, in window pixels
+        rb = STRUCTURE_BASE_RADIUS_PX
+        parent = torch.from_numpy(spec.parent_px).permute(2, 0, 1)[None].float() / 255.0
+        base_z = box_blur_region(upsample2_bilinear(parent), start, size, rb)
+        p0, psize = start // 2, size // 2 + 2  # the parent region (with a one-pixel apron)
+        base_p = box_blur_region(parent, p0, psize, rb // 2)
+        windows = ((spec.z, spec.row0 + start, spec.col0 + start, size),
+                   (spec.z - 1, (spec.row0 + start) // 2 - 1, (spec.col0 + start) // 2 - 1, psize))
+        # real water masks land cover at every zoom; it is painted (both layouts alike) only up to WATER_MAX_ZOOM
+        water = [self.water.water_and_rivers_window(z, r, c, n, n) if spec.real_water else None
+                 for z, r, c, n in windows[int(real_water_px is not None):]]
+        if real_water_px is not None:  # a pure function of global pixels: the same values as reading the region
+            water.insert(0, real_water_px[start : start + size, start : start + size])
+        paint = spec.z <= WATER_MAX_ZOOM
+        here, above = (Grid.of_window(z, r, c, n, n) for z, r, c, n in windows)
+
+        def band(i: int) -> tuple[np.ndarray, np.ndarray]:
+            """Band i of both layouts, minus their bases."""
+            return tuple(self._layout_rows(spec, g, base, wet, paint, row_bands(len(g.y), self.bands)[i])
+                         for g, base, wet in ((here, base_z, water[0]), (above, base_p, water[1])))  # type: ignore[return-value]
+
+        others = [self._band_work.submit(band, i) for i in range(1, self.bands)]
+        parts = [band(0)] + [f.result() for f in others]
+        new = np.concatenate([p[0] for p in parts])
+        old = torch.from_numpy(np.concatenate([p[1] for p in parts])).permute(2, 0, 1)[None].float()
+        detail = np.zeros((3, w, w), np.float32)
+        region = torch.from_numpy(new).permute(2, 0, 1).float() - upsample2_bilinear(old)[0]
+        detail[:, start : start + size, start : start + size] = 2.0 * region.numpy()
+        return detail
+
+    def _layout_rows(self, spec: WindowSpec, g: Grid, base: np.ndarray, water: np.ndarray | None, paint: bool,
+                     rows: slice) -> np.ndarray:
+        """The structure field's colours minus base on some rows of a region: layout, then relief; earth's real
+        towns and ruggedness where this is earth, else ruggedness read from the colours."""
+        g, base = Grid(g.x, g.y[rows], g.px_m), base[rows].astype(np.float32)  # every mask follows in float32
+        water = None if water is None else water[rows]
+        towns = self.places.density(spec.seed, g) if spec.real_water else None
+        cover = land_cover(base)
+        rugged = self.relief.ruggedness(g) if spec.real_water else None
+        rugged = cover_ruggedness(cover) if rugged is None else rugged
+        painted = layout(spec.seed, g, base, water, paint, towns, cover)
+        return shade_relief(spec.seed, g, painted, cover["snow"], rugged) - base
