@@ -1,6 +1,7 @@
 """Hot-tile serving: requests/s and p50/p99 latency for cached tiles over HTTP, terradream (bare, as `terradream serve`
 ships it, and behind its shipped nginx front) against nginx serving the same tiles as static files (the practical
-limit) and MapProxy serving them from its file cache; terradream also under granian, and with one worker.
+limit) and MapProxy serving them from its file cache; terradream also under uvicorn instead of granian, and with one
+worker.
 
 wrk drives every server the same way: 64 keep-alive connections on 127.0.0.1, a fixed time per scenario, once cycling a
 20-tile viewport grid and once hammering a single hot tile. The tiles are generated once by terradream (default model)
@@ -37,7 +38,7 @@ READY_TIMEOUT_S = 180.0
 WARM_TIMEOUT_S = 900.0
 NGINX = "nginx, static files"
 FRONT = "terradream behind its nginx front"
-OPTIONAL = ("nolru", "redis", "one-worker", "granian", "front", "nginx", "mapproxy")  # phases after the warm-up
+OPTIONAL = ("nolru", "redis", "one-worker", "uvicorn", "front", "nginx", "mapproxy")  # phases after the warm-up
 MAPPROXY_PREFIX = "/tiles/terradream/GLOBAL_WEBMERCATOR"
 NO_LRU_ENV = {"TERRADREAM_LRU_BYTES": "0", "TERRADREAM_RESPONSE_LRU_BYTES": "0"}
 # Hot tiles are a steady state: a started server's one-off background load of earth's data (seconds of a core per
@@ -113,7 +114,7 @@ def tool_versions() -> str:
             out = subprocess.run(cmd, capture_output=True, text=True)
             version = re.search(r"\d+\.\d+(\.\d+)?", out.stdout + out.stderr)
             found.append(f"{cmd[0]} {version[0] if version else 'unknown'}")
-    for package in ("MapProxy", "gunicorn", "uvicorn", "granian"):
+    for package in ("granian", "uvicorn", "MapProxy", "gunicorn"):
         try:
             found.append(f"{package} {metadata.version(package)}")
         except metadata.PackageNotFoundError:
@@ -159,7 +160,7 @@ def wait_every_worker_ready(url: str, in_a_row: int = 30, timeout_s: float = REA
 @contextmanager
 def terradream_serve(port: int, cache: Path, log: Path, redis: str | None = None,
                      env: dict[str, str] | None = None) -> Iterator[subprocess.Popen[bytes]]:
-    """`terradream serve` with the default model, as an operator runs it (uvicorn, one worker per core)."""
+    """`terradream serve` with the default model, as an operator runs it (granian, one worker per core)."""
     args = [sys.executable, "-m", "terradream.cli", "serve", "--port", str(port), "--cache", str(cache)]
     with child(args + (["--redis", redis] if redis else []), log, f"http://127.0.0.1:{port}/readyz",
                {**STEADY_ENV, **(env or {})}) as proc:
@@ -168,15 +169,15 @@ def terradream_serve(port: int, cache: Path, log: Path, redis: str | None = None
 
 
 @contextmanager
-def terradream_granian(port: int, cache: Path, log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """The same app and settings under granian (Rust HTTP, one worker per core) instead of uvicorn."""
+def terradream_uvicorn(port: int, cache: Path, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """The same app and settings under uvicorn (h11, one worker per core) instead of granian."""
     from terradream.cli.serve import SETTINGS_ENV, cpu_cores, settings_json
     from terradream.engine.settings import Settings
 
     workers = cpu_cores()
     settings = Settings(port=port, cache=cache, workers=workers, warm_atlases=False)  # as STEADY_ENV
-    args = [sys.executable, "-m", "granian", "--interface", "asgi", "--factory", "--host", "127.0.0.1", "--port",
-            str(port), "--workers", str(workers), "--log-level", "warning", "--no-ws",
+    args = [sys.executable, "-m", "uvicorn", "--factory", "--host", "127.0.0.1", "--port", str(port), "--workers",
+            str(workers), "--log-level", "warning", "--http", "h11", "--no-access-log",
             "terradream.cli.serve:worker_app"]
     with child(args, log, f"http://127.0.0.1:{port}/readyz", {SETTINGS_ENV: settings_json(settings)}) as proc:
         wait_every_worker_ready(f"http://127.0.0.1:{port}/readyz")
@@ -390,13 +391,13 @@ def bench_terradream(setup: Setup, name: str, redis: str | None = None,
         return measure(name, base, paths, setup.args, setup.tmp)
 
 
-def bench_granian(setup: Setup) -> list[Result]:
-    """terradream under granian over the warmed cache (the same app, settings and workers as `terradream serve`)."""
+def bench_uvicorn(setup: Setup) -> list[Result]:
+    """terradream under uvicorn over the warmed cache (the same app, settings and workers as `terradream serve`)."""
     port = free_port()
     base, paths = f"http://127.0.0.1:{port}", setup.paths(f"/tiles/{WORLD}")
-    with terradream_granian(port, setup.tmp / "cache", setup.logs / "granian.log"):
+    with terradream_uvicorn(port, setup.tmp / "cache", setup.logs / "uvicorn.log"):
         check_cached(base, paths, setup.expected(f"/tiles/{WORLD}"))
-        return measure("terradream, embedded cache, granian", base, paths, setup.args, setup.tmp)
+        return measure("terradream, embedded cache, uvicorn", base, paths, setup.args, setup.tmp)
 
 
 def bench_front(setup: Setup) -> list[Result]:
@@ -454,16 +455,6 @@ def bench_mapproxy(setup: Setup) -> list[Result]:
         return measure("MapProxy, file cache (gunicorn)", base, paths, setup.args, setup.tmp)
 
 
-def has_granian() -> bool:
-    """Whether granian (the bench extra) is installed; says so when it is not."""
-    import importlib.util
-
-    if importlib.util.find_spec("granian") is None:
-        print("[granian missing: pip install granian (bench extra); skipping the granian run]")
-        return False
-    return True
-
-
 def main(argv: Sequence[str] | None = None) -> None:
     """Warm, then measure every server in turn; print the table and write JSON."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -497,8 +488,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             results += bench_terradream(setup, "terradream, embedded cache, 1 worker", env={"TERRADREAM_WORKERS": "1"})
         if "nolru" in only:
             results += bench_terradream(setup, "terradream, embedded cache, no memory LRU", env=NO_LRU_ENV)
-        if "granian" in only and has_granian():
-            results += bench_granian(setup)
+        if "uvicorn" in only:
+            results += bench_uvicorn(setup)
         results += bench_redis(setup) if has_redis and "redis" in only else []
         results += bench_front(setup) if has_nginx and "front" in only else []
         results += bench_nginx(setup) if has_nginx and "nginx" in only else []

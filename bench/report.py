@@ -22,12 +22,12 @@ SECTIONS = {  # step name -> (title, what it measures and how, plot file)
         "(after a 1 s untimed warm-up): once cycling a 20-tile viewport grid (5x4) and once on a single hot tile. "
         "The tiles are generated once by terradream with the default model; every server then answers from its "
         "cache and every answer is checked byte for byte against the generated tile before timing. "
-        "terradream runs as `terradream serve` ships (uvicorn, one worker process per core; its one-off background "
+        "terradream runs as `terradream serve` ships (granian, one worker process per core; its one-off background "
         "load of earth's data at start is switched off, `TERRADREAM_WARM_ATLASES=0`, as no cached tile needs it) "
         "with its embedded "
         "MBTiles cache or with Redis, each with its default in-memory LRUs in front and with them switched off "
         "(`TERRADREAM_LRU_BYTES=0 TERRADREAM_RESPONSE_LRU_BYTES=0`, so every request reaches the back cache); "
-        "also with one worker, under granian instead of uvicorn, and behind its shipped nginx front "
+        "also with one worker, under uvicorn (h11) instead of granian, and behind its shipped nginx front "
         "(deploy/nginx-tiles.conf: tile responses cached on disk by URL, the compose file's `front`). "
         "nginx (Debian's nginx-light, one worker per core, sendfile, no access log) serves the same PNGs as static "
         "files `z/x/y.png`: the practical limit. MapProxy (PyPI) serves them from its file cache (filled through "
@@ -108,7 +108,7 @@ def machine_rows(repo: Path, load: tuple[float, float, float], total_s: float) -
     import torch
 
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
-    versions = ", ".join(f"{p} {_version(p)}" for p in ("MapProxy", "gunicorn", "uvicorn", "granian", "matplotlib"))
+    versions = ", ".join(f"{p} {_version(p)}" for p in ("granian", "uvicorn", "MapProxy", "gunicorn", "matplotlib"))
     return [
         ("CPU", cpu_model()),
         ("cores", f"{os.cpu_count()} (this process may use {len(os.sched_getaffinity(0))})"),

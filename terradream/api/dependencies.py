@@ -96,6 +96,7 @@ class Runtime:
         if self.engine is not None:
             engine, self.engine = self.engine, None
             await engine.close()
+            log.info("closed", extra={"version": engine.version})
 
 
 async def get_runtime(request: Request) -> Runtime:

@@ -1,14 +1,13 @@
 """Request size limits: an over-long URL gets a JSON 414 and an oversized header block a JSON 431.
 
-The ASGI middleware answers requests that reached the app; the HTTP parser's own bound (uvicorn's h11
-`max_incomplete_event_size`, set by uvicorn_limits) caps what a connection may buffer before that, so memory stays
-bounded even for requests far beyond the limits (those get uvicorn's plain-text 400 and a closed connection).
+The ASGI middleware answers requests that reached the app; the HTTP server's own bound (granian's HTTP/1 buffer,
+parser_limit_bytes) caps what a connection may buffer before that, so memory stays bounded even for requests far
+beyond the limits (the server refuses those itself and closes the connection).
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -61,9 +60,11 @@ class RequestLimits:
         await self.app(scope, receive, send)
 
 
-def uvicorn_limits(max_url_bytes: int, max_header_bytes: int) -> dict[str, Any]:
-    """uvicorn.run options bounding what one connection buffers: h11 with a cap a little above the app's limits.
+def parser_limit_bytes(max_url_bytes: int, max_header_bytes: int) -> int:
+    """The most a connection may buffer for one request's head: a little above the app's own limits, so requests
+    just over them still reach the app for its JSON 414 or 431.
 
-    (uvicorn's default httptools parser buffers header blocks of any size.)
+    >>> parser_limit_bytes(8192, 16384)
+    28672
     """
-    return {"http": "h11", "h11_max_incomplete_event_size": max_url_bytes + max_header_bytes + PARSER_SLACK_BYTES}
+    return max_url_bytes + max_header_bytes + PARSER_SLACK_BYTES

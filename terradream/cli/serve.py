@@ -1,13 +1,16 @@
-"""`terradream serve`: the tile server over HTTP (uvicorn, one worker process per core), local or cluster generation.
+"""`terradream serve`: the tile server over HTTP (granian, one worker process per core), local or cluster generation.
 
-The server stack (uvicorn, the API, the model, Dask) is imported when the command runs, not when `--help` is shown.
+granian (HTTP in Rust, an asyncio loop per worker) answers cached tiles about twice as fast as uvicorn on the same
+app (docs/benchmarks.md); its HTTP/1 buffer is bounded a little above the app's URL and header limits, and proxy
+headers are trusted from FORWARDED_ALLOW_IPS only. The server stack (granian, the API, the model, Dask) is imported
+when the command runs, not when `--help` is shown.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import click
 
@@ -16,11 +19,13 @@ from terradream.cli.logs import configure_logging
 from terradream.cli.options import build_settings, engine_options, legacy_world_option, missing_extra
 
 if TYPE_CHECKING:
-    from fastapi import FastAPI
+    from starlette.types import ASGIApp
 
     from terradream.engine.settings import Settings
 
 SETTINGS_ENV = "TERRADREAM_SERVE_SETTINGS_JSON"  # the parent's resolved settings, handed to each worker process
+FORWARDED_ALLOW_IPS_DEFAULT = "127.0.0.1,::1"  # proxies whose X-Forwarded-For/-Proto are trusted (env overrides)
+HEADER_READ_TIMEOUT_MS = 10_000  # a client must send its request line and headers within this (slow-header clients)
 
 
 def cpu_cores() -> int:
@@ -39,8 +44,11 @@ def settings_json(settings: Settings) -> str:
     return json.dumps(data)
 
 
-def worker_app() -> FastAPI:
-    """The app of one worker process (uvicorn's factory), built from the settings the parent put in the environment."""
+def worker_app() -> ASGIApp:
+    """The app of one worker process (the server's factory), built from the settings the parent put in the
+    environment, behind X-Forwarded-For/-Proto handling for the proxies in FORWARDED_ALLOW_IPS."""
+    from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
+
     from terradream.api.app import create_app
     from terradream.engine.settings import Settings
 
@@ -51,7 +59,26 @@ def worker_app() -> FastAPI:
         from terradream.cluster.client import cluster_service
 
         cluster = cluster_service
-    return create_app(settings, cluster=cluster)
+    app = create_app(settings, cluster=cluster)
+    trusted = os.environ.get("FORWARDED_ALLOW_IPS", FORWARDED_ALLOW_IPS_DEFAULT)
+    return cast("ASGIApp", ProxyHeadersMiddleware(app, trusted_hosts=trusted))  # type: ignore[arg-type]
+
+
+def run_http_server(settings: Settings) -> None:
+    """granian serving worker_app in settings.workers processes, its HTTP/1 buffer bounded (parser_limit_bytes),
+    until SIGINT or SIGTERM (then gracefully: lifespan shutdown closes each engine)."""
+    from granian.constants import Interfaces
+    from granian.http import HTTP1Settings
+    from granian.server import Server
+
+    from terradream.api.limits import parser_limit_bytes
+
+    http1 = HTTP1Settings(max_buffer_size=parser_limit_bytes(settings.max_url_bytes, settings.max_header_bytes),
+                          header_read_timeout=HEADER_READ_TIMEOUT_MS)
+    Server("terradream.cli.serve:worker_app", address=settings.host, port=settings.port,
+                  interface=Interfaces.ASGI, workers=settings.workers or 1, factory=True, websockets=False,
+                  http1_settings=http1, log_level=settings.log_level,  # type: ignore[arg-type]
+                  log_access=settings.log_level in ("debug", "info")).serve()
 
 
 @click.command("serve")
@@ -66,10 +93,6 @@ def serve_command(**options: Any) -> None:
         settings = settings.model_copy(update={"workers": cpu_cores()})
     configure_logging(settings.log_level)
     # Heavy imports here, so other commands and --help start at once (the CLI is the top layer: no cycle hides).
-    import uvicorn
-
-    from terradream.api.limits import uvicorn_limits
-
     if settings.scheduler:
         try:
             import terradream.cluster.client  # noqa: F401 (fail here, in the parent, when the extra is missing)
@@ -78,7 +101,4 @@ def serve_command(**options: Any) -> None:
     click.echo(f"terradream {__version__} serving on http://{settings.host}:{settings.port} "
                f"(cache: {settings.redis and 'redis' or settings.cache}, {settings.workers} workers)", err=True)
     os.environ[SETTINGS_ENV] = settings_json(settings)
-    uvicorn.run("terradream.cli.serve:worker_app", factory=True, workers=settings.workers, host=settings.host,
-                port=settings.port, log_config=None, log_level=settings.log_level,
-                access_log=settings.log_level in ("debug", "info"),
-                **uvicorn_limits(settings.max_url_bytes, settings.max_header_bytes))
+    run_http_server(settings)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import http.client
 import socket
+import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,7 +28,7 @@ EXAMPLES_PER_MODE = 300  # 5-15 s per mode on a busy 2-core machine
 
 @pytest.fixture(scope="module")
 def api(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    """One server for the module, as an operator runs it (CLI, h11 limits), admin routes on, earth only."""
+    """One server for the module, as an operator runs it (CLI, HTTP limits), admin routes on, earth only."""
     root = tmp_path_factory.mktemp("bad-input")
     server = Served(["--model", str(tiny_model_dir), "--device", "cpu", "--cache", str(root / "cache"),
                      "--maxzoom", str(MAXZOOM), "--no-arbitrary-worlds"],  # a new planet costs ~10 s of CPU
@@ -180,17 +181,42 @@ def send_raw(port: int, request: bytes) -> bytes:
 
 @pytest.mark.parametrize("size_bytes", [200_000, 5_000_000])
 def test_far_oversized_requests_are_refused_by_the_parser_without_buffering(api: Served, size_bytes: int) -> None:
-    """Beyond the parser's bound (url + header limits + 4 KiB) uvicorn answers a plain-text 400 and hangs up;
+    """Beyond the parser's bound (url + header limits + 4 KiB) the HTTP server answers a bodiless 431 and hangs up;
     the server's memory does not grow with the request (documented in docs/operations.md)."""
     import psutil
 
-    before = psutil.Process(api.proc.pid).memory_info().rss
+    def rss_bytes() -> int:
+        """The server's processes together (granian's main process and its worker)."""
+        main = psutil.Process(api.proc.pid)
+        return sum(p.memory_info().rss for p in (main, *main.children(recursive=True)))
+
+    before = rss_bytes()
     for request in (b"GET /healthz?a=" + b"x" * size_bytes + b" HTTP/1.1\r\nHost: x\r\n\r\n",
                     b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"x" * size_bytes + b"\r\n\r\n"):
         answer = send_raw(api.port, request)
-        assert answer.startswith(b"HTTP/1.1 400 "), answer[:100]
-    assert psutil.Process(api.proc.pid).memory_info().rss - before < 64 * 2**20
+        assert answer.startswith(b"HTTP/1.1 431 "), answer[:100]
+    assert rss_bytes() - before < 64 * 2**20
     assert httpx.get(f"{api.url}/healthz").status_code == 200  # and it still serves
+
+
+def test_a_client_that_stalls_in_its_headers_is_hung_up_on(api: Served) -> None:
+    """A request head must arrive within the server's header timeout (slow-header clients cannot hold connections)."""
+    with socket.create_connection(("127.0.0.1", api.port), timeout=30) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")  # and never the blank line
+        started = time.monotonic()
+        try:
+            while sock.recv(65536):
+                pass
+        except ConnectionResetError:
+            pass
+        assert time.monotonic() - started < 20.0  # closed by the server, not by this socket's 30 s timeout
+
+
+def test_proxy_headers_from_loopback_set_the_scheme(api: Served) -> None:
+    """X-Forwarded-Proto from 127.0.0.1 (FORWARDED_ALLOW_IPS' default) sets the scheme of handed-out URLs."""
+    forwarded = httpx.get(f"{api.url}/tiles/earth/tilejson.json", headers={"X-Forwarded-Proto": "https"}).json()
+    plain = httpx.get(f"{api.url}/tiles/earth/tilejson.json").json()
+    assert forwarded["tiles"][0].startswith("https://") and plain["tiles"][0].startswith("http://")
 
 
 def test_wrong_methods_and_bodies(api: Served) -> None:

@@ -30,7 +30,7 @@ def test_two_workers_generate_each_tile_once_and_serve_the_same_bytes(tiny_model
     server = ProcessServer(["--workers", "2", "--model", str(tiny_model), "--device", "cpu", "--cache", str(cache)],
                            log_path=tmp_path / "serve.log")
     try:
-        workers = [p for p in psutil.Process(server.proc.pid).children() if "spawn_main" in " ".join(p.cmdline())]
+        workers = psutil.Process(server.proc.pid).children()  # the server forks one process per worker
         assert len(workers) == 2, (tmp_path / "serve.log").read_text()
         version = httpx.get(f"{server.url}/readyz", timeout=30).json()["version"]
         tileset = cache / mbtiles_name("earth", version)
