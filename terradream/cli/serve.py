@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from typing import TYPE_CHECKING, Any, cast
 
 import click
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     from terradream.engine.settings import Settings
 
 SETTINGS_ENV = "TERRADREAM_SERVE_SETTINGS_JSON"  # the parent's resolved settings, handed to each worker process
+SERVER_PID_ENV = "TERRADREAM_SERVE_PID"  # the main process, whose death ends every worker
 FORWARDED_ALLOW_IPS_DEFAULT = "127.0.0.1,::1"  # proxies whose X-Forwarded-For/-Proto are trusted (env overrides)
 HEADER_READ_TIMEOUT_MS = 10_000  # a client must send its request line and headers within this (slow-header clients)
 
@@ -44,6 +46,20 @@ def settings_json(settings: Settings) -> str:
     return json.dumps(data)
 
 
+def exit_with_server() -> None:
+    """Have the kernel kill this worker when the server's main process dies, even by SIGKILL: its workers would
+    otherwise live on as orphans holding the port and the model's memory (Linux; elsewhere nothing)."""
+    if not sys.platform.startswith("linux") or SERVER_PID_ENV not in os.environ:
+        return
+    import ctypes
+    import signal
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+    if os.getppid() != int(os.environ[SERVER_PID_ENV]):  # it died before the line above
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
 def worker_app() -> ASGIApp:
     """The app of one worker process (the server's factory), built from the settings the parent put in the
     environment, behind X-Forwarded-For/-Proto handling for the proxies in FORWARDED_ALLOW_IPS."""
@@ -52,6 +68,7 @@ def worker_app() -> ASGIApp:
     from terradream.api.app import create_app
     from terradream.engine.settings import Settings
 
+    exit_with_server()
     settings = Settings.model_validate_json(os.environ[SETTINGS_ENV])
     configure_logging(settings.log_level)
     cluster = None
@@ -101,4 +118,5 @@ def serve_command(**options: Any) -> None:
     click.echo(f"terradream {__version__} serving on http://{settings.host}:{settings.port} "
                f"(cache: {settings.redis and 'redis' or settings.cache}, {settings.workers} workers)", err=True)
     os.environ[SETTINGS_ENV] = settings_json(settings)
+    os.environ[SERVER_PID_ENV] = str(os.getpid())
     run_http_server(settings)

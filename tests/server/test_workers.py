@@ -32,7 +32,11 @@ def test_two_workers_generate_each_tile_once_and_serve_the_same_bytes(tiny_model
     try:
         workers = psutil.Process(server.proc.pid).children()  # the server forks one process per worker
         assert len(workers) == 2, (tmp_path / "serve.log").read_text()
-        version = httpx.get(f"{server.url}/readyz", timeout=30).json()["version"]
+        for _ in range(600):  # until the worker that answers has loaded too (at most two minutes)
+            if (ready := httpx.get(f"{server.url}/readyz", timeout=30)).status_code == 200:
+                break
+            time.sleep(0.2)
+        version = ready.json()["version"]
         tileset = cache / mbtiles_name("earth", version)
         with sqlite3.connect(tileset) as conn:  # the cache's own schema, created first, plus the write log
             conn.executescript(SCHEMA + WRITE_LOG)
@@ -62,5 +66,20 @@ def test_two_workers_generate_each_tile_once_and_serve_the_same_bytes(tiny_model
         written = {(z, x, (1 << z) - 1 - row): n for z, x, row, n in writes}
         assert set(BLOCK) <= set(written)
         assert all(n == 1 for n in written.values()), f"tiles written more than once: {written}"
+    finally:
+        server.stop()
+
+
+def test_workers_end_with_the_server_even_when_it_is_killed(tiny_model: Path, tmp_path: Path) -> None:
+    """SIGKILL of the main process leaves no worker behind holding the port and the model's memory."""
+    server = ProcessServer(["--workers", "2", "--model", str(tiny_model), "--device", "cpu", "--cache",
+                            str(tmp_path / "cache")], log_path=tmp_path / "serve.log")
+    try:
+        workers = psutil.Process(server.proc.pid).children()
+        assert len(workers) == 2
+        server.proc.kill()
+        server.proc.wait(30)
+        _, alive = psutil.wait_procs(workers, timeout=15)
+        assert not alive, [p.pid for p in alive]
     finally:
         server.stop()
