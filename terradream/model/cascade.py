@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -223,11 +224,23 @@ class Cascade:
                 del todo[u]
 
     def _run_batches(self, units: list[TileKey], have: dict[TileKey, np.ndarray]) -> None:
-        """Generate ready units in batches, storing each batch's tiles."""
-        for start in range(0, len(units), self.batch_size):
-            made = self._run_batch(units[start : start + self.batch_size], have)
+        """Generate ready units in batches, storing each batch's tiles; the next batch's structure is painted on
+        the side while this one's model steps run (all their parents are in have already)."""
+        batches = [units[start : start + self.batch_size] for start in range(0, len(units), self.batch_size)]
+        upcoming = self._prepare(batches[0], have) if batches else ([], [])
+        for i, batch in enumerate(batches):
+            specs, prepared = upcoming
+            if i + 1 < len(batches):
+                upcoming = self._prepare(batches[i + 1], have)
+            made = self._run_batch(batch, specs, prepared)
             self.store.put_tiles(made)
             have.update(made)
+
+    def _prepare(self, units: list[TileKey], have: Mapping[TileKey, np.ndarray]
+                 ) -> tuple[list[WindowSpec], list[Future[np.ndarray]]]:
+        """The units' window specs, with their structure started (TerraPipeline.prepare)."""
+        specs = [self.window_spec(u, have) for u in units]
+        return specs, self.pipeline.prepare(specs)
 
     def _read_back(self, unit: TileKey, have: dict[TileKey, np.ndarray]) -> bool:
         """Whether another process has stored all of unit's tiles (then they join have)."""
@@ -281,9 +294,10 @@ class Cascade:
         log2_mpp = block_row_log2_mpp(z, row0, w, int(self.pipeline.denoiser.config.patch_size))
         return WindowSpec(self.worlds.get(world).seed, z, row0, col0, parent_px, log2_mpp, real_water=world == EARTH)
 
-    def _run_batch(self, units: list[TileKey], have: Mapping[TileKey, np.ndarray]) -> dict[TileKey, np.ndarray]:
+    def _run_batch(self, units: list[TileKey], specs: list[WindowSpec], prepared: list[Future[np.ndarray]]
+                   ) -> dict[TileKey, np.ndarray]:
         """Windows of one batch (the pipeline splits it into fixed-shape model calls), cut into their tiles."""
-        cores = self.pipeline.sample([self.window_spec(u, have) for u in units])
+        cores = self.pipeline.sample(specs, prepared)
         made: dict[TileKey, np.ndarray] = {}
         for unit, core in zip(units, cores, strict=True):
             for k in self.unit_tiles(unit):

@@ -8,6 +8,7 @@ whichever process, device or request order reads it, and two overlapping windows
 from __future__ import annotations
 
 import hashlib
+from functools import lru_cache
 
 import numpy as np
 
@@ -39,8 +40,10 @@ def world_seed(name: str) -> int:
     return int.from_bytes(hashlib.blake2b(name.encode("utf-8"), digest_size=8).digest(), "little")
 
 
+@lru_cache(maxsize=65536)
 def stream_key(seed: int, *fields: int) -> np.uint64:
-    """Chain the seed and integer fields (zoom, stream, channel, ...) into one 64-bit key.
+    """Chain the seed and integer fields (zoom, stream, channel, ...) into one 64-bit key (remembered: a window asks
+    for the same few hundred keys as the last one).
 
     Each field is absorbed through a full mix, so (seed s, stream 1) and (seed s+1, stream 0) do not alias.
     """

@@ -125,12 +125,9 @@ class StructurePainter:
         water = np.asarray(water, np.float32)[None]
         return water, np.maximum(water, CALM_SNOW_SHARE * cover["snow"][None]).astype(np.float32)
 
-    def detail(self, spec: WindowSpec, window_px: int, margin_px: int,
-               real_water_px: np.ndarray | None = None) -> np.ndarray:
+    def detail(self, spec: WindowSpec, window_px: int, margin_px: int) -> np.ndarray:
         """The structure field's newest octave over a window, (3, W, W) in [-1, 1] units: layout at this zoom minus
-        the upsampled layout at the parent's zoom (which the parent already holds), zero beyond the core's reach.
-
-        real_water_px: the window's real water (calm_cover), when already read: its region is cut from it."""
+        the upsampled layout at the parent's zoom (which the parent already holds), zero beyond the core's reach."""
         w, reach = window_px, self.reach_px
         size, start = w - 2 * margin_px + 2 * reach, margin_px - reach  # the region at this zoom, in window pixels
         rb = STRUCTURE_BASE_RADIUS_PX
@@ -142,9 +139,7 @@ class StructurePainter:
                    (spec.z - 1, (spec.row0 + start) // 2 - 1, (spec.col0 + start) // 2 - 1, psize))
         # real water masks land cover at every zoom; it is painted (both layouts alike) only up to WATER_MAX_ZOOM
         water = [self.water.water_and_rivers_window(z, r, c, n, n) if spec.real_water else None
-                 for z, r, c, n in windows[int(real_water_px is not None):]]
-        if real_water_px is not None:  # a pure function of global pixels: the same values as reading the region
-            water.insert(0, real_water_px[start : start + size, start : start + size])
+                 for z, r, c, n in windows]
         paint = spec.z <= WATER_MAX_ZOOM
         here, above = (Grid.of_window(z, r, c, n, n) for z, r, c, n in windows)
 

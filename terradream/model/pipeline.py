@@ -15,7 +15,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from functools import cached_property
 from pathlib import Path
@@ -240,32 +240,38 @@ class TerraPipeline:
         w = self.window_px
         return noise_window(spec.seed, spec.z, STREAM_INIT, 3, spec.row0, spec.col0, w, w, TILE_SIZE_PX << spec.z)
 
-    def sample(self, specs: Sequence[WindowSpec]) -> np.ndarray:
-        """Cores of any number of windows as uint8 (N, core, core, 3), in fixed-shape model calls."""
+    def sample(self, specs: Sequence[WindowSpec], prepared: Sequence[Future[np.ndarray]] | None = None
+               ) -> np.ndarray:
+        """Cores of any number of windows as uint8 (N, core, core, 3), in fixed-shape model calls.
+
+        prepared: prepare(specs), when the caller started the windows' structure earlier (say, while the windows
+        before them were sampled)."""
         n, mb = len(specs), self.micro_batch
+        details = list(self.prepare(specs) if prepared is None else prepared)
         out = []
         for start in range(0, n, mb):
-            chunk = list(specs[start : start + mb])
-            out.append(self._sample_fixed(chunk + [chunk[0]] * (mb - len(chunk)))[: len(chunk)])
+            chunk, made = list(specs[start : start + mb]), details[start : start + mb]
+            pad = mb - len(chunk)  # every call has the same shape: the first window fills the rest
+            out.append(self._sample_fixed(chunk + [chunk[0]] * pad, made + [made[0]] * pad if made else [])
+                       [: len(chunk)])
         return np.concatenate(out) if out else np.zeros((0, self.core_px, self.core_px, 3), np.uint8)
 
-    def _sample_fixed(self, specs: Sequence[WindowSpec]) -> np.ndarray:
+    def prepare(self, specs: Sequence[WindowSpec]) -> list[Future[np.ndarray]]:
+        """Start painting the windows' structure detail on the side thread (none without a structure field): a
+        window's model steps then run while it is painted, and so may the steps of the windows before it."""
+        if not self.structure:
+            return []
+        return [self._side_work.submit(self.structure_detail, s) for s in specs]
+
+    def _sample_fixed(self, specs: Sequence[WindowSpec], details: Sequence[Future[np.ndarray]]) -> np.ndarray:
         """Sample exactly micro_batch windows (one model call per step) and cut out their cores."""
         latents = np.stack([self.noise_for(s) for s in specs])
-        detail: Future[np.ndarray] | None = None
         calm = None
         if self.structure:
-            unique = list({id(s): s for s in specs}.values())  # the fixed-shape padding repeats one spec: once
-            covers = {id(s): self.painter.calm_cover(s, self.window_px) for s in unique}
+            covers = {id(s): self.painter.calm_cover(s, self.window_px) for s in specs}
             calm = np.stack([covers[id(s)][1] for s in specs])
-
-            def details() -> np.ndarray:
-                made = {id(s): self.structure_detail(s, covers[id(s)][0][0] if s.real_water else None) for s in unique}
-                return np.stack([made[id(s)] for s in specs])
-
-            detail = self._side_work.submit(details)  # numpy on a core the model's steps leave idle at times
         full = self.denoise(latents, np.stack([s.parent_px for s in specs]), np.stack([s.log2_mpp for s in specs]),
-                            detail, calm)
+                            (lambda: np.stack([d.result() for d in details])) if details else None, calm)
         m, core = self.margin_px, self.core_px
         return full[:, m : m + core, m : m + core]
 
@@ -301,15 +307,16 @@ class TerraPipeline:
         if self.structure:
             self.painter.warm()
 
-    def structure_detail(self, spec: WindowSpec, real_water_px: np.ndarray | None = None) -> np.ndarray:
+    def structure_detail(self, spec: WindowSpec) -> np.ndarray:
         """The structure field's newest octave over a window, (3, W, W) in [-1, 1] units (StructurePainter.detail)."""
-        return self.painter.detail(spec, self.window_px, self.margin_px, real_water_px)
+        return self.painter.detail(spec, self.window_px, self.margin_px)
 
     def denoise(self, latents: np.ndarray, parent_px: np.ndarray, log2_mpp: np.ndarray,
-                detail: np.ndarray | Future[np.ndarray] | None = None, calm: np.ndarray | None = None) -> np.ndarray:
+                detail: np.ndarray | Callable[[], np.ndarray] | None = None, calm: np.ndarray | None = None
+                ) -> np.ndarray:
         """Whole windows of any patch-aligned size: latents (B, 3, H, W) float32, parent_px (B, H/2+2, W/2+2, 3)
         uint8 with a one-pixel apron, log2_mpp (B, H/patch) or (B,), optional structure detail (B, 3, H, W), or a
-        Future of it, added before the final projection, optional calm share (B, 1, H, W) where detail is damped to
+        function returning it (called after the model's steps), added before the final projection, optional calm share (B, 1, H, W) where detail is damped to
         CALM_WATER_GAIN; returns uint8 (B, H, W, 3)."""
         if self.device.type != "cpu":
             return self._denoise(latents, parent_px, log2_mpp, detail, calm)
@@ -335,7 +342,7 @@ class TerraPipeline:
 
     @torch.no_grad()
     def _denoise(self, latents: np.ndarray, parent_px: np.ndarray, log2_mpp: np.ndarray,
-                 detail: np.ndarray | Future[np.ndarray] | None, calm: np.ndarray | None) -> np.ndarray:
+                 detail: np.ndarray | Callable[[], np.ndarray] | None, calm: np.ndarray | None) -> np.ndarray:
         """denoise() at whatever thread count is set."""
         dev, dt = self.device, self.dtype
         parent = torch.from_numpy(parent_px).to(dev).permute(0, 3, 1, 2).float() / 127.5 - 1.0
@@ -350,5 +357,5 @@ class TerraPipeline:
         for t in self.scheduler.timesteps:
             x = self.serving_step(x, t, cond, parent_core, mpp, context, share)
         if detail is not None:
-            x = x + torch.from_numpy(detail.result() if isinstance(detail, Future) else detail).to(dev)
+            x = x + torch.from_numpy(detail() if callable(detail) else detail).to(dev)
         return to_uint8_projected(x, parent_core)

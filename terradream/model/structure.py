@@ -163,9 +163,9 @@ def _rotated(g: Grid, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 _CROPS = np.array([[0.33, 0.42, 0.20], [0.45, 0.50, 0.26], [0.62, 0.56, 0.34], [0.52, 0.43, 0.30],
-                   [0.40, 0.36, 0.27], [0.28, 0.37, 0.18], [0.70, 0.64, 0.42], [0.47, 0.47, 0.33]])
+                   [0.40, 0.36, 0.27], [0.28, 0.37, 0.18], [0.70, 0.64, 0.42], [0.47, 0.47, 0.33]], np.float32)
 _ROOFS = np.array([[0.62, 0.33, 0.25], [0.55, 0.55, 0.55], [0.35, 0.35, 0.37], [0.78, 0.76, 0.72],
-                   [0.50, 0.28, 0.22], [0.45, 0.47, 0.50]])
+                   [0.50, 0.28, 0.22], [0.45, 0.47, 0.50]], np.float32)
 _ASPHALT, _TRACK, _WATER = (0.40, 0.40, 0.41), (0.63, 0.58, 0.50), (0.10, 0.16, 0.20)
 _DRY_LAND = (0.34, 0.34, 0.25)
 _WOODS = (0.13, 0.19, 0.11)
@@ -191,12 +191,12 @@ def _fields(seed: int, g: Grid, rj: np.ndarray, ri: np.ndarray, theta: np.ndarra
     pb = _hash(rb, a.astype(np.int64), b.astype(np.int64))
     crop = _CROPS[(_unit(pb, 0) * len(_CROPS)).astype(np.int64)]
     crop = crop * (0.85 + 0.3 * _unit(pb, 1))[..., None]
-    c = _over(c, farm * 0.7, np.zeros(3)) + (farm * 0.7)[..., None] * crop
+    c = _over(c, farm * 0.7, crop)
     du = np.minimum(u - a * width, (a + 1) * width - u)
     dv = np.minimum(v + shift - b * length, (b + 1) * length - v - shift)
     edge = _coverage(np.minimum(du, dv), _m(2.0), g.px_m) * farm
     hedge = _unit(rb, 2) < 0.5
-    edge_colour = np.where(hedge[..., None], np.array([0.16, 0.24, 0.12]), np.array(_TRACK))
+    edge_colour = np.where(hedge[..., None], np.array([0.16, 0.24, 0.12], np.float32), np.array(_TRACK, np.float32))
     return c + (edge * 0.8)[..., None] * (edge_colour - c), edge * hedge
 
 
