@@ -39,6 +39,7 @@ DEFAULT_WEIGHTS_DIR = Path(__file__).parent / "weights"
 PIPELINE_CONFIG = "pipeline.json"
 SAMPLER_REVISION = 7  # bump whenever the sampling arithmetic changes: it is part of the version, hence of cache keys
 SMOOTH_PROJECTION_ITERS = 8  # final smooth pull of the output onto the parent, before the exact 2x2 projection
+FINAL_PROJECTION_REACH_PX = 2 * SMOOTH_PROJECTION_ITERS + 2  # how far a pixel's final projection reads around it
 # Open water is calm at every zoom: the model's detail there is damped to this fraction (brightness and colour alike)
 CALM_WATER_GAIN = 0.25
 STEP_PROJECTION_ITERS = 1  # smooth pull of each step's predicted clean image onto the parent
@@ -270,10 +271,11 @@ class TerraPipeline:
         if self.structure:
             covers = {id(s): self.painter.calm_cover(s, self.window_px) for s in specs}
             calm = np.stack([covers[id(s)][1] for s in specs])
-        full = self.denoise(latents, np.stack([s.parent_px for s in specs]), np.stack([s.log2_mpp for s in specs]),
-                            (lambda: np.stack([d.result() for d in details])) if details else None, calm)
         m, core = self.margin_px, self.core_px
-        return full[:, m : m + core, m : m + core]
+        crop = max(0, (m - FINAL_PROJECTION_REACH_PX) // 2 * 2)  # even: 2x2 blocks stay on the parent's grid
+        kept = self.denoise(latents, np.stack([s.parent_px for s in specs]), np.stack([s.log2_mpp for s in specs]),
+                            (lambda: np.stack([d.result() for d in details])) if details else None, calm, crop)
+        return kept[:, m - crop : m - crop + core, m - crop : m - crop + core]
 
     @cached_property
     def _side_work(self) -> ThreadPoolExecutor:
@@ -312,18 +314,19 @@ class TerraPipeline:
         return self.painter.detail(spec, self.window_px, self.margin_px)
 
     def denoise(self, latents: np.ndarray, parent_px: np.ndarray, log2_mpp: np.ndarray,
-                detail: np.ndarray | Callable[[], np.ndarray] | None = None, calm: np.ndarray | None = None
-                ) -> np.ndarray:
+                detail: np.ndarray | Callable[[], np.ndarray] | None = None, calm: np.ndarray | None = None,
+                crop_px: int = 0) -> np.ndarray:
         """Whole windows of any patch-aligned size: latents (B, 3, H, W) float32, parent_px (B, H/2+2, W/2+2, 3)
         uint8 with a one-pixel apron, log2_mpp (B, H/patch) or (B,), optional structure detail (B, 3, H, W), or a
         function returning it (called after the model's steps), added before the final projection, optional calm share (B, 1, H, W) where detail is damped to
-        CALM_WATER_GAIN; returns uint8 (B, H, W, 3)."""
+        CALM_WATER_GAIN; returns uint8 (B, H, W, 3) less crop_px (even) on every side, which the final projection
+        then skips (pixels further than FINAL_PROJECTION_REACH_PX inside get the same values)."""
         if self.device.type != "cpu":
-            return self._denoise(latents, parent_px, log2_mpp, detail, calm)
+            return self._denoise(latents, parent_px, log2_mpp, detail, calm, crop_px)
         before = torch.get_num_threads()
         torch.set_num_threads(CPU_THREADS)
         try:
-            return self._denoise(latents, parent_px, log2_mpp, detail, calm)
+            return self._denoise(latents, parent_px, log2_mpp, detail, calm, crop_px)
         finally:
             torch.set_num_threads(before)
 
@@ -342,7 +345,8 @@ class TerraPipeline:
 
     @torch.no_grad()
     def _denoise(self, latents: np.ndarray, parent_px: np.ndarray, log2_mpp: np.ndarray,
-                 detail: np.ndarray | Callable[[], np.ndarray] | None, calm: np.ndarray | None) -> np.ndarray:
+                 detail: np.ndarray | Callable[[], np.ndarray] | None, calm: np.ndarray | None,
+                 crop_px: int) -> np.ndarray:
         """denoise() at whatever thread count is set."""
         dev, dt = self.device, self.dtype
         parent = torch.from_numpy(parent_px).to(dev).permute(0, 3, 1, 2).float() / 127.5 - 1.0
@@ -358,4 +362,7 @@ class TerraPipeline:
             x = self.serving_step(x, t, cond, parent_core, mpp, context, share)
         if detail is not None:
             x = x + torch.from_numpy(detail() if callable(detail) else detail).to(dev)
+        if crop_px:
+            half = crop_px // 2
+            x, parent_core = x[:, :, crop_px:-crop_px, crop_px:-crop_px], parent_core[:, :, half:-half, half:-half]
         return to_uint8_projected(x, parent_core)

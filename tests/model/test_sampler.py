@@ -4,7 +4,7 @@ from pathlib import Path
 
 import torch
 
-from terradream.model.pipeline import DETAIL_LIMIT, TerraPipeline, boost_detail
+from terradream.model.pipeline import DETAIL_LIMIT, FINAL_PROJECTION_REACH_PX, TerraPipeline, boost_detail
 
 
 def test_detail_boost_scales_brightness_detail_and_keeps_colour_detail() -> None:
@@ -39,3 +39,18 @@ def test_version_does_not_depend_on_where_the_model_lies(tiny_model_dir: Path, t
     here = TerraPipeline.from_pretrained(tiny_model_dir, device="cpu")
     here.save_pretrained(tmp_path / "elsewhere")
     assert TerraPipeline.from_pretrained(tmp_path / "elsewhere", device="cpu").version == here.version
+
+
+def test_cropping_before_the_final_projection_keeps_the_inner_pixels(tiny_model_dir: Path) -> None:
+    """The sampler skips the final projection near a window's edge: what it keeps has the same bytes."""
+    pipe = TerraPipeline.from_pretrained(tiny_model_dir, device="cpu")
+    gen = torch.Generator().manual_seed(1)  # test data only
+    w, crop = 96, 2 * (FINAL_PROJECTION_REACH_PX // 2) + 4
+    latents = torch.randn(1, 3, w, w, generator=gen).numpy()
+    parent = (torch.rand(1, w // 2 + 2, w // 2 + 2, 3, generator=gen) * 255).to(torch.uint8).numpy()
+    mpp = torch.full((1,), 3.0).numpy()
+    full = pipe.denoise(latents, parent, mpp)
+    kept = pipe.denoise(latents, parent, mpp, crop_px=crop)
+    assert kept.shape == (1, w - 2 * crop, w - 2 * crop, 3)
+    inner, edge = FINAL_PROJECTION_REACH_PX, crop + FINAL_PROJECTION_REACH_PX
+    assert (kept[:, inner:-inner, inner:-inner] == full[:, edge:-edge, edge:-edge]).all()
