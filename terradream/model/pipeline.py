@@ -37,7 +37,7 @@ from terradream.model.worlds import ROOT_TOWN_ALPHA
 
 DEFAULT_WEIGHTS_DIR = Path(__file__).parent / "weights"
 PIPELINE_CONFIG = "pipeline.json"
-SAMPLER_REVISION = 7  # bump whenever the sampling arithmetic changes: it is part of the version, hence of cache keys
+SAMPLER_REVISION = 8  # bump whenever the sampling arithmetic changes: it is part of the version, hence of cache keys
 SMOOTH_PROJECTION_ITERS = 8  # final smooth pull of the output onto the parent, before the exact 2x2 projection
 FINAL_PROJECTION_REACH_PX = 2 * SMOOTH_PROJECTION_ITERS + 2  # how far a pixel's final projection reads around it
 # Open water is calm at every zoom: the model's detail there is damped to this fraction (brightness and colour alike)

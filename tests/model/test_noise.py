@@ -51,3 +51,13 @@ def test_known_values_are_identical_everywhere() -> None:
     assert v.tolist() == [[-0.37641239166259766, 0.7736520767211914], [0.4031381607055664, -0.31744384765625]]
     far = gaussian_grid(stream_key(1, 2, 3, 4), np.array([-5, 10**12]), np.array([7]))
     assert far.tolist() == [[0.1495504379272461], [-0.4288349151611328]]
+    window = noise_window(world_seed("earth"), 12, 0, 3, 0, 0, 2, 2, 256 << 12)
+    assert np.array_equal(window[0], v)  # channel 0 is its key's cosine; 1 the sine partner; 2 its own key's cosine
+    assert window[1].tolist() == [[0.3756694793701172, -0.6729640960693359], [0.17947101593017578, -1.0822114944458008]]
+
+
+def test_the_channels_of_a_window_are_independent() -> None:
+    channels = noise_window(9, 11, 0, 3, 1000, 2000, 256, 256, 256 << 11).reshape(3, -1).astype(np.float64)
+    assert abs(channels.mean()) < 0.01 and abs(channels.std() - 1.0) < 0.01
+    corr = np.corrcoef(channels)
+    assert np.abs(corr - np.eye(3)).max() < 0.02
