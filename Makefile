@@ -61,9 +61,9 @@ $(BENCH_STAMP): pyproject.toml constraints.txt | $(PY_STAMP)
 bench: setup $(BENCH_STAMP)
 	$(RUN_ENV) $(PY) -m bench
 
-# Training: RECIPE (default recipes/default.json; recipes/distill2.json distils the shipped model into a two-step
-# student), resumable (run it again to continue). DATA: imagery laid out like ../shared/data; OUT: the run
-# directory. train-gpu is the same recipe on CUDA, stopping after 8 minutes.
+# Training: RECIPE (default recipes/default.json; recipes/distill2.json and distill1.json distil a four-step model
+# into two steps, then one), resumable (run it again to continue). DATA: imagery laid out like ../shared/data; OUT:
+# the run directory. train-gpu is the same recipe on CUDA, stopping after 8 minutes.
 RECIPE ?= recipes/default.json
 DATA ?= ../shared/data
 OUT  ?= runs/default
