@@ -14,18 +14,20 @@ TileFn = Callable[[TileKey], np.ndarray]
 
 def seam_ratio_pair(a: np.ndarray, b: np.ndarray, horizontal: bool) -> tuple[float, float]:
     """(mean |difference| across the shared border, mean |difference| between adjacent interior columns/rows that
-    straddle a 2x2 block boundary).
+    straddle an 8x8 block boundary).
 
-    Tile borders always fall between the 2x2 blocks the sampler's exact projection works on, so they are compared
-    with interior pairs across block boundaries too: on smooth ground (calm water) the blocks' steps would otherwise
-    read as a seam. horizontal=True: b lies east of a (compare a's last column with b's first); else b lies south.
+    Tile borders fall between the blocks of every ancestor's pixels (2x2 under the parent's, 4x4 under the
+    grandparent's, ...), and each level's exact projection onto its parent leaves such boundaries a little sharper,
+    which on smooth ground (calm water, a featureless planet) would read as a seam. So borders are compared with
+    interior pairs across the boundaries of three ancestors' pixels (every 8 px), not with every neighbour pair.
+    horizontal=True: b lies east of a (compare a's last column with b's first); else b lies south.
     """
     a = a.astype(np.float64)
     b = b.astype(np.float64)
     if not horizontal:
         a, b = a.transpose(1, 0, 2), b.transpose(1, 0, 2)
     border = np.abs(a[:, -1] - b[:, 0]).mean()
-    interior = 0.5 * (np.abs(a[:, 2::2] - a[:, 1:-1:2]).mean() + np.abs(b[:, 2::2] - b[:, 1:-1:2]).mean())
+    interior = 0.5 * (np.abs(a[:, 8::8] - a[:, 7:-1:8]).mean() + np.abs(b[:, 8::8] - b[:, 7:-1:8]).mean())
     return float(border), float(interior)
 
 
