@@ -22,7 +22,7 @@ from terradream.model.noise import splitmix64, stream_key, uniform_grid
 WORLD_M = 2 * WEB_MERCATOR_HALF_WORLD_M  # Web-Mercator world width in metres
 GROUND_TO_MERCATOR = 1.35  # sizes below are ground metres at mid latitudes; Mercator metres are about this much larger
 STREAM_STRUCTURE = 2  # noise.py stream id of the structure field's random numbers
-STRUCTURE_REVISION = 7  # bump whenever the layout changes: it is part of the model version, hence of cache keys
+STRUCTURE_REVISION = 8  # bump whenever the layout changes: it is part of the model version, hence of cache keys
 _F = {"district": 0, "farm": 1, "town": 2, "forest": 3, "warp_x": 4, "warp_y": 5, "region": 6, "parcel": 7,
       "stream": 8, "stream_mask": 9, "road_major": 10, "road_minor": 11, "lot": 12, "tree": 13, "tree_b": 14,
       "town_edge": 15, "urban": 16, "ridge": 17, "woods": 18, "woods_tone": 19}
@@ -129,7 +129,8 @@ def _over(c: np.ndarray, alpha: np.ndarray, colour: np.ndarray | tuple[float, fl
 
 # ---- land cover from the parent's (low-passed) colours ----
 def land_cover(base: np.ndarray) -> dict[str, np.ndarray]:
-    """Soft masks from colour: water, snow, bare ground (desert, rock), vegetation greenness, usable land."""
+    """Soft masks from colour: water, snow, bare ground (desert, rock), vegetation greenness, a bluish cast (shade on
+    snow and rock), usable land."""
     r, g, b = base[..., 0], base[..., 1], base[..., 2]
     lum = base.mean(axis=-1)
     sat = base.max(-1) - base.min(-1)
@@ -139,9 +140,10 @@ def land_cover(base: np.ndarray) -> dict[str, np.ndarray]:
     # bare ground: reddish desert, or colourless mid-grey rock and scree (mountains above the tree line)
     rock = _ramp(lum, 0.34, 0.42) * _ramp(0.07 - sat, 0.0, 0.03)
     desert = np.maximum(_ramp(r - g, 0.06, 0.14) * _ramp(lum, 0.45, 0.6), rock)
-    green = _ramp(g - r, -0.02, 0.06)
+    green = _ramp(g - np.maximum(r, b), -0.02, 0.06)  # greener than red and blue: a cool grey (shaded snow) is not
+    bluish = _ramp(b - r, 0.0, 0.03)
     land = (1 - water) * (1 - snow)
-    return {"water": water, "snow": snow, "desert": desert, "green": green, "land": land, "lum": lum}
+    return {"water": water, "snow": snow, "desert": desert, "green": green, "land": land, "lum": lum, "bluish": bluish}
 
 
 # ---- features ----
@@ -346,7 +348,9 @@ def layout(seed: int, g: Grid, base: np.ndarray, water: np.ndarray | None = None
         return c
     district = fbm(seed, "district", g, _m(40000.0), 3)
     farm = _ramp(fbm(seed, "farm", g, _m(12000.0), 3), 0.42, 0.5) * land * _ramp(district, 0.3, 0.45) * (1 - town)
-    leafy = _ramp(cover["green"] + 0.5 * _ramp(0.3 - cover["lum"], 0, 0.1), 0.2, 0.6)
+    # dark ground is leafy too (Blue Marble's forests are nearly black), unless it is bluish: shaded snow and rock
+    dark = _ramp(0.3 - cover["lum"], 0, 0.1) * (1 - cover["bluish"])
+    leafy = _ramp(cover["green"] + 0.5 * dark, 0.2, 0.6)
     wild = (1 - farm) * (1 - town) * land  # land that is neither farmed nor built on
     forest = wild * leafy
     c = _woods(seed, g, c, wild * _ramp(leafy, 0.05, 0.3))
