@@ -145,7 +145,7 @@ class TilesFactory(RouterFactory):
             params = TileParams(world, z, col, row, f, v, x_terradream_priority)
             return await self.serve(request, runtime, engine, params, 1)
 
-        # HEAD: GET's status and headers without the body (uvicorn drops it); one documented operation per path
+        # HEAD: GET's status and headers without the body (the HTTP server drops it); one documented operation per path
         for path, endpoint in ((TILE_2X_PATH, tile_2x), (TILE_PATH, tile), (OGC_TILE_PATH, ogc_tile)):
             self.router.add_api_route(path, endpoint, methods=["HEAD"], response_class=Response,
                                       include_in_schema=False)
