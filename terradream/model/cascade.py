@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -22,7 +21,7 @@ from terradream.core.errors import TileOutOfRange
 from terradream.core.keys import TileKey
 from terradream.core.tiles import TILE_SIZE_PX, latitude_of_rows_deg, meters_per_pixel, validate_tile
 from terradream.model.metatiles import parent_px_span
-from terradream.model.pipeline import TerraPipeline, WindowSpec
+from terradream.model.pipeline import PreparedWindow, TerraPipeline, WindowSpec
 from terradream.model.worlds import EARTH, WorldRegistry
 
 
@@ -237,7 +236,7 @@ class Cascade:
             have.update(made)
 
     def _prepare(self, units: list[TileKey], have: Mapping[TileKey, np.ndarray]
-                 ) -> tuple[list[WindowSpec], list[Future[np.ndarray]]]:
+                 ) -> tuple[list[WindowSpec], list[PreparedWindow]]:
         """The units' window specs, with their structure started (TerraPipeline.prepare)."""
         specs = [self.window_spec(u, have) for u in units]
         return specs, self.pipeline.prepare(specs)
@@ -294,7 +293,7 @@ class Cascade:
         log2_mpp = block_row_log2_mpp(z, row0, w, int(self.pipeline.denoiser.config.patch_size))
         return WindowSpec(self.worlds.get(world).seed, z, row0, col0, parent_px, log2_mpp, real_water=world == EARTH)
 
-    def _run_batch(self, units: list[TileKey], specs: list[WindowSpec], prepared: list[Future[np.ndarray]]
+    def _run_batch(self, units: list[TileKey], specs: list[WindowSpec], prepared: list[PreparedWindow]
                    ) -> dict[TileKey, np.ndarray]:
         """Windows of one batch (the pipeline splits it into fixed-shape model calls), cut into their tiles."""
         cores = self.pipeline.sample(specs, prepared)

@@ -113,21 +113,27 @@ class StructurePainter:
         """Threads for all bands but the first, which the calling thread paints itself."""
         return ThreadPoolExecutor(max(1, self.bands - 1), thread_name_prefix="terradream-bands")
 
-    def calm_cover(self, spec: WindowSpec, window_px: int) -> tuple[np.ndarray, np.ndarray]:
-        """Open water's share of every window pixel and the calm share where the model's grain is damped, (1, W, W)
-        each: water (real where known, for earth, else read from the upsampled parent's colours) and snowfields,
-        which are smooth too (their structure comes from the relief); functions of global position only."""
+    def window_water(self, spec: WindowSpec, window_px: int) -> np.ndarray | None:
+        """Earth's real water share of every window pixel, (W, W), or None where no real water is known."""
         w = window_px
+        return self.water.water_and_rivers_window(spec.z, spec.row0, spec.col0, w, w) if spec.real_water else None
+
+    def calm_share(self, spec: WindowSpec, window_px: int, water: np.ndarray | None) -> np.ndarray:
+        """The share of every window pixel where the model's grain is damped, (1, W, W): open water (window_water's,
+        else read from the upsampled parent's colours) and snowfields, which are smooth too (their structure comes
+        from the relief); a function of global position only."""
         parent = torch.from_numpy(spec.parent_px).permute(2, 0, 1)[None].float() / 255.0
         cover = land_cover(upsample2_bilinear(parent)[0].permute(1, 2, 0).numpy())
-        water = (self.water.water_and_rivers_window(spec.z, spec.row0, spec.col0, w, w) if spec.real_water
-                 else cover["water"])
-        water = np.asarray(water, np.float32)[None]
-        return water, np.maximum(water, CALM_SNOW_SHARE * cover["snow"][None]).astype(np.float32)
+        wet = np.asarray(cover["water"] if water is None else water, np.float32)
+        return np.maximum(wet, CALM_SNOW_SHARE * cover["snow"])[None].astype(np.float32)
 
-    def detail(self, spec: WindowSpec, window_px: int, margin_px: int) -> np.ndarray:
+    def detail(self, spec: WindowSpec, window_px: int, margin_px: int,
+               window_water: np.ndarray | None = None) -> np.ndarray:
         """The structure field's newest octave over a window, (3, W, W) in [-1, 1] units: layout at this zoom minus
-        the upsampled layout at the parent's zoom (which the parent already holds), zero beyond the core's reach."""
+        the upsampled layout at the parent's zoom (which the parent already holds), zero beyond the core's reach.
+
+        window_water: window_water(spec), when already read: the region at this zoom is cut from it (the same values:
+        water is a function of global pixels)."""
         w, reach = window_px, self.reach_px
         size, start = w - 2 * margin_px + 2 * reach, margin_px - reach  # the region at this zoom, in window pixels
         rb = STRUCTURE_BASE_RADIUS_PX
@@ -135,18 +141,23 @@ class StructurePainter:
         base_z = box_blur_region(upsample2_bilinear(parent), start, size, rb)
         p0, psize = start // 2, size // 2 + 2  # the parent region (with a one-pixel apron)
         base_p = box_blur_region(parent, p0, psize, rb // 2)
-        windows = ((spec.z, spec.row0 + start, spec.col0 + start, size),
-                   (spec.z - 1, (spec.row0 + start) // 2 - 1, (spec.col0 + start) // 2 - 1, psize))
+        here_px = (spec.z, spec.row0 + start, spec.col0 + start, size)
+        above_px = (spec.z - 1, (spec.row0 + start) // 2 - 1, (spec.col0 + start) // 2 - 1, psize)
         # real water masks land cover at every zoom; it is painted (both layouts alike) only up to WATER_MAX_ZOOM
-        water = [self.water.water_and_rivers_window(z, r, c, n, n) if spec.real_water else None
-                 for z, r, c, n in windows]
+        def water(z: int, row0: int, col0: int, n: int) -> np.ndarray | None:
+            return self.water.water_and_rivers_window(z, row0, col0, n, n) if spec.real_water else None
+
+        water_here = (water(*here_px) if window_water is None
+                      else window_water[start : start + size, start : start + size])
+        water_above = water(*above_px)
         paint = spec.z <= WATER_MAX_ZOOM
-        here, above = (Grid.of_window(z, r, c, n, n) for z, r, c, n in windows)
+        here, above = Grid.of_window(*here_px, size), Grid.of_window(*above_px, psize)
+        here_rows, above_rows = row_bands(size, self.bands), row_bands(psize, self.bands)
 
         def band(i: int) -> tuple[np.ndarray, np.ndarray]:
             """Band i of both layouts, minus their bases."""
-            return tuple(self._layout_rows(spec, g, base, wet, paint, row_bands(len(g.y), self.bands)[i])
-                         for g, base, wet in ((here, base_z, water[0]), (above, base_p, water[1])))  # type: ignore[return-value]
+            return (self._layout_rows(spec, here, base_z, water_here, paint, here_rows[i]),
+                    self._layout_rows(spec, above, base_p, water_above, paint, above_rows[i]))
 
         others = [self._band_work.submit(band, i) for i in range(1, self.bands)]
         parts = [band(0)] + [f.result() for f in others]

@@ -17,6 +17,7 @@ import hashlib
 import json
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
@@ -47,6 +48,14 @@ DETAIL_LIMIT = 0.1  # most extra brightness detail boost_detail adds, in [-1, 1]
 # CPU kernels split their sums differently for other thread counts and change last bits (and so, rarely, a pixel):
 # every CPU model call runs with exactly this many intra-op threads, whatever the process is configured with.
 CPU_THREADS = 2
+
+
+@dataclass(frozen=True)
+class PreparedWindow:
+    """A window made ready for sampling: its calm share (1, W, W) and its structure detail, being painted."""
+
+    calm: np.ndarray
+    detail: Future[np.ndarray]
 
 
 def model_dir(path: str | Path | None) -> Path:
@@ -241,40 +250,43 @@ class TerraPipeline:
         w = self.window_px
         return noise_window(spec.seed, spec.z, STREAM_INIT, 3, spec.row0, spec.col0, w, w, TILE_SIZE_PX << spec.z)
 
-    def sample(self, specs: Sequence[WindowSpec], prepared: Sequence[Future[np.ndarray]] | None = None
-               ) -> np.ndarray:
+    def sample(self, specs: Sequence[WindowSpec], prepared: Sequence[PreparedWindow] | None = None) -> np.ndarray:
         """Cores of any number of windows as uint8 (N, core, core, 3), in fixed-shape model calls.
 
         prepared: prepare(specs), when the caller started the windows' structure earlier (say, while the windows
         before them were sampled)."""
         n, mb = len(specs), self.micro_batch
-        details = list(self.prepare(specs) if prepared is None else prepared)
+        ready = list(self.prepare(specs) if prepared is None else prepared)
         out = []
         for start in range(0, n, mb):
-            chunk, made = list(specs[start : start + mb]), details[start : start + mb]
+            chunk, made = list(specs[start : start + mb]), ready[start : start + mb]
             pad = mb - len(chunk)  # every call has the same shape: the first window fills the rest
             out.append(self._sample_fixed(chunk + [chunk[0]] * pad, made + [made[0]] * pad if made else [])
                        [: len(chunk)])
         return np.concatenate(out) if out else np.zeros((0, self.core_px, self.core_px, 3), np.uint8)
 
-    def prepare(self, specs: Sequence[WindowSpec]) -> list[Future[np.ndarray]]:
-        """Start painting the windows' structure detail on the side thread (none without a structure field): a
-        window's model steps then run while it is painted, and so may the steps of the windows before it."""
+    def prepare(self, specs: Sequence[WindowSpec]) -> list[PreparedWindow]:
+        """The windows' calm shares, and their structure detail started on the side thread (nothing without a
+        structure field): a window's model steps then run while it is painted, and so may those of the windows
+        before it. The water read for the calm share is handed on to the painter."""
         if not self.structure:
             return []
-        return [self._side_work.submit(self.structure_detail, s) for s in specs]
+        ready = []
+        for spec in specs:
+            water = self.painter.window_water(spec, self.window_px)
+            detail = self._side_work.submit(self.painter.detail, spec, self.window_px, self.margin_px, water)
+            ready.append(PreparedWindow(self.painter.calm_share(spec, self.window_px, water), detail))
+        return ready
 
-    def _sample_fixed(self, specs: Sequence[WindowSpec], details: Sequence[Future[np.ndarray]]) -> np.ndarray:
+    def _sample_fixed(self, specs: Sequence[WindowSpec], prepared: Sequence[PreparedWindow]) -> np.ndarray:
         """Sample exactly micro_batch windows (one model call per step) and cut out their cores."""
         latents = np.stack([self.noise_for(s) for s in specs])
-        calm = None
-        if self.structure:
-            covers = {id(s): self.painter.calm_cover(s, self.window_px) for s in specs}
-            calm = np.stack([covers[id(s)][1] for s in specs])
+        calm = np.stack([p.calm for p in prepared]) if prepared else None
         m, core = self.margin_px, self.core_px
         crop = max(0, (m - FINAL_PROJECTION_REACH_PX) // 2 * 2)  # even: 2x2 blocks stay on the parent's grid
         kept = self.denoise(latents, np.stack([s.parent_px for s in specs]), np.stack([s.log2_mpp for s in specs]),
-                            (lambda: np.stack([d.result() for d in details])) if details else None, calm, crop)
+                            (lambda: np.stack([p.detail.result() for p in prepared])) if prepared else None, calm,
+                            crop)
         return kept[:, m - crop : m - crop + core, m - crop : m - crop + core]
 
     @cached_property
@@ -309,18 +321,15 @@ class TerraPipeline:
         if self.structure:
             self.painter.warm()
 
-    def structure_detail(self, spec: WindowSpec) -> np.ndarray:
-        """The structure field's newest octave over a window, (3, W, W) in [-1, 1] units (StructurePainter.detail)."""
-        return self.painter.detail(spec, self.window_px, self.margin_px)
-
     def denoise(self, latents: np.ndarray, parent_px: np.ndarray, log2_mpp: np.ndarray,
                 detail: np.ndarray | Callable[[], np.ndarray] | None = None, calm: np.ndarray | None = None,
                 crop_px: int = 0) -> np.ndarray:
         """Whole windows of any patch-aligned size: latents (B, 3, H, W) float32, parent_px (B, H/2+2, W/2+2, 3)
         uint8 with a one-pixel apron, log2_mpp (B, H/patch) or (B,), optional structure detail (B, 3, H, W), or a
-        function returning it (called after the model's steps), added before the final projection, optional calm share (B, 1, H, W) where detail is damped to
-        CALM_WATER_GAIN; returns uint8 (B, H, W, 3) less crop_px (even) on every side, which the final projection
-        then skips (pixels further than FINAL_PROJECTION_REACH_PX inside get the same values)."""
+        function returning it (called after the model's steps), added before the final projection, optional calm
+        share (B, 1, H, W) where detail is damped to CALM_WATER_GAIN; returns uint8 (B, H, W, 3) less crop_px (even)
+        on every side, which the final projection then skips (pixels further than FINAL_PROJECTION_REACH_PX inside
+        get the same values)."""
         if self.device.type != "cpu":
             return self._denoise(latents, parent_px, log2_mpp, detail, calm, crop_px)
         before = torch.get_num_threads()

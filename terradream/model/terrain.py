@@ -33,7 +33,8 @@ SLOPE_PER_OCTAVE = 0.1  # height of an octave as a fraction of its wavelength: s
 FLAT_RUGGEDNESS = 0.02  # ruggedness up to this is flat ground: no relief drawn
 SHADE_STRENGTH = 0.5  # how dark a slope facing away from the light gets, at full ruggedness
 ROCK_SLOPE = (0.9, 1.5)  # slope (rise over run) over which snow gives way to bare rock
-_SUN = np.array([-1.0, 1.0, 1.6]) / math.sqrt(1.0 + 1.0 + 1.6**2)  # from the north-west (x east, y north, up)
+# the light comes from the north-west (x east, y north, up)
+_SUN = (np.array([-1.0, 1.0, 1.6]) / math.sqrt(1.0 + 1.0 + 1.6**2)).astype(np.float32)
 _ROCK = (0.36, 0.35, 0.33)
 _TWIST = 1.1  # radians each octave turns from the one above
 RELIEF_STRIP_ROWS = 256  # rows of the relief raster processed at a time
@@ -100,9 +101,8 @@ def shade_relief(seed: int, g: Grid, c: np.ndarray, snow: np.ndarray, rugged: np
     if slopes is None:
         return c
     sx, sy = slopes
-    sun = _SUN.astype(np.float32)
     norm = np.sqrt(sx * sx + sy * sy + np.float32(1.0))
-    light = (sun[2] - sx * sun[0] - sy * sun[1]) / (norm * sun[2]) - np.float32(1.0)  # 0 when flat, < 0 facing away
+    light = (_SUN[2] - sx * _SUN[0] - sy * _SUN[1]) / (norm * _SUN[2]) - np.float32(1.0)  # 0 when flat, < 0 facing away
     rock = _ramp(norm - np.float32(1.0), ROCK_SLOPE[0] - 1.0, ROCK_SLOPE[1] - 1.0) * snow * rugged
     c = c + (rock * np.float32(0.8))[..., None] * (np.asarray(_ROCK, np.float32) - c)
     k = np.float32(SHADE_STRENGTH) * rugged * np.clip(light, -1.0, 0.5)
