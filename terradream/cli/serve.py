@@ -93,9 +93,9 @@ def run_http_server(settings: Settings) -> None:
     http1 = HTTP1Settings(max_buffer_size=parser_limit_bytes(settings.max_url_bytes, settings.max_header_bytes),
                           header_read_timeout=HEADER_READ_TIMEOUT_MS)
     Server("terradream.cli.serve:worker_app", address=settings.host, port=settings.port,
-                  interface=Interfaces.ASGI, workers=settings.workers or 1, factory=True, websockets=False,
-                  http1_settings=http1, log_level=settings.log_level,  # type: ignore[arg-type]
-                  log_access=settings.log_level in ("debug", "info")).serve()
+           interface=Interfaces.ASGI, workers=settings.workers or 1, factory=True, websockets=False,
+           http1_settings=http1, log_level=settings.log_level,  # type: ignore[arg-type]
+           log_access=settings.log_level in ("debug", "info")).serve()
 
 
 @click.command("serve")
