@@ -24,8 +24,8 @@ def free_port() -> int:
 
 
 def wait_for_http(url: str, alive: Callable[[], bool] = lambda: True, timeout_s: float = 180.0,
-                  accept: Callable[[int], bool] = lambda status: status == 200, poll_s: float = 0.1) -> None:
-    """Poll GET url until its status passes `accept` (200 by default).
+                  accept: Callable[[int], bool] = lambda status: status == 200, poll_s: float = 0.1) -> httpx.Response:
+    """Poll GET url until its status passes `accept` (200 by default); returns that answer.
 
     Raises RuntimeError as soon as alive() is false (the server died while starting) and TimeoutError, with the last
     answer, once timeout_s has passed."""
@@ -37,7 +37,7 @@ def wait_for_http(url: str, alive: Callable[[], bool] = lambda: True, timeout_s:
         try:
             response = httpx.get(url, timeout=2.0)
             if accept(response.status_code):
-                return
+                return response
             last = f"HTTP {response.status_code}: {response.text[:200]}"
         except httpx.HTTPError as exc:
             last = repr(exc)

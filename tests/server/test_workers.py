@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 import psutil
 
+from terradream.api.testing import wait_for_http
 from terradream.cache.mbtiles import SCHEMA, mbtiles_name
 
 from .conftest import ProcessServer
@@ -32,11 +33,7 @@ def test_two_workers_generate_each_tile_once_and_serve_the_same_bytes(tiny_model
     try:
         workers = psutil.Process(server.proc.pid).children()  # the server forks one process per worker
         assert len(workers) == 2, (tmp_path / "serve.log").read_text()
-        for _ in range(600):  # until the worker that answers has loaded too (at most two minutes)
-            if (ready := httpx.get(f"{server.url}/readyz", timeout=30)).status_code == 200:
-                break
-            time.sleep(0.2)
-        version = ready.json()["version"]
+        version = wait_for_http(f"{server.url}/readyz").json()["version"]  # the worker that answers may still load
         tileset = cache / mbtiles_name("earth", version)
         with sqlite3.connect(tileset) as conn:  # the cache's own schema, created first, plus the write log
             conn.executescript(SCHEMA + WRITE_LOG)
