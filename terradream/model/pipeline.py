@@ -32,8 +32,6 @@ from terradream.model.noise import STREAM_INIT, noise_window
 from terradream.model.painting import StructurePainter, WindowSpec, upsample2_bilinear
 from terradream.model.places import PlaceAtlas
 from terradream.model.scheduler import ParentProjectedDDIMScheduler
-from terradream.model.terrain import ReliefAtlas
-from terradream.model.water import WaterAtlas
 from terradream.model.worlds import ROOT_TOWN_ALPHA
 
 DEFAULT_WEIGHTS_DIR = Path(__file__).parent / "weights"
@@ -301,19 +299,9 @@ class TerraPipeline:
         return StructurePainter(reach_px=2 * SMOOTH_PROJECTION_ITERS)
 
     @property
-    def water(self) -> WaterAtlas:
-        """Real shorelines, lakes and rivers (GSHHG, WDB II), loaded on first use."""
-        return self.painter.water
-
-    @property
     def places(self) -> PlaceAtlas:
         """Real settlements (GeoNames), loaded on first use."""
         return self.painter.places
-
-    @property
-    def relief(self) -> ReliefAtlas:
-        """How rugged the real Earth is (Natural Earth shaded relief), loaded on first use."""
-        return self.painter.relief
 
     def warm(self) -> None:
         """Load the real data earth's windows read (water, places, relief) now rather than in the first windows."""

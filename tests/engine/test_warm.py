@@ -14,7 +14,7 @@ from terradream.engine.settings import Settings
 
 def _loaded(engine: Engine) -> set[str]:
     """The water layers loaded so far (process-wide, like the atlas)."""
-    stats = engine.pipeline.water.stats()
+    stats = engine.pipeline.painter.water.stats()
     return {k for k in stats if k.startswith(("polygons_", "rivers_"))}
 
 
@@ -22,7 +22,7 @@ def test_an_engine_loads_earths_data_in_the_background(tmp_path: Path) -> None:
     engine = load_engine(Settings(cache=tmp_path / "cache", device="cpu", workers=1), ServerMetrics())
     try:
         assert "warm-atlases" in {t.name for t in threading.enumerate()} or _loaded(engine)
-        want = {f"{kind}_{res}" for res in engine.pipeline.water.available for kind in ("polygons", "rivers")}
+        want = {f"{kind}_{res}" for res in engine.pipeline.painter.water.available for kind in ("polygons", "rivers")}
         for thread in threading.enumerate():
             if thread.name == "warm-atlases":
                 thread.join(120.0)
