@@ -51,7 +51,8 @@ _PER_SCALE_NAMES = (
 STRUCTURE_FEATURE_NAMES: tuple[str, ...] = tuple(
     f"s{s}_{name}" for s in range(STRUCTURE_SCALES) for name in _PER_SCALE_NAMES
 )
-MIN_CROP_PX = 5 * 2 ** (STRUCTURE_SCALES - 1)  # the coarsest scale keeps at least 5 px: gradient + smoothing
+# the coarsest scale keeps 7 px: the central gradient takes 2 and the two 3x3 smoothings 4, which leaves 1
+MIN_CROP_PX = 7 * 2 ** (STRUCTURE_SCALES - 1)
 _CHUNK = 32
 
 

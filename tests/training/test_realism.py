@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from terradream.training.realism import (
+    MIN_CROP_PX,
     STRUCTURE_FEATURE_NAMES,
     _accuracy_numpy,
     _balanced_xy,
@@ -62,6 +63,13 @@ def test_structure_features_ignore_brightness_contrast_and_quarter_turns():
     np.testing.assert_allclose(structure_features(dimmer), f, rtol=0.05, atol=0.02)
     turned = np.ascontiguousarray(np.rot90(crops, k=1, axes=(1, 2)))
     np.testing.assert_allclose(structure_features(turned), f, rtol=1e-6, atol=1e-6)
+
+
+def test_structure_features_are_finite_at_the_smallest_crop_they_accept():
+    small = np.concatenate([smooth_noise(3, size=MIN_CROP_PX), stripes(3, size=MIN_CROP_PX)])
+    assert np.isfinite(structure_features(small)).all()
+    with pytest.raises(ValueError):
+        structure_features(small[:, 1:, 1:])
 
 
 def test_structure_features_reject_bad_input():
