@@ -22,10 +22,11 @@ from terradream.model.noise import splitmix64, stream_key, uniform_grid
 WORLD_M = 2 * WEB_MERCATOR_HALF_WORLD_M  # Web-Mercator world width in metres
 GROUND_TO_MERCATOR = 1.35  # sizes below are ground metres at mid latitudes; Mercator metres are about this much larger
 STREAM_STRUCTURE = 2  # noise.py stream id of the structure field's random numbers
-STRUCTURE_REVISION = 8  # bump whenever the layout changes: it is part of the model version, hence of cache keys
+STRUCTURE_REVISION = 9  # bump whenever the layout changes: it is part of the model version, hence of cache keys
 _F = {"district": 0, "farm": 1, "town": 2, "forest": 3, "warp_x": 4, "warp_y": 5, "region": 6, "parcel": 7,
       "stream": 8, "stream_mask": 9, "road_major": 10, "road_minor": 11, "lot": 12, "tree": 13, "tree_b": 14,
-      "town_edge": 15, "urban": 16, "ridge": 17, "woods": 18, "woods_tone": 19}
+      "town_edge": 15, "urban": 16, "ridge": 17, "woods": 18, "woods_tone": 19,
+      "land_tone": 20, "land_hue": 21}
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,15 @@ class Grid:
         cols = np.arange(start, start + width, dtype=np.float64) + 0.5
         rows = np.arange(row0, row0 + height, dtype=np.float64) + 0.5
         return cls(cols * px_m - WORLD_M / 2, WORLD_M / 2 - rows * px_m, px_m)
+
+    def grown(self) -> Grid:
+        """This grid with one more pixel on every side, computed as of_window computes points (so a point has the
+        same coordinates, to the bit, whichever window's grid it is in)."""
+        col0 = round((self.x[0] + WORLD_M / 2) / self.px_m - 0.5)
+        row0 = round((WORLD_M / 2 - self.y[0]) / self.px_m - 0.5)
+        cols = np.arange(col0 - 1, col0 + len(self.x) + 1, dtype=np.float64) + 0.5
+        rows = np.arange(row0 - 1, row0 + len(self.y) + 1, dtype=np.float64) + 0.5
+        return Grid(cols * self.px_m - WORLD_M / 2, WORLD_M / 2 - rows * self.px_m, self.px_m)
 
 
 def _m(ground_m: float) -> float:
@@ -166,12 +176,15 @@ def _rotated(g: Grid, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 _CROPS = np.array([[0.33, 0.42, 0.20], [0.45, 0.50, 0.26], [0.62, 0.56, 0.34], [0.52, 0.43, 0.30],
                    [0.40, 0.36, 0.27], [0.28, 0.37, 0.18], [0.70, 0.64, 0.42], [0.47, 0.47, 0.33]], np.float32)
+BLOCK_CROP_SHARE = 0.65  # share of a farm block's parcels that grow the block's crop
+_CROPS_MEAN = _CROPS.mean(axis=0)  # what a pixel over many parcels shows (their brightness factor averages 1)
 _ROOFS = np.array([[0.62, 0.33, 0.25], [0.55, 0.55, 0.55], [0.35, 0.35, 0.37], [0.78, 0.76, 0.72],
                    [0.50, 0.28, 0.22], [0.45, 0.47, 0.50]], np.float32)
 _ASPHALT, _TRACK, _WATER = (0.40, 0.40, 0.41), (0.63, 0.58, 0.50), (0.10, 0.16, 0.20)
 _DRY_LAND = (0.34, 0.34, 0.25)
 _WOODS = (0.13, 0.19, 0.11)
 WOODS_ALPHA = 0.6
+WILD_TONE, WILD_HUE = 0.35, 0.05  # wild land's brightness swing (relative) and warm-cool swing (absolute), at most
 URBAN_COLOUR = (0.50, 0.48, 0.46)
 URBAN_ALPHA = 0.7  # how much built-up ground covers what was there
 WOODS_MAX_PX_M = 5000.0  # woods from pixels this fine on (ground metres): from z5, where a patch is a pixel or two
@@ -180,23 +193,55 @@ URBAN_MAX_PX_M = 1500.0  # towns are drawn from pixels this fine on (ground metr
 BUILDING_MAX_PX_M = 10.0  # single buildings from pixels this fine on (ground metres)
 
 
-def _fields(seed: int, g: Grid, rj: np.ndarray, ri: np.ndarray, theta: np.ndarray, c: np.ndarray,
-            farm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Field parcels in rotated strips per district, with hedgerows or tracks on their edges."""
-    rb = _hash(stream_key(seed, STREAM_STRUCTURE, _F["region"]), rj, ri)
-    width = _m(60.0) + _unit(rb, 0) * _m(160.0)
-    length = width * (1.5 + 2.5 * _unit(rb, 1))
+_SMALLEST_PARCEL_M = math.sqrt(0.5 * _m(100.0) * _m(100.0) * 1.2 * 0.6)  # side of the smallest (split) parcel
+
+
+def _parcels(g: Grid, rb: np.ndarray, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Crop colour (H, W, 3) and edge coverage (H, W) of the field parcels at the grid's pixels (a pixel wider than
+    a parcel shows several of them)."""
+    width = _m(100.0) + _unit(rb, 0) * _m(250.0)
     u, v = _rotated(g, theta)
     a = np.floor(u / width)
-    shift = _unit(_hash(rb, a.astype(np.int64), 0), 0) * length
+    strip = _hash(rb, a.astype(np.int64), 0)
+    length = width * (1.2 + 1.8 * _unit(rb, 1)) * (0.6 + 0.8 * _unit(strip, 1))
+    shift = _unit(strip, 0) * length
     b = np.floor((v + shift) / length)
     pb = _hash(rb, a.astype(np.int64), b.astype(np.int64))
-    crop = _CROPS[(_unit(pb, 0) * len(_CROPS)).astype(np.int64)]
-    crop = crop * (0.85 + 0.3 * _unit(pb, 1))[..., None]
+    fu = u - a * width
+    split = _unit(pb, 2) < 0.4
+    far = split & (fu > width / 2)
+    pb[far] = splitmix64(pb[far])  # the far half of a split parcel: a field of its own
+    # Most parcels of a farm block (3 strips by 2 parcels) grow the block's crop, so crops vary on two scales, as
+    # farms and rotations make them: a pixel over a whole block still shows the block's colour.
+    block_id = np.floor(a / 3).astype(np.int64) * 0x5BD1E995 ^ np.floor(b / 2).astype(np.int64)
+    block = (_unit(splitmix64(rb ^ block_id.astype(np.uint64)), 0) * len(_CROPS)).astype(np.int64)
+    own = (_unit(pb, 0) * len(_CROPS)).astype(np.int64)
+    crop = _CROPS[np.where(_unit(pb, 3) < BLOCK_CROP_SHARE, block, own)]
+    crop *= (0.85 + 0.3 * _unit(pb, 1))[..., None]
+    if g.px_m > _SMALLEST_PARCEL_M:
+        block = _CROPS[block]
+        # A pixel wider than a parcel (or a block) averages about px^2 / area of them, so its colour strays from
+        # the mean by 1 / sqrt(that) of one's: point samples at full contrast would be speckle.
+        block_mean = BLOCK_CROP_SHARE * block + (1 - BLOCK_CROP_SHARE) * _CROPS_MEAN
+        area = width * length * np.where(split, 0.5, 1.0)
+        parcel_mix = np.minimum(np.sqrt(area) / g.px_m, 1.0).astype(np.float32)[..., None]
+        block_mix = np.minimum(np.sqrt(6 * width * length) / g.px_m, 1.0).astype(np.float32)[..., None]
+        crop = _CROPS_MEAN + block_mix * (block_mean - _CROPS_MEAN) + parcel_mix * (crop - block_mean)
+    du = np.minimum(fu, width - fu)
+    du = np.where(split, np.minimum(du, np.abs(fu - width / 2)), du)
+    fv = v + shift - b * length
+    dv = np.minimum(fv, length - fv)
+    return crop, _coverage(np.minimum(du, dv), _m(2.0), g.px_m)
+
+
+def _fields(seed: int, g: Grid, rj: np.ndarray, ri: np.ndarray, theta: np.ndarray, c: np.ndarray,
+            farm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Field parcels in rotated strips per district, with hedgerows or tracks on their edges. Strips share the
+    district's width; each strip has its own parcel length, and some parcels are split along the strip in two."""
+    rb = _hash(stream_key(seed, STREAM_STRUCTURE, _F["region"]), rj, ri)
+    crop, edge = _parcels(g, rb, theta)
     c = _over(c, farm * 0.7, crop)
-    du = np.minimum(u - a * width, (a + 1) * width - u)
-    dv = np.minimum(v + shift - b * length, (b + 1) * length - v - shift)
-    edge = _coverage(np.minimum(du, dv), _m(2.0), g.px_m) * farm
+    edge *= farm
     hedge = _unit(rb, 2) < 0.5
     edge_colour = np.where(hedge[..., None], np.array([0.16, 0.24, 0.12], np.float32), np.array(_TRACK, np.float32))
     return c + (edge * 0.8)[..., None] * (edge_colour - c), edge * hedge
@@ -321,6 +366,15 @@ def _woods(seed: int, g: Grid, c: np.ndarray, forest: np.ndarray) -> np.ndarray:
     return c + (patches * WOODS_ALPHA)[..., None] * (np.asarray(_WOODS, np.float32) * tone[..., None] - c)
 
 
+def _wild_mottle(seed: int, g: Grid, c: np.ndarray, wild: np.ndarray) -> np.ndarray:
+    """Meadow, scrub and grove patches over land that is neither farmed nor built on: brightness and a warm-cool
+    shift from fractal noise of a few hundred metres down to tens, so such land is never a flat wash at any zoom."""
+    tone = (fbm(seed, "land_tone", g, _m(1600.0), 4) - 0.5) * 2 * WILD_TONE
+    hue = (fbm(seed, "land_hue", g, _m(2400.0), 2) - 0.5) * 2 * WILD_HUE
+    shift = np.stack([hue, -0.4 * hue, -hue], axis=-1)
+    return c + wild[..., None] * (c * tone[..., None] + shift)
+
+
 def layout(seed: int, g: Grid, base: np.ndarray, water: np.ndarray | None = None,
            paint: bool = True, towns: np.ndarray | None = None,
            cover: dict[str, np.ndarray] | None = None) -> np.ndarray:
@@ -354,6 +408,7 @@ def layout(seed: int, g: Grid, base: np.ndarray, water: np.ndarray | None = None
     wild = (1 - farm) * (1 - town) * land  # land that is neither farmed nor built on
     forest = wild * leafy
     c = _woods(seed, g, c, wild * _ramp(leafy, 0.05, 0.3))
+    c = _wild_mottle(seed, g, c, wild)
     if px > _m(FIELDS_MAX_PX_M) and not urban:
         return c
     rj, ri = _regions(seed, g)
@@ -364,10 +419,9 @@ def layout(seed: int, g: Grid, base: np.ndarray, water: np.ndarray | None = None
         return c
     c, hedges = _fields(seed, g, rj, ri, theta, c, farm)
     if px <= _m(40.0):  # streams: a level set of slow noise where the stream mask allows
-        n = fbm(seed, "stream", g, _m(3000.0), 3) - 0.5
-        e = 1e-3 * _m(3000.0)
-        grad = np.hypot(fbm(seed, "stream", Grid(g.x + e, g.y, px), _m(3000.0), 3) - 0.5 - n,
-                        fbm(seed, "stream", Grid(g.x, g.y + e, px), _m(3000.0), 3) - 0.5 - n) / e
+        grown = fbm(seed, "stream", g.grown(), _m(3000.0), 3) - 0.5
+        n = grown[1:-1, 1:-1]
+        grad = np.hypot(grown[1:-1, 2:] - grown[1:-1, :-2], grown[2:, 1:-1] - grown[:-2, 1:-1]) / (2 * px)
         wet = _ramp(fbm(seed, "stream_mask", g, _m(20000.0), 2), 0.45, 0.55) * land * (1 - town)
         c = _over(c, _coverage(np.abs(n) / np.maximum(grad, 1e-12), _m(5.0), px) * wet * 0.9, _WATER)
     road_land = cover["land"] * (1 - cover["snow"])

@@ -34,6 +34,16 @@ def test_layout_is_a_pure_function_of_global_position() -> None:
     np.testing.assert_array_equal(a[96:, 160:], b[:160, :96])
 
 
+def test_a_grown_grid_has_the_points_of_the_larger_window_to_the_bit() -> None:
+    z, row0, col0 = 15, 11_862_000, 16_834_000
+    grown = Grid.of_window(z, row0, col0, 40, 60).grown()
+    larger = Grid.of_window(z, row0 - 1, col0 - 1, 42, 62)
+    assert np.array_equal(grown.x, larger.x) and np.array_equal(grown.y, larger.y)
+    band = Grid.of_window(z, row0, col0, 40, 60)
+    band = Grid(band.x, band.y[7:19], band.px_m)  # a row band, as the painter paints them
+    assert np.array_equal(band.grown().y, Grid.of_window(z, row0 + 6, col0 - 1, 14, 62).y)
+
+
 @pytest.mark.parametrize("cell_m", [0.3, 1.0, 7.0])
 def test_value_noise_reads_only_the_lattice_it_needs_with_the_same_values(cell_m: float) -> None:
     key = stream_key(7, 2, 3)
@@ -59,13 +69,17 @@ def test_features_stay_in_place_across_zooms() -> None:
     assert np.corrcoef(other.ravel(), pooled.ravel())[0, 1] < 0.3
 
 
-def test_layout_draws_nothing_on_water_and_only_woods_at_coarse_zooms() -> None:
+def test_layout_draws_nothing_on_water_and_only_smooth_patches_at_coarse_zooms() -> None:
     sea = np.broadcast_to(np.array([0.05, 0.12, 0.25]), (128, 128, 3)).astype(np.float32)
     g = Grid.of_window(15, 11_862_000, 16_834_000, 128, 128)
     assert np.abs(layout(7, g, sea) - sea).max() < 0.02
     assert np.abs(paint(4, 5_750, 8_187, 128)).max() == 0.0  # a continent per tile: nothing to draw yet
-    woods = paint(8, 92_000, 131_000, 128)  # a few pixels per km: dark woods on the land, nothing else
-    assert woods.mean(-1).max() <= 0.0 and woods.mean(-1).min() < -0.1
+    patches = paint(8, 92_000, 131_000, 128).mean(-1)  # a few pixels per km: woods and wild-land mottle only
+    assert patches.min() < -0.1  # dark woods
+    steps = np.abs(np.diff(patches, axis=1))
+    assert (steps > 0.1).mean() < 0.01  # no parcel, road or roof edges
+    fields = np.abs(np.diff(paint(10, 4 * 92_000, 4 * 131_000, 128).mean(-1), axis=1))
+    assert (fields > 0.1).mean() > 0.03  # where parcels are a pixel or two wide, they are
 
 
 @pytest.mark.parametrize(("colour", "kind"), [((0.63, 0.64, 0.61), "snow"), ((0.43, 0.43, 0.41), "desert"),
@@ -128,7 +142,7 @@ def test_structure_changes_the_window_and_the_version(structured: TerraPipeline)
     spec = WindowSpec(7, 16, 11_862_016 - structured.margin_px, 16_834_048 - structured.margin_px, parent,
                       np.full(w // int(structured.denoiser.config.patch_size), 1.2, np.float32))
     with_structure, without = structured.sample([spec])[0], plain.sample([spec])[0]
-    assert np.abs(with_structure.astype(int) - without.astype(int)).mean() > 1.0
+    assert np.abs(with_structure.astype(int) - without.astype(int)).mean() > 0.5
 
 
 def test_open_water_is_calm(structured: TerraPipeline) -> None:
