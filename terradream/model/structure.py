@@ -193,27 +193,36 @@ URBAN_MAX_PX_M = 1500.0  # towns are drawn from pixels this fine on (ground metr
 BUILDING_MAX_PX_M = 10.0  # single buildings from pixels this fine on (ground metres)
 
 
-_SMALLEST_PARCEL_M = math.sqrt(0.5 * _m(100.0) * _m(100.0) * 1.2 * 0.6)  # side of the smallest (split) parcel
+# Random sizes drawn as (lowest, span above it): strip width per district (ground metres), parcel length over width
+# per district, and a factor on that length per strip
+PARCEL_WIDTH_M, PARCEL_ASPECT, STRIP_LENGTH_FACTOR = (100.0, 250.0), (1.2, 1.8), (0.6, 0.8)
+SPLIT_SHARE = 0.4  # parcels split along their strip into two fields
+FARM_BLOCK = (3, 2)  # strips by parcels (along each strip) of a farm block
+# the side of the smallest field: half a parcel of the narrowest strip and the shortest length
+_SMALLEST_PARCEL_M = math.sqrt(0.5 * _m(PARCEL_WIDTH_M[0]) ** 2 * PARCEL_ASPECT[0] * STRIP_LENGTH_FACTOR[0])
 
 
 def _parcels(g: Grid, rb: np.ndarray, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Crop colour (H, W, 3) and edge coverage (H, W) of the field parcels at the grid's pixels (a pixel wider than
-    a parcel shows several of them)."""
-    width = _m(100.0) + _unit(rb, 0) * _m(250.0)
+    a parcel shows several of them). Strips share their district's width; each strip has its own parcel length, and
+    some parcels are split along the strip in two."""
+    width = _m(PARCEL_WIDTH_M[0]) + _unit(rb, 0) * _m(PARCEL_WIDTH_M[1])
     u, v = _rotated(g, theta)
     a = np.floor(u / width)
-    strip = _hash(rb, a.astype(np.int64), 0)
-    length = width * (1.2 + 1.8 * _unit(rb, 1)) * (0.6 + 0.8 * _unit(strip, 1))
+    ai = a.astype(np.int64)
+    strip = _hash(rb, ai, 0)
+    length = (width * (PARCEL_ASPECT[0] + PARCEL_ASPECT[1] * _unit(rb, 1))
+              * (STRIP_LENGTH_FACTOR[0] + STRIP_LENGTH_FACTOR[1] * _unit(strip, 1)))
     shift = _unit(strip, 0) * length
     b = np.floor((v + shift) / length)
-    pb = _hash(rb, a.astype(np.int64), b.astype(np.int64))
+    pb = _hash(rb, ai, b.astype(np.int64))
     fu = u - a * width
-    split = _unit(pb, 2) < 0.4
+    split = _unit(pb, 2) < SPLIT_SHARE
     far = split & (fu > width / 2)
     pb[far] = splitmix64(pb[far])  # the far half of a split parcel: a field of its own
-    # Most parcels of a farm block (3 strips by 2 parcels) grow the block's crop, so crops vary on two scales, as
-    # farms and rotations make them: a pixel over a whole block still shows the block's colour.
-    block_id = np.floor(a / 3).astype(np.int64) * 0x5BD1E995 ^ np.floor(b / 2).astype(np.int64)
+    # Most parcels of a farm block grow the block's crop, so crops vary on two scales, as farms and rotations make
+    # them: a pixel over a whole block still shows the block's colour.
+    block_id = (ai // FARM_BLOCK[0]) * 0x5BD1E995 ^ np.floor(b / FARM_BLOCK[1]).astype(np.int64)
     block = (_unit(splitmix64(rb ^ block_id.astype(np.uint64)), 0) * len(_CROPS)).astype(np.int64)
     own = (_unit(pb, 0) * len(_CROPS)).astype(np.int64)
     crop = _CROPS[np.where(_unit(pb, 3) < BLOCK_CROP_SHARE, block, own)]
@@ -225,7 +234,7 @@ def _parcels(g: Grid, rb: np.ndarray, theta: np.ndarray) -> tuple[np.ndarray, np
         block_mean = BLOCK_CROP_SHARE * block + (1 - BLOCK_CROP_SHARE) * _CROPS_MEAN
         area = width * length * np.where(split, 0.5, 1.0)
         parcel_mix = np.minimum(np.sqrt(area) / g.px_m, 1.0).astype(np.float32)[..., None]
-        block_mix = np.minimum(np.sqrt(6 * width * length) / g.px_m, 1.0).astype(np.float32)[..., None]
+        block_mix = np.minimum(np.sqrt(FARM_BLOCK[0] * FARM_BLOCK[1] * width * length) / g.px_m, 1.0).astype(np.float32)[..., None]
         crop = _CROPS_MEAN + block_mix * (block_mean - _CROPS_MEAN) + parcel_mix * (crop - block_mean)
     du = np.minimum(fu, width - fu)
     du = np.where(split, np.minimum(du, np.abs(fu - width / 2)), du)
@@ -236,8 +245,7 @@ def _parcels(g: Grid, rb: np.ndarray, theta: np.ndarray) -> tuple[np.ndarray, np
 
 def _fields(seed: int, g: Grid, rj: np.ndarray, ri: np.ndarray, theta: np.ndarray, c: np.ndarray,
             farm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Field parcels in rotated strips per district, with hedgerows or tracks on their edges. Strips share the
-    district's width; each strip has its own parcel length, and some parcels are split along the strip in two."""
+    """Field parcels (_parcels) in rotated strips per district, with hedgerows or tracks on their edges."""
     rb = _hash(stream_key(seed, STREAM_STRUCTURE, _F["region"]), rj, ri)
     crop, edge = _parcels(g, rb, theta)
     c = _over(c, farm * 0.7, crop)
@@ -368,7 +376,7 @@ def _woods(seed: int, g: Grid, c: np.ndarray, forest: np.ndarray) -> np.ndarray:
 
 def _wild_mottle(seed: int, g: Grid, c: np.ndarray, wild: np.ndarray) -> np.ndarray:
     """Meadow, scrub and grove patches over land that is neither farmed nor built on: brightness and a warm-cool
-    shift from fractal noise of a few hundred metres down to tens, so such land is never a flat wash at any zoom."""
+    shift from fractal noise of 1.6 km down to 200 m (the shift 2.4-1.2 km), so it is never a flat wash."""
     tone = (fbm(seed, "land_tone", g, _m(1600.0), 4) - 0.5) * 2 * WILD_TONE
     hue = (fbm(seed, "land_hue", g, _m(2400.0), 2) - 0.5) * 2 * WILD_HUE
     shift = np.stack([hue, -0.4 * hue, -hue], axis=-1)
