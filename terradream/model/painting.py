@@ -115,8 +115,12 @@ class StructurePainter:
 
     def window_water(self, spec: WindowSpec, window_px: int) -> np.ndarray | None:
         """Earth's real water share of every window pixel, (W, W), or None where no real water is known."""
-        w = window_px
-        return self.water.water_and_rivers_window(spec.z, spec.row0, spec.col0, w, w) if spec.real_water else None
+        return self._real_water(spec, spec.z, spec.row0, spec.col0, window_px)
+
+    def _real_water(self, spec: WindowSpec, z: int, row0: int, col0: int, size: int) -> np.ndarray | None:
+        """Earth's real water share of a size x size square of global pixels at zoom z, or None where none is known
+        (spec: the window it is for)."""
+        return self.water.water_and_rivers_window(z, row0, col0, size, size) if spec.real_water else None
 
     def calm_share(self, spec: WindowSpec, window_px: int, water: np.ndarray | None) -> np.ndarray:
         """The share of every window pixel where the model's grain is damped, (1, W, W): open water (window_water's,
@@ -144,12 +148,9 @@ class StructurePainter:
         here_px = (spec.z, spec.row0 + start, spec.col0 + start, size)
         above_px = (spec.z - 1, (spec.row0 + start) // 2 - 1, (spec.col0 + start) // 2 - 1, psize)
         # real water masks land cover at every zoom; it is painted (both layouts alike) only up to WATER_MAX_ZOOM
-        def water(z: int, row0: int, col0: int, n: int) -> np.ndarray | None:
-            return self.water.water_and_rivers_window(z, row0, col0, n, n) if spec.real_water else None
-
-        water_here = (water(*here_px) if window_water is None
+        water_here = (self._real_water(spec, *here_px) if window_water is None
                       else window_water[start : start + size, start : start + size])
-        water_above = water(*above_px)
+        water_above = self._real_water(spec, *above_px)
         paint = spec.z <= WATER_MAX_ZOOM
         here, above = Grid.of_window(*here_px, size), Grid.of_window(*above_px, psize)
         here_rows, above_rows = row_bands(size, self.bands), row_bands(psize, self.bands)
