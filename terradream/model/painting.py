@@ -16,8 +16,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from terradream.model.lattice import Grid
 from terradream.model.places import PlaceAtlas, default_places
-from terradream.model.structure import STRUCTURE_REVISION, Grid, land_cover, layout
+from terradream.model.structure import STRUCTURE_REVISION, land_cover, layout
 from terradream.model.terrain import ReliefAtlas, cover_ruggedness, default_relief, shade_relief
 from terradream.model.water import WaterAtlas, default_atlas
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from terradream.core.tiles import lonlat_to_uv
-from terradream.model.structure import WORLD_M, Grid, fbm
+from terradream.model.lattice import WORLD_M, Grid, fbm
 
 PLACES_REVISION = 1  # bump whenever the town density changes: part of the model version via identity
 PLACES_FILE = "places.npz"

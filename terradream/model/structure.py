@@ -12,129 +12,25 @@ fields (farmland, forest and town districts).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 
-from terradream.core.tiles import TILE_SIZE_PX, WEB_MERCATOR_HALF_WORLD_M
-from terradream.model.noise import splitmix64, stream_key, uniform_grid
+from terradream.model.lattice import (
+    FIELD,
+    STREAM_STRUCTURE,
+    Grid,
+    coverage,
+    fbm,
+    hash2,
+    merc,
+    over,
+    ramp,
+    rotated,
+    unit,
+)
+from terradream.model.noise import splitmix64, stream_key
 
-WORLD_M = 2 * WEB_MERCATOR_HALF_WORLD_M  # Web-Mercator world width in metres
-GROUND_TO_MERCATOR = 1.35  # sizes below are ground metres at mid latitudes; Mercator metres are about this much larger
-STREAM_STRUCTURE = 2  # noise.py stream id of the structure field's random numbers
 STRUCTURE_REVISION = 9  # bump whenever the layout changes: it is part of the model version, hence of cache keys
-_F = {"district": 0, "farm": 1, "town": 2, "forest": 3, "warp_x": 4, "warp_y": 5, "region": 6, "parcel": 7,
-      "stream": 8, "stream_mask": 9, "road_major": 10, "road_minor": 11, "lot": 12, "tree": 13, "tree_b": 14,
-      "town_edge": 15, "urban": 16, "ridge": 17, "woods": 18, "woods_tone": 19,
-      "land_tone": 20, "land_hue": 21}
-
-
-@dataclass(frozen=True)
-class Grid:
-    """Sample points of a window: x (W,) and y (H,) in Mercator metres (y grows northwards), and the pixel size."""
-
-    x: np.ndarray
-    y: np.ndarray
-    px_m: float
-
-    @classmethod
-    def of_window(cls, z: int, row0: int, col0: int, height: int, width: int) -> Grid:
-        """Pixel centres of a window of global pixels at zoom z (columns wrap at the antimeridian)."""
-        px_m = WORLD_M / (TILE_SIZE_PX << z)
-        start = col0 % (TILE_SIZE_PX << z)  # x runs on unwrapped past the antimeridian: lattices stay window-sized
-        cols = np.arange(start, start + width, dtype=np.float64) + 0.5
-        rows = np.arange(row0, row0 + height, dtype=np.float64) + 0.5
-        return cls(cols * px_m - WORLD_M / 2, WORLD_M / 2 - rows * px_m, px_m)
-
-    def grown(self) -> Grid:
-        """This grid with one more pixel on every side, computed as of_window computes points (so a point has the
-        same coordinates, to the bit, whichever window's grid it is in)."""
-        col0 = round((self.x[0] + WORLD_M / 2) / self.px_m - 0.5)
-        row0 = round((WORLD_M / 2 - self.y[0]) / self.px_m - 0.5)
-        cols = np.arange(col0 - 1, col0 + len(self.x) + 1, dtype=np.float64) + 0.5
-        rows = np.arange(row0 - 1, row0 + len(self.y) + 1, dtype=np.float64) + 0.5
-        return Grid(cols * self.px_m - WORLD_M / 2, WORLD_M / 2 - rows * self.px_m, self.px_m)
-
-
-def _m(ground_m: float) -> float:
-    return ground_m * GROUND_TO_MERCATOR
-
-
-def _hash(key: np.uint64 | np.ndarray, a: np.ndarray, b: np.ndarray | int) -> np.ndarray:
-    """64 random bits per element of two integer arrays (elementwise, broadcasting)."""
-    ha = splitmix64(np.asarray(a, dtype=np.int64).astype(np.uint64) ^ key)
-    return splitmix64(ha ^ (np.asarray(b, dtype=np.int64).astype(np.uint64) * np.uint64(0x94D049BB133111EB)))
-
-
-def _unit(bits: np.ndarray, salt: int = 0) -> np.ndarray:
-    """Uniform [0, 1) float32 values with 16-bit steps from 64-bit hashes: salts 0-3 read the four 16-bit fields of
-    the hash itself, higher salts those of a re-mixed hash, so every salt gives an independent value."""
-    bits = np.asarray(bits, dtype=np.uint64)
-    if salt >= 4:
-        bits = splitmix64(bits ^ np.uint64(salt // 4))
-    return ((bits >> np.uint64(16 * (salt % 4))) & np.uint64(0xFFFF)).astype(np.float32) * np.float32(2.0**-16)
-
-
-def _cells(f: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Lattice cell index and smoothstep weight of 1-D positions f (in cells)."""
-    i = np.floor(f).astype(np.int64)
-    t = (f - i).astype(np.float32)
-    return i, t * t * (3 - 2 * t)
-
-
-def _lattice_axis(i: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The lattice indices one axis of samples needs (every i and i + 1) and where each i is among them; i + 1 is
-    the next entry. Cells wider than a pixel need a contiguous run; finer cells only the points next to a sample (a
-    whole run would hash a continent's lattice for a coarse window)."""
-    lo, hi = int(i.min()), int(i.max())
-    if len(i) < 2 or int(np.abs(np.diff(i)).max()) <= 1:  # i runs without gaps (either way along the axis)
-        return np.arange(lo, hi + 2, dtype=np.int64), i - lo
-    points = np.union1d(i, i + 1)
-    return points, np.searchsorted(points, i)
-
-
-def value_noise(key: np.uint64, x: np.ndarray, y: np.ndarray, cell_m: float) -> np.ndarray:
-    """Smooth value noise in [0, 1) on the separable grid x (W,) by y (H,): the lattice under the window is hashed
-    once, interpolated along x on its few rows, then along y (exact smoothstep-bilinear, as the grid is separable)."""
-    ix, tx = _cells(x / cell_m)
-    iy, ty = _cells(y / cell_m)
-    (cols, cx), (rows, cy) = _lattice_axis(ix), _lattice_axis(iy)
-    lattice = uniform_grid(key, rows, cols).astype(np.float32)
-    along_x = lattice[:, cx] * (1 - tx) + lattice[:, cx + 1] * tx
-    return along_x[cy] * (1 - ty)[:, None] + along_x[cy + 1] * ty[:, None]
-
-
-def fbm(seed: int, field: str, g: Grid, cell_m: float, octaves: int) -> np.ndarray:
-    """Fractal value noise in [0, 1], (H, W). Octaves finer than a pixel add their mean, 0.5 (what a pixel's area
-    average of them is): sampled at pixel centres they would only be speckle, and each joins the cascade at the zoom
-    where its cells are a pixel wide."""
-    total, amp, norm = np.zeros((len(g.y), len(g.x)), np.float32), 1.0, 0.0
-    for octave in range(octaves):
-        if cell_m < g.px_m:
-            total += np.float32(amp * 0.5)
-        else:
-            total += amp * value_noise(stream_key(seed, STREAM_STRUCTURE, _F[field], octave), g.x, g.y, cell_m)
-        norm += amp
-        amp *= 0.5
-        cell_m *= 0.5
-    return total / norm
-
-
-def _ramp(v: np.ndarray, lo: float, hi: float) -> np.ndarray:
-    return np.clip((v - lo) / (hi - lo), 0.0, 1.0)
-
-
-def _coverage(dist_m: np.ndarray, half_width_m: float, px_m: float) -> np.ndarray:
-    """Anti-aliased coverage of a band of half_width around a line, from the distance to its centre line."""
-    w = max(half_width_m, 0.0)
-    cov = np.clip((w - dist_m) / px_m + 0.5, 0.0, 1.0)
-    return cov * min(1.0, 2.0 * w / px_m) if 2.0 * w < px_m else cov  # thinner than a pixel: fade with width
-
-
-def _over(c: np.ndarray, alpha: np.ndarray, colour: np.ndarray | tuple[float, float, float]) -> np.ndarray:
-    """Composite colour over c (H, W, 3) with per-pixel alpha (H, W), in place."""
-    c += alpha.astype(np.float32)[..., None] * (np.asarray(colour, dtype=np.float32) - c)
-    return c
 
 
 # ---- land cover from the parent's (low-passed) colours ----
@@ -144,14 +40,14 @@ def land_cover(base: np.ndarray) -> dict[str, np.ndarray]:
     r, g, b = base[..., 0], base[..., 1], base[..., 2]
     lum = base.mean(axis=-1)
     sat = base.max(-1) - base.min(-1)
-    water = _ramp(b - np.maximum(r, g * 0.92), 0.0, 0.06) * _ramp(0.45 - lum, 0.0, 0.1)
+    water = ramp(b - np.maximum(r, g * 0.92), 0.0, 0.06) * ramp(0.45 - lum, 0.0, 0.1)
     # a blurred snowfield reads pale grey, not white: bright and colourless enough is snow
-    snow = _ramp(lum, 0.5, 0.6) * _ramp(0.10 - sat, 0.0, 0.05)
+    snow = ramp(lum, 0.5, 0.6) * ramp(0.10 - sat, 0.0, 0.05)
     # bare ground: reddish desert, or colourless mid-grey rock and scree (mountains above the tree line)
-    rock = _ramp(lum, 0.34, 0.42) * _ramp(0.07 - sat, 0.0, 0.03)
-    desert = np.maximum(_ramp(r - g, 0.06, 0.14) * _ramp(lum, 0.45, 0.6), rock)
-    green = _ramp(g - np.maximum(r, b), -0.02, 0.06)  # greener than red and blue: a cool grey (shaded snow) is not
-    bluish = _ramp(b - r, 0.0, 0.03)
+    rock = ramp(lum, 0.34, 0.42) * ramp(0.07 - sat, 0.0, 0.03)
+    desert = np.maximum(ramp(r - g, 0.06, 0.14) * ramp(lum, 0.45, 0.6), rock)
+    green = ramp(g - np.maximum(r, b), -0.02, 0.06)  # greener than red and blue: a cool grey (shaded snow) is not
+    bluish = ramp(b - r, 0.0, 0.03)
     land = (1 - water) * (1 - snow)
     return {"water": water, "snow": snow, "desert": desert, "green": green, "land": land, "lum": lum, "bluish": bluish}
 
@@ -159,19 +55,12 @@ def land_cover(base: np.ndarray) -> dict[str, np.ndarray]:
 # ---- features ----
 def _regions(seed: int, g: Grid) -> tuple[np.ndarray, np.ndarray]:
     """Warped 2.5 km districts: an id pair per pixel (rows, cols of the district lattice)."""
-    size = _m(2500.0)
-    wx = (fbm(seed, "warp_x", g, _m(3000.0), 2) - 0.5) * 0.6 * size
-    wy = (fbm(seed, "warp_y", g, _m(3000.0), 2) - 0.5) * 0.6 * size
+    size = merc(2500.0)
+    wx = (fbm(seed, "warp_x", g, merc(3000.0), 2) - 0.5) * 0.6 * size
+    wy = (fbm(seed, "warp_y", g, merc(3000.0), 2) - 0.5) * 0.6 * size
     ri = np.floor((g.x[None, :] + wx) / size).astype(np.int64)
     rj = np.floor((g.y[:, None] + wy) / size).astype(np.int64)
     return rj, ri
-
-
-def _rotated(g: Grid, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Pixel positions in a frame rotated by theta (per pixel)."""
-    c, s = np.cos(theta), np.sin(theta)
-    x, y = g.x[None, :], g.y[:, None]
-    return x * c + y * s, -x * s + y * c
 
 
 _CROPS = np.array([[0.33, 0.42, 0.20], [0.45, 0.50, 0.26], [0.62, 0.56, 0.34], [0.52, 0.43, 0.30],
@@ -199,34 +88,34 @@ PARCEL_WIDTH_M, PARCEL_ASPECT, STRIP_LENGTH_FACTOR = (100.0, 250.0), (1.2, 1.8),
 SPLIT_SHARE = 0.4  # parcels split along their strip into two fields
 FARM_BLOCK = (3, 2)  # strips by parcels (along each strip) of a farm block
 # the side of the smallest field: half a parcel of the narrowest strip and the shortest length
-_SMALLEST_PARCEL_M = math.sqrt(0.5 * _m(PARCEL_WIDTH_M[0]) ** 2 * PARCEL_ASPECT[0] * STRIP_LENGTH_FACTOR[0])
+_SMALLEST_PARCEL_M = math.sqrt(0.5 * merc(PARCEL_WIDTH_M[0]) ** 2 * PARCEL_ASPECT[0] * STRIP_LENGTH_FACTOR[0])
 
 
 def _parcels(g: Grid, rb: np.ndarray, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Crop colour (H, W, 3) and edge coverage (H, W) of the field parcels at the grid's pixels (a pixel wider than
     a parcel shows several of them). Strips share their district's width; each strip has its own parcel length, and
     some parcels are split along the strip in two."""
-    width = _m(PARCEL_WIDTH_M[0]) + _unit(rb, 0) * _m(PARCEL_WIDTH_M[1])
-    u, v = _rotated(g, theta)
+    width = merc(PARCEL_WIDTH_M[0]) + unit(rb, 0) * merc(PARCEL_WIDTH_M[1])
+    u, v = rotated(g, theta)
     a = np.floor(u / width)
     ai = a.astype(np.int64)
-    strip = _hash(rb, ai, 0)
-    length = (width * (PARCEL_ASPECT[0] + PARCEL_ASPECT[1] * _unit(rb, 1))
-              * (STRIP_LENGTH_FACTOR[0] + STRIP_LENGTH_FACTOR[1] * _unit(strip, 1)))
-    shift = _unit(strip, 0) * length
+    strip = hash2(rb, ai, 0)
+    length = (width * (PARCEL_ASPECT[0] + PARCEL_ASPECT[1] * unit(rb, 1))
+              * (STRIP_LENGTH_FACTOR[0] + STRIP_LENGTH_FACTOR[1] * unit(strip, 1)))
+    shift = unit(strip, 0) * length
     b = np.floor((v + shift) / length)
-    pb = _hash(rb, ai, b.astype(np.int64))
+    pb = hash2(rb, ai, b.astype(np.int64))
     fu = u - a * width
-    split = _unit(pb, 2) < SPLIT_SHARE
+    split = unit(pb, 2) < SPLIT_SHARE
     far = split & (fu > width / 2)
     pb[far] = splitmix64(pb[far])  # the far half of a split parcel: a field of its own
     # Most parcels of a farm block grow the block's crop, so crops vary on two scales, as farms and rotations make
     # them: a pixel over a whole block still shows the block's colour.
     block_id = (ai // FARM_BLOCK[0]) * 0x5BD1E995 ^ np.floor(b / FARM_BLOCK[1]).astype(np.int64)
-    block = (_unit(splitmix64(rb ^ block_id.astype(np.uint64)), 0) * len(_CROPS)).astype(np.int64)
-    own = (_unit(pb, 0) * len(_CROPS)).astype(np.int64)
-    crop = _CROPS[np.where(_unit(pb, 3) < BLOCK_CROP_SHARE, block, own)]
-    crop *= (0.85 + 0.3 * _unit(pb, 1))[..., None]
+    block = (unit(splitmix64(rb ^ block_id.astype(np.uint64)), 0) * len(_CROPS)).astype(np.int64)
+    own = (unit(pb, 0) * len(_CROPS)).astype(np.int64)
+    crop = _CROPS[np.where(unit(pb, 3) < BLOCK_CROP_SHARE, block, own)]
+    crop *= (0.85 + 0.3 * unit(pb, 1))[..., None]
     if g.px_m > _SMALLEST_PARCEL_M:
         block = _CROPS[block]
         # A pixel wider than a parcel (or a block) averages about px^2 / area of them, so its colour strays from
@@ -240,17 +129,17 @@ def _parcels(g: Grid, rb: np.ndarray, theta: np.ndarray) -> tuple[np.ndarray, np
     du = np.where(split, np.minimum(du, np.abs(fu - width / 2)), du)
     fv = v + shift - b * length
     dv = np.minimum(fv, length - fv)
-    return crop, _coverage(np.minimum(du, dv), _m(2.0), g.px_m)
+    return crop, coverage(np.minimum(du, dv), merc(2.0), g.px_m)
 
 
 def _fields(seed: int, g: Grid, rj: np.ndarray, ri: np.ndarray, theta: np.ndarray, c: np.ndarray,
             farm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Field parcels (_parcels) in rotated strips per district, with hedgerows or tracks on their edges."""
-    rb = _hash(stream_key(seed, STREAM_STRUCTURE, _F["region"]), rj, ri)
+    rb = hash2(stream_key(seed, STREAM_STRUCTURE, FIELD["region"]), rj, ri)
     crop, edge = _parcels(g, rb, theta)
-    c = _over(c, farm * 0.7, crop)
+    c = over(c, farm * 0.7, crop)
     edge *= farm
-    hedge = _unit(rb, 2) < 0.5
+    hedge = unit(rb, 2) < 0.5
     edge_colour = np.where(hedge[..., None], np.array([0.16, 0.24, 0.12], np.float32), np.array(_TRACK, np.float32))
     return c + (edge * 0.8)[..., None] * (edge_colour - c), edge * hedge
 
@@ -260,17 +149,17 @@ def _road_segments(seed: int, g: Grid, field: str, cell_m: float, p_link: float)
     pad = cell_m
     i0, i1 = int(math.floor((g.x.min() - pad) / cell_m)) - 1, int(math.floor((g.x.max() + pad) / cell_m)) + 1
     j0, j1 = int(math.floor((g.y.min() - pad) / cell_m)) - 1, int(math.floor((g.y.max() + pad) / cell_m)) + 1
-    key = stream_key(seed, STREAM_STRUCTURE, _F[field])
+    key = stream_key(seed, STREAM_STRUCTURE, FIELD[field])
     ii, jj = np.meshgrid(np.arange(i0, i1 + 2), np.arange(j0, j1 + 2))
-    h = _hash(key, jj, ii)
-    nx = (ii + 0.15 + 0.7 * _unit(h, 0)) * cell_m
-    ny = (jj + 0.15 + 0.7 * _unit(h, 1)) * cell_m
+    h = hash2(key, jj, ii)
+    nx = (ii + 0.15 + 0.7 * unit(h, 0)) * cell_m
+    ny = (jj + 0.15 + 0.7 * unit(h, 1)) * cell_m
     segs: list[tuple[float, ...]] = []
     for dj, di, bit in ((0, 1, 2), (1, 0, 3)):
-        link = _unit(h, bit) < p_link
+        link = unit(h, bit) < p_link
         for j, i in zip(*np.nonzero(link[: ii.shape[0] - dj, : ii.shape[1] - di]), strict=True):
             x0, y0, x1, y1 = nx[j, i], ny[j, i], nx[j + dj, i + di], ny[j + dj, i + di]
-            bend = (_unit(h[j, i], 4 + dj) - 0.5) * 0.35 * cell_m
+            bend = (unit(h[j, i], 4 + dj) - 0.5) * 0.35 * cell_m
             mx, my = (x0 + x1) / 2 - (y1 - y0) / cell_m * bend, (y0 + y1) / 2 + (x1 - x0) / cell_m * bend
             segs += [(x0, y0, mx, my), (mx, my, x1, y1)]
     return segs
@@ -299,25 +188,25 @@ def _town(seed: int, g: Grid, rj: np.ndarray, ri: np.ndarray, theta: np.ndarray,
           offset: tuple[float, float] = (0.0, 0.0)) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Street grid and buildings of towns: (street coverage, building coverage, roof colour), sampled at +offset."""
     gx = Grid(g.x + offset[0], g.y + offset[1], g.px_m)
-    u, v = _rotated(gx, theta)
-    bw, bl = _m(70.0), _m(110.0)
+    u, v = rotated(gx, theta)
+    bw, bl = merc(70.0), merc(110.0)
     a, b = np.floor(u / bw), np.floor(v / bl)
     fu, fv = u - a * bw, v - b * bl
-    street = _coverage(np.minimum(np.minimum(fu, bw - fu), np.minimum(fv, bl - fv)), _m(4.5), g.px_m)
+    street = coverage(np.minimum(np.minimum(fu, bw - fu), np.minimum(fv, bl - fv)), merc(4.5), g.px_m)
     lots = 4
     lot = np.floor(fv / (bl / lots))
     lv = fv - lot * bl / lots
     side = (fu > bw / 2).astype(np.int64)
     lu = np.where(side == 1, bw - fu, fu)
-    hb = _hash(stream_key(seed, STREAM_STRUCTURE, _F["lot"]), (a * 7 + side).astype(np.int64),
+    hb = hash2(stream_key(seed, STREAM_STRUCTURE, FIELD["lot"]), (a * 7 + side).astype(np.int64),
                (b * 11 + lot).astype(np.int64) ^ rj * 131 ^ ri)
-    depth = _m(9.0) + _unit(hb, 0) * _m(12.0)
-    inset = _m(6.0) + _unit(hb, 1) * _m(4.0)
-    gap = _m(1.5) + _unit(hb, 2) * _m(3.0)
-    built = _unit(hb, 3) < 0.85
+    depth = merc(9.0) + unit(hb, 0) * merc(12.0)
+    inset = merc(6.0) + unit(hb, 1) * merc(4.0)
+    gap = merc(1.5) + unit(hb, 2) * merc(3.0)
+    built = unit(hb, 3) < 0.85
     inside = np.minimum(np.minimum(lu - inset, inset + depth - lu), np.minimum(lv - gap, bl / lots - gap - lv))
     building = np.clip(inside / g.px_m + 0.5, 0.0, 1.0) * built * town
-    roof = _ROOFS[(_unit(hb, 5) * len(_ROOFS)).astype(np.int64)] * (0.85 + 0.3 * _unit(hb, 4))[..., None]
+    roof = _ROOFS[(unit(hb, 5) * len(_ROOFS)).astype(np.int64)] * (0.85 + 0.3 * unit(hb, 4))[..., None]
     return street * town, building, roof
 
 
@@ -326,14 +215,14 @@ def _trees(seed: int, g: Grid, density: np.ndarray, field: str, cell_m: float,
     """Tree crowns on a jittered lattice (each inside its cell): (coverage, shade of green per crown)."""
     x, y = g.x + offset[0], g.y + offset[1]
     ci, cj = np.floor(x / cell_m).astype(np.int64), np.floor(y / cell_m).astype(np.int64)
-    h = _hash(stream_key(seed, STREAM_STRUCTURE, _F[field]), cj[:, None], ci[None, :])
-    radius = cell_m * (0.25 + 0.15 * _unit(h, 0))
-    cx = (ci[None, :] + 0.5) * cell_m + (_unit(h, 1) - 0.5) * (cell_m - 2 * radius)
-    cy = (cj[:, None] + 0.5) * cell_m + (_unit(h, 2) - 0.5) * (cell_m - 2 * radius)
+    h = hash2(stream_key(seed, STREAM_STRUCTURE, FIELD[field]), cj[:, None], ci[None, :])
+    radius = cell_m * (0.25 + 0.15 * unit(h, 0))
+    cx = (ci[None, :] + 0.5) * cell_m + (unit(h, 1) - 0.5) * (cell_m - 2 * radius)
+    cy = (cj[:, None] + 0.5) * cell_m + (unit(h, 2) - 0.5) * (cell_m - 2 * radius)
     dist = np.hypot(x[None, :] - cx, y[:, None] - cy)
-    present = _unit(h, 3) < density
+    present = unit(h, 3) < density
     cov = np.clip((radius - dist) / g.px_m + 0.5, 0.0, 1.0) * present
-    return cov * min(1.0, (2 * float(cell_m) * 0.3 / g.px_m) ** 2), _unit(h, 4)
+    return cov * min(1.0, (2 * float(cell_m) * 0.3 / g.px_m) ** 2), unit(h, 4)
 
 
 def paint_water(c: np.ndarray, cover: dict[str, np.ndarray], water: np.ndarray) -> np.ndarray:
@@ -342,7 +231,7 @@ def paint_water(c: np.ndarray, cover: dict[str, np.ndarray], water: np.ndarray) 
     looks_wet = cover["water"][..., None]
     water_colour = looks_wet * c + (1 - looks_wet) * np.asarray(_WATER, np.float32)
     c += water[..., None] * (water_colour - c)
-    c = _over(c, (1 - water) * cover["water"], _DRY_LAND)
+    c = over(c, (1 - water) * cover["water"], _DRY_LAND)
     cover["water"] = water.astype(np.float32)
     cover["land"] = (1 - cover["water"]) * (1 - cover["snow"])
     return c
@@ -351,15 +240,15 @@ def paint_water(c: np.ndarray, cover: dict[str, np.ndarray], water: np.ndarray) 
 def _urban(seed: int, g: Grid, c: np.ndarray, town: np.ndarray, theta: np.ndarray) -> np.ndarray:
     """Built-up ground under towns, over c: pavement and roofs a little lighter or darker per (frayed) district and,
     once they span two pixels, per city block of the district's street grid (theta), with avenues between blocks."""
-    tone = 0.85 + 0.3 * fbm(seed, "urban", g, _m(1200.0), 3)
-    bw, bl = _m(2 * 70.0), _m(2 * 110.0)  # two by two blocks of the street grid drawn by _town
+    tone = 0.85 + 0.3 * fbm(seed, "urban", g, merc(1200.0), 3)
+    bw, bl = merc(2 * 70.0), merc(2 * 110.0)  # two by two blocks of the street grid drawn by _town
     if bw >= 2 * g.px_m:
-        u, v = _rotated(g, theta)
+        u, v = rotated(g, theta)
         a, b = np.floor(u / bw), np.floor(v / bl)
-        h = _hash(stream_key(seed, STREAM_STRUCTURE, _F["urban"]), a.astype(np.int64), b.astype(np.int64))
-        tone = tone * (0.8 + 0.4 * _unit(h, 0))
+        h = hash2(stream_key(seed, STREAM_STRUCTURE, FIELD["urban"]), a.astype(np.int64), b.astype(np.int64))
+        tone = tone * (0.8 + 0.4 * unit(h, 0))
         fu, fv = u - a * bw, v - b * bl
-        avenue = _coverage(np.minimum(np.minimum(fu, bw - fu), np.minimum(fv, bl - fv)), _m(8.0), g.px_m)
+        avenue = coverage(np.minimum(np.minimum(fu, bw - fu), np.minimum(fv, bl - fv)), merc(8.0), g.px_m)
         tone = tone * (1.0 - 0.5 * avenue)
     colour = np.asarray(URBAN_COLOUR, np.float32) * tone[..., None]
     return c + (town * URBAN_ALPHA)[..., None] * (colour - c)
@@ -369,16 +258,16 @@ def _woods(seed: int, g: Grid, c: np.ndarray, forest: np.ndarray) -> np.ndarray:
     """Dense woods over c: patches of a few km with ragged edges where `forest` (H, W) allows them (leafy land outside
     farmland and towns), darker than the open land around them. Drawn from coarse zooms on, so every octave of their
     outline joins the cascade at the zoom where it is a pixel or two wide (the projection keeps coarser changes out)."""
-    patches = _ramp(fbm(seed, "woods", g, _m(4000.0), 4), 0.5, 0.58) * forest
-    tone = 0.85 + 0.3 * fbm(seed, "woods_tone", g, _m(700.0), 2)
+    patches = ramp(fbm(seed, "woods", g, merc(4000.0), 4), 0.5, 0.58) * forest
+    tone = 0.85 + 0.3 * fbm(seed, "woods_tone", g, merc(700.0), 2)
     return c + (patches * WOODS_ALPHA)[..., None] * (np.asarray(_WOODS, np.float32) * tone[..., None] - c)
 
 
 def _wild_mottle(seed: int, g: Grid, c: np.ndarray, wild: np.ndarray) -> np.ndarray:
     """Meadow, scrub and grove patches over land that is neither farmed nor built on: brightness and a warm-cool
     shift from fractal noise of 1.6 km down to 200 m (the shift 2.4-1.2 km), so it is never a flat wash."""
-    tone = (fbm(seed, "land_tone", g, _m(1600.0), 4) - 0.5) * 2 * WILD_TONE
-    hue = (fbm(seed, "land_hue", g, _m(2400.0), 2) - 0.5) * 2 * WILD_HUE
+    tone = (fbm(seed, "land_tone", g, merc(1600.0), 4) - 0.5) * 2 * WILD_TONE
+    hue = (fbm(seed, "land_hue", g, merc(2400.0), 2) - 0.5) * 2 * WILD_HUE
     shift = np.stack([hue, -0.4 * hue, -hue], axis=-1)
     return c + wild[..., None] * (c * tone[..., None] + shift)
 
@@ -403,56 +292,56 @@ def layout(seed: int, g: Grid, base: np.ndarray, water: np.ndarray | None = None
         cover["land"] = (1 - cover["water"]) * (1 - cover["snow"])
     land = cover["land"] * (1 - cover["desert"] * 0.7)
     town = np.zeros(c.shape[:2], np.float32) if towns is None else towns * cover["land"]
-    if px <= _m(200.0):
-        town = np.maximum(town, _ramp(fbm(seed, "town", g, _m(6000.0), 3), 0.66, 0.7) * land * (1 - cover["desert"]))
-    urban = px <= _m(URBAN_MAX_PX_M) and town.max() > 0
-    if px > _m(WOODS_MAX_PX_M):  # (towns start finer than woods)
+    if px <= merc(200.0):
+        town = np.maximum(town, ramp(fbm(seed, "town", g, merc(6000.0), 3), 0.66, 0.7) * land * (1 - cover["desert"]))
+    urban = px <= merc(URBAN_MAX_PX_M) and town.max() > 0
+    if px > merc(WOODS_MAX_PX_M):  # (towns start finer than woods)
         return c
-    district = fbm(seed, "district", g, _m(40000.0), 3)
-    farm = _ramp(fbm(seed, "farm", g, _m(12000.0), 3), 0.42, 0.5) * land * _ramp(district, 0.3, 0.45) * (1 - town)
+    district = fbm(seed, "district", g, merc(40000.0), 3)
+    farm = ramp(fbm(seed, "farm", g, merc(12000.0), 3), 0.42, 0.5) * land * ramp(district, 0.3, 0.45) * (1 - town)
     # dark ground is leafy too (Blue Marble's forests are nearly black), unless it is bluish: shaded snow and rock
-    dark = _ramp(0.3 - cover["lum"], 0, 0.1) * (1 - cover["bluish"])
-    leafy = _ramp(cover["green"] + 0.5 * dark, 0.2, 0.6)
+    dark = ramp(0.3 - cover["lum"], 0, 0.1) * (1 - cover["bluish"])
+    leafy = ramp(cover["green"] + 0.5 * dark, 0.2, 0.6)
     wild = (1 - farm) * (1 - town) * land  # land that is neither farmed nor built on
     forest = wild * leafy
-    c = _woods(seed, g, c, wild * _ramp(leafy, 0.05, 0.3))
+    c = _woods(seed, g, c, wild * ramp(leafy, 0.05, 0.3))
     c = _wild_mottle(seed, g, c, wild)
-    if px > _m(FIELDS_MAX_PX_M) and not urban:
+    if px > merc(FIELDS_MAX_PX_M) and not urban:
         return c
     rj, ri = _regions(seed, g)
-    theta = _unit(_hash(stream_key(seed, STREAM_STRUCTURE, _F["region"]), rj, ri), 3) * math.pi
+    theta = unit(hash2(stream_key(seed, STREAM_STRUCTURE, FIELD["region"]), rj, ri), 3) * math.pi
     if urban:
         c = _urban(seed, g, c, town, theta)
-    if px > _m(FIELDS_MAX_PX_M):
+    if px > merc(FIELDS_MAX_PX_M):
         return c
     c, hedges = _fields(seed, g, rj, ri, theta, c, farm)
-    if px <= _m(40.0):  # streams: a level set of slow noise where the stream mask allows
-        grown = fbm(seed, "stream", g.grown(), _m(3000.0), 3) - 0.5
+    if px <= merc(40.0):  # streams: a level set of slow noise where the stream mask allows
+        grown = fbm(seed, "stream", g.grown(), merc(3000.0), 3) - 0.5
         n = grown[1:-1, 1:-1]
         grad = np.hypot(grown[1:-1, 2:] - grown[1:-1, :-2], grown[2:, 1:-1] - grown[:-2, 1:-1]) / (2 * px)
-        wet = _ramp(fbm(seed, "stream_mask", g, _m(20000.0), 2), 0.45, 0.55) * land * (1 - town)
-        c = _over(c, _coverage(np.abs(n) / np.maximum(grad, 1e-12), _m(5.0), px) * wet * 0.9, _WATER)
+        wet = ramp(fbm(seed, "stream_mask", g, merc(20000.0), 2), 0.45, 0.55) * land * (1 - town)
+        c = over(c, coverage(np.abs(n) / np.maximum(grad, 1e-12), merc(5.0), px) * wet * 0.9, _WATER)
     road_land = cover["land"] * (1 - cover["snow"])
-    major = _coverage(_segments_distance(g, _road_segments(seed, g, "road_major", _m(6000.0), 0.75),
-                                         max(_m(30.0), _m(6.0) + px)), _m(6.0), px)
-    if px <= _m(20.0):
-        minor = _coverage(_segments_distance(g, _road_segments(seed, g, "road_minor", _m(1200.0), 0.55),
-                                             max(_m(12.0), _m(2.5) + px)), _m(2.5), px)
-        c = _over(c, minor * road_land * (1 - town) * 0.75 * _ramp(district, 0.2, 0.35), _TRACK)
-    if px <= _m(30.0) and town.max() > 0:  # (no town in the window: every town term is zero anyway)
+    major = coverage(_segments_distance(g, _road_segments(seed, g, "road_major", merc(6000.0), 0.75),
+                                         max(merc(30.0), merc(6.0) + px)), merc(6.0), px)
+    if px <= merc(20.0):
+        minor = coverage(_segments_distance(g, _road_segments(seed, g, "road_minor", merc(1200.0), 0.55),
+                                             max(merc(12.0), merc(2.5) + px)), merc(2.5), px)
+        c = over(c, minor * road_land * (1 - town) * 0.75 * ramp(district, 0.2, 0.35), _TRACK)
+    if px <= merc(30.0) and town.max() > 0:  # (no town in the window: every town term is zero anyway)
         street, building, roof = _town(seed, g, rj, ri, theta, town)
-        c = _over(c, street * 0.85, _ASPHALT)
-        if px <= _m(BUILDING_MAX_PX_M):  # coarser, single roofs would only be one-pixel speckle
-            c = _over(c, _town(seed, g, rj, ri, theta, town, (_m(4.0), -_m(4.0)))[1] * (1 - building) * 0.45,
+        c = over(c, street * 0.85, _ASPHALT)
+        if px <= merc(BUILDING_MAX_PX_M):  # coarser, single roofs would only be one-pixel speckle
+            c = over(c, _town(seed, g, rj, ri, theta, town, (merc(4.0), -merc(4.0)))[1] * (1 - building) * 0.45,
                       (0.05, 0.05, 0.06))
             c = c + building[..., None] * (roof - c)
-    c = _over(c, major * road_land * 0.9, _ASPHALT)
+    c = over(c, major * road_land * 0.9, _ASPHALT)
     density = 0.9 * forest + 0.25 * hedges + 0.12 * town
-    if px <= _m(6.0) and density.max() > 0:
-        for field, cell, off in (("tree", _m(7.0), 0.0), ("tree_b", _m(9.0), _m(3.0))):
-            shade_cov, _ = _trees(seed, g, density, field, cell, (off + _m(2.0), off - _m(2.0)))
+    if px <= merc(6.0) and density.max() > 0:
+        for field, cell, off in (("tree", merc(7.0), 0.0), ("tree_b", merc(9.0), merc(3.0))):
+            shade_cov, _ = _trees(seed, g, density, field, cell, (off + merc(2.0), off - merc(2.0)))
             crown, tone = _trees(seed, g, density, field, cell, (off, off))
-            c = _over(c, shade_cov * (1 - crown) * 0.55, (0.04, 0.06, 0.04))
+            c = over(c, shade_cov * (1 - crown) * 0.55, (0.04, 0.06, 0.04))
             colour = np.stack([0.10 + 0.08 * tone, 0.20 + 0.10 * tone, 0.08 + 0.05 * tone], axis=-1)
             c = c + crown[..., None] * 0.9 * (colour - c)
     return c

@@ -21,8 +21,8 @@ import numpy as np
 from PIL import Image
 
 from terradream.core.tiles import uv_to_lonlat
+from terradream.model.lattice import FIELD, STREAM_STRUCTURE, WORLD_M, Grid, merc, ramp
 from terradream.model.noise import stream_key, uniform_grid
-from terradream.model.structure import _F, STREAM_STRUCTURE, WORLD_M, Grid, _m, _ramp
 from terradream.model.water import data_dirs, data_package_version
 
 TERRAIN_REVISION = 2  # bump whenever the relief changes: part of the model version via identity
@@ -71,7 +71,7 @@ def ridge_slopes(seed: int, g: Grid) -> tuple[np.ndarray, np.ndarray] | None:
     """Slopes (rise over run, (H, W) each along x and y) of the ridged octaves drawn at this pixel size, or None when
     none is: octave i has wavelength TOP_CELL_M / 2^i and a height of SLOPE_PER_OCTAVE of it."""
     sx = sy = None
-    cell = _m(TOP_CELL_M)
+    cell = merc(TOP_CELL_M)
     for octave in range(24):
         if cell < MIN_CELL_PX * g.px_m:
             break
@@ -79,7 +79,7 @@ def ridge_slopes(seed: int, g: Grid) -> tuple[np.ndarray, np.ndarray] | None:
             cos, sin = math.cos(octave * _TWIST), math.sin(octave * _TWIST)  # each octave turned: no lattice axes
             fu = (g.x * (cos / cell))[None, :] + (g.y * (sin / cell))[:, None]  # in cells of the turned lattice
             fw = (g.y * (cos / cell))[:, None] - (g.x * (sin / cell))[None, :]
-            v, du, dw = value_noise_grad(stream_key(seed, STREAM_STRUCTURE, _F["ridge"], octave), fu, fw, cell)
+            v, du, dw = value_noise_grad(stream_key(seed, STREAM_STRUCTURE, FIELD["ridge"], octave), fu, fw, cell)
             # ridge = 1 - |2v - 1| creases where the noise crosses its middle; its square, SLOPE_PER_OCTAVE x cell
             # high, has the slope gain x dv with gain = height x 2 ridge x -2 sign(2v - 1) = -4 height (sign - s)
             s = 2.0 * v - 1.0
@@ -94,7 +94,7 @@ def ridge_slopes(seed: int, g: Grid) -> tuple[np.ndarray, np.ndarray] | None:
 def shade_relief(seed: int, g: Grid, c: np.ndarray, snow: np.ndarray, rugged: np.ndarray) -> np.ndarray:
     """Hill-shade colours c (H, W, 3) by the relief drawn at this zoom, as much as rugged (H, W) in [0, 1] says, and
     bare rock where steep slopes carry snow (snow: its share, (H, W), from land_cover)."""
-    rugged = _ramp(rugged, FLAT_RUGGEDNESS, 1.0)  # per pixel, so flat windows skip the relief with the same numbers
+    rugged = ramp(rugged, FLAT_RUGGEDNESS, 1.0)  # per pixel, so flat windows skip the relief with the same numbers
     if float(rugged.max()) <= 0.0:
         return c
     slopes = ridge_slopes(seed, g)
@@ -103,7 +103,7 @@ def shade_relief(seed: int, g: Grid, c: np.ndarray, snow: np.ndarray, rugged: np
     sx, sy = slopes
     norm = np.sqrt(sx * sx + sy * sy + np.float32(1.0))
     light = (_SUN[2] - sx * _SUN[0] - sy * _SUN[1]) / (norm * _SUN[2]) - np.float32(1.0)  # 0 when flat, < 0 facing away
-    rock = _ramp(norm - np.float32(1.0), ROCK_SLOPE[0] - 1.0, ROCK_SLOPE[1] - 1.0) * snow * rugged
+    rock = ramp(norm - np.float32(1.0), ROCK_SLOPE[0] - 1.0, ROCK_SLOPE[1] - 1.0) * snow * rugged
     c = c + (rock * np.float32(0.8))[..., None] * (np.asarray(_ROCK, np.float32) - c)
     k = np.float32(SHADE_STRENGTH) * rugged * np.clip(light, -1.0, 0.5)
     cool = np.minimum(k, 0.0) * snow * np.float32(2.0)  # shade on snow turns bluish: each channel by its tint
@@ -135,7 +135,7 @@ class ReliefAtlas:
             sea = (rgb[..., 2] > rgb[..., 0] + 0.04).astype(np.float32)
             mean, mean_sq, near_sea = (_box3_rows(a) for a in (lum, lum * lum, sea))
             spread = np.sqrt(np.maximum(mean_sq - mean * mean, 0.0)) * (near_sea == 0)
-            out[r0:r1] = np.round(_ramp(spread, 0.02, 0.10) * 255).astype(np.uint8)
+            out[r0:r1] = np.round(ramp(spread, 0.02, 0.10) * 255).astype(np.uint8)
         return out
 
     def warm(self) -> None:

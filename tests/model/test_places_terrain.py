@@ -6,8 +6,9 @@ import math
 import numpy as np
 import pytest
 
+from terradream.model.lattice import Grid
 from terradream.model.places import PlaceAtlas, default_places, radius_ground_m
-from terradream.model.structure import Grid, land_cover, layout
+from terradream.model.structure import land_cover, layout
 from terradream.model.terrain import cover_ruggedness, default_relief, ridge_slopes, shade_relief, value_noise_grad
 from terradream.model.water import latlon_to_global_px
 

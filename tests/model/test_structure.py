@@ -11,9 +11,10 @@ import torch
 from terradream.core.keys import TileKey
 from terradream.model.cascade import Cascade, MemoryTileStore
 from terradream.model.denoiser import TerraDenoiser
+from terradream.model.lattice import Grid, value_noise
 from terradream.model.noise import stream_key, uniform_grid
 from terradream.model.pipeline import TerraPipeline, WindowSpec
-from terradream.model.structure import Grid, land_cover, layout, value_noise
+from terradream.model.structure import land_cover, layout
 from terradream.model.testing import make_tiny_model
 from terradream.model.worlds import WorldRegistry
 

@@ -1,0 +1,136 @@
+"""World-coordinate primitives of the structure field: window grids, coordinate hashes, value noise and fractal noise,
+anti-aliased bands and compositing. Every value is a pure function of (world seed, position), so windows agree where
+they meet.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from terradream.core.tiles import TILE_SIZE_PX, WEB_MERCATOR_HALF_WORLD_M
+from terradream.model.noise import splitmix64, stream_key, uniform_grid
+
+WORLD_M = 2 * WEB_MERCATOR_HALF_WORLD_M  # Web-Mercator world width in metres
+GROUND_TO_MERCATOR = 1.35  # sizes below are ground metres at mid latitudes; Mercator metres are about this much larger
+STREAM_STRUCTURE = 2  # noise.py stream id of the structure field's random numbers
+FIELD = {"district": 0, "farm": 1, "town": 2, "forest": 3, "warp_x": 4, "warp_y": 5, "region": 6, "parcel": 7,
+      "stream": 8, "stream_mask": 9, "road_major": 10, "road_minor": 11, "lot": 12, "tree": 13, "tree_b": 14,
+      "town_edge": 15, "urban": 16, "ridge": 17, "woods": 18, "woods_tone": 19,
+      "land_tone": 20, "land_hue": 21}
+
+
+@dataclass(frozen=True)
+class Grid:
+    """Sample points of a window: x (W,) and y (H,) in Mercator metres (y grows northwards), and the pixel size."""
+
+    x: np.ndarray
+    y: np.ndarray
+    px_m: float
+
+    @classmethod
+    def of_window(cls, z: int, row0: int, col0: int, height: int, width: int) -> Grid:
+        """Pixel centres of a window of global pixels at zoom z (columns wrap at the antimeridian)."""
+        px_m = WORLD_M / (TILE_SIZE_PX << z)
+        start = col0 % (TILE_SIZE_PX << z)  # x runs on unwrapped past the antimeridian: lattices stay window-sized
+        cols = np.arange(start, start + width, dtype=np.float64) + 0.5
+        rows = np.arange(row0, row0 + height, dtype=np.float64) + 0.5
+        return cls(cols * px_m - WORLD_M / 2, WORLD_M / 2 - rows * px_m, px_m)
+
+    def grown(self) -> Grid:
+        """This grid with one more pixel on every side, computed as of_window computes points (so a point has the
+        same coordinates, to the bit, whichever window's grid it is in)."""
+        col0 = round((self.x[0] + WORLD_M / 2) / self.px_m - 0.5)
+        row0 = round((WORLD_M / 2 - self.y[0]) / self.px_m - 0.5)
+        cols = np.arange(col0 - 1, col0 + len(self.x) + 1, dtype=np.float64) + 0.5
+        rows = np.arange(row0 - 1, row0 + len(self.y) + 1, dtype=np.float64) + 0.5
+        return Grid(cols * self.px_m - WORLD_M / 2, WORLD_M / 2 - rows * self.px_m, self.px_m)
+
+
+def merc(ground_m: float) -> float:
+    return ground_m * GROUND_TO_MERCATOR
+
+
+def hash2(key: np.uint64 | np.ndarray, a: np.ndarray, b: np.ndarray | int) -> np.ndarray:
+    """64 random bits per element of two integer arrays (elementwise, broadcasting)."""
+    ha = splitmix64(np.asarray(a, dtype=np.int64).astype(np.uint64) ^ key)
+    return splitmix64(ha ^ (np.asarray(b, dtype=np.int64).astype(np.uint64) * np.uint64(0x94D049BB133111EB)))
+
+
+def unit(bits: np.ndarray, salt: int = 0) -> np.ndarray:
+    """Uniform [0, 1) float32 values with 16-bit steps from 64-bit hashes: salts 0-3 read the four 16-bit fields of
+    the hash itself, higher salts those of a re-mixed hash, so every salt gives an independent value."""
+    bits = np.asarray(bits, dtype=np.uint64)
+    if salt >= 4:
+        bits = splitmix64(bits ^ np.uint64(salt // 4))
+    return ((bits >> np.uint64(16 * (salt % 4))) & np.uint64(0xFFFF)).astype(np.float32) * np.float32(2.0**-16)
+
+
+def _cells(f: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Lattice cell index and smoothstep weight of 1-D positions f (in cells)."""
+    i = np.floor(f).astype(np.int64)
+    t = (f - i).astype(np.float32)
+    return i, t * t * (3 - 2 * t)
+
+
+def _lattice_axis(i: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The lattice indices one axis of samples needs (every i and i + 1) and where each i is among them; i + 1 is
+    the next entry. Cells wider than a pixel need a contiguous run; finer cells only the points next to a sample (a
+    whole run would hash a continent's lattice for a coarse window)."""
+    lo, hi = int(i.min()), int(i.max())
+    if len(i) < 2 or int(np.abs(np.diff(i)).max()) <= 1:  # i runs without gaps (either way along the axis)
+        return np.arange(lo, hi + 2, dtype=np.int64), i - lo
+    points = np.union1d(i, i + 1)
+    return points, np.searchsorted(points, i)
+
+
+def value_noise(key: np.uint64, x: np.ndarray, y: np.ndarray, cell_m: float) -> np.ndarray:
+    """Smooth value noise in [0, 1) on the separable grid x (W,) by y (H,): the lattice under the window is hashed
+    once, interpolated along x on its few rows, then along y (exact smoothstep-bilinear, as the grid is separable)."""
+    ix, tx = _cells(x / cell_m)
+    iy, ty = _cells(y / cell_m)
+    (cols, cx), (rows, cy) = _lattice_axis(ix), _lattice_axis(iy)
+    lattice = uniform_grid(key, rows, cols).astype(np.float32)
+    along_x = lattice[:, cx] * (1 - tx) + lattice[:, cx + 1] * tx
+    return along_x[cy] * (1 - ty)[:, None] + along_x[cy + 1] * ty[:, None]
+
+
+def fbm(seed: int, field: str, g: Grid, cell_m: float, octaves: int) -> np.ndarray:
+    """Fractal value noise in [0, 1], (H, W). Octaves finer than a pixel add their mean, 0.5 (what a pixel's area
+    average of them is): sampled at pixel centres they would only be speckle, and each joins the cascade at the zoom
+    where its cells are a pixel wide."""
+    total, amp, norm = np.zeros((len(g.y), len(g.x)), np.float32), 1.0, 0.0
+    for octave in range(octaves):
+        if cell_m < g.px_m:
+            total += np.float32(amp * 0.5)
+        else:
+            total += amp * value_noise(stream_key(seed, STREAM_STRUCTURE, FIELD[field], octave), g.x, g.y, cell_m)
+        norm += amp
+        amp *= 0.5
+        cell_m *= 0.5
+    return total / norm
+
+
+def ramp(v: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    return np.clip((v - lo) / (hi - lo), 0.0, 1.0)
+
+
+def coverage(dist_m: np.ndarray, half_width_m: float, px_m: float) -> np.ndarray:
+    """Anti-aliased coverage of a band of half_width around a line, from the distance to its centre line."""
+    w = max(half_width_m, 0.0)
+    cov = np.clip((w - dist_m) / px_m + 0.5, 0.0, 1.0)
+    return cov * min(1.0, 2.0 * w / px_m) if 2.0 * w < px_m else cov  # thinner than a pixel: fade with width
+
+
+def over(c: np.ndarray, alpha: np.ndarray, colour: np.ndarray | tuple[float, float, float]) -> np.ndarray:
+    """Composite colour over c (H, W, 3) with per-pixel alpha (H, W), in place."""
+    c += alpha.astype(np.float32)[..., None] * (np.asarray(colour, dtype=np.float32) - c)
+    return c
+
+
+def rotated(g: Grid, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel positions in a frame rotated by theta (per pixel)."""
+    c, s = np.cos(theta), np.sin(theta)
+    x, y = g.x[None, :], g.y[:, None]
+    return x * c + y * s, -x * s + y * c
