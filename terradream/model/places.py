@@ -24,7 +24,7 @@ import numpy as np
 from terradream.core.tiles import lonlat_to_uv
 from terradream.model.lattice import WORLD_M, Grid, fbm
 
-PLACES_REVISION = 1  # bump whenever the town density changes: part of the model version via identity
+PLACES_REVISION = 2  # bump whenever the town density changes: part of the model version via identity
 PLACES_FILE = "places.npz"
 MIN_POPULATION = 1000
 PEOPLE_PER_KM2 = 2500.0  # built-up density that turns a population into an area
@@ -32,7 +32,7 @@ MIN_RADIUS_M = 250.0  # ground radius of the smallest place
 EDGE_FRAY = 0.35  # the edge wanders by this fraction of the radius (slow noise)
 FRAY_CELL_M = 1500.0  # Mercator metres: the scale of the edge's wandering
 FRAY_MIN_PX = 4.0  # discs narrower than this many pixels keep a plain edge (the fray would be sub-pixel)
-EDGE_SOFT = 0.5  # the outer half of the radius fades from built-up to open land (suburbs)
+EDGE_SOFT = 0.5  # the outer half of the radius fades from built-up to open land (suburbs), the inner half to a centre
 _WRAP_M = 150_000.0  # places this close to the antimeridian are repeated one world east (windows run on past it)
 
 
@@ -94,7 +94,8 @@ class PlaceAtlas:
                 f"{EDGE_SOFT}/{digest}")
 
     def density(self, seed: int, g: Grid) -> np.ndarray | None:
-        """Built-up share in [0, 1] of every pixel of a window (H, W), or None when no place reaches it.
+        """Built-up density of every pixel of a window (H, W), or None when no place reaches it: 0 open land, up
+        to 1 (fully built up) across the outer half of a place's radius, then up to 2 at its centre (denser blocks).
 
         Places smaller than half a pixel are left out: the parent's colours already carry them."""
         with self._lock:
@@ -126,7 +127,7 @@ class PlaceAtlas:
             d = np.hypot(g.x[left:right][None, :] - x[i], g.y[top:bottom][:, None] - y[i]) / r[i]
             if edge:
                 d = d * (1.0 + 2.0 * EDGE_FRAY * fray[top - fr0 : bottom - fr0, left - fc0 : right - fc0])
-            share = np.clip((1.0 - d) / EDGE_SOFT, 0.0, 1.0)
+            share = np.clip((1.0 - d) / EDGE_SOFT, 0.0, 2.0)
             box = out[top:bottom, left:right]
             np.maximum(box, share, out=box)
         return out

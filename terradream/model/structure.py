@@ -12,6 +12,7 @@ fields (farmland, forest and town districts).
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -29,8 +30,9 @@ from terradream.model.lattice import (
     unit,
 )
 from terradream.model.noise import splitmix64, stream_key
+from terradream.model.towns import BUILDING_MAX_PX_M, paint_urban, roof_style, streets, town_plan
 
-STRUCTURE_REVISION = 9  # bump whenever the layout changes: it is part of the model version, hence of cache keys
+STRUCTURE_REVISION = 10  # bump whenever the layout changes: it is part of the model version, hence of cache keys
 
 
 # ---- land cover from the parent's (low-passed) colours ----
@@ -53,33 +55,62 @@ def land_cover(base: np.ndarray) -> dict[str, np.ndarray]:
 
 
 # ---- features ----
-def _regions(seed: int, g: Grid) -> tuple[np.ndarray, np.ndarray]:
-    """Warped 2.5 km districts: an id pair per pixel (rows, cols of the district lattice)."""
-    size = merc(2500.0)
-    wx = (fbm(seed, "warp_x", g, merc(3000.0), 2) - 0.5) * 0.6 * size
-    wy = (fbm(seed, "warp_y", g, merc(3000.0), 2) - 0.5) * 0.6 * size
-    ri = np.floor((g.x[None, :] + wx) / size).astype(np.int64)
-    rj = np.floor((g.y[:, None] + wy) / size).astype(np.int64)
-    return rj, ri
+@dataclass(frozen=True)
+class Districts:
+    """Warped 2.5 km districts over a window, per pixel: hash, street and field angle, roof style, and the distance
+    (m) to the district's edge (None when not asked for)."""
+
+    rb: np.ndarray
+    theta: np.ndarray
+    roof_style: np.ndarray
+    edge_m: np.ndarray | None
+
+
+def _districts(seed: int, g: Grid, edges: bool) -> Districts:
+    """The districts under a window. Per-district values are computed once on the few lattice cells the window
+    touches and gathered per pixel. For edges the warp is read on the grid grown by a pixel, so its slope (central
+    differences) turns how far the warped position is from a cell edge into a distance on the ground."""
+    size = merc(DISTRICT_M)
+    grid = g.grown() if edges else g
+    wx = (fbm(seed, "warp_x", grid, merc(3000.0), 2) - 0.5) * DISTRICT_WARP * size
+    wy = (fbm(seed, "warp_y", grid, merc(3000.0), 2) - 0.5) * DISTRICT_WARP * size
+    ids, dist = [], None
+    for warped in (grid.y[:, None] + wy, grid.x[None, :] + wx):
+        inner = warped[1:-1, 1:-1] if edges else warped
+        cells = inner / size
+        cell = np.floor(cells)
+        ids.append(cell.astype(np.int64))
+        if edges:
+            slope = np.hypot(warped[1:-1, 2:] - warped[1:-1, :-2], warped[2:, 1:-1] - warped[:-2, 1:-1]) / (2 * g.px_m)
+            edge = np.minimum(cells - cell, cell + 1 - cells) * size / np.maximum(slope, 1e-6)
+            dist = edge if dist is None else np.minimum(dist, edge)
+    rj, ri = ids
+    j0, i0 = int(rj.min()), int(ri.min())
+    table = hash2(stream_key(seed, STREAM_STRUCTURE, FIELD["region"]), np.arange(j0, int(rj.max()) + 1)[:, None],
+                  np.arange(i0, int(ri.max()) + 1)[None, :])
+    at = (rj - j0, ri - i0)
+    return Districts(table[at], (unit(table, 3) * np.float32(math.pi))[at], roof_style(table)[at], dist)
 
 
 _CROPS = np.array([[0.33, 0.42, 0.20], [0.45, 0.50, 0.26], [0.62, 0.56, 0.34], [0.52, 0.43, 0.30],
                    [0.40, 0.36, 0.27], [0.28, 0.37, 0.18], [0.70, 0.64, 0.42], [0.47, 0.47, 0.33]], np.float32)
 BLOCK_CROP_SHARE = 0.65  # share of a farm block's parcels that grow the block's crop
 _CROPS_MEAN = _CROPS.mean(axis=0)  # what a pixel over many parcels shows (their brightness factor averages 1)
-_ROOFS = np.array([[0.62, 0.33, 0.25], [0.55, 0.55, 0.55], [0.35, 0.35, 0.37], [0.78, 0.76, 0.72],
-                   [0.50, 0.28, 0.22], [0.45, 0.47, 0.50]], np.float32)
 _ASPHALT, _TRACK, _WATER = (0.40, 0.40, 0.41), (0.63, 0.58, 0.50), (0.10, 0.16, 0.20)
+_LANE = (0.56, 0.55, 0.52)  # a country road: paler than the fields on either side
 _DRY_LAND = (0.34, 0.34, 0.25)
 _WOODS = (0.13, 0.19, 0.11)
 WOODS_ALPHA = 0.6
 WILD_TONE, WILD_HUE = 0.35, 0.05  # wild land's brightness swing (relative) and warm-cool swing (absolute), at most
-URBAN_COLOUR = (0.50, 0.48, 0.46)
-URBAN_ALPHA = 0.7  # how much built-up ground covers what was there
 WOODS_MAX_PX_M = 5000.0  # woods from pixels this fine on (ground metres): from z5, where a patch is a pixel or two
 FIELDS_MAX_PX_M = 300.0  # field parcels from pixels this fine on: at coarser ones they would be speckle
+DISTRICT_M = 2500.0  # side of the warped districts that share a field pattern and a street grid (ground metres)
+# how far district edges wander, as a share of their size: under about 0.6 the warp never folds (a fold cuts a
+# district into a fan of slivers)
+DISTRICT_WARP = 0.35
+DISTRICT_ROAD_MAX_PX_M = 40.0  # roads along district edges from pixels this fine on (ground metres)
+TOWN_EDGE, TOWN_CORE = (0.66, 0.70), (0.72, 0.80)  # slow town noise from open land to built up, and to a centre
 URBAN_MAX_PX_M = 1500.0  # towns are drawn from pixels this fine on (ground metres)
-BUILDING_MAX_PX_M = 10.0  # single buildings from pixels this fine on (ground metres)
 
 
 # Random sizes drawn as (lowest, span above it): strip width per district (ground metres), parcel length over width
@@ -132,10 +163,8 @@ def _parcels(g: Grid, rb: np.ndarray, theta: np.ndarray) -> tuple[np.ndarray, np
     return crop, coverage(np.minimum(du, dv), merc(2.0), g.px_m)
 
 
-def _fields(seed: int, g: Grid, rj: np.ndarray, ri: np.ndarray, theta: np.ndarray, c: np.ndarray,
-            farm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Field parcels (_parcels) in rotated strips per district, with hedgerows or tracks on their edges."""
-    rb = hash2(stream_key(seed, STREAM_STRUCTURE, FIELD["region"]), rj, ri)
+def _fields(g: Grid, rb: np.ndarray, theta: np.ndarray, c: np.ndarray, farm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Field parcels (_parcels) in rotated strips per district (hash rb), with hedgerows or tracks on their edges."""
     crop, edge = _parcels(g, rb, theta)
     c = over(c, farm * 0.7, crop)
     edge *= farm
@@ -184,32 +213,6 @@ def _segments_distance(g: Grid, segs: list[tuple[float, ...]], reach_m: float) -
     return d
 
 
-def _town(seed: int, g: Grid, rj: np.ndarray, ri: np.ndarray, theta: np.ndarray, town: np.ndarray,
-          offset: tuple[float, float] = (0.0, 0.0)) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Street grid and buildings of towns: (street coverage, building coverage, roof colour), sampled at +offset."""
-    gx = Grid(g.x + offset[0], g.y + offset[1], g.px_m)
-    u, v = rotated(gx, theta)
-    bw, bl = merc(70.0), merc(110.0)
-    a, b = np.floor(u / bw), np.floor(v / bl)
-    fu, fv = u - a * bw, v - b * bl
-    street = coverage(np.minimum(np.minimum(fu, bw - fu), np.minimum(fv, bl - fv)), merc(4.5), g.px_m)
-    lots = 4
-    lot = np.floor(fv / (bl / lots))
-    lv = fv - lot * bl / lots
-    side = (fu > bw / 2).astype(np.int64)
-    lu = np.where(side == 1, bw - fu, fu)
-    hb = hash2(stream_key(seed, STREAM_STRUCTURE, FIELD["lot"]), (a * 7 + side).astype(np.int64),
-               (b * 11 + lot).astype(np.int64) ^ rj * 131 ^ ri)
-    depth = merc(9.0) + unit(hb, 0) * merc(12.0)
-    inset = merc(6.0) + unit(hb, 1) * merc(4.0)
-    gap = merc(1.5) + unit(hb, 2) * merc(3.0)
-    built = unit(hb, 3) < 0.85
-    inside = np.minimum(np.minimum(lu - inset, inset + depth - lu), np.minimum(lv - gap, bl / lots - gap - lv))
-    building = np.clip(inside / g.px_m + 0.5, 0.0, 1.0) * built * town
-    roof = _ROOFS[(unit(hb, 5) * len(_ROOFS)).astype(np.int64)] * (0.85 + 0.3 * unit(hb, 4))[..., None]
-    return street * town, building, roof
-
-
 def _trees(seed: int, g: Grid, density: np.ndarray, field: str, cell_m: float,
            offset: tuple[float, float] = (0.0, 0.0)) -> tuple[np.ndarray, np.ndarray]:
     """Tree crowns on a jittered lattice (each inside its cell): (coverage, shade of green per crown)."""
@@ -237,23 +240,6 @@ def paint_water(c: np.ndarray, cover: dict[str, np.ndarray], water: np.ndarray) 
     return c
 
 
-def _urban(seed: int, g: Grid, c: np.ndarray, town: np.ndarray, theta: np.ndarray) -> np.ndarray:
-    """Built-up ground under towns, over c: pavement and roofs a little lighter or darker per (frayed) district and,
-    once they span two pixels, per city block of the district's street grid (theta), with avenues between blocks."""
-    tone = 0.85 + 0.3 * fbm(seed, "urban", g, merc(1200.0), 3)
-    bw, bl = merc(2 * 70.0), merc(2 * 110.0)  # two by two blocks of the street grid drawn by _town
-    if bw >= 2 * g.px_m:
-        u, v = rotated(g, theta)
-        a, b = np.floor(u / bw), np.floor(v / bl)
-        h = hash2(stream_key(seed, STREAM_STRUCTURE, FIELD["urban"]), a.astype(np.int64), b.astype(np.int64))
-        tone = tone * (0.8 + 0.4 * unit(h, 0))
-        fu, fv = u - a * bw, v - b * bl
-        avenue = coverage(np.minimum(np.minimum(fu, bw - fu), np.minimum(fv, bl - fv)), merc(8.0), g.px_m)
-        tone = tone * (1.0 - 0.5 * avenue)
-    colour = np.asarray(URBAN_COLOUR, np.float32) * tone[..., None]
-    return c + (town * URBAN_ALPHA)[..., None] * (colour - c)
-
-
 def _woods(seed: int, g: Grid, c: np.ndarray, forest: np.ndarray) -> np.ndarray:
     """Dense woods over c: patches of a few km with ragged edges where `forest` (H, W) allows them (leafy land outside
     farmland and towns), darker than the open land around them. Drawn from coarse zooms on, so every octave of their
@@ -272,14 +258,22 @@ def _wild_mottle(seed: int, g: Grid, c: np.ndarray, wild: np.ndarray) -> np.ndar
     return c + wild[..., None] * (c * tone[..., None] + shift)
 
 
+def _box(g: Grid, mask: np.ndarray) -> tuple[tuple[slice, slice], Grid]:
+    """The smallest box of rows and columns holding every set pixel of mask (H, W), and the grid of that box."""
+    rows, cols = np.nonzero(mask.any(axis=1))[0], np.nonzero(mask.any(axis=0))[0]
+    box = (slice(int(rows[0]), int(rows[-1]) + 1), slice(int(cols[0]), int(cols[-1]) + 1))
+    return box, Grid(g.x[box[1]], g.y[box[0]], g.px_m)
+
+
 def layout(seed: int, g: Grid, base: np.ndarray, water: np.ndarray | None = None,
            paint: bool = True, towns: np.ndarray | None = None,
            cover: dict[str, np.ndarray] | None = None) -> np.ndarray:
     """The structure painted over base (H, W, 3) colours in [0, 1], at the grid's pixel size: new colours (H, W, 3).
 
     water: real water coverage (H, W) where known (earth), else water is read from the colours; it is painted when
-    paint is set and otherwise only keeps land features off it. towns: real built-up share (H, W) where known (earth,
-    terradream.model.places), drawn from coarse zooms on; procedural towns join it where pixels are fine enough.
+    paint is set and otherwise only keeps land features off it. towns: real built-up density (H, W) where known
+    (earth, terradream.model.places: 1 built up, up to 2 towards a centre), drawn from coarse zooms on; procedural
+    towns join it where pixels are fine enough.
     Each feature starts at the pixel size where it first covers a useful part of a pixel, so coarse zooms skip it.
     cover: land_cover(base) when the caller has it already (it is not changed)."""
     px = g.px_m
@@ -291,9 +285,12 @@ def layout(seed: int, g: Grid, base: np.ndarray, water: np.ndarray | None = None
         cover["water"] = np.maximum(cover["water"], water)
         cover["land"] = (1 - cover["water"]) * (1 - cover["snow"])
     land = cover["land"] * (1 - cover["desert"] * 0.7)
-    town = np.zeros(c.shape[:2], np.float32) if towns is None else towns * cover["land"]
+    town = np.zeros(c.shape[:2], np.float32) if towns is None else np.minimum(towns, 1.0) * cover["land"]
+    core = np.zeros(c.shape[:2], np.float32) if towns is None else np.clip(towns - 1.0, 0.0, 1.0)
     if px <= merc(200.0):
-        town = np.maximum(town, ramp(fbm(seed, "town", g, merc(6000.0), 3), 0.66, 0.7) * land * (1 - cover["desert"]))
+        v = fbm(seed, "town", g, merc(6000.0), 3)
+        town = np.maximum(town, ramp(v, TOWN_EDGE[0], TOWN_EDGE[1]) * land * (1 - cover["desert"]))
+        core = np.maximum(core, ramp(v, TOWN_CORE[0], TOWN_CORE[1]))
     urban = px <= merc(URBAN_MAX_PX_M) and town.max() > 0
     if px > merc(WOODS_MAX_PX_M):  # (towns start finer than woods)
         return c
@@ -308,13 +305,13 @@ def layout(seed: int, g: Grid, base: np.ndarray, water: np.ndarray | None = None
     c = _wild_mottle(seed, g, c, wild)
     if px > merc(FIELDS_MAX_PX_M) and not urban:
         return c
-    rj, ri = _regions(seed, g)
-    theta = unit(hash2(stream_key(seed, STREAM_STRUCTURE, FIELD["region"]), rj, ri), 3) * math.pi
-    if urban:
-        c = _urban(seed, g, c, town, theta)
+    d = _districts(seed, g, edges=px <= merc(DISTRICT_ROAD_MAX_PX_M))
+    if urban:  # towns are drawn on the box of pixels they reach (the same numbers: every value is per pixel)
+        box, sub = _box(g, town > 0)
+        c[box] = paint_urban(seed, sub, c[box], town[box], core[box], d.theta[box], d.roof_style[box])
     if px > merc(FIELDS_MAX_PX_M):
         return c
-    c, hedges = _fields(seed, g, rj, ri, theta, c, farm)
+    c, hedges = _fields(g, d.rb, d.theta, c, farm)
     if px <= merc(40.0):  # streams: a level set of slow noise where the stream mask allows
         grown = fbm(seed, "stream", g.grown(), merc(3000.0), 3) - 0.5
         n = grown[1:-1, 1:-1]
@@ -328,15 +325,22 @@ def layout(seed: int, g: Grid, base: np.ndarray, water: np.ndarray | None = None
         minor = coverage(_segments_distance(g, _road_segments(seed, g, "road_minor", merc(1200.0), 0.55),
                                              max(merc(12.0), merc(2.5) + px)), merc(2.5), px)
         c = over(c, minor * road_land * (1 - town) * 0.75 * ramp(district, 0.2, 0.35), _TRACK)
+    if d.edge_m is not None:  # a road where field patterns and street grids meet
+        settled = np.maximum(farm, town)
+        c = over(c, coverage(d.edge_m, merc(3.5), px) * road_land * settled * 0.85, _LANE)
     if px <= merc(30.0) and town.max() > 0:  # (no town in the window: every town term is zero anyway)
-        street, building, roof = _town(seed, g, rj, ri, theta, town)
-        c = over(c, street * 0.85, _ASPHALT)
+        box, sub = _box(g, town > 0)
+        cb, tb, kb = c[box], town[box], core[box]
+        rb, theta, style = d.rb[box], d.theta[box], d.roof_style[box]
+        cb = over(cb, streets(sub, theta, tb) * 0.85, _ASPHALT)
         if px <= merc(BUILDING_MAX_PX_M):  # coarser, single roofs would only be one-pixel speckle
-            c = over(c, _town(seed, g, rj, ri, theta, town, (merc(4.0), -merc(4.0)))[1] * (1 - building) * 0.45,
-                      (0.05, 0.05, 0.06))
-            c = c + building[..., None] * (roof - c)
+            plan = town_plan(seed, sub, rb, theta, style, tb, kb)
+            shadow = town_plan(seed, sub, rb, theta, style, tb, kb, (merc(4.0), -merc(4.0)), roofs=False)
+            cb = over(cb, shadow.building * (1 - plan.building) * 0.45, (0.05, 0.05, 0.06))
+            cb = cb + plan.building[..., None] * (plan.roof - cb)
+        c[box] = cb
     c = over(c, major * road_land * 0.9, _ASPHALT)
-    density = 0.9 * forest + 0.25 * hedges + 0.12 * town
+    density = 0.9 * forest + 0.25 * hedges + town * (0.05 + 0.2 * (1 - core))  # gardens at a town's edge
     if px <= merc(6.0) and density.max() > 0:
         for field, cell, off in (("tree", merc(7.0), 0.0), ("tree_b", merc(9.0), merc(3.0))):
             shade_cov, _ = _trees(seed, g, density, field, cell, (off + merc(2.0), off - merc(2.0)))

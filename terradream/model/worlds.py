@@ -25,7 +25,7 @@ from terradream.core.tiles import TILE_SIZE_PX, WORLD_NAME_RE, area_mean2, latit
 from terradream.model.noise import world_seed
 from terradream.model.places import default_places, paint_towns_equirect
 from terradream.model.procedural import planet_equirect
-from terradream.model.structure import URBAN_COLOUR
+from terradream.model.towns import URBAN_COLOUR
 
 EARTH = "earth"
 BLUE_MARBLE_ATTRIBUTION = ("Root imagery: NASA Blue Marble Next Generation (public domain); towns: GeoNames (CC BY 4.0); "

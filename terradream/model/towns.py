@@ -1,0 +1,129 @@
+"""Towns of the structure field: street grids, lots, buildings with pitched roofs, and the built-up ground under them.
+
+A town runs from detached houses set back in gardens at its edge to terraced rows on the street at its centre (the
+`core` share, 0 to 1). Each district keeps one street grid and one roof style (terracotta, slate or mixed), so a town
+reads as a place rather than a texture. Everything is a pure function of (world seed, position), like the rest of the
+field.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from terradream.model.lattice import FIELD, STREAM_STRUCTURE, Grid, coverage, fbm, hash2, merc, rotated, unit
+from terradream.model.noise import stream_key
+
+URBAN_COLOUR = (0.50, 0.48, 0.46)
+URBAN_ALPHA = 0.7  # how much built-up ground covers what was there at a town's centre
+SUBURB_ALPHA = 0.45  # ... and at its edge, where gardens show through
+BUILDING_MAX_PX_M = 10.0  # single buildings from pixels this fine on (ground metres)
+BLOCK_M = (70.0, 110.0)  # city block across and along the street grid (ground metres)
+STREET_HALF_WIDTH_M = 4.5
+SUN = (math.sqrt(0.5), -math.sqrt(0.5))  # towards the sun (east, south): shadows fall north-west of buildings
+ROOF_RELIEF = 0.22  # brightness swing of a roof slope facing the sun (or away from it)
+FLAT_ROOF_SHARE = 0.25  # centre buildings with flat roofs (shops, blocks of flats)
+
+# Roof colours by district style: terracotta, slate, mixed. A town's roofs are mostly of its style.
+_ROOFS = np.array([
+    [[0.66, 0.36, 0.26], [0.58, 0.31, 0.23], [0.72, 0.45, 0.32], [0.50, 0.28, 0.22], [0.62, 0.40, 0.30],
+     [0.55, 0.55, 0.55]],
+    [[0.30, 0.31, 0.34], [0.36, 0.36, 0.39], [0.42, 0.41, 0.41], [0.25, 0.26, 0.28], [0.62, 0.33, 0.25],
+     [0.48, 0.49, 0.52]],
+    [[0.62, 0.33, 0.25], [0.55, 0.55, 0.55], [0.35, 0.35, 0.37], [0.78, 0.76, 0.72], [0.50, 0.28, 0.22],
+     [0.45, 0.47, 0.50]],
+], np.float32)
+_FLAT_ROOF = np.array([0.64, 0.63, 0.61], np.float32)
+
+
+@dataclass(frozen=True)
+class TownPlan:
+    """What a town's buildings put on each pixel: their coverage (H, W) and the roof's colour (H, W, 3)."""
+
+    building: np.ndarray
+    roof: np.ndarray
+
+
+def roof_style(rb: np.ndarray) -> np.ndarray:
+    """Roof style index (0 terracotta, 1 slate, 2 mixed) of districts from their hash."""
+    return (unit(rb, 6) * len(_ROOFS)).astype(np.int64)
+
+
+def _block_frame(g: Grid, theta: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Block indices (a across, b along the street grid) and positions inside the block (fu, fv), in metres."""
+    u, v = rotated(g, theta)
+    bw, bl = merc(BLOCK_M[0]), merc(BLOCK_M[1])
+    a, b = np.floor(u / bw), np.floor(v / bl)
+    return a, b, u - a * bw, v - b * bl
+
+
+def streets(g: Grid, theta: np.ndarray, town: np.ndarray) -> np.ndarray:
+    """Coverage (H, W) of the streets around every city block of the district's grid (angle theta), inside towns."""
+    _, _, fu, fv = _block_frame(g, theta)
+    bw, bl = merc(BLOCK_M[0]), merc(BLOCK_M[1])
+    edge = np.minimum(np.minimum(fu, bw - fu), np.minimum(fv, bl - fv))
+    return coverage(edge, merc(STREET_HALF_WIDTH_M), g.px_m) * town
+
+
+def town_plan(seed: int, g: Grid, rb: np.ndarray, theta: np.ndarray, style: np.ndarray, town: np.ndarray,
+              core: np.ndarray, offset: tuple[float, float] = (0.0, 0.0), roofs: bool = True) -> TownPlan:
+    """Buildings and roofs of towns on the district's street grid (hash rb, angle theta, roof style), sampled at
+    +offset.
+
+    A block is dense with the probability `core`: six terraced lots a side built on the street, else four detached
+    houses a side set back in gardens. Pitched roofs have their ridge along the building's longer side, the slope
+    facing the sun lighter; some centre buildings have flat roofs. roofs=False skips the colours (a shadow pass)."""
+    a, b, fu, fv = _block_frame(Grid(g.x + offset[0], g.y + offset[1], g.px_m), theta)
+    bw, bl = merc(BLOCK_M[0]), merc(BLOCK_M[1])
+    ai, bi = a.astype(np.int64), b.astype(np.int64)
+    dense = unit(hash2(stream_key(seed, STREAM_STRUCTURE, FIELD["block"]), ai ^ rb.astype(np.int64), bi), 0) < core
+    lot_len = bl / np.where(dense, 6, 4)
+    lot = np.floor(fv / lot_len)
+    side = (fu > bw / 2).astype(np.int64)
+    lu = np.where(side == 1, bw - fu, fu)
+    hb = hash2(stream_key(seed, STREAM_STRUCTURE, FIELD["lot"]), ai * 7 + side,
+               (bi * 11 + lot.astype(np.int64)) ^ rb.astype(np.int64))
+    depth = np.where(dense, merc(12.0) + unit(hb, 0) * merc(18.0), merc(9.0) + unit(hb, 0) * merc(12.0))
+    inset = np.where(dense, merc(0.5) + unit(hb, 1) * merc(2.0), merc(6.0) + unit(hb, 1) * merc(4.0))
+    gap = np.where(dense, merc(0.4), merc(1.5) + unit(hb, 2) * merc(3.0))
+    built = unit(hb, 3) < np.where(dense, 0.95, 0.85)
+    lv = fv - lot * lot_len
+    inside = np.minimum(np.minimum(lu - inset, inset + depth - lu), np.minimum(lv - gap, lot_len - gap - lv))
+    building = np.clip(inside / g.px_m + 0.5, 0.0, 1.0) * built * town
+    if not roofs:
+        return TownPlan(building, np.zeros(0, np.float32))
+    roof = _ROOFS[style, (unit(hb, 5) * _ROOFS.shape[1]).astype(np.int64)]
+    roof *= (0.85 + 0.3 * unit(hb, 4))[..., None]
+    # the ridge runs along the longer side: each slope faces across it, towards or away from the sun
+    across_street = depth > lot_len - 2 * gap
+    sign_u = np.sign(lu - inset - depth / 2) * np.where(side == 1, -1.0, 1.0)
+    sign_v = np.sign(lv - lot_len / 2)
+    c, s = np.cos(theta), np.sin(theta)
+    facing = np.where(across_street, sign_v * (-s * SUN[0] + c * SUN[1]), sign_u * (c * SUN[0] + s * SUN[1]))
+    flat = dense & (unit(hb, 7) < FLAT_ROOF_SHARE)
+    roof = np.where(flat[..., None], _FLAT_ROOF * (0.9 + 0.2 * unit(hb, 4))[..., None],
+                    roof * (1.0 + ROOF_RELIEF * facing)[..., None])
+    return TownPlan(building, roof.astype(np.float32))
+
+
+def paint_urban(seed: int, g: Grid, c: np.ndarray, town: np.ndarray, core: np.ndarray, theta: np.ndarray,
+                style: np.ndarray) -> np.ndarray:
+    """Built-up ground under towns, over c: pavement and roofs a little lighter or darker per (frayed) district and,
+    once they span two pixels, per pair of city blocks, with avenues between; the centre is more built over and
+    takes the colour of its roofs, the edge lets gardens show through."""
+    tone = 0.85 + 0.3 * fbm(seed, "urban", g, merc(1200.0), 3)
+    bw, bl = merc(2 * BLOCK_M[0]), merc(2 * BLOCK_M[1])  # two by two blocks of the street grid
+    if bw >= 2 * g.px_m:
+        u, v = rotated(g, theta)
+        a, b = np.floor(u / bw), np.floor(v / bl)
+        h = hash2(stream_key(seed, STREAM_STRUCTURE, FIELD["urban"]), a.astype(np.int64), b.astype(np.int64))
+        tone = tone * (0.8 + 0.4 * unit(h, 0))
+        fu, fv = u - a * bw, v - b * bl
+        avenue = coverage(np.minimum(np.minimum(fu, bw - fu), np.minimum(fv, bl - fv)), merc(8.0), g.px_m)
+        tone = tone * (1.0 - 0.5 * avenue)
+    roof_mean = _ROOFS.mean(axis=1)[style]
+    colour = np.asarray(URBAN_COLOUR, np.float32) + (0.5 * core)[..., None] * (roof_mean - URBAN_COLOUR)
+    alpha = town * (SUBURB_ALPHA + (URBAN_ALPHA - SUBURB_ALPHA) * core)
+    return c + alpha[..., None] * (colour * tone[..., None] - c)
