@@ -335,7 +335,7 @@ def layout(seed: int, g: Grid, base: np.ndarray, water: np.ndarray | None = None
         cb = over(cb, streets(sub, theta, tb) * 0.85, _ASPHALT)
         if px <= merc(BUILDING_MAX_PX_M):  # coarser, single roofs would only be one-pixel speckle
             plan = town_plan(seed, sub, rb, theta, style, tb, kb)
-            shadow = town_plan(seed, sub, rb, theta, style, tb, kb, (merc(4.0), -merc(4.0)), roofs=False)
+            shadow = town_plan(seed, sub, rb, theta, style, tb, kb, (-merc(4.0), merc(4.0)), roofs=False)
             cb = over(cb, shadow.building * (1 - plan.building) * 0.45, (0.05, 0.05, 0.06))
             cb = cb + plan.building[..., None] * (plan.roof - cb)
         c[box] = cb
@@ -343,7 +343,7 @@ def layout(seed: int, g: Grid, base: np.ndarray, water: np.ndarray | None = None
     density = 0.9 * forest + 0.25 * hedges + town * (0.05 + 0.2 * (1 - core))  # gardens at a town's edge
     if px <= merc(6.0) and density.max() > 0:
         for field, cell, off in (("tree", merc(7.0), 0.0), ("tree_b", merc(9.0), merc(3.0))):
-            shade_cov, _ = _trees(seed, g, density, field, cell, (off + merc(2.0), off - merc(2.0)))
+            shade_cov, _ = _trees(seed, g, density, field, cell, (off - merc(2.0), off + merc(2.0)))
             crown, tone = _trees(seed, g, density, field, cell, (off, off))
             c = over(c, shade_cov * (1 - crown) * 0.55, (0.04, 0.06, 0.04))
             colour = np.stack([0.10 + 0.08 * tone, 0.20 + 0.10 * tone, 0.08 + 0.05 * tone], axis=-1)

@@ -22,7 +22,7 @@ SUBURB_ALPHA = 0.45  # ... and at its edge, where gardens show through
 BUILDING_MAX_PX_M = 10.0  # single buildings from pixels this fine on (ground metres)
 BLOCK_M = (70.0, 110.0)  # city block across and along the street grid (ground metres)
 STREET_HALF_WIDTH_M = 4.5
-SUN = (math.sqrt(0.5), -math.sqrt(0.5))  # towards the sun (east, south): shadows fall north-west of buildings
+SUN = (-math.sqrt(0.5), math.sqrt(0.5))  # towards the sun (west, north), as the relief is lit: shadows fall south-east
 ROOF_RELIEF = 0.22  # brightness swing of a roof slope facing the sun (or away from it)
 FLAT_ROOF_SHARE = 0.25  # centre buildings with flat roofs (shops, blocks of flats)
 
