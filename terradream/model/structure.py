@@ -32,7 +32,7 @@ from terradream.model.lattice import (
 from terradream.model.noise import splitmix64, stream_key
 from terradream.model.towns import BUILDING_MAX_PX_M, paint_urban, roof_style, streets, town_plan
 
-STRUCTURE_REVISION = 10  # bump whenever the layout changes: it is part of the model version, hence of cache keys
+STRUCTURE_REVISION = 11  # bump whenever the layout changes: it is part of the model version, hence of cache keys
 
 
 # ---- land cover from the parent's (low-passed) colours ----
