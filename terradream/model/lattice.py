@@ -5,6 +5,7 @@ they meet.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,6 +15,7 @@ from terradream.model.noise import splitmix64, stream_key, uniform_grid
 
 WORLD_M = 2 * WEB_MERCATOR_HALF_WORLD_M  # Web-Mercator world width in metres
 GROUND_TO_MERCATOR = 1.35  # sizes below are ground metres at mid latitudes; Mercator metres are about this much larger
+LIGHT_FROM = (-math.sqrt(0.5), math.sqrt(0.5))  # where the light comes from, along the ground (x east, y north)
 STREAM_STRUCTURE = 2  # noise.py stream id of the structure field's random numbers
 FIELD = {"district": 0, "farm": 1, "town": 2, "forest": 3, "warp_x": 4, "warp_y": 5, "region": 6, "parcel": 7,
       "stream": 8, "stream_mask": 9, "road_major": 10, "road_minor": 11, "lot": 12, "tree": 13, "tree_b": 14,
@@ -134,3 +136,20 @@ def rotated(g: Grid, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     c, s = np.cos(theta), np.sin(theta)
     x, y = g.x[None, :], g.y[:, None]
     return x * c + y * s, -x * s + y * c
+
+
+def toward_light(dist_m: float) -> tuple[float, float]:
+    """The offset (x, y metres) from a pixel to the point whose object would shade it: dist_m each way towards the
+    light, so a shadow falls away from it.
+
+    >>> toward_light(4.0)
+    (-4.0, 4.0)
+    """
+    return math.copysign(dist_m, LIGHT_FROM[0]), math.copysign(dist_m, LIGHT_FROM[1])
+
+
+def level_slope(grown: np.ndarray, px_m: float) -> tuple[np.ndarray, np.ndarray]:
+    """A field sampled on a grid grown by one pixel (Grid.grown): its values on the grid itself and the size of its
+    gradient there (central differences, per metre), which turns a value's distance from a level into metres."""
+    slope = np.hypot(grown[1:-1, 2:] - grown[1:-1, :-2], grown[2:, 1:-1] - grown[:-2, 1:-1]) / (2 * px_m)
+    return grown[1:-1, 1:-1], slope

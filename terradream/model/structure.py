@@ -23,10 +23,12 @@ from terradream.model.lattice import (
     coverage,
     fbm,
     hash2,
+    level_slope,
     merc,
     over,
     ramp,
     rotated,
+    toward_light,
     unit,
 )
 from terradream.model.noise import splitmix64, stream_key
@@ -76,12 +78,11 @@ def _districts(seed: int, g: Grid, edges: bool) -> Districts:
     wy = (fbm(seed, "warp_y", grid, merc(3000.0), 2) - 0.5) * DISTRICT_WARP * size
     ids, dist = [], None
     for warped in (grid.y[:, None] + wy, grid.x[None, :] + wx):
-        inner = warped[1:-1, 1:-1] if edges else warped
+        inner, slope = level_slope(warped, g.px_m) if edges else (warped, None)
         cells = inner / size
         cell = np.floor(cells)
         ids.append(cell.astype(np.int64))
-        if edges:
-            slope = np.hypot(warped[1:-1, 2:] - warped[1:-1, :-2], warped[2:, 1:-1] - warped[:-2, 1:-1]) / (2 * g.px_m)
+        if slope is not None:
             edge = np.minimum(cells - cell, cell + 1 - cells) * size / np.maximum(slope, 1e-6)
             dist = edge if dist is None else np.minimum(dist, edge)
     rj, ri = ids
@@ -259,7 +260,8 @@ def _wild_mottle(seed: int, g: Grid, c: np.ndarray, wild: np.ndarray) -> np.ndar
 
 
 def _box(g: Grid, mask: np.ndarray) -> tuple[tuple[slice, slice], Grid]:
-    """The smallest box of rows and columns holding every set pixel of mask (H, W), and the grid of that box."""
+    """The smallest box of rows and columns holding every set pixel of mask (H, W; at least one is set), and the
+    grid of that box."""
     rows, cols = np.nonzero(mask.any(axis=1))[0], np.nonzero(mask.any(axis=0))[0]
     box = (slice(int(rows[0]), int(rows[-1]) + 1), slice(int(cols[0]), int(cols[-1]) + 1))
     return box, Grid(g.x[box[1]], g.y[box[0]], g.px_m)
@@ -313,9 +315,7 @@ def layout(seed: int, g: Grid, base: np.ndarray, water: np.ndarray | None = None
         return c
     c, hedges = _fields(g, d.rb, d.theta, c, farm)
     if px <= merc(40.0):  # streams: a level set of slow noise where the stream mask allows
-        grown = fbm(seed, "stream", g.grown(), merc(3000.0), 3) - 0.5
-        n = grown[1:-1, 1:-1]
-        grad = np.hypot(grown[1:-1, 2:] - grown[1:-1, :-2], grown[2:, 1:-1] - grown[:-2, 1:-1]) / (2 * px)
+        n, grad = level_slope(fbm(seed, "stream", g.grown(), merc(3000.0), 3) - 0.5, px)
         wet = ramp(fbm(seed, "stream_mask", g, merc(20000.0), 2), 0.45, 0.55) * land * (1 - town)
         c = over(c, coverage(np.abs(n) / np.maximum(grad, 1e-12), merc(5.0), px) * wet * 0.9, _WATER)
     road_land = cover["land"] * (1 - cover["snow"])
@@ -328,22 +328,22 @@ def layout(seed: int, g: Grid, base: np.ndarray, water: np.ndarray | None = None
     if d.edge_m is not None:  # a road where field patterns and street grids meet
         settled = np.maximum(farm, town)
         c = over(c, coverage(d.edge_m, merc(3.5), px) * road_land * settled * 0.85, _LANE)
-    if px <= merc(30.0) and town.max() > 0:  # (no town in the window: every town term is zero anyway)
-        box, sub = _box(g, town > 0)
+    if px <= merc(30.0) and urban:  # (no town in the window: every town term is zero anyway)
         cb, tb, kb = c[box], town[box], core[box]
         rb, theta, style = d.rb[box], d.theta[box], d.roof_style[box]
         cb = over(cb, streets(sub, theta, tb) * 0.85, _ASPHALT)
         if px <= merc(BUILDING_MAX_PX_M):  # coarser, single roofs would only be one-pixel speckle
             plan = town_plan(seed, sub, rb, theta, style, tb, kb)
-            shadow = town_plan(seed, sub, rb, theta, style, tb, kb, (-merc(4.0), merc(4.0)), roofs=False)
+            shadow = town_plan(seed, sub, rb, theta, style, tb, kb, toward_light(merc(4.0)), roofs=False)
             cb = over(cb, shadow.building * (1 - plan.building) * 0.45, (0.05, 0.05, 0.06))
             cb = cb + plan.building[..., None] * (plan.roof - cb)
         c[box] = cb
     c = over(c, major * road_land * 0.9, _ASPHALT)
     density = 0.9 * forest + 0.25 * hedges + town * (0.05 + 0.2 * (1 - core))  # gardens at a town's edge
     if px <= merc(6.0) and density.max() > 0:
+        shade = toward_light(merc(2.0))
         for field, cell, off in (("tree", merc(7.0), 0.0), ("tree_b", merc(9.0), merc(3.0))):
-            shade_cov, _ = _trees(seed, g, density, field, cell, (off - merc(2.0), off + merc(2.0)))
+            shade_cov, _ = _trees(seed, g, density, field, cell, (off + shade[0], off + shade[1]))
             crown, tone = _trees(seed, g, density, field, cell, (off, off))
             c = over(c, shade_cov * (1 - crown) * 0.55, (0.04, 0.06, 0.04))
             colour = np.stack([0.10 + 0.08 * tone, 0.20 + 0.10 * tone, 0.08 + 0.05 * tone], axis=-1)

@@ -33,7 +33,7 @@ SLOPE_PER_OCTAVE = 0.1  # height of an octave as a fraction of its wavelength: s
 FLAT_RUGGEDNESS = 0.02  # ruggedness up to this is flat ground: no relief drawn
 SHADE_STRENGTH = 0.5  # how dark a slope facing away from the light gets, at full ruggedness
 ROCK_SLOPE = (0.9, 1.5)  # slope (rise over run) over which snow gives way to bare rock
-# the light comes from the north-west (x east, y north, up)
+# the light comes from the north-west (x east, y north, up): lattice.LIGHT_FROM along the ground, 32 degrees up
 _SUN = (np.array([-1.0, 1.0, 1.6]) / math.sqrt(1.0 + 1.0 + 1.6**2)).astype(np.float32)
 _ROCK = (0.36, 0.35, 0.33)
 _TWIST = 1.1  # radians each octave turns from the one above

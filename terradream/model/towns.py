@@ -8,12 +8,22 @@ field.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 
-from terradream.model.lattice import FIELD, STREAM_STRUCTURE, Grid, coverage, fbm, hash2, merc, rotated, unit
+from terradream.model.lattice import (
+    FIELD,
+    LIGHT_FROM,
+    STREAM_STRUCTURE,
+    Grid,
+    coverage,
+    fbm,
+    hash2,
+    merc,
+    rotated,
+    unit,
+)
 from terradream.model.noise import stream_key
 
 URBAN_COLOUR = (0.50, 0.48, 0.46)
@@ -22,8 +32,7 @@ SUBURB_ALPHA = 0.45  # ... and at its edge, where gardens show through
 BUILDING_MAX_PX_M = 10.0  # single buildings from pixels this fine on (ground metres)
 BLOCK_M = (70.0, 110.0)  # city block across and along the street grid (ground metres)
 STREET_HALF_WIDTH_M = 4.5
-SUN = (-math.sqrt(0.5), math.sqrt(0.5))  # towards the sun (west, north), as the relief is lit: shadows fall south-east
-ROOF_RELIEF = 0.22  # brightness swing of a roof slope facing the sun (or away from it)
+ROOF_RELIEF = 0.22  # brightness swing of a roof slope facing the light (or away from it)
 FLAT_ROOF_SHARE = 0.25  # centre buildings with flat roofs (shops, blocks of flats)
 
 # Roof colours by district style: terracotta, slate, mixed. A town's roofs are mostly of its style.
@@ -51,20 +60,24 @@ def roof_style(rb: np.ndarray) -> np.ndarray:
     return (unit(rb, 6) * len(_ROOFS)).astype(np.int64)
 
 
-def _block_frame(g: Grid, theta: np.ndarray) -> tuple[np.ndarray, ...]:
-    """Block indices (a across, b along the street grid) and positions inside the block (fu, fv), in metres."""
+def _block_frame(g: Grid, theta: np.ndarray, bw: float, bl: float) -> tuple[np.ndarray, ...]:
+    """Indices of bw x bl blocks (a across, b along the street grid at angle theta) and positions inside them (fu,
+    fv), in metres."""
     u, v = rotated(g, theta)
-    bw, bl = merc(BLOCK_M[0]), merc(BLOCK_M[1])
     a, b = np.floor(u / bw), np.floor(v / bl)
     return a, b, u - a * bw, v - b * bl
 
 
+def _block_edge(fu: np.ndarray, fv: np.ndarray, bw: float, bl: float) -> np.ndarray:
+    """Distance (m) from a position inside a bw x bl block to the block's nearest side."""
+    return np.minimum(np.minimum(fu, bw - fu), np.minimum(fv, bl - fv))
+
+
 def streets(g: Grid, theta: np.ndarray, town: np.ndarray) -> np.ndarray:
     """Coverage (H, W) of the streets around every city block of the district's grid (angle theta), inside towns."""
-    _, _, fu, fv = _block_frame(g, theta)
     bw, bl = merc(BLOCK_M[0]), merc(BLOCK_M[1])
-    edge = np.minimum(np.minimum(fu, bw - fu), np.minimum(fv, bl - fv))
-    return coverage(edge, merc(STREET_HALF_WIDTH_M), g.px_m) * town
+    _, _, fu, fv = _block_frame(g, theta, bw, bl)
+    return coverage(_block_edge(fu, fv, bw, bl), merc(STREET_HALF_WIDTH_M), g.px_m) * town
 
 
 def town_plan(seed: int, g: Grid, rb: np.ndarray, theta: np.ndarray, style: np.ndarray, town: np.ndarray,
@@ -72,11 +85,12 @@ def town_plan(seed: int, g: Grid, rb: np.ndarray, theta: np.ndarray, style: np.n
     """Buildings and roofs of towns on the district's street grid (hash rb, angle theta, roof style), sampled at
     +offset.
 
-    A block is dense with the probability `core`: six terraced lots a side built on the street, else four detached
-    houses a side set back in gardens. Pitched roofs have their ridge along the building's longer side, the slope
-    facing the sun lighter; some centre buildings have flat roofs. roofs=False skips the colours (a shadow pass)."""
-    a, b, fu, fv = _block_frame(Grid(g.x + offset[0], g.y + offset[1], g.px_m), theta)
+    A block is dense where its random number is below `core`: six terraced lots a side built on the street, else
+    four detached houses a side set back in gardens. `core` is read per pixel, so a block that a centre's edge
+    crosses is split along that line between the two layouts. Pitched roofs have their ridge along the building's longer side, the slope
+    facing the light lighter; some centre buildings have flat roofs. roofs=False skips the colours (a shadow pass)."""
     bw, bl = merc(BLOCK_M[0]), merc(BLOCK_M[1])
+    a, b, fu, fv = _block_frame(Grid(g.x + offset[0], g.y + offset[1], g.px_m), theta, bw, bl)
     ai, bi = a.astype(np.int64), b.astype(np.int64)
     dense = unit(hash2(stream_key(seed, STREAM_STRUCTURE, FIELD["block"]), ai ^ rb.astype(np.int64), bi), 0) < core
     lot_len = bl / np.where(dense, 6, 4)
@@ -101,7 +115,8 @@ def town_plan(seed: int, g: Grid, rb: np.ndarray, theta: np.ndarray, style: np.n
     sign_u = np.sign(lu - inset - depth / 2) * np.where(side == 1, -1.0, 1.0)
     sign_v = np.sign(lv - lot_len / 2)
     c, s = np.cos(theta), np.sin(theta)
-    facing = np.where(across_street, sign_v * (-s * SUN[0] + c * SUN[1]), sign_u * (c * SUN[0] + s * SUN[1]))
+    light = LIGHT_FROM
+    facing = np.where(across_street, sign_v * (-s * light[0] + c * light[1]), sign_u * (c * light[0] + s * light[1]))
     flat = dense & (unit(hb, 7) < FLAT_ROOF_SHARE)
     roof = np.where(flat[..., None], _FLAT_ROOF * (0.9 + 0.2 * unit(hb, 4))[..., None],
                     roof * (1.0 + ROOF_RELIEF * facing)[..., None])
@@ -111,17 +126,15 @@ def town_plan(seed: int, g: Grid, rb: np.ndarray, theta: np.ndarray, style: np.n
 def paint_urban(seed: int, g: Grid, c: np.ndarray, town: np.ndarray, core: np.ndarray, theta: np.ndarray,
                 style: np.ndarray) -> np.ndarray:
     """Built-up ground under towns, over c: pavement and roofs a little lighter or darker per (frayed) district and,
-    once they span two pixels, per pair of city blocks, with avenues between; the centre is more built over and
-    takes the colour of its roofs, the edge lets gardens show through."""
+    once they span two pixels, per square of 2 x 2 city blocks, with avenues between; towards the centre it is more
+    built over and halfway to the colour of its roofs, at the edge gardens show through."""
     tone = 0.85 + 0.3 * fbm(seed, "urban", g, merc(1200.0), 3)
     bw, bl = merc(2 * BLOCK_M[0]), merc(2 * BLOCK_M[1])  # two by two blocks of the street grid
     if bw >= 2 * g.px_m:
-        u, v = rotated(g, theta)
-        a, b = np.floor(u / bw), np.floor(v / bl)
+        a, b, fu, fv = _block_frame(g, theta, bw, bl)
         h = hash2(stream_key(seed, STREAM_STRUCTURE, FIELD["urban"]), a.astype(np.int64), b.astype(np.int64))
         tone = tone * (0.8 + 0.4 * unit(h, 0))
-        fu, fv = u - a * bw, v - b * bl
-        avenue = coverage(np.minimum(np.minimum(fu, bw - fu), np.minimum(fv, bl - fv)), merc(8.0), g.px_m)
+        avenue = coverage(_block_edge(fu, fv, bw, bl), merc(8.0), g.px_m)
         tone = tone * (1.0 - 0.5 * avenue)
     roof_mean = _ROOFS.mean(axis=1)[style]
     colour = np.asarray(URBAN_COLOUR, np.float32) + (0.5 * core)[..., None] * (roof_mean - URBAN_COLOUR)

@@ -40,7 +40,8 @@ def test_town_density_is_a_pure_function_of_position() -> None:
     row, col = latlon_to_global_px(13, 38.72, -9.14)
     a = places.density(3, Grid.of_window(13, int(row), int(col), 200, 200))
     b = places.density(3, Grid.of_window(13, int(row) + 40, int(col) + 72, 200, 200))
-    assert a is not None and b is not None and 0.0 < a.min() < 1.0 < a.max() <= 2.0  # built up, and centres
+    assert a is not None and b is not None and a.mean() > 0.0 and a.max() <= 2.0
+    assert (a < 1.0).any() and (a > 1.0).any()  # suburbs, and the way into a centre
     np.testing.assert_array_equal(a[40:, 72:], b[:160, :128])
 
 

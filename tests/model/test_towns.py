@@ -1,12 +1,14 @@
 """Towns and districts of the structure field: denser centres, pitched roofs lit from one side, roads on district
 edges where the field pattern changes."""
 
+import math
+
 import numpy as np
 import pytest
 
-from terradream.model.lattice import Grid
-from terradream.model.structure import _districts
-from terradream.model.towns import ROOF_RELIEF, SUN, town_plan
+from terradream.model.lattice import LIGHT_FROM, Grid, merc, toward_light
+from terradream.model.structure import _districts, layout
+from terradream.model.towns import ROOF_RELIEF, town_plan
 
 pytestmark = pytest.mark.unit
 
@@ -27,25 +29,57 @@ def test_a_town_centre_is_more_built_over_than_its_edge() -> None:
     assert 0.1 < edge.building.mean() < centre.building.mean() - 0.1
 
 
-def test_roof_slopes_facing_the_sun_are_lighter() -> None:
-    """Along a line across one ridge the roof takes two brightnesses, the slope facing the sun the lighter."""
-    theta = 0.0  # streets along the x axis: every detached house has its ridge along the street or across it
-    g, edge = plan(0.0, theta)
-    inside = edge.building == 1.0
-    lum = edge.roof.mean(-1)
+@pytest.mark.parametrize("theta", [0.0, math.pi / 2])
+@pytest.mark.parametrize("axis", [1, 0])  # scan along rows (west to east) or along columns (north to south)
+def test_roof_slopes_facing_the_light_are_lighter(theta: float, axis: int) -> None:
+    """Along a line across a ridge the roof takes two brightnesses: each slope lit as it faces the light."""
+    _, edge = plan(0.0, theta)
+    inside, lum = edge.building == 1.0, edge.roof.mean(-1)
+    if axis == 0:
+        inside, lum = inside.T, lum.T
     ratios = []
-    for r in range(0, 256, 4):
+    for r in range(0, inside.shape[0], 2):
         cols = np.nonzero(inside[r])[0]
-        if len(cols) < 6:
-            continue
-        runs = np.split(cols, np.nonzero(np.diff(cols) > 1)[0] + 1)
-        for run in runs:
-            values = np.unique(np.round(lum[r, run], 5))
-            if len(run) >= 6 and len(values) == 2:  # a ridge along the street (north-south): west and east slopes
+        for run in np.split(cols, np.nonzero(np.diff(cols) > 1)[0] + 1):
+            if len(run) >= 6 and len(np.unique(np.round(lum[r, run], 5))) == 2:  # the scan crosses a ridge
                 ratios.append(lum[r, run[-1]] / lum[r, run[0]])
-    expected = (1 + ROOF_RELIEF * SUN[0]) / (1 - ROOF_RELIEF * SUN[0])  # east over west: below 1, the sun is west
-    assert expected < 1
-    assert len(ratios) > 20 and float(np.median(ratios)) == pytest.approx(expected, rel=1e-3)
+    towards = LIGHT_FROM[0] if axis == 1 else -LIGHT_FROM[1]  # the light's share along the scan (x east, y north)
+    expected = (1 + ROOF_RELIEF * towards) / (1 - ROOF_RELIEF * towards)  # far slope over near slope
+    assert expected < 1  # the light is from the north-west: the far (east or south) slope is the darker
+    assert len(ratios) > 5 and float(np.median(ratios)) == pytest.approx(expected, rel=1e-3)
+
+
+def test_shadows_fall_away_from_the_light() -> None:
+    g = Grid.of_window(Z, ROW0, COL0, 256, 256)
+    ones = np.ones((256, 256), np.float32)
+    args = (7, g, np.full((256, 256), 12345, np.uint64), np.full((256, 256), 0.3, np.float32),
+            np.zeros((256, 256), np.int64), ones, ones * np.float32(0.5))
+    building = town_plan(*args).building
+    shadow = town_plan(*args, toward_light(merc(4.0)), roofs=False).building
+    # the shift that best lays the buildings over their shadows: south-east (rows and columns grow), 4 m each way
+    shifts = [(dr, dc) for dr in range(-9, 10) for dc in range(-9, 10)]
+    best = max(shifts, key=lambda s: float((shadow * np.roll(building, s, axis=(0, 1))).sum()))
+    step_px = merc(4.0) / g.px_m  # 4.5 px
+    expected = (np.sign(LIGHT_FROM[1]) * step_px, -np.sign(LIGHT_FROM[0]) * step_px)
+    assert best[0] > 0 and best[1] > 0
+    assert abs(best[0] - expected[0]) < 1 and abs(best[1] - expected[1]) < 1
+
+
+def test_towns_are_a_pure_function_of_global_position() -> None:
+    """A town (density rising to a centre, as places.py gives) cut by window edges: the overlap is the same bytes."""
+    z, row0, col0, size = 16, 23_724_000, 33_668_000, 256
+    centre = Grid.of_window(z, row0 + 200, col0 + 220, 1, 1)
+
+    def paint(dr: int, dc: int) -> np.ndarray:
+        g = Grid.of_window(z, row0 + dr, col0 + dc, size, size)
+        dist = np.hypot(g.x[None, :] - centre.x[0], g.y[:, None] - centre.y[0])
+        towns = np.clip(2.0 - dist / 300.0, 0.0, 2.0).astype(np.float32)
+        base = np.broadcast_to(np.array([0.36, 0.40, 0.26], np.float32), (size, size, 3))
+        return layout(5, g, base, towns=towns) - base
+
+    a, b = paint(0, 0), paint(96, 160)
+    assert np.abs(a[96:, 160:]).max() > 0.1  # the town is in the overlap
+    np.testing.assert_array_equal(a[96:, 160:], b[:160, :96])
 
 
 def test_district_edges_are_where_districts_change_and_the_same_in_every_window() -> None:
