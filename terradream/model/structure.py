@@ -34,7 +34,7 @@ from terradream.model.lattice import (
 from terradream.model.noise import splitmix64, stream_key
 from terradream.model.towns import BUILDING_MAX_PX_M, paint_urban, roof_style, streets, town_plan
 
-STRUCTURE_REVISION = 11  # bump whenever the layout changes: it is part of the model version, hence of cache keys
+STRUCTURE_REVISION = 12  # bump whenever the layout changes: it is part of the model version, hence of cache keys
 
 
 # ---- land cover from the parent's (low-passed) colours ----
@@ -331,7 +331,7 @@ def layout(seed: int, g: Grid, base: np.ndarray, water: np.ndarray | None = None
     if px <= merc(30.0) and urban:  # (no town in the window: every town term is zero anyway)
         cb, tb, kb = c[box], town[box], core[box]
         rb, theta, style = d.rb[box], d.theta[box], d.roof_style[box]
-        cb = over(cb, streets(sub, theta, tb) * 0.85, _ASPHALT)
+        cb = over(cb, streets(seed, sub, theta, tb, kb) * 0.85, _ASPHALT)
         if px <= merc(BUILDING_MAX_PX_M):  # coarser, single roofs would only be one-pixel speckle
             plan = town_plan(seed, sub, rb, theta, style, tb, kb)
             shadow = town_plan(seed, sub, rb, theta, style, tb, kb, toward_light(merc(4.0)), roofs=False)

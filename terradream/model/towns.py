@@ -1,7 +1,7 @@
 """Towns of the structure field: street grids, lots, buildings with pitched roofs, and the built-up ground under them.
 
 A town runs from detached houses set back in gardens at its edge to terraced rows on the street at its centre (the
-`core` share, 0 to 1). Each district keeps one street grid and one roof style (terracotta, slate or mixed), so a town
+`core` share, 0 to 1), where the street grid bends into an old town's irregular blocks. Each district keeps one street grid and one roof style (terracotta, slate or mixed), so a town
 reads as a place rather than a texture. Everything is a pure function of (world seed, position), like the rest of the
 field.
 """
@@ -33,6 +33,7 @@ BUILDING_MAX_PX_M = 10.0  # single buildings from pixels this fine on (ground me
 BLOCK_M = (70.0, 110.0)  # city block across and along the street grid (ground metres)
 STREET_HALF_WIDTH_M = 4.5
 ROOF_RELIEF = 0.22  # brightness swing of a roof slope facing the light (or away from it)
+OLD_STREETS_M = (25.0, 180.0)  # a centre's streets wander up to this far (ground metres) over about this distance
 FLAT_ROOF_SHARE = 0.25  # centre buildings with flat roofs (shops, blocks of flats)
 
 # Roof colours by district style: terracotta, slate, mixed. A town's roofs are mostly of its style.
@@ -60,10 +61,16 @@ def roof_style(rb: np.ndarray) -> np.ndarray:
     return (unit(rb, 6) * len(_ROOFS)).astype(np.int64)
 
 
-def _block_frame(g: Grid, theta: np.ndarray, bw: float, bl: float) -> tuple[np.ndarray, ...]:
+def _block_frame(seed: int, g: Grid, theta: np.ndarray, core: np.ndarray, bw: float,
+                 bl: float) -> tuple[np.ndarray, ...]:
     """Indices of bw x bl blocks (a across, b along the street grid at angle theta) and positions inside them (fu,
-    fv), in metres."""
+    fv), in metres. Towards a centre (core) the grid bends with slow noise, so an old town's streets wander and
+    its blocks are irregular; where core is 0 the grid is straight, to the bit."""
     u, v = rotated(g, theta)
+    if core.max() > 0:
+        cell, reach = merc(OLD_STREETS_M[1]), (2 * merc(OLD_STREETS_M[0])) * core
+        u = u + (fbm(seed, "street_bend_u", g, cell, 2) - 0.5) * reach
+        v = v + (fbm(seed, "street_bend_v", g, cell, 2) - 0.5) * reach
     a, b = np.floor(u / bw), np.floor(v / bl)
     return a, b, u - a * bw, v - b * bl
 
@@ -73,10 +80,10 @@ def _block_edge(fu: np.ndarray, fv: np.ndarray, bw: float, bl: float) -> np.ndar
     return np.minimum(np.minimum(fu, bw - fu), np.minimum(fv, bl - fv))
 
 
-def streets(g: Grid, theta: np.ndarray, town: np.ndarray) -> np.ndarray:
+def streets(seed: int, g: Grid, theta: np.ndarray, town: np.ndarray, core: np.ndarray) -> np.ndarray:
     """Coverage (H, W) of the streets around every city block of the district's grid (angle theta), inside towns."""
     bw, bl = merc(BLOCK_M[0]), merc(BLOCK_M[1])
-    _, _, fu, fv = _block_frame(g, theta, bw, bl)
+    _, _, fu, fv = _block_frame(seed, g, theta, core, bw, bl)
     return coverage(_block_edge(fu, fv, bw, bl), merc(STREET_HALF_WIDTH_M), g.px_m) * town
 
 
@@ -90,7 +97,7 @@ def town_plan(seed: int, g: Grid, rb: np.ndarray, theta: np.ndarray, style: np.n
     crosses is split along that line between the two layouts. Pitched roofs have their ridge along the building's longer side, the slope
     facing the light lighter; some centre buildings have flat roofs. roofs=False skips the colours (a shadow pass)."""
     bw, bl = merc(BLOCK_M[0]), merc(BLOCK_M[1])
-    a, b, fu, fv = _block_frame(Grid(g.x + offset[0], g.y + offset[1], g.px_m), theta, bw, bl)
+    a, b, fu, fv = _block_frame(seed, Grid(g.x + offset[0], g.y + offset[1], g.px_m), theta, core, bw, bl)
     ai, bi = a.astype(np.int64), b.astype(np.int64)
     dense = unit(hash2(stream_key(seed, STREAM_STRUCTURE, FIELD["block"]), ai ^ rb.astype(np.int64), bi), 0) < core
     lot_len = bl / np.where(dense, 6, 4)
@@ -131,7 +138,7 @@ def paint_urban(seed: int, g: Grid, c: np.ndarray, town: np.ndarray, core: np.nd
     tone = 0.85 + 0.3 * fbm(seed, "urban", g, merc(1200.0), 3)
     bw, bl = merc(2 * BLOCK_M[0]), merc(2 * BLOCK_M[1])  # two by two blocks of the street grid
     if bw >= 2 * g.px_m:
-        a, b, fu, fv = _block_frame(g, theta, bw, bl)
+        a, b, fu, fv = _block_frame(seed, g, theta, core, bw, bl)
         h = hash2(stream_key(seed, STREAM_STRUCTURE, FIELD["urban"]), a.astype(np.int64), b.astype(np.int64))
         tone = tone * (0.8 + 0.4 * unit(h, 0))
         avenue = coverage(_block_edge(fu, fv, bw, bl), merc(8.0), g.px_m)
