@@ -18,10 +18,9 @@ GROUND_TO_MERCATOR = 1.35  # sizes below are ground metres at mid latitudes; Mer
 LIGHT_FROM = (-math.sqrt(0.5), math.sqrt(0.5))  # where the light comes from, along the ground (x east, y north)
 STREAM_STRUCTURE = 2  # noise.py stream id of the structure field's random numbers
 FIELD = {"district": 0, "farm": 1, "town": 2, "forest": 3, "warp_x": 4, "warp_y": 5, "region": 6, "parcel": 7,
-      "stream": 8, "stream_mask": 9, "road_major": 10, "road_minor": 11, "lot": 12, "tree": 13, "tree_b": 14,
-      "town_edge": 15, "urban": 16, "ridge": 17, "woods": 18, "woods_tone": 19,
-      "land_tone": 20, "land_hue": 21, "block": 22,
-      "street_bend_u": 23, "street_bend_v": 24}
+         "stream": 8, "stream_mask": 9, "road_major": 10, "road_minor": 11, "lot": 12, "tree": 13, "tree_b": 14,
+         "town_edge": 15, "urban": 16, "ridge": 17, "woods": 18, "woods_tone": 19, "land_tone": 20, "land_hue": 21,
+         "block": 22, "street_bend_u": 23, "street_bend_v": 24}
 
 
 @dataclass(frozen=True)
@@ -41,6 +40,10 @@ class Grid:
         rows = np.arange(row0, row0 + height, dtype=np.float64) + 0.5
         return cls(cols * px_m - WORLD_M / 2, WORLD_M / 2 - rows * px_m, px_m)
 
+    def shifted(self, dx_m: float, dy_m: float) -> Grid:
+        """The same pixels sampled dx_m east and dy_m north of their centres."""
+        return Grid(self.x + dx_m, self.y + dy_m, self.px_m)
+
     def grown(self) -> Grid:
         """This grid with one more pixel on every side, computed as of_window computes points (so a point has the
         same coordinates, to the bit, whichever window's grid it is in)."""
@@ -52,6 +55,7 @@ class Grid:
 
 
 def merc(ground_m: float) -> float:
+    """Mercator metres of a size given in ground metres at mid latitudes (GROUND_TO_MERCATOR)."""
     return ground_m * GROUND_TO_MERCATOR
 
 
@@ -116,6 +120,7 @@ def fbm(seed: int, field: str, g: Grid, cell_m: float, octaves: int) -> np.ndarr
 
 
 def ramp(v: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """0 at or below lo, 1 at or above hi, linear between."""
     return np.clip((v - lo) / (hi - lo), 0.0, 1.0)
 
 

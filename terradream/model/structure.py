@@ -32,7 +32,7 @@ from terradream.model.lattice import (
     unit,
 )
 from terradream.model.noise import splitmix64, stream_key
-from terradream.model.towns import BUILDING_MAX_PX_M, paint_urban, roof_style, streets, town_plan
+from terradream.model.towns import BUILDING_MAX_PX_M, StreetGrid, paint_urban, roof_style, streets, town_plan
 
 STRUCTURE_REVISION = 12  # bump whenever the layout changes: it is part of the model version, hence of cache keys
 
@@ -214,10 +214,10 @@ def _segments_distance(g: Grid, segs: list[tuple[float, ...]], reach_m: float) -
     return d
 
 
-def _trees(seed: int, g: Grid, density: np.ndarray, field: str, cell_m: float,
-           offset: tuple[float, float] = (0.0, 0.0)) -> tuple[np.ndarray, np.ndarray]:
-    """Tree crowns on a jittered lattice (each inside its cell): (coverage, shade of green per crown)."""
-    x, y = g.x + offset[0], g.y + offset[1]
+def _trees(seed: int, g: Grid, density: np.ndarray, field: str, cell_m: float) -> tuple[np.ndarray, np.ndarray]:
+    """Tree crowns on a jittered lattice (each inside its cell) at the grid's points: (coverage, shade of green per
+    crown)."""
+    x, y = g.x, g.y
     ci, cj = np.floor(x / cell_m).astype(np.int64), np.floor(y / cell_m).astype(np.int64)
     h = hash2(stream_key(seed, STREAM_STRUCTURE, FIELD[field]), cj[:, None], ci[None, :])
     radius = cell_m * (0.25 + 0.15 * unit(h, 0))
@@ -310,7 +310,8 @@ def layout(seed: int, g: Grid, base: np.ndarray, water: np.ndarray | None = None
     d = _districts(seed, g, edges=px <= merc(DISTRICT_ROAD_MAX_PX_M))
     if urban:  # towns are drawn on the box of pixels they reach (the same numbers: every value is per pixel)
         box, sub = _box(g, town > 0)
-        c[box] = paint_urban(seed, sub, c[box], town[box], core[box], d.theta[box], d.roof_style[box])
+        tb, grid = town[box], StreetGrid(seed, sub, d.theta[box], core[box])
+        c[box] = paint_urban(grid, c[box], tb, d.roof_style[box])
     if px > merc(FIELDS_MAX_PX_M):
         return c
     c, hedges = _fields(g, d.rb, d.theta, c, farm)
@@ -329,12 +330,11 @@ def layout(seed: int, g: Grid, base: np.ndarray, water: np.ndarray | None = None
         settled = np.maximum(farm, town)
         c = over(c, coverage(d.edge_m, merc(3.5), px) * road_land * settled * 0.85, _LANE)
     if px <= merc(30.0) and urban:  # (no town in the window: every town term is zero anyway)
-        cb, tb, kb = c[box], town[box], core[box]
-        rb, theta, style = d.rb[box], d.theta[box], d.roof_style[box]
-        cb = over(cb, streets(seed, sub, theta, tb, kb) * 0.85, _ASPHALT)
+        cb = over(c[box], streets(grid, tb) * 0.85, _ASPHALT)
         if px <= merc(BUILDING_MAX_PX_M):  # coarser, single roofs would only be one-pixel speckle
-            plan = town_plan(seed, sub, rb, theta, style, tb, kb)
-            shadow = town_plan(seed, sub, rb, theta, style, tb, kb, toward_light(merc(4.0)), roofs=False)
+            rb, style = d.rb[box], d.roof_style[box]
+            plan = town_plan(grid, rb, style, tb)
+            shadow = town_plan(grid.shifted(toward_light(merc(4.0))), rb, style, tb, roofs=False)
             cb = over(cb, shadow.building * (1 - plan.building) * 0.45, (0.05, 0.05, 0.06))
             cb = cb + plan.building[..., None] * (plan.roof - cb)
         c[box] = cb
@@ -343,8 +343,8 @@ def layout(seed: int, g: Grid, base: np.ndarray, water: np.ndarray | None = None
     if px <= merc(6.0) and density.max() > 0:
         shade = toward_light(merc(2.0))
         for field, cell, off in (("tree", merc(7.0), 0.0), ("tree_b", merc(9.0), merc(3.0))):
-            shade_cov, _ = _trees(seed, g, density, field, cell, (off + shade[0], off + shade[1]))
-            crown, tone = _trees(seed, g, density, field, cell, (off, off))
+            shade_cov, _ = _trees(seed, g.shifted(off + shade[0], off + shade[1]), density, field, cell)
+            crown, tone = _trees(seed, g.shifted(off, off), density, field, cell)
             c = over(c, shade_cov * (1 - crown) * 0.55, (0.04, 0.06, 0.04))
             colour = np.stack([0.10 + 0.08 * tone, 0.20 + 0.10 * tone, 0.08 + 0.05 * tone], axis=-1)
             c = c + crown[..., None] * 0.9 * (colour - c)

@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image
 
 from terradream.core.tiles import uv_to_lonlat
-from terradream.model.lattice import FIELD, STREAM_STRUCTURE, WORLD_M, Grid, merc, ramp
+from terradream.model.lattice import FIELD, LIGHT_FROM, STREAM_STRUCTURE, WORLD_M, Grid, merc, ramp
 from terradream.model.noise import stream_key, uniform_grid
 from terradream.model.water import data_dirs, data_package_version
 
@@ -33,8 +33,9 @@ SLOPE_PER_OCTAVE = 0.1  # height of an octave as a fraction of its wavelength: s
 FLAT_RUGGEDNESS = 0.02  # ruggedness up to this is flat ground: no relief drawn
 SHADE_STRENGTH = 0.5  # how dark a slope facing away from the light gets, at full ruggedness
 ROCK_SLOPE = (0.9, 1.5)  # slope (rise over run) over which snow gives way to bare rock
-# the light comes from the north-west (x east, y north, up): lattice.LIGHT_FROM along the ground, 32 degrees up
-_SUN = (np.array([-1.0, 1.0, 1.6]) / math.sqrt(1.0 + 1.0 + 1.6**2)).astype(np.float32)
+_SUN_RISE = 1.6 / math.sqrt(2.0)  # the light's height over its run along the ground (about 48 degrees up)
+# the light (x east, y north, up): from where LIGHT_FROM says along the ground, as roofs and shadows are lit
+_SUN = (np.array([*LIGHT_FROM, _SUN_RISE]) / math.hypot(*LIGHT_FROM, _SUN_RISE)).astype(np.float32)
 _ROCK = (0.36, 0.35, 0.33)
 _TWIST = 1.1  # radians each octave turns from the one above
 RELIEF_STRIP_ROWS = 256  # rows of the relief raster processed at a time

@@ -1,14 +1,15 @@
 """Towns of the structure field: street grids, lots, buildings with pitched roofs, and the built-up ground under them.
 
 A town runs from detached houses set back in gardens at its edge to terraced rows on the street at its centre (the
-`core` share, 0 to 1), where the street grid bends into an old town's irregular blocks. Each district keeps one street grid and one roof style (terracotta, slate or mixed), so a town
-reads as a place rather than a texture. Everything is a pure function of (world seed, position), like the rest of the
+`core` share, 0 to 1), where the street grid bends into an old town's irregular blocks. Each district keeps one
+street grid and one roof style (terracotta, slate or mixed), so a town reads as a place rather than a texture. Everything is a pure function of (world seed, position), like the rest of the
 field.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -61,18 +62,36 @@ def roof_style(rb: np.ndarray) -> np.ndarray:
     return (unit(rb, 6) * len(_ROOFS)).astype(np.int64)
 
 
-def _block_frame(seed: int, g: Grid, theta: np.ndarray, core: np.ndarray, bw: float,
-                 bl: float) -> tuple[np.ndarray, ...]:
-    """Indices of bw x bl blocks (a across, b along the street grid at angle theta) and positions inside them (fu,
-    fv), in metres. Towards a centre (core) the grid bends with slow noise, so an old town's streets wander and
-    its blocks are irregular; where core is 0 the grid is straight, to the bit."""
-    u, v = rotated(g, theta)
-    if core.max() > 0:
-        cell, reach = merc(OLD_STREETS_M[1]), (2 * merc(OLD_STREETS_M[0])) * core
-        u = u + (fbm(seed, "street_bend_u", g, cell, 2) - 0.5) * reach
-        v = v + (fbm(seed, "street_bend_v", g, cell, 2) - 0.5) * reach
-    a, b = np.floor(u / bw), np.floor(v / bl)
-    return a, b, u - a * bw, v - b * bl
+@dataclass(eq=False)
+class StreetGrid:
+    """A district's street grid over some pixels: angle theta, bent towards a centre (core) with slow noise so an old
+    town's streets wander and its blocks are irregular (where core is 0 the grid is straight, to the bit). The
+    rotated, bent positions are computed once, on first use, for the built-up tone, streets and buildings alike."""
+
+    seed: int
+    g: Grid
+    theta: np.ndarray
+    core: np.ndarray
+
+    @cached_property
+    def uv(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every pixel's position across (u) and along (v) the street grid, in metres."""
+        u, v = rotated(self.g, self.theta)
+        if self.core.max() > 0:
+            cell, reach = merc(OLD_STREETS_M[1]), (2 * merc(OLD_STREETS_M[0])) * self.core
+            u = u + (fbm(self.seed, "street_bend_u", self.g, cell, 2) - 0.5) * reach
+            v = v + (fbm(self.seed, "street_bend_v", self.g, cell, 2) - 0.5) * reach
+        return u, v
+
+    def blocks(self, bw: float, bl: float) -> tuple[np.ndarray, ...]:
+        """Indices of bw x bl blocks (a across, b along the grid) and positions inside them (fu, fv), in metres."""
+        u, v = self.uv
+        a, b = np.floor(u / bw), np.floor(v / bl)
+        return a, b, u - a * bw, v - b * bl
+
+    def shifted(self, offset_m: tuple[float, float]) -> StreetGrid:
+        """The same grid sampled offset_m (x, y) away from every pixel (a shadow pass)."""
+        return StreetGrid(self.seed, self.g.shifted(*offset_m), self.theta, self.core)
 
 
 def _block_edge(fu: np.ndarray, fv: np.ndarray, bw: float, bl: float) -> np.ndarray:
@@ -80,32 +99,32 @@ def _block_edge(fu: np.ndarray, fv: np.ndarray, bw: float, bl: float) -> np.ndar
     return np.minimum(np.minimum(fu, bw - fu), np.minimum(fv, bl - fv))
 
 
-def streets(seed: int, g: Grid, theta: np.ndarray, town: np.ndarray, core: np.ndarray) -> np.ndarray:
-    """Coverage (H, W) of the streets around every city block of the district's grid (angle theta), inside towns."""
+def streets(grid: StreetGrid, town: np.ndarray) -> np.ndarray:
+    """Coverage (H, W) of the streets around every city block of the grid, inside towns."""
     bw, bl = merc(BLOCK_M[0]), merc(BLOCK_M[1])
-    _, _, fu, fv = _block_frame(seed, g, theta, core, bw, bl)
-    return coverage(_block_edge(fu, fv, bw, bl), merc(STREET_HALF_WIDTH_M), g.px_m) * town
+    _, _, fu, fv = grid.blocks(bw, bl)
+    return coverage(_block_edge(fu, fv, bw, bl), merc(STREET_HALF_WIDTH_M), grid.g.px_m) * town
 
 
-def town_plan(seed: int, g: Grid, rb: np.ndarray, theta: np.ndarray, style: np.ndarray, town: np.ndarray,
-              core: np.ndarray, offset: tuple[float, float] = (0.0, 0.0), roofs: bool = True) -> TownPlan:
-    """Buildings and roofs of towns on the district's street grid (hash rb, angle theta, roof style), sampled at
-    +offset.
+def town_plan(grid: StreetGrid, rb: np.ndarray, style: np.ndarray, town: np.ndarray, roofs: bool = True) -> TownPlan:
+    """Buildings and roofs of towns on a district's street grid (district hash rb, roof style).
 
-    A block is dense where its random number is below `core`: six terraced lots a side built on the street, else
-    four detached houses a side set back in gardens. `core` is read per pixel, so a block that a centre's edge
-    crosses is split along that line between the two layouts. Pitched roofs have their ridge along the building's longer side, the slope
-    facing the light lighter; some centre buildings have flat roofs. roofs=False skips the colours (a shadow pass)."""
+    A block is dense where its random number is below the grid's `core`: six terraced lots a side built on the
+    street, else four detached houses a side set back in gardens. `core` is read per pixel, so a block that a
+    centre's edge crosses is split along that line between the two layouts. Pitched roofs have their ridge along
+    the building's longer side, the slope facing the light lighter; some centre buildings have flat roofs.
+    roofs=False skips the colours (a shadow pass)."""
+    seed, g = grid.seed, grid.g
     bw, bl = merc(BLOCK_M[0]), merc(BLOCK_M[1])
-    a, b, fu, fv = _block_frame(seed, Grid(g.x + offset[0], g.y + offset[1], g.px_m), theta, core, bw, bl)
-    ai, bi = a.astype(np.int64), b.astype(np.int64)
-    dense = unit(hash2(stream_key(seed, STREAM_STRUCTURE, FIELD["block"]), ai ^ rb.astype(np.int64), bi), 0) < core
+    a, b, fu, fv = grid.blocks(bw, bl)
+    ai, bi, rbi = a.astype(np.int64), b.astype(np.int64), rb.astype(np.int64)
+    dense = unit(hash2(stream_key(seed, STREAM_STRUCTURE, FIELD["block"]), ai ^ rbi, bi), 0) < grid.core
     lot_len = bl / np.where(dense, 6, 4)
     lot = np.floor(fv / lot_len)
     side = (fu > bw / 2).astype(np.int64)
     lu = np.where(side == 1, bw - fu, fu)
     hb = hash2(stream_key(seed, STREAM_STRUCTURE, FIELD["lot"]), ai * 7 + side,
-               (bi * 11 + lot.astype(np.int64)) ^ rb.astype(np.int64))
+               (bi * 11 + lot.astype(np.int64)) ^ rbi)
     depth = np.where(dense, merc(12.0) + unit(hb, 0) * merc(18.0), merc(9.0) + unit(hb, 0) * merc(12.0))
     inset = np.where(dense, merc(0.5) + unit(hb, 1) * merc(2.0), merc(6.0) + unit(hb, 1) * merc(4.0))
     gap = np.where(dense, merc(0.4), merc(1.5) + unit(hb, 2) * merc(3.0))
@@ -121,7 +140,7 @@ def town_plan(seed: int, g: Grid, rb: np.ndarray, theta: np.ndarray, style: np.n
     across_street = depth > lot_len - 2 * gap
     sign_u = np.sign(lu - inset - depth / 2) * np.where(side == 1, -1.0, 1.0)
     sign_v = np.sign(lv - lot_len / 2)
-    c, s = np.cos(theta), np.sin(theta)
+    c, s = np.cos(grid.theta), np.sin(grid.theta)
     light = LIGHT_FROM
     facing = np.where(across_street, sign_v * (-s * light[0] + c * light[1]), sign_u * (c * light[0] + s * light[1]))
     flat = dense & (unit(hb, 7) < FLAT_ROOF_SHARE)
@@ -130,16 +149,16 @@ def town_plan(seed: int, g: Grid, rb: np.ndarray, theta: np.ndarray, style: np.n
     return TownPlan(building, roof.astype(np.float32))
 
 
-def paint_urban(seed: int, g: Grid, c: np.ndarray, town: np.ndarray, core: np.ndarray, theta: np.ndarray,
-                style: np.ndarray) -> np.ndarray:
+def paint_urban(grid: StreetGrid, c: np.ndarray, town: np.ndarray, style: np.ndarray) -> np.ndarray:
     """Built-up ground under towns, over c: pavement and roofs a little lighter or darker per (frayed) district and,
-    once they span two pixels, per square of 2 x 2 city blocks, with avenues between; towards the centre it is more
-    built over and halfway to the colour of its roofs, at the edge gardens show through."""
-    tone = 0.85 + 0.3 * fbm(seed, "urban", g, merc(1200.0), 3)
+    once they span two pixels, per square of 2 x 2 city blocks of the street grid, with avenues between; towards the
+    centre it is more built over and halfway to the colour of its roofs, at the edge gardens show through."""
+    g, core = grid.g, grid.core
+    tone = 0.85 + 0.3 * fbm(grid.seed, "urban", g, merc(1200.0), 3)
     bw, bl = merc(2 * BLOCK_M[0]), merc(2 * BLOCK_M[1])  # two by two blocks of the street grid
     if bw >= 2 * g.px_m:
-        a, b, fu, fv = _block_frame(seed, g, theta, core, bw, bl)
-        h = hash2(stream_key(seed, STREAM_STRUCTURE, FIELD["urban"]), a.astype(np.int64), b.astype(np.int64))
+        a, b, fu, fv = grid.blocks(bw, bl)
+        h = hash2(stream_key(grid.seed, STREAM_STRUCTURE, FIELD["urban"]), a.astype(np.int64), b.astype(np.int64))
         tone = tone * (0.8 + 0.4 * unit(h, 0))
         avenue = coverage(_block_edge(fu, fv, bw, bl), merc(8.0), g.px_m)
         tone = tone * (1.0 - 0.5 * avenue)

@@ -8,7 +8,7 @@ import pytest
 
 from terradream.model.lattice import LIGHT_FROM, Grid, merc, toward_light
 from terradream.model.structure import _districts, layout
-from terradream.model.towns import ROOF_RELIEF, town_plan
+from terradream.model.towns import ROOF_RELIEF, StreetGrid, town_plan
 
 pytestmark = pytest.mark.unit
 
@@ -20,7 +20,8 @@ def plan(core: float, theta: float = 0.3, size: int = 256):
     ones = np.ones((size, size), np.float32)
     rb = np.full((size, size), 12345, np.uint64)
     style = np.zeros((size, size), np.int64)
-    return g, town_plan(7, g, rb, np.full((size, size), theta, np.float32), style, ones, ones * np.float32(core))
+    grid = StreetGrid(7, g, np.full((size, size), theta, np.float32), ones * np.float32(core))
+    return g, town_plan(grid, rb, style, ones)
 
 
 def test_a_town_centre_is_more_built_over_than_its_edge() -> None:
@@ -52,10 +53,10 @@ def test_roof_slopes_facing_the_light_are_lighter(theta: float, axis: int) -> No
 def test_shadows_fall_away_from_the_light() -> None:
     g = Grid.of_window(Z, ROW0, COL0, 256, 256)
     ones = np.ones((256, 256), np.float32)
-    args = (7, g, np.full((256, 256), 12345, np.uint64), np.full((256, 256), 0.3, np.float32),
-            np.zeros((256, 256), np.int64), ones, ones * np.float32(0.5))
-    building = town_plan(*args).building
-    shadow = town_plan(*args, toward_light(merc(4.0)), roofs=False).building
+    grid = StreetGrid(7, g, np.full((256, 256), 0.3, np.float32), ones * np.float32(0.5))
+    args = (np.full((256, 256), 12345, np.uint64), np.zeros((256, 256), np.int64), ones)
+    building = town_plan(grid, *args).building
+    shadow = town_plan(grid.shifted(toward_light(merc(4.0))), *args, roofs=False).building
     # the shift that best lays the buildings over their shadows: south-east (rows and columns grow), 4 m each way
     shifts = [(dr, dc) for dr in range(-9, 10) for dc in range(-9, 10)]
     best = max(shifts, key=lambda s: float((shadow * np.roll(building, s, axis=(0, 1))).sum()))
