@@ -36,7 +36,7 @@ from terradream.model.worlds import ROOT_TOWN_ALPHA
 
 DEFAULT_WEIGHTS_DIR = Path(__file__).parent / "weights"
 PIPELINE_CONFIG = "pipeline.json"
-SAMPLER_REVISION = 8  # bump whenever the sampling arithmetic changes: it is part of the version, hence of cache keys
+SAMPLER_REVISION = 9  # bump whenever the sampling arithmetic changes: it is part of the version, hence of cache keys
 SMOOTH_PROJECTION_ITERS = 8  # final smooth pull of the output onto the parent, before the exact 2x2 projection
 FINAL_PROJECTION_REACH_PX = 2 * SMOOTH_PROJECTION_ITERS + 2  # how far a pixel's final projection reads around it
 # Open water is calm at every zoom: the model's detail there is damped to this fraction (brightness and colour alike)
@@ -90,16 +90,27 @@ def calm_detail(x0: torch.Tensor, cond: torch.Tensor, calm: torch.Tensor | None)
 
 def project_to_parent(x: torch.Tensor, parent: torch.Tensor) -> torch.Tensor:
     """Shift every 2x2 block of x so that its mean equals the matching parent pixel (same value scale)."""
-    correction = parent - F.avg_pool2d(x, 2)
-    return x + correction.repeat_interleave(2, dim=2).repeat_interleave(2, dim=3)
+    return x + F.interpolate(parent - F.avg_pool2d(x, 2), scale_factor=2, mode="nearest")
+
+
+def mean_of_bilinear_px(padded: torch.Tensor) -> torch.Tensor:
+    """The 2x2 means of a 2x bilinear upsample of (B, C, h+2, w+2), computed at the low resolution: (1/8, 3/4, 1/8)
+    along each axis."""
+    rows = 0.125 * (padded[:, :, :-2] + padded[:, :, 2:]) + 0.75 * padded[:, :, 1:-1]
+    return 0.125 * (rows[..., :-2] + rows[..., 2:]) + 0.75 * rows[..., 1:-1]
 
 
 def project_smooth(x: torch.Tensor, parent: torch.Tensor, iters: int) -> torch.Tensor:
-    """Pull x onto the parent with bilinear (not blocky) corrections; each round reaches one parent pixel further."""
+    """Pull x onto the parent with bilinear (not blocky) corrections; each round reaches one parent pixel further.
+
+    Each round adds the bilinear upsample of the parent's residual; upsampling is linear, so the rounds sum their
+    corrections at the parent's resolution and x is upsampled into only once (about 4x cheaper than round by round
+    at full resolution, and the same to float rounding)."""
+    residual = parent - F.avg_pool2d(x, 2)
+    total = torch.zeros_like(residual)
     for _ in range(iters):
-        correction = parent - F.avg_pool2d(x, 2)
-        x = x + upsample2_bilinear(F.pad(correction, (1, 1, 1, 1), mode="replicate"))
-    return x
+        total = total + (residual - mean_of_bilinear_px(F.pad(total, (1, 1, 1, 1), mode="replicate")))
+    return x + upsample2_bilinear(F.pad(total, (1, 1, 1, 1), mode="replicate"))
 
 
 def to_uint8_projected(x: torch.Tensor, parent: torch.Tensor, rounds: int = 4) -> np.ndarray:

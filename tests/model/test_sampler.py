@@ -3,8 +3,17 @@
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 
-from terradream.model.pipeline import DETAIL_LIMIT, FINAL_PROJECTION_REACH_PX, TerraPipeline, boost_detail
+from terradream.model.painting import upsample2_bilinear
+from terradream.model.pipeline import (
+    DETAIL_LIMIT,
+    FINAL_PROJECTION_REACH_PX,
+    TerraPipeline,
+    boost_detail,
+    project_smooth,
+    project_to_parent,
+)
 
 
 def test_detail_boost_scales_brightness_detail_and_keeps_colour_detail() -> None:
@@ -22,6 +31,17 @@ def test_detail_boost_scales_brightness_detail_and_keeps_colour_detail() -> None
     assert extra.abs().max() <= DETAIL_LIMIT + 1e-6  # strong strokes gain at most the limit
     assert torch.allclose(extra[:, :, :2], torch.full_like(extra[:, :, :2], DETAIL_LIMIT), atol=1e-4)
     assert torch.allclose(new_detail - new_luma, detail - luma, atol=1e-6)  # colour detail untouched
+
+
+def test_smooth_projection_sums_its_rounds_at_the_parents_resolution() -> None:
+    """The same as pulling round by round at full resolution, to float rounding, and it lands on the parent."""
+    gen = torch.Generator().manual_seed(1)  # test data only
+    x, parent = torch.rand(2, 3, 40, 48, generator=gen), torch.rand(2, 3, 20, 24, generator=gen)
+    slow = x
+    for _ in range(5):
+        slow = slow + upsample2_bilinear(F.pad(parent - F.avg_pool2d(slow, 2), (1, 1, 1, 1), mode="replicate"))
+    assert torch.allclose(project_smooth(x, parent, 5), slow, atol=1e-5)
+    assert torch.allclose(F.avg_pool2d(project_to_parent(x, parent), 2), parent, atol=1e-6)
 
 
 def test_settings_round_trip_and_key_the_version(tiny_model_dir: Path, tmp_path: Path) -> None:
