@@ -20,7 +20,7 @@ STREAM_STRUCTURE = 2  # noise.py stream id of the structure field's random numbe
 FIELD = {"district": 0, "farm": 1, "town": 2, "forest": 3, "warp_x": 4, "warp_y": 5, "region": 6, "parcel": 7,
          "stream": 8, "stream_mask": 9, "road_major": 10, "road_minor": 11, "lot": 12, "tree": 13, "tree_b": 14,
          "town_edge": 15, "urban": 16, "ridge": 17, "woods": 18, "woods_tone": 19, "land_tone": 20, "land_hue": 21,
-         "block": 22, "street_bend_u": 23, "street_bend_v": 24}
+         "block": 22, "street_bend_u": 23, "street_bend_v": 24, "grain": 25, "canopy": 26}
 
 
 @dataclass(frozen=True)
@@ -103,10 +103,10 @@ def value_noise(key: np.uint64, x: np.ndarray, y: np.ndarray, cell_m: float) -> 
     return along_x[cy] * (1 - ty)[:, None] + along_x[cy + 1] * ty[:, None]
 
 
-def fbm(seed: int, field: str, g: Grid, cell_m: float, octaves: int) -> np.ndarray:
-    """Fractal value noise in [0, 1], (H, W). Octaves finer than a pixel add their mean, 0.5 (what a pixel's area
-    average of them is): sampled at pixel centres they would only be speckle, and each joins the cascade at the zoom
-    where its cells are a pixel wide."""
+def fbm(seed: int, field: str, g: Grid, cell_m: float, octaves: int, persistence: float = 0.5) -> np.ndarray:
+    """Fractal value noise in [0, 1], (H, W), each octave persistence times as strong as the one above. Octaves
+    finer than a pixel add their mean, 0.5 (what a pixel's area average of them is): sampled at pixel centres they
+    would only be speckle, and each joins the cascade at the zoom where its cells are a pixel wide."""
     total, amp, norm = np.zeros((len(g.y), len(g.x)), np.float32), 1.0, 0.0
     for octave in range(octaves):
         if cell_m < g.px_m:
@@ -114,7 +114,7 @@ def fbm(seed: int, field: str, g: Grid, cell_m: float, octaves: int) -> np.ndarr
         else:
             total += amp * value_noise(stream_key(seed, STREAM_STRUCTURE, FIELD[field], octave), g.x, g.y, cell_m)
         norm += amp
-        amp *= 0.5
+        amp *= persistence
         cell_m *= 0.5
     return total / norm
 

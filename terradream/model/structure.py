@@ -27,14 +27,14 @@ from terradream.model.lattice import (
     merc,
     over,
     ramp,
-    rotated,
     toward_light,
     unit,
+    value_noise,
 )
 from terradream.model.noise import splitmix64, stream_key
 from terradream.model.towns import BUILDING_MAX_PX_M, StreetGrid, paint_urban, roof_style, streets, town_plan
 
-STRUCTURE_REVISION = 12  # bump whenever the layout changes: it is part of the model version, hence of cache keys
+STRUCTURE_REVISION = 13  # bump whenever the layout changes: it is part of the model version, hence of cache keys
 
 
 # ---- land cover from the parent's (low-passed) colours ----
@@ -90,25 +90,38 @@ def _districts(seed: int, g: Grid, edges: bool) -> Districts:
     table = hash2(stream_key(seed, STREAM_STRUCTURE, FIELD["region"]), np.arange(j0, int(rj.max()) + 1)[:, None],
                   np.arange(i0, int(ri.max()) + 1)[None, :])
     at = (rj - j0, ri - i0)
-    return Districts(table[at], (unit(table, 3) * np.float32(math.pi))[at], roof_style(table)[at], dist)
+    # a district's direction: the land's slow grain at its cell's centre, turned a little its own way
+    centres_x = (np.arange(i0, int(ri.max()) + 1) + 0.5) * size
+    centres_y = (np.arange(j0, int(rj.max()) + 1) + 0.5) * size
+    grain = value_noise(stream_key(seed, STREAM_STRUCTURE, FIELD["grain"]), centres_x, centres_y, merc(LAND_GRAIN_M))
+    theta = grain * np.float32(2.0 * math.pi) + (unit(table, 3) - np.float32(0.5)) * np.float32(2.0 * DISTRICT_TURN)
+    return Districts(table[at], theta[at], roof_style(table)[at], dist)
 
 
 _CROPS = np.array([[0.33, 0.42, 0.20], [0.45, 0.50, 0.26], [0.62, 0.56, 0.34], [0.52, 0.43, 0.30],
                    [0.40, 0.36, 0.27], [0.28, 0.37, 0.18], [0.70, 0.64, 0.42], [0.47, 0.47, 0.33]], np.float32)
-BLOCK_CROP_SHARE = 0.65  # share of a farm block's parcels that grow the block's crop
-_CROPS_MEAN = _CROPS.mean(axis=0)  # what a pixel over many parcels shows (their brightness factor averages 1)
+BLOCK_CROP_SHARE = 0.3  # share of a farm block's parcels that grow the block's crop
+FIELD_ALPHA = 0.9  # how much of the parent's colour a crop covers (the rest shows through)
 _ASPHALT, _TRACK, _WATER = (0.40, 0.40, 0.41), (0.63, 0.58, 0.50), (0.10, 0.16, 0.20)
 _LANE = (0.56, 0.55, 0.52)  # a country road: paler than the fields on either side
 _DRY_LAND = (0.34, 0.34, 0.25)
 _WOODS = (0.13, 0.19, 0.11)
 WOODS_ALPHA = 0.6
 WILD_TONE, WILD_HUE = 0.35, 0.05  # wild land's brightness swing (relative) and warm-cool swing (absolute), at most
+CANOPY_TONE = (0.5, 1.2)  # the fine grain's brightness swing over open and over leafy wild land, at most
 WOODS_MAX_PX_M = 5000.0  # woods from pixels this fine on (ground metres): from z5, where a patch is a pixel or two
-FIELDS_MAX_PX_M = 300.0  # field parcels from pixels this fine on: at coarser ones they would be speckle
+# Field parcels from pixels this fine on (a parcel is half a pixel to a pixel): from there on every zoom holds what
+# the parcels under its pixels average to, so the cascade's 2x2 means carry their colours on to finer zooms.
+FIELDS_MAX_PX_M = 700.0
+SUPERSAMPLED_PX_M = 150.0  # pixels coarser than this (about a parcel) average four samples, at the next zoom's pixels
+ROADS_MAX_PX_M = 300.0  # streams, roads and tracks from pixels this fine on: coarser, they tint under 2 % of one
 DISTRICT_M = 2500.0  # side of the warped districts that share a field pattern and a street grid (ground metres)
 # how far district edges wander, as a share of their size: under about 0.6 the warp never folds (a fold cuts a
 # district into a fan of slivers)
 DISTRICT_WARP = 0.35
+# Fields and streets of neighbouring districts run alike, as they follow the same valleys, roads and surveys: a
+# district's direction is a slow field over this many ground metres, turned by up to DISTRICT_TURN radians.
+LAND_GRAIN_M, DISTRICT_TURN = 15000.0, 0.35
 DISTRICT_ROAD_MAX_PX_M = 40.0  # roads along district edges from pixels this fine on (ground metres)
 TOWN_EDGE, TOWN_CORE = (0.66, 0.70), (0.72, 0.80)  # slow town noise from open land to built up, and to a centre
 URBAN_MAX_PX_M = 1500.0  # towns are drawn from pixels this fine on (ground metres)
@@ -119,16 +132,26 @@ URBAN_MAX_PX_M = 1500.0  # towns are drawn from pixels this fine on (ground metr
 PARCEL_WIDTH_M, PARCEL_ASPECT, STRIP_LENGTH_FACTOR = (100.0, 250.0), (1.2, 1.8), (0.6, 0.8)
 SPLIT_SHARE = 0.4  # parcels split along their strip into two fields
 FARM_BLOCK = (3, 2)  # strips by parcels (along each strip) of a farm block
-# the side of the smallest field: half a parcel of the narrowest strip and the shortest length
-_SMALLEST_PARCEL_M = math.sqrt(0.5 * merc(PARCEL_WIDTH_M[0]) ** 2 * PARCEL_ASPECT[0] * STRIP_LENGTH_FACTOR[0])
 
 
-def _parcels(g: Grid, rb: np.ndarray, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Crop colour (H, W, 3) and edge coverage (H, W) of the field parcels at the grid's pixels (a pixel wider than
-    a parcel shows several of them). Strips share their district's width; each strip has its own parcel length, and
-    some parcels are split along the strip in two."""
-    width = merc(PARCEL_WIDTH_M[0]) + unit(rb, 0) * merc(PARCEL_WIDTH_M[1])
-    u, v = rotated(g, theta)
+@dataclass(frozen=True)
+class _Districts1D:
+    """Per-point district values the parcels read (N,): hash, its re-mix for farm blocks, strip width, and the
+    cosine and sine of the strips' angle."""
+
+    rb: np.ndarray
+    block_key: np.ndarray
+    width: np.ndarray
+    cos: np.ndarray
+    sin: np.ndarray
+
+
+def _parcels_at(x: np.ndarray, y: np.ndarray, d: _Districts1D, edge_px_m: float | None
+                ) -> tuple[np.ndarray, np.ndarray | None]:
+    """Crop colour (N, 3) of the parcels at points x, y (N,), and their edge coverage for pixels edge_px_m wide
+    (None: not asked for)."""
+    rb, width = d.rb, d.width
+    u, v = x * d.cos + y * d.sin, -x * d.sin + y * d.cos
     a = np.floor(u / width)
     ai = a.astype(np.int64)
     strip = hash2(rb, ai, 0)
@@ -136,38 +159,55 @@ def _parcels(g: Grid, rb: np.ndarray, theta: np.ndarray) -> tuple[np.ndarray, np
               * (STRIP_LENGTH_FACTOR[0] + STRIP_LENGTH_FACTOR[1] * unit(strip, 1)))
     shift = unit(strip, 0) * length
     b = np.floor((v + shift) / length)
-    pb = hash2(rb, ai, b.astype(np.int64))
+    bi = b.astype(np.int64)
+    pb = hash2(rb, ai, bi)
     fu = u - a * width
     split = unit(pb, 2) < SPLIT_SHARE
     far = split & (fu > width / 2)
     pb[far] = splitmix64(pb[far])  # the far half of a split parcel: a field of its own
-    # Most parcels of a farm block grow the block's crop, so crops vary on two scales, as farms and rotations make
-    # them: a pixel over a whole block still shows the block's colour.
-    block_id = (ai // FARM_BLOCK[0]) * 0x5BD1E995 ^ np.floor(b / FARM_BLOCK[1]).astype(np.int64)
-    block = (unit(splitmix64(rb ^ block_id.astype(np.uint64)), 0) * len(_CROPS)).astype(np.int64)
+    # Some parcels of a farm block grow the block's crop, so crops vary on two scales, as farms and rotations make
+    # them, and the rest any crop: neighbouring fields mostly differ.
+    block_a, block_b = np.floor(a / FARM_BLOCK[0]), np.floor(b / FARM_BLOCK[1])  # a, b are whole: exact
+    block = (unit(hash2(d.block_key, block_a, block_b), 0) * len(_CROPS)).astype(np.int64)
     own = (unit(pb, 0) * len(_CROPS)).astype(np.int64)
     crop = _CROPS[np.where(unit(pb, 3) < BLOCK_CROP_SHARE, block, own)]
     crop *= (0.85 + 0.3 * unit(pb, 1))[..., None]
-    if g.px_m > _SMALLEST_PARCEL_M:
-        block = _CROPS[block]
-        # A pixel wider than a parcel (or a block) averages about px^2 / area of them, so its colour strays from
-        # the mean by 1 / sqrt(that) of one's: point samples at full contrast would be speckle.
-        block_mean = BLOCK_CROP_SHARE * block + (1 - BLOCK_CROP_SHARE) * _CROPS_MEAN
-        area = width * length * np.where(split, 0.5, 1.0)
-        parcel_mix = np.minimum(np.sqrt(area) / g.px_m, 1.0).astype(np.float32)[..., None]
-        block_mix = np.minimum(np.sqrt(FARM_BLOCK[0] * FARM_BLOCK[1] * width * length) / g.px_m, 1.0).astype(np.float32)[..., None]
-        crop = _CROPS_MEAN + block_mix * (block_mean - _CROPS_MEAN) + parcel_mix * (crop - block_mean)
+    if edge_px_m is None:
+        return crop, None
     du = np.minimum(fu, width - fu)
     du = np.where(split, np.minimum(du, np.abs(fu - width / 2)), du)
     fv = v + shift - b * length
     dv = np.minimum(fv, length - fv)
-    return crop, coverage(np.minimum(du, dv), merc(2.0), g.px_m)
+    return crop, coverage(np.minimum(du, dv), merc(2.0), edge_px_m)
+
+
+def _parcels(g: Grid, rb: np.ndarray, theta: np.ndarray, where: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Crop colour (H, W, 3) and edge coverage (H, W) of the field parcels at the grid's pixels that `where` (H, W)
+    selects (zero elsewhere). Strips share their district's width; each strip has its own parcel length, and some
+    parcels are split along the strip in two.
+
+    A pixel about a parcel wide or wider shows the mean of four samples at the next zoom's pixel centres in it: what
+    that zoom's pixels average to, as the exact projection onto the parent will insist. A point sample would differ,
+    and the difference would stay in the 2x2 means of every finer zoom, blurring and streaking the fields."""
+    rows, cols = np.nonzero(where)
+    x, y, rb, theta_at = g.x[cols], g.y[rows], rb[rows, cols], theta[rows, cols]
+    d = _Districts1D(rb, splitmix64(rb ^ np.uint64(FIELD["block"])),
+                     merc(PARCEL_WIDTH_M[0]) + unit(rb, 0) * merc(PARCEL_WIDTH_M[1]), np.cos(theta_at), np.sin(theta_at))
+    crops, edges = np.zeros((*where.shape, 3), np.float32), np.zeros(where.shape, np.float32)
+    if g.px_m <= merc(SUPERSAMPLED_PX_M):
+        crops[rows, cols], edges[rows, cols] = _parcels_at(x, y, d, g.px_m)
+        return crops, edges
+    # (edges, a few metres wide, would tint under 3 % of such a pixel: none are drawn)
+    q = g.px_m / 4.0
+    crop = sum(_parcels_at(x + dx, y + dy, d, None)[0] for dx, dy in ((-q, -q), (q, -q), (-q, q), (q, q)))
+    crops[rows, cols] = crop * np.float32(0.25)
+    return crops, edges
 
 
 def _fields(g: Grid, rb: np.ndarray, theta: np.ndarray, c: np.ndarray, farm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Field parcels (_parcels) in rotated strips per district (hash rb), with hedgerows or tracks on their edges."""
-    crop, edge = _parcels(g, rb, theta)
-    c = over(c, farm * 0.7, crop)
+    crop, edge = _parcels(g, rb, theta, farm > 0)
+    c = over(c, farm * FIELD_ALPHA, crop)
     edge *= farm
     hedge = unit(rb, 2) < 0.5
     edge_colour = np.where(hedge[..., None], np.array([0.16, 0.24, 0.12], np.float32), np.array(_TRACK, np.float32))
@@ -250,10 +290,14 @@ def _woods(seed: int, g: Grid, c: np.ndarray, forest: np.ndarray) -> np.ndarray:
     return c + (patches * WOODS_ALPHA)[..., None] * (np.asarray(_WOODS, np.float32) * tone[..., None] - c)
 
 
-def _wild_mottle(seed: int, g: Grid, c: np.ndarray, wild: np.ndarray) -> np.ndarray:
+def _wild_mottle(seed: int, g: Grid, c: np.ndarray, wild: np.ndarray, leafy: np.ndarray) -> np.ndarray:
     """Meadow, scrub and grove patches over land that is neither farmed nor built on: brightness and a warm-cool
-    shift from fractal noise of 1.6 km down to 200 m (the shift 2.4-1.2 km), so it is never a flat wash."""
+    shift from fractal noise of 1.6 km down to 200 m (the shift 2.4-1.2 km), so it is never a flat wash; and below
+    that a finer grain down to a few metres (clumps of crowns and gaps, stronger where it is leafy) that keeps its
+    strength octave after octave, so every zoom adds some."""
     tone = (fbm(seed, "land_tone", g, merc(1600.0), 4) - 0.5) * 2 * WILD_TONE
+    grain = (fbm(seed, "canopy", g, merc(160.0), 6, persistence=0.85) - 0.5) * 2
+    tone += grain * (CANOPY_TONE[0] + (CANOPY_TONE[1] - CANOPY_TONE[0]) * leafy)
     hue = (fbm(seed, "land_hue", g, merc(2400.0), 2) - 0.5) * 2 * WILD_HUE
     shift = np.stack([hue, -0.4 * hue, -hue], axis=-1)
     return c + wild[..., None] * (c * tone[..., None] + shift)
@@ -304,7 +348,7 @@ def layout(seed: int, g: Grid, base: np.ndarray, water: np.ndarray | None = None
     wild = (1 - farm) * (1 - town) * land  # land that is neither farmed nor built on
     forest = wild * leafy
     c = _woods(seed, g, c, wild * ramp(leafy, 0.05, 0.3))
-    c = _wild_mottle(seed, g, c, wild)
+    c = _wild_mottle(seed, g, c, wild, leafy)
     if px > merc(FIELDS_MAX_PX_M) and not urban:
         return c
     d = _districts(seed, g, edges=px <= merc(DISTRICT_ROAD_MAX_PX_M))
@@ -315,6 +359,8 @@ def layout(seed: int, g: Grid, base: np.ndarray, water: np.ndarray | None = None
     if px > merc(FIELDS_MAX_PX_M):
         return c
     c, hedges = _fields(g, d.rb, d.theta, c, farm)
+    if px > merc(ROADS_MAX_PX_M):
+        return c
     if px <= merc(40.0):  # streams: a level set of slow noise where the stream mask allows
         n, grad = level_slope(fbm(seed, "stream", g.grown(), merc(3000.0), 3) - 0.5, px)
         wet = ramp(fbm(seed, "stream_mask", g, merc(20000.0), 2), 0.45, 0.55) * land * (1 - town)

@@ -14,7 +14,7 @@ from terradream.model.denoiser import TerraDenoiser
 from terradream.model.lattice import Grid, value_noise
 from terradream.model.noise import stream_key, uniform_grid
 from terradream.model.pipeline import TerraPipeline, WindowSpec
-from terradream.model.structure import land_cover, layout
+from terradream.model.structure import DISTRICT_M, _districts, land_cover, layout
 from terradream.model.testing import make_tiny_model
 from terradream.model.worlds import WorldRegistry
 
@@ -70,17 +70,37 @@ def test_features_stay_in_place_across_zooms() -> None:
     assert np.corrcoef(other.ravel(), pooled.ravel())[0, 1] < 0.3
 
 
-def test_layout_draws_nothing_on_water_and_only_smooth_patches_at_coarse_zooms() -> None:
+def test_layout_draws_nothing_on_water_and_only_patches_at_coarse_zooms() -> None:
     sea = np.broadcast_to(np.array([0.05, 0.12, 0.25]), (128, 128, 3)).astype(np.float32)
     g = Grid.of_window(15, 11_862_000, 16_834_000, 128, 128)
     assert np.abs(layout(7, g, sea) - sea).max() < 0.02
     assert np.abs(paint(4, 5_750, 8_187, 128)).max() == 0.0  # a continent per tile: nothing to draw yet
-    patches = paint(8, 92_000, 131_000, 128).mean(-1)  # a few pixels per km: woods and wild-land mottle only
+    patches = paint(7, 46_000, 65_500, 128).mean(-1)  # a pixel per km or so: woods and wild-land mottle only
     assert patches.min() < -0.1  # dark woods
-    steps = np.abs(np.diff(patches, axis=1))
-    assert (steps > 0.1).mean() < 0.01  # no parcel, road or roof edges
+    assert (np.abs(np.diff(patches, axis=1)) > 0.1).mean() < 0.05  # woods' outlines only: no parcels, roads, roofs
     fields = np.abs(np.diff(paint(10, 4 * 92_000, 4 * 131_000, 128).mean(-1), axis=1))
     assert (fields > 0.1).mean() > 0.03  # where parcels are a pixel or two wide, they are
+
+
+@pytest.mark.parametrize(("row0", "col0"), [(46_000, 65_500), (11_650, 16_500)])
+def test_coarse_fields_are_what_the_next_zoom_averages_to(row0: int, col0: int) -> None:
+    """Where parcels are about a pixel, a pixel shows what the next zoom's four pixels in it average to: the exact
+    projection keeps those 2x2 means, so a point sample's error would stay in every finer zoom as blur and streaks."""
+    coarse = paint(8, row0, col0, 96).mean(-1)
+    fine = paint(9, 2 * row0, 2 * col0, 192).mean(-1).reshape(96, 2, 96, 2).mean(axis=(1, 3))
+    assert fine.std() > 0.04  # fields are drawn here
+    assert np.corrcoef(coarse.ravel(), fine.ravel())[0, 1] > 0.92
+
+
+def test_neighbouring_districts_run_alike() -> None:
+    """Fields and streets of neighbouring districts follow the land's slow grain: their directions differ by much
+    less than random directions would (a quarter turn of pi on average)."""
+    g = Grid.of_window(12, 1_460_000, 2_190_000, 1024, 1024)
+    step = round(DISTRICT_M * 1.35 / g.px_m)  # about one district apart
+    theta = _districts(7, g, edges=False).theta[::step, ::step]
+    turn = np.abs(np.diff(theta, axis=1)) % np.pi
+    turn = np.minimum(turn, np.pi - turn)  # directions: theta and theta + pi are the same
+    assert 0.0 < turn.mean() < 0.45
 
 
 @pytest.mark.parametrize(("colour", "kind"), [((0.63, 0.64, 0.61), "snow"), ((0.43, 0.43, 0.41), "desert"),
