@@ -129,7 +129,7 @@ URBAN_MAX_PX_M = 1500.0  # towns are drawn from pixels this fine on (ground metr
 
 # Random sizes drawn as (lowest, span above it): strip width per district (ground metres), parcel length over width
 # per district, and a factor on that length per strip
-PARCEL_WIDTH_M, PARCEL_ASPECT, STRIP_LENGTH_FACTOR = (100.0, 250.0), (1.2, 1.8), (0.6, 0.8)
+PARCEL_WIDTH_M, PARCEL_ASPECT, STRIP_LENGTH_FACTOR = (100.0, 250.0), (1.0, 0.8), (0.6, 0.8)
 SPLIT_SHARE = 0.4  # parcels split along their strip into two fields
 FARM_BLOCK = (3, 2)  # strips by parcels (along each strip) of a farm block
 
