@@ -32,9 +32,18 @@ from terradream.model.lattice import (
     value_noise,
 )
 from terradream.model.noise import splitmix64, stream_key
-from terradream.model.towns import BUILDING_MAX_PX_M, StreetGrid, paint_urban, roof_style, streets, town_plan
+from terradream.model.towns import (
+    BUILDING_MAX_PX_M,
+    SHADOW_ALPHA,
+    SHADOW_COLOUR,
+    StreetGrid,
+    paint_urban,
+    roof_style,
+    streets,
+    town_plan,
+)
 
-STRUCTURE_REVISION = 13  # bump whenever the layout changes: it is part of the model version, hence of cache keys
+STRUCTURE_REVISION = 14  # bump whenever the layout changes: it is part of the model version, hence of cache keys
 
 
 # ---- land cover from the parent's (low-passed) colours ----
@@ -355,7 +364,7 @@ def layout(seed: int, g: Grid, base: np.ndarray, water: np.ndarray | None = None
     if urban:  # towns are drawn on the box of pixels they reach (the same numbers: every value is per pixel)
         box, sub = _box(g, town > 0)
         tb, grid = town[box], StreetGrid(seed, sub, d.theta[box], core[box])
-        c[box] = paint_urban(grid, c[box], tb, d.roof_style[box])
+        c[box] = paint_urban(grid, c[box], tb, d.roof_style[box], buildings=px <= merc(BUILDING_MAX_PX_M))
     if px > merc(FIELDS_MAX_PX_M):
         return c
     c, hedges = _fields(g, d.rb, d.theta, c, farm)
@@ -381,7 +390,7 @@ def layout(seed: int, g: Grid, base: np.ndarray, water: np.ndarray | None = None
             rb, style = d.rb[box], d.roof_style[box]
             plan = town_plan(grid, rb, style, tb)
             shadow = town_plan(grid.shifted(toward_light(merc(4.0))), rb, style, tb, roofs=False)
-            cb = over(cb, shadow.building * (1 - plan.building) * 0.45, (0.05, 0.05, 0.06))
+            cb = over(cb, shadow.building * (1 - plan.building) * SHADOW_ALPHA, SHADOW_COLOUR)
             cb = cb + plan.building[..., None] * (plan.roof - cb)
         c[box] = cb
     c = over(c, major * road_land * 0.9, _ASPHALT)

@@ -36,6 +36,12 @@ STREET_HALF_WIDTH_M = 4.5
 ROOF_RELIEF = 0.22  # brightness swing of a roof slope facing the light (or away from it)
 OLD_STREETS_M = (25.0, 180.0)  # a centre's streets wander up to this far (ground metres) over about this distance
 FLAT_ROOF_SHARE = 0.25  # centre buildings with flat roofs (shops, blocks of flats)
+# The share of a town's ground its buildings cover in detached blocks and in dense ones, and the share their
+# shadows darken besides: town_plan's averages over many blocks (a test holds them to it). Where single buildings
+# are finer than a pixel, the pixel shows that average, so the zoom that first draws them keeps its parent's means.
+BUILDING_SHARE = (0.29, 0.55)
+SHADOW_SHARE = 0.11
+SHADOW_COLOUR, SHADOW_ALPHA = (0.05, 0.05, 0.06), 0.45
 
 # Roof colours by district style: terracotta, slate, mixed. A town's roofs are mostly of its style.
 _ROOFS = np.array([
@@ -149,10 +155,23 @@ def town_plan(grid: StreetGrid, rb: np.ndarray, style: np.ndarray, town: np.ndar
     return TownPlan(building, roof.astype(np.float32))
 
 
-def paint_urban(grid: StreetGrid, c: np.ndarray, town: np.ndarray, style: np.ndarray) -> np.ndarray:
-    """Built-up ground under towns, over c: pavement and roofs a little lighter or darker per (frayed) district and,
-    once they span two pixels, per square of 2 x 2 city blocks of the street grid, with avenues between; towards the
-    centre it is more built over and halfway to the colour of its roofs, at the edge gardens show through."""
+def buildings_average(c: np.ndarray, town: np.ndarray, core: np.ndarray, style: np.ndarray) -> np.ndarray:
+    """What the buildings of towns (H, W) and their shadows average to over pixels too coarse for single ones, over
+    c: their roofs' mean colour (with the centres' flat roofs) on their share of the ground, in detached blocks at
+    a town's edge and in dense ones (the `core` share of them) towards its centre."""
+    share = town * (BUILDING_SHARE[0] + (BUILDING_SHARE[1] - BUILDING_SHARE[0]) * core)
+    roof = _ROOFS.mean(axis=1)[style]
+    roof = roof + (core * FLAT_ROOF_SHARE)[..., None] * (_FLAT_ROOF - roof)
+    c = c + (town * SHADOW_SHARE * SHADOW_ALPHA)[..., None] * (np.asarray(SHADOW_COLOUR, np.float32) - c)
+    return c + share[..., None] * (roof - c)
+
+
+def paint_urban(grid: StreetGrid, c: np.ndarray, town: np.ndarray, style: np.ndarray, buildings: bool
+                ) -> np.ndarray:
+    """Built-up ground under towns, over c: pavement a little lighter or darker per (frayed) district and, once
+    they span two pixels, per square of 2 x 2 city blocks of the street grid, with avenues between; towards the
+    centre it is more built over, at the edge gardens show through. buildings: whether single buildings are drawn
+    at this pixel size; if not, what they average to is painted here (buildings_average)."""
     g, core = grid.g, grid.core
     tone = 0.85 + 0.3 * fbm(grid.seed, "urban", g, merc(1200.0), 3)
     bw, bl = merc(2 * BLOCK_M[0]), merc(2 * BLOCK_M[1])  # two by two blocks of the street grid
@@ -162,7 +181,6 @@ def paint_urban(grid: StreetGrid, c: np.ndarray, town: np.ndarray, style: np.nda
         tone = tone * (0.8 + 0.4 * unit(h, 0))
         avenue = coverage(_block_edge(fu, fv, bw, bl), merc(8.0), g.px_m)
         tone = tone * (1.0 - 0.5 * avenue)
-    roof_mean = _ROOFS.mean(axis=1)[style]
-    colour = np.asarray(URBAN_COLOUR, np.float32) + (0.5 * core)[..., None] * (roof_mean - URBAN_COLOUR)
     alpha = town * (SUBURB_ALPHA + (URBAN_ALPHA - SUBURB_ALPHA) * core)
-    return c + alpha[..., None] * (colour * tone[..., None] - c)
+    c = c + alpha[..., None] * (np.asarray(URBAN_COLOUR, np.float32) * tone[..., None] - c)
+    return c if buildings else buildings_average(c, town, core, style)

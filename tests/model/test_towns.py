@@ -8,7 +8,7 @@ import pytest
 
 from terradream.model.lattice import LIGHT_FROM, Grid, merc, toward_light
 from terradream.model.structure import _districts, layout
-from terradream.model.towns import ROOF_RELIEF, StreetGrid, town_plan
+from terradream.model.towns import BUILDING_SHARE, ROOF_RELIEF, SHADOW_SHARE, StreetGrid, town_plan
 
 pytestmark = pytest.mark.unit
 
@@ -28,6 +28,24 @@ def test_a_town_centre_is_more_built_over_than_its_edge() -> None:
     _, edge = plan(0.0)
     _, centre = plan(1.0)
     assert 0.1 < edge.building.mean() < centre.building.mean() - 0.1
+
+
+@pytest.mark.parametrize(("core", "share"), [(0.0, BUILDING_SHARE[0]), (1.0, BUILDING_SHARE[1])])
+def test_coarse_pixels_of_towns_get_the_share_their_buildings_cover(core: float, share: float) -> None:
+    """Where single buildings are finer than a pixel, a town's pixels take their average: it must be what the
+    buildings and their shadows cover once they are drawn, or the zoom that first draws them would fight its
+    parent's means."""
+    covered = shaded = 0.0
+    for theta in (0.3, 1.1, 2.0):
+        g, here = plan(core, theta, size=512)
+        rb, style = np.full(here.building.shape, 12345, np.uint64), np.zeros(here.building.shape, np.int64)
+        ones = np.ones(here.building.shape, np.float32)
+        grid = StreetGrid(7, g, ones * np.float32(theta), ones * np.float32(core))
+        shadow = town_plan(grid.shifted(toward_light(merc(4.0))), rb, style, ones, roofs=False)
+        covered += here.building.mean() / 3
+        shaded += (shadow.building * (1 - here.building)).mean() / 3
+    assert abs(covered - share) < 0.03
+    assert abs(shaded - SHADOW_SHARE) < 0.03
 
 
 @pytest.mark.parametrize("theta", [0.0, math.pi / 2])
