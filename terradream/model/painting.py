@@ -1,7 +1,7 @@
 """The structure field applied to one window: its newest octave as detail, and where the model's grain is calmed.
 
-A window's detail is `layout(z) - upsample(layout(z - 1))` over its core plus the final projection's reach, with land
-cover read from the parent blurred by a fixed radius (terradream.model.structure has the layout itself). Every value
+A window's detail is the newest octave of what the layout changes at its zoom (minus the upsample of its own 2x2
+means) over its core plus the final projection's reach, with land cover read from the parent blurred by a fixed radius (terradream.model.structure has the layout itself). Every value
 is a function of global position only, so the region can be painted in horizontal bands on several threads and give
 the same numbers as in one piece; seams stay exact either way.
 """
@@ -134,40 +134,33 @@ class StructurePainter:
 
     def detail(self, spec: WindowSpec, window_px: int, margin_px: int,
                window_water: np.ndarray | None = None) -> np.ndarray:
-        """The structure field's newest octave over a window, (3, W, W) in [-1, 1] units: layout at this zoom minus
-        the upsampled layout at the parent's zoom (which the parent already holds), zero beyond the core's reach.
+        """The structure field's newest octave over a window, (3, W, W) in [-1, 1] units: what the layout changes at
+        this zoom minus the bilinear upsample of its 2x2 means (a Laplacian band: the coarser part is in the parent
+        already, and the exact projection would remove it anyway), zero beyond the core's reach.
 
+        The layout is painted one parent pixel further out on every side, so its 2x2 means have the apron the
+        upsample reads, and every value stays a function of global position.
         window_water: window_water(spec), when already read: the region at this zoom is cut from it (the same values:
         water is a function of global pixels)."""
         w, reach = window_px, self.reach_px
         size, start = w - 2 * margin_px + 2 * reach, margin_px - reach  # the region at this zoom, in window pixels
-        rb = STRUCTURE_BASE_RADIUS_PX
+        grown, at = size + 4, start - 2  # ... with a parent pixel more on every side
         parent = torch.from_numpy(spec.parent_px).permute(2, 0, 1)[None].float() / 255.0
-        base_z = box_blur_region(upsample2_bilinear(parent), start, size, rb)
-        p0, psize = start // 2, size // 2 + 2  # the parent region (with a one-pixel apron)
-        base_p = box_blur_region(parent, p0, psize, rb // 2)
-        here_px = (spec.z, spec.row0 + start, spec.col0 + start, size)
-        above_px = (spec.z - 1, (spec.row0 + start) // 2 - 1, (spec.col0 + start) // 2 - 1, psize)
-        # real water masks land cover at every zoom; it is painted (both layouts alike) only up to WATER_MAX_ZOOM
-        water_here = (self._real_water(spec, *here_px) if window_water is None
-                      else window_water[start : start + size, start : start + size])
-        water_above = self._real_water(spec, *above_px)
+        base = box_blur_region(upsample2_bilinear(parent), at, grown, STRUCTURE_BASE_RADIUS_PX)
+        here_px = (spec.z, spec.row0 + at, spec.col0 + at, grown)
+        # real water masks land cover at every zoom; it is painted only up to WATER_MAX_ZOOM
+        water = (self._real_water(spec, *here_px) if window_water is None
+                 else window_water[at : at + grown, at : at + grown])
         paint = spec.z <= WATER_MAX_ZOOM
-        here, above = Grid.of_window(*here_px, size), Grid.of_window(*above_px, psize)
-        here_rows, above_rows = row_bands(size, self.bands), row_bands(psize, self.bands)
-
-        def band(i: int) -> tuple[np.ndarray, np.ndarray]:
-            """Band i of both layouts, minus their bases."""
-            return (self._layout_rows(spec, here, base_z, water_here, paint, here_rows[i]),
-                    self._layout_rows(spec, above, base_p, water_above, paint, above_rows[i]))
-
-        others = [self._band_work.submit(band, i) for i in range(1, self.bands)]
-        parts = [band(0)] + [f.result() for f in others]
-        new = np.concatenate([p[0] for p in parts])
-        old = torch.from_numpy(np.concatenate([p[1] for p in parts])).permute(2, 0, 1)[None].float()
+        here = Grid.of_window(*here_px, grown)
+        rows = row_bands(grown, self.bands)
+        others = [self._band_work.submit(self._layout_rows, spec, here, base, water, paint, rows[i])
+                  for i in range(1, self.bands)]
+        parts = [self._layout_rows(spec, here, base, water, paint, rows[0])] + [f.result() for f in others]
+        change = torch.from_numpy(np.concatenate(parts)).permute(2, 0, 1)[None].float()
+        band = change[0, :, 2:-2, 2:-2] - upsample2_bilinear(F.avg_pool2d(change, 2))[0]
         detail = np.zeros((3, w, w), np.float32)
-        region = torch.from_numpy(new).permute(2, 0, 1).float() - upsample2_bilinear(old)[0]
-        detail[:, start : start + size, start : start + size] = 2.0 * region.numpy()
+        detail[:, start : start + size, start : start + size] = 2.0 * band.numpy()
         return detail
 
     def _layout_rows(self, spec: WindowSpec, g: Grid, base: np.ndarray, water: np.ndarray | None, paint: bool,

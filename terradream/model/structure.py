@@ -2,11 +2,13 @@
 
 A one-window model cannot draw anything longer than it sees, so long-range layout comes from here: every feature is a
 pure function of (world seed, position in Web-Mercator metres), drawn anti-aliased at the pixel size of a zoom. The
-sampler adds the layout's newest octave, `layout(z) - upsample(layout(z - 1))`, to each window's output before the exact
-projection onto the parent: the parent already holds the coarser part, so a road is a faint line at z11, a crisp one
-at z14 and still the same road, in the same place, at z18; the added detail has nearly zero 2x2 means, and the
-projection removes what is left of them. What goes where follows the parent's colours (no roads or fields on water, snow or rock) and slow noise
-fields (farmland, forest and town districts).
+sampler adds the layout's newest octave (what it changes at a zoom, less the upsample of its own 2x2 means) to each
+window's output before the exact projection onto the parent: the parent already holds the coarser part, so a road is
+a faint line at z11, a crisp one at z14 and still the same road, in the same place, at z18. For that, a pixel coarser
+than a feature shows what the finer zoom's pixels average to (parcels, buildings), not a point sample of it: the
+projection keeps the parent's 2x2 means, so a point sample's error would stay at every finer zoom. What goes where
+follows the parent's colours (no roads or fields on water, snow or rock) and slow noise fields (farmland, forest and
+town districts).
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ from terradream.model.towns import (
     town_plan,
 )
 
-STRUCTURE_REVISION = 14  # bump whenever the layout changes: it is part of the model version, hence of cache keys
+STRUCTURE_REVISION = 15  # bump whenever the layout changes: it is part of the model version, hence of cache keys
 
 
 # ---- land cover from the parent's (low-passed) colours ----
