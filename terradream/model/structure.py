@@ -45,7 +45,7 @@ from terradream.model.towns import (
     town_plan,
 )
 
-STRUCTURE_REVISION = 15  # bump whenever the layout changes: it is part of the model version, hence of cache keys
+STRUCTURE_REVISION = 16  # bump whenever the layout changes: it is part of the model version, hence of cache keys
 
 
 # ---- land cover from the parent's (low-passed) colours ----
@@ -124,7 +124,7 @@ WOODS_MAX_PX_M = 5000.0  # woods from pixels this fine on (ground metres): from 
 # Field parcels from pixels this fine on (a parcel is half a pixel to a pixel): from there on every zoom holds what
 # the parcels under its pixels average to, so the cascade's 2x2 means carry their colours on to finer zooms.
 FIELDS_MAX_PX_M = 700.0
-SUPERSAMPLED_PX_M = 150.0  # pixels coarser than this (about a parcel) average four samples, at the next zoom's pixels
+SUPERSAMPLED_PX_M = 100.0  # pixels coarser than this (about a parcel) average four samples, at the next zoom's pixels
 ROADS_MAX_PX_M = 300.0  # streams, roads and tracks from pixels this fine on: coarser, they tint under 2 % of one
 DISTRICT_M = 2500.0  # side of the warped districts that share a field pattern and a street grid (ground metres)
 # how far district edges wander, as a share of their size: under about 0.6 the warp never folds (a fold cuts a
