@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from terradream.model.fields import FIELDS_MAX_PX_M, TRACK, paint_fields
 from terradream.model.lattice import (
     FIELD,
     STREAM_STRUCTURE,
@@ -33,7 +34,7 @@ from terradream.model.lattice import (
     unit,
     value_noise,
 )
-from terradream.model.noise import splitmix64, stream_key
+from terradream.model.noise import stream_key
 from terradream.model.towns import (
     BUILDING_MAX_PX_M,
     SHADOW_ALPHA,
@@ -109,11 +110,7 @@ def _districts(seed: int, g: Grid, edges: bool) -> Districts:
     return Districts(table[at], theta[at], roof_style(table)[at], dist)
 
 
-_CROPS = np.array([[0.33, 0.42, 0.20], [0.45, 0.50, 0.26], [0.62, 0.56, 0.34], [0.52, 0.43, 0.30],
-                   [0.40, 0.36, 0.27], [0.28, 0.37, 0.18], [0.70, 0.64, 0.42], [0.47, 0.47, 0.33]], np.float32)
-BLOCK_CROP_SHARE = 0.3  # share of a farm block's parcels that grow the block's crop
-FIELD_ALPHA = 0.9  # how much of the parent's colour a crop covers (the rest shows through)
-_ASPHALT, _TRACK, _WATER = (0.40, 0.40, 0.41), (0.63, 0.58, 0.50), (0.10, 0.16, 0.20)
+_ASPHALT, _WATER = (0.40, 0.40, 0.41), (0.10, 0.16, 0.20)
 _LANE = (0.56, 0.55, 0.52)  # a country road: paler than the fields on either side
 _DRY_LAND = (0.34, 0.34, 0.25)
 _WOODS = (0.13, 0.19, 0.11)
@@ -121,10 +118,6 @@ WOODS_ALPHA = 0.6
 WILD_TONE, WILD_HUE = 0.35, 0.05  # wild land's brightness swing (relative) and warm-cool swing (absolute), at most
 CANOPY_TONE = (0.5, 1.2)  # the fine grain's brightness swing over open and over leafy wild land, at most
 WOODS_MAX_PX_M = 5000.0  # woods from pixels this fine on (ground metres): from z5, where a patch is a pixel or two
-# Field parcels from pixels this fine on (a parcel is half a pixel to a pixel): from there on every zoom holds what
-# the parcels under its pixels average to, so the cascade's 2x2 means carry their colours on to finer zooms.
-FIELDS_MAX_PX_M = 700.0
-SUPERSAMPLED_PX_M = 100.0  # pixels coarser than this (about a parcel) average four samples, at the next zoom's pixels
 ROADS_MAX_PX_M = 300.0  # streams, roads and tracks from pixels this fine on: coarser, they tint under 2 % of one
 DISTRICT_M = 2500.0  # side of the warped districts that share a field pattern and a street grid (ground metres)
 # how far district edges wander, as a share of their size: under about 0.6 the warp never folds (a fold cuts a
@@ -136,93 +129,6 @@ LAND_GRAIN_M, DISTRICT_TURN = 15000.0, 0.35
 DISTRICT_ROAD_MAX_PX_M = 40.0  # roads along district edges from pixels this fine on (ground metres)
 TOWN_EDGE, TOWN_CORE = (0.66, 0.70), (0.72, 0.80)  # slow town noise from open land to built up, and to a centre
 URBAN_MAX_PX_M = 1500.0  # towns are drawn from pixels this fine on (ground metres)
-
-
-# Random sizes drawn as (lowest, span above it): strip width per district (ground metres), parcel length over width
-# per district, and a factor on that length per strip
-PARCEL_WIDTH_M, PARCEL_ASPECT, STRIP_LENGTH_FACTOR = (100.0, 250.0), (1.0, 0.8), (0.6, 0.8)
-SPLIT_SHARE = 0.4  # parcels split along their strip into two fields
-FARM_BLOCK = (3, 2)  # strips by parcels (along each strip) of a farm block
-
-
-@dataclass(frozen=True)
-class _Districts1D:
-    """Per-point district values the parcels read (N,): hash, its re-mix for farm blocks, strip width, and the
-    cosine and sine of the strips' angle."""
-
-    rb: np.ndarray
-    block_key: np.ndarray
-    width: np.ndarray
-    cos: np.ndarray
-    sin: np.ndarray
-
-
-def _parcels_at(x: np.ndarray, y: np.ndarray, d: _Districts1D, edge_px_m: float | None
-                ) -> tuple[np.ndarray, np.ndarray | None]:
-    """Crop colour (N, 3) of the parcels at points x, y (N,), and their edge coverage for pixels edge_px_m wide
-    (None: not asked for)."""
-    rb, width = d.rb, d.width
-    u, v = x * d.cos + y * d.sin, -x * d.sin + y * d.cos
-    a = np.floor(u / width)
-    ai = a.astype(np.int64)
-    strip = hash2(rb, ai, 0)
-    length = (width * (PARCEL_ASPECT[0] + PARCEL_ASPECT[1] * unit(rb, 1))
-              * (STRIP_LENGTH_FACTOR[0] + STRIP_LENGTH_FACTOR[1] * unit(strip, 1)))
-    shift = unit(strip, 0) * length
-    b = np.floor((v + shift) / length)
-    bi = b.astype(np.int64)
-    pb = hash2(rb, ai, bi)
-    fu = u - a * width
-    split = unit(pb, 2) < SPLIT_SHARE
-    far = split & (fu > width / 2)
-    pb[far] = splitmix64(pb[far])  # the far half of a split parcel: a field of its own
-    # Some parcels of a farm block grow the block's crop, so crops vary on two scales, as farms and rotations make
-    # them, and the rest any crop: neighbouring fields mostly differ.
-    block_a, block_b = np.floor(a / FARM_BLOCK[0]), np.floor(b / FARM_BLOCK[1])  # a, b are whole: exact
-    block = (unit(hash2(d.block_key, block_a, block_b), 0) * len(_CROPS)).astype(np.int64)
-    own = (unit(pb, 0) * len(_CROPS)).astype(np.int64)
-    crop = _CROPS[np.where(unit(pb, 3) < BLOCK_CROP_SHARE, block, own)]
-    crop *= (0.85 + 0.3 * unit(pb, 1))[..., None]
-    if edge_px_m is None:
-        return crop, None
-    du = np.minimum(fu, width - fu)
-    du = np.where(split, np.minimum(du, np.abs(fu - width / 2)), du)
-    fv = v + shift - b * length
-    dv = np.minimum(fv, length - fv)
-    return crop, coverage(np.minimum(du, dv), merc(2.0), edge_px_m)
-
-
-def _parcels(g: Grid, rb: np.ndarray, theta: np.ndarray, where: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Crop colour (H, W, 3) and edge coverage (H, W) of the field parcels at the grid's pixels that `where` (H, W)
-    selects (zero elsewhere). Strips share their district's width; each strip has its own parcel length, and some
-    parcels are split along the strip in two.
-
-    A pixel about a parcel wide or wider shows the mean of four samples at the next zoom's pixel centres in it: what
-    that zoom's pixels average to, as the exact projection onto the parent will insist. A point sample would differ,
-    and the difference would stay in the 2x2 means of every finer zoom, blurring and streaking the fields."""
-    rows, cols = np.nonzero(where)
-    x, y, rb, theta_at = g.x[cols], g.y[rows], rb[rows, cols], theta[rows, cols]
-    d = _Districts1D(rb, splitmix64(rb ^ np.uint64(FIELD["block"])),
-                     merc(PARCEL_WIDTH_M[0]) + unit(rb, 0) * merc(PARCEL_WIDTH_M[1]), np.cos(theta_at), np.sin(theta_at))
-    crops, edges = np.zeros((*where.shape, 3), np.float32), np.zeros(where.shape, np.float32)
-    if g.px_m <= merc(SUPERSAMPLED_PX_M):
-        crops[rows, cols], edges[rows, cols] = _parcels_at(x, y, d, g.px_m)
-        return crops, edges
-    # (edges, a few metres wide, would tint under 3 % of such a pixel: none are drawn)
-    q = g.px_m / 4.0
-    crop = sum(_parcels_at(x + dx, y + dy, d, None)[0] for dx, dy in ((-q, -q), (q, -q), (-q, q), (q, q)))
-    crops[rows, cols] = crop * np.float32(0.25)
-    return crops, edges
-
-
-def _fields(g: Grid, rb: np.ndarray, theta: np.ndarray, c: np.ndarray, farm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Field parcels (_parcels) in rotated strips per district (hash rb), with hedgerows or tracks on their edges."""
-    crop, edge = _parcels(g, rb, theta, farm > 0)
-    c = over(c, farm * FIELD_ALPHA, crop)
-    edge *= farm
-    hedge = unit(rb, 2) < 0.5
-    edge_colour = np.where(hedge[..., None], np.array([0.16, 0.24, 0.12], np.float32), np.array(_TRACK, np.float32))
-    return c + (edge * 0.8)[..., None] * (edge_colour - c), edge * hedge
 
 
 def _road_segments(seed: int, g: Grid, field: str, cell_m: float, p_link: float) -> list[tuple[float, ...]]:
@@ -369,7 +275,7 @@ def layout(seed: int, g: Grid, base: np.ndarray, water: np.ndarray | None = None
         c[box] = paint_urban(grid, c[box], tb, d.roof_style[box], buildings=px <= merc(BUILDING_MAX_PX_M))
     if px > merc(FIELDS_MAX_PX_M):
         return c
-    c, hedges = _fields(g, d.rb, d.theta, c, farm)
+    c, hedges = paint_fields(g, d.rb, d.theta, c, farm)
     if px > merc(ROADS_MAX_PX_M):
         return c
     if px <= merc(40.0):  # streams: a level set of slow noise where the stream mask allows
@@ -382,7 +288,7 @@ def layout(seed: int, g: Grid, base: np.ndarray, water: np.ndarray | None = None
     if px <= merc(20.0):
         minor = coverage(_segments_distance(g, _road_segments(seed, g, "road_minor", merc(1200.0), 0.55),
                                              max(merc(12.0), merc(2.5) + px)), merc(2.5), px)
-        c = over(c, minor * road_land * (1 - town) * 0.75 * ramp(district, 0.2, 0.35), _TRACK)
+        c = over(c, minor * road_land * (1 - town) * 0.75 * ramp(district, 0.2, 0.35), TRACK)
     if d.edge_m is not None:  # a road where field patterns and street grids meet
         settled = np.maximum(farm, town)
         c = over(c, coverage(d.edge_m, merc(3.5), px) * road_land * settled * 0.85, _LANE)
