@@ -46,7 +46,7 @@ from terradream.model.towns import (
     town_plan,
 )
 
-STRUCTURE_REVISION = 16  # bump whenever the layout changes: it is part of the model version, hence of cache keys
+STRUCTURE_REVISION = 17  # bump whenever the layout changes: it is part of the model version, hence of cache keys
 
 
 # ---- land cover from the parent's (low-passed) colours ----
@@ -272,7 +272,7 @@ def layout(seed: int, g: Grid, base: np.ndarray, water: np.ndarray | None = None
     if urban:  # towns are drawn on the box of pixels they reach (the same numbers: every value is per pixel)
         box, sub = _box(g, town > 0)
         tb, grid = town[box], StreetGrid(seed, sub, d.theta[box], core[box])
-        c[box] = paint_urban(grid, c[box], tb, d.roof_style[box], buildings=px <= merc(BUILDING_MAX_PX_M))
+        c[box], park = paint_urban(grid, c[box], tb, d.roof_style[box], buildings=px <= merc(BUILDING_MAX_PX_M))
     if px > merc(FIELDS_MAX_PX_M):
         return c
     c, hedges = paint_fields(g, d.rb, d.theta, c, farm)
@@ -303,6 +303,8 @@ def layout(seed: int, g: Grid, base: np.ndarray, water: np.ndarray | None = None
         c[box] = cb
     c = over(c, major * road_land * 0.9, _ASPHALT)
     density = 0.9 * forest + 0.25 * hedges + town * (0.05 + 0.2 * (1 - core))  # gardens at a town's edge
+    if urban:
+        density[box] += tb * park * 0.6  # and parks
     if px <= merc(6.0) and density.max() > 0:
         shade = toward_light(merc(2.0))
         for field, cell, off in (("tree", merc(7.0), 0.0), ("tree_b", merc(9.0), merc(3.0))):

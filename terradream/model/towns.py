@@ -42,6 +42,8 @@ FLAT_ROOF_SHARE = 0.25  # centre buildings with flat roofs (shops, blocks of fla
 BUILDING_SHARE = (0.29, 0.55)
 SHADOW_SHARE = 0.11
 SHADOW_COLOUR, SHADOW_ALPHA = (0.05, 0.05, 0.06), 0.45
+PARK_SHARE = 0.05  # squares of 2 x 2 city blocks that are parks: grass and trees, paths, no buildings
+PARK_COLOUR = (0.27, 0.33, 0.21)
 
 # Roof colours by district style: terracotta, slate, mixed. A town's roofs are mostly of its style.
 _ROOFS = np.array([
@@ -112,6 +114,30 @@ def streets(grid: StreetGrid, town: np.ndarray) -> np.ndarray:
     return coverage(_block_edge(fu, fv, bw, bl), merc(STREET_HALF_WIDTH_M), grid.g.px_m) * town
 
 
+def _park_flags(grid: StreetGrid) -> np.ndarray:
+    """1 where a pixel's square of 2 x 2 city blocks is a park, else 0 (H, W)."""
+    a, b, _, _ = grid.blocks(merc(2 * BLOCK_M[0]), merc(2 * BLOCK_M[1]))
+    h = hash2(stream_key(grid.seed, STREAM_STRUCTURE, FIELD["urban"]), a.astype(np.int64), b.astype(np.int64))
+    return (unit(h, 1) < PARK_SHARE).astype(np.float32)
+
+
+def parks(grid: StreetGrid) -> np.ndarray:
+    """Park share of every pixel (H, W): 1 in a park square and 0 elsewhere once a square of 2 x 2 city blocks
+    spans two pixels; where it spans about one, the mean of the next zoom's four pixel centres in the pixel (what
+    that zoom's pixels average to, so a park's fill is in the parent's means when it is first drawn whole);
+    coarser, PARK_SHARE."""
+    g, side = grid.g, merc(2 * BLOCK_M[0])
+    if side >= 2 * g.px_m:
+        return _park_flags(grid)
+    if side < g.px_m / 2:
+        return np.full((len(g.y), len(g.x)), PARK_SHARE, np.float32)
+    q = g.px_m / 4.0
+    share = _park_flags(grid.shifted((-q, -q)))
+    for dx, dy in ((q, -q), (-q, q), (q, q)):
+        share += _park_flags(grid.shifted((dx, dy)))
+    return share * np.float32(0.25)
+
+
 def town_plan(grid: StreetGrid, rb: np.ndarray, style: np.ndarray, town: np.ndarray, roofs: bool = True) -> TownPlan:
     """Buildings and roofs of towns on a district's street grid (district hash rb, roof style).
 
@@ -137,7 +163,7 @@ def town_plan(grid: StreetGrid, rb: np.ndarray, style: np.ndarray, town: np.ndar
     built = unit(hb, 3) < np.where(dense, 0.95, 0.85)
     lv = fv - lot * lot_len
     inside = np.minimum(np.minimum(lu - inset, inset + depth - lu), np.minimum(lv - gap, lot_len - gap - lv))
-    building = np.clip(inside / g.px_m + 0.5, 0.0, 1.0) * built * town
+    building = np.clip(inside / g.px_m + 0.5, 0.0, 1.0) * built * town * (1 - parks(grid))
     if not roofs:
         return TownPlan(building, np.zeros(0, np.float32))
     roof = _ROOFS[style, (unit(hb, 5) * _ROOFS.shape[1]).astype(np.int64)]
@@ -155,23 +181,26 @@ def town_plan(grid: StreetGrid, rb: np.ndarray, style: np.ndarray, town: np.ndar
     return TownPlan(building, roof.astype(np.float32))
 
 
-def buildings_average(c: np.ndarray, town: np.ndarray, core: np.ndarray, style: np.ndarray) -> np.ndarray:
+def buildings_average(c: np.ndarray, town: np.ndarray, core: np.ndarray, style: np.ndarray, park: np.ndarray
+                      ) -> np.ndarray:
     """What the buildings of towns (H, W) and their shadows average to over pixels too coarse for single ones, over
     c: their roofs' mean colour (with the centres' flat roofs) on their share of the ground, in detached blocks at
-    a town's edge and in dense ones (the `core` share of them) towards its centre."""
-    share = town * (BUILDING_SHARE[0] + (BUILDING_SHARE[1] - BUILDING_SHARE[0]) * core)
+    a town's edge and in dense ones (the `core` share of them) towards its centre; none in parks (park share)."""
+    built = town * (1 - park)
+    share = built * (BUILDING_SHARE[0] + (BUILDING_SHARE[1] - BUILDING_SHARE[0]) * core)
     roof = _ROOFS.mean(axis=1)[style]
     roof = roof + (core * FLAT_ROOF_SHARE)[..., None] * (_FLAT_ROOF - roof)
-    c = c + (town * SHADOW_SHARE * SHADOW_ALPHA)[..., None] * (np.asarray(SHADOW_COLOUR, np.float32) - c)
+    c = c + (built * SHADOW_SHARE * SHADOW_ALPHA)[..., None] * (np.asarray(SHADOW_COLOUR, np.float32) - c)
     return c + share[..., None] * (roof - c)
 
 
 def paint_urban(grid: StreetGrid, c: np.ndarray, town: np.ndarray, style: np.ndarray, buildings: bool
-                ) -> np.ndarray:
-    """Built-up ground under towns, over c: pavement a little lighter or darker per (frayed) district and, once
-    they span two pixels, per square of 2 x 2 city blocks of the street grid, with avenues between; towards the
-    centre it is more built over, at the edge gardens show through. buildings: whether single buildings are drawn
-    at this pixel size; if not, what they average to is painted here (buildings_average)."""
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Built-up ground under towns, over c, and the park share (parks()): pavement a little lighter or darker per
+    (frayed) district and, once they span two pixels, per square of 2 x 2 city blocks of the street grid, with
+    avenues between, some squares parks; towards the centre it is more built over, at the edge gardens show
+    through. buildings: whether single buildings are drawn at this pixel size; if not, what they average to is
+    painted here (buildings_average)."""
     g, core = grid.g, grid.core
     tone = 0.85 + 0.3 * fbm(grid.seed, "urban", g, merc(1200.0), 3)
     bw, bl = merc(2 * BLOCK_M[0]), merc(2 * BLOCK_M[1])  # two by two blocks of the street grid
@@ -183,4 +212,6 @@ def paint_urban(grid: StreetGrid, c: np.ndarray, town: np.ndarray, style: np.nda
         tone = tone * (1.0 - 0.5 * avenue)
     alpha = town * (SUBURB_ALPHA + (URBAN_ALPHA - SUBURB_ALPHA) * core)
     c = c + alpha[..., None] * (np.asarray(URBAN_COLOUR, np.float32) * tone[..., None] - c)
-    return c if buildings else buildings_average(c, town, core, style)
+    park = parks(grid)
+    c = c + (town * park)[..., None] * (np.asarray(PARK_COLOUR, np.float32) * tone[..., None] - c)
+    return (c if buildings else buildings_average(c, town, core, style, park)), park

@@ -8,7 +8,7 @@ import pytest
 
 from terradream.model.lattice import LIGHT_FROM, Grid, merc, toward_light
 from terradream.model.structure import _districts, layout
-from terradream.model.towns import BUILDING_SHARE, ROOF_RELIEF, SHADOW_SHARE, StreetGrid, town_plan
+from terradream.model.towns import BUILDING_SHARE, ROOF_RELIEF, SHADOW_SHARE, StreetGrid, parks, town_plan
 
 pytestmark = pytest.mark.unit
 
@@ -42,8 +42,9 @@ def test_coarse_pixels_of_towns_get_the_share_their_buildings_cover(core: float,
         ones = np.ones(here.building.shape, np.float32)
         grid = StreetGrid(7, g, ones * np.float32(theta), ones * np.float32(core))
         shadow = town_plan(grid.shifted(toward_light(merc(4.0))), rb, style, ones, roofs=False)
-        covered += here.building.mean() / 3
-        shaded += (shadow.building * (1 - here.building)).mean() / 3
+        built = 1 - parks(grid)  # parks have none: the shares are of the built-up squares
+        covered += here.building.sum() / built.sum() / 3
+        shaded += (shadow.building * (1 - here.building) * built).sum() / built.sum() / 3
     assert abs(covered - share) < 0.03
     assert abs(shaded - SHADOW_SHARE) < 0.03
 
