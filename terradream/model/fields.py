@@ -90,8 +90,8 @@ def parcels(g: Grid, rb: np.ndarray, theta: np.ndarray, where: np.ndarray) -> tu
     and the difference would stay in the 2x2 means of every finer zoom, blurring and streaking the fields."""
     rows, cols = np.nonzero(where)
     x, y, rb, theta_at = g.x[cols], g.y[rows], rb[rows, cols], theta[rows, cols]
-    d = ParcelDistricts(rb, splitmix64(rb ^ np.uint64(FIELD["block"])),
-                     merc(PARCEL_WIDTH_M[0]) + unit(rb, 0) * merc(PARCEL_WIDTH_M[1]), np.cos(theta_at), np.sin(theta_at))
+    width = merc(PARCEL_WIDTH_M[0]) + unit(rb, 0) * merc(PARCEL_WIDTH_M[1])
+    d = ParcelDistricts(rb, splitmix64(rb ^ np.uint64(FIELD["block"])), width, np.cos(theta_at), np.sin(theta_at))
     crops, edges = np.zeros((*where.shape, 3), np.float32), np.zeros(where.shape, np.float32)
     if g.px_m <= merc(SUPERSAMPLED_PX_M):
         crops[rows, cols], edges[rows, cols] = _parcels_at(x, y, d, g.px_m)
@@ -103,7 +103,8 @@ def parcels(g: Grid, rb: np.ndarray, theta: np.ndarray, where: np.ndarray) -> tu
     return crops, edges
 
 
-def paint_fields(g: Grid, rb: np.ndarray, theta: np.ndarray, c: np.ndarray, farm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def paint_fields(g: Grid, rb: np.ndarray, theta: np.ndarray, c: np.ndarray, farm: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray]:
     """Field parcels (parcels) in rotated strips per district (hash rb), with hedgerows or tracks on their edges."""
     crop, edge = parcels(g, rb, theta, farm > 0)
     c = over(c, farm * FIELD_ALPHA, crop)
