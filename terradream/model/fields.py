@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from terradream.model.lattice import FIELD, Grid, coverage, hash2, merc, over, unit
+from terradream.model.lattice import FIELD, Grid, coverage, hash2, merc, next_zoom_offsets, over, unit
 from terradream.model.noise import splitmix64
 
 _CROPS = np.array([[0.33, 0.42, 0.20], [0.45, 0.50, 0.26], [0.62, 0.56, 0.34], [0.52, 0.43, 0.30],
@@ -97,8 +97,7 @@ def parcels(g: Grid, rb: np.ndarray, theta: np.ndarray, where: np.ndarray) -> tu
         crops[rows, cols], edges[rows, cols] = _parcels_at(x, y, d, g.px_m)
         return crops, edges
     # (edges, a few metres wide, would tint under 3 % of such a pixel: none are drawn)
-    q = g.px_m / 4.0
-    crop = sum(_parcels_at(x + dx, y + dy, d, None)[0] for dx, dy in ((-q, -q), (q, -q), (-q, q), (q, q)))
+    crop = sum(_parcels_at(x + dx, y + dy, d, None)[0] for dx, dy in next_zoom_offsets(g.px_m))
     crops[rows, cols] = crop * np.float32(0.25)
     return crops, edges
 

@@ -154,6 +154,18 @@ def toward_light(dist_m: float) -> tuple[float, float]:
     return math.copysign(dist_m, LIGHT_FROM[0]), math.copysign(dist_m, LIGHT_FROM[1])
 
 
+def next_zoom_offsets(px_m: float) -> tuple[tuple[float, float], ...]:
+    """Offsets (x, y metres) from a pixel's centre to the centres of the four pixels of the next zoom inside it: a
+    feature about a pixel wide is averaged there, so a pixel holds what its children will average to (the
+    cascade's exact projection keeps those 2x2 means).
+
+    >>> next_zoom_offsets(8.0)
+    ((-2.0, -2.0), (2.0, -2.0), (-2.0, 2.0), (2.0, 2.0))
+    """
+    q = px_m / 4.0
+    return (-q, -q), (q, -q), (-q, q), (q, q)
+
+
 def level_slope(grown: np.ndarray, px_m: float) -> tuple[np.ndarray, np.ndarray]:
     """A field sampled on a grid grown by one pixel (Grid.grown): its values on the grid itself and the size of its
     gradient there (central differences, per metre), which turns a value's distance from a level into metres."""

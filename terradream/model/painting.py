@@ -1,9 +1,10 @@
 """The structure field applied to one window: its newest octave as detail, and where the model's grain is calmed.
 
 A window's detail is the newest octave of what the layout changes at its zoom (minus the upsample of its own 2x2
-means) over its core plus the final projection's reach, with land cover read from the parent blurred by a fixed radius (terradream.model.structure has the layout itself). Every value
-is a function of global position only, so the region can be painted in horizontal bands on several threads and give
-the same numbers as in one piece; seams stay exact either way.
+means) over its core plus the final projection's reach, with land cover read from the parent blurred by a fixed
+radius (terradream.model.structure has the layout itself). Every value is a function of global position only, so the
+region can be painted in horizontal bands on several threads and give the same numbers as in one piece; seams stay
+exact either way.
 """
 
 from __future__ import annotations

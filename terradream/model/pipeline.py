@@ -93,7 +93,7 @@ def project_to_parent(x: torch.Tensor, parent: torch.Tensor) -> torch.Tensor:
     return x + F.interpolate(parent - F.avg_pool2d(x, 2), scale_factor=2, mode="nearest")
 
 
-def mean_of_bilinear_px(padded: torch.Tensor) -> torch.Tensor:
+def _mean_of_bilinear_px(padded: torch.Tensor) -> torch.Tensor:
     """The 2x2 means of a 2x bilinear upsample of (B, C, h+2, w+2), computed at the low resolution: (1/8, 3/4, 1/8)
     along each axis."""
     rows = 0.125 * (padded[:, :, :-2] + padded[:, :, 2:]) + 0.75 * padded[:, :, 1:-1]
@@ -109,7 +109,7 @@ def project_smooth(x: torch.Tensor, parent: torch.Tensor, iters: int) -> torch.T
     residual = parent - F.avg_pool2d(x, 2)
     total = torch.zeros_like(residual)
     for _ in range(iters):
-        total = total + (residual - mean_of_bilinear_px(F.pad(total, (1, 1, 1, 1), mode="replicate")))
+        total = total + (residual - _mean_of_bilinear_px(F.pad(total, (1, 1, 1, 1), mode="replicate")))
     return x + upsample2_bilinear(F.pad(total, (1, 1, 1, 1), mode="replicate"))
 
 

@@ -35,16 +35,7 @@ from terradream.model.lattice import (
     value_noise,
 )
 from terradream.model.noise import stream_key
-from terradream.model.towns import (
-    BUILDING_MAX_PX_M,
-    SHADOW_ALPHA,
-    SHADOW_COLOUR,
-    StreetGrid,
-    paint_urban,
-    roof_style,
-    streets,
-    town_plan,
-)
+from terradream.model.towns import BUILDING_MAX_PX_M, StreetGrid, paint_buildings, paint_urban, roof_style, streets
 
 STRUCTURE_REVISION = 17  # bump whenever the layout changes: it is part of the model version, hence of cache keys
 
@@ -295,11 +286,7 @@ def layout(seed: int, g: Grid, base: np.ndarray, water: np.ndarray | None = None
     if px <= merc(30.0) and urban:  # (no town in the window: every town term is zero anyway)
         cb = over(c[box], streets(grid, tb) * 0.85, _ASPHALT)
         if px <= merc(BUILDING_MAX_PX_M):  # coarser, single roofs would only be one-pixel speckle
-            rb, style = d.rb[box], d.roof_style[box]
-            plan = town_plan(grid, rb, style, tb)
-            shadow = town_plan(grid.shifted(toward_light(merc(4.0))), rb, style, tb, roofs=False)
-            cb = over(cb, shadow.building * (1 - plan.building) * SHADOW_ALPHA, SHADOW_COLOUR)
-            cb = cb + plan.building[..., None] * (plan.roof - cb)
+            cb = paint_buildings(grid, cb, d.rb[box], d.roof_style[box], tb)
         c[box] = cb
     c = over(c, major * road_land * 0.9, _ASPHALT)
     density = 0.9 * forest + 0.25 * hedges + town * (0.05 + 0.2 * (1 - core))  # gardens at a town's edge

@@ -2,8 +2,8 @@
 
 A town runs from detached houses set back in gardens at its edge to terraced rows on the street at its centre (the
 `core` share, 0 to 1), where the street grid bends into an old town's irregular blocks. Each district keeps one
-street grid and one roof style (terracotta, slate or mixed), so a town reads as a place rather than a texture. Everything is a pure function of (world seed, position), like the rest of the
-field.
+street grid and one roof style (terracotta, slate or mixed), so a town reads as a place rather than a texture.
+Everything is a pure function of (world seed, position), like the rest of the field.
 """
 
 from __future__ import annotations
@@ -22,7 +22,10 @@ from terradream.model.lattice import (
     fbm,
     hash2,
     merc,
+    next_zoom_offsets,
+    over,
     rotated,
+    toward_light,
     unit,
 )
 from terradream.model.noise import stream_key
@@ -32,6 +35,7 @@ URBAN_ALPHA = 0.7  # how much built-up ground covers what was there at a town's 
 SUBURB_ALPHA = 0.45  # ... and at its edge, where gardens show through
 BUILDING_MAX_PX_M = 10.0  # single buildings from pixels this fine on (ground metres)
 BLOCK_M = (70.0, 110.0)  # city block across and along the street grid (ground metres)
+SQUARE_M = (merc(2 * BLOCK_M[0]), merc(2 * BLOCK_M[1]))  # two by two blocks (Mercator metres): tone, avenues, parks
 STREET_HALF_WIDTH_M = 4.5
 ROOF_RELIEF = 0.22  # brightness swing of a roof slope facing the light (or away from it)
 OLD_STREETS_M = (25.0, 180.0)  # a centre's streets wander up to this far (ground metres) over about this distance
@@ -97,9 +101,17 @@ class StreetGrid:
         a, b = np.floor(u / bw), np.floor(v / bl)
         return a, b, u - a * bw, v - b * bl
 
-    def shifted(self, offset_m: tuple[float, float]) -> StreetGrid:
-        """The same grid sampled offset_m (x, y) away from every pixel (a shadow pass)."""
-        return StreetGrid(self.seed, self.g.shifted(*offset_m), self.theta, self.core)
+    @cached_property
+    def squares(self) -> tuple[np.ndarray, ...]:
+        """Every pixel's square of 2 x 2 city blocks: its hash (which tone, which a park) and the position inside
+        it (fu, fv), in metres."""
+        a, b, fu, fv = self.blocks(SQUARE_M[0], SQUARE_M[1])
+        return hash2(stream_key(self.seed, STREAM_STRUCTURE, FIELD["urban"]), a.astype(np.int64),
+                     b.astype(np.int64)), fu, fv
+
+    def shifted(self, dx_m: float, dy_m: float) -> StreetGrid:
+        """The same grid sampled dx_m east and dy_m north of every pixel (a shadow pass, a finer zoom's pixels)."""
+        return StreetGrid(self.seed, self.g.shifted(dx_m, dy_m), self.theta, self.core)
 
 
 def _block_edge(fu: np.ndarray, fv: np.ndarray, bw: float, bl: float) -> np.ndarray:
@@ -116,9 +128,7 @@ def streets(grid: StreetGrid, town: np.ndarray) -> np.ndarray:
 
 def _park_flags(grid: StreetGrid) -> np.ndarray:
     """1 where a pixel's square of 2 x 2 city blocks is a park, else 0 (H, W)."""
-    a, b, _, _ = grid.blocks(merc(2 * BLOCK_M[0]), merc(2 * BLOCK_M[1]))
-    h = hash2(stream_key(grid.seed, STREAM_STRUCTURE, FIELD["urban"]), a.astype(np.int64), b.astype(np.int64))
-    return (unit(h, 1) < PARK_SHARE).astype(np.float32)
+    return (unit(grid.squares[0], 1) < PARK_SHARE).astype(np.float32)
 
 
 def parks(grid: StreetGrid) -> np.ndarray:
@@ -126,15 +136,15 @@ def parks(grid: StreetGrid) -> np.ndarray:
     spans two pixels; where it spans about one, the mean of the next zoom's four pixel centres in the pixel (what
     that zoom's pixels average to, so a park's fill is in the parent's means when it is first drawn whole);
     coarser, PARK_SHARE."""
-    g, side = grid.g, merc(2 * BLOCK_M[0])
-    if side >= 2 * g.px_m:
+    g = grid.g
+    if SQUARE_M[0] >= 2 * g.px_m:
         return _park_flags(grid)
-    if side < g.px_m / 2:
+    if SQUARE_M[0] < g.px_m / 2:
         return np.full((len(g.y), len(g.x)), PARK_SHARE, np.float32)
-    q = g.px_m / 4.0
-    share = _park_flags(grid.shifted((-q, -q)))
-    for dx, dy in ((q, -q), (-q, q), (q, q)):
-        share += _park_flags(grid.shifted((dx, dy)))
+    (dx, dy), *others = next_zoom_offsets(g.px_m)
+    share = _park_flags(grid.shifted(dx, dy))
+    for dx, dy in others:
+        share += _park_flags(grid.shifted(dx, dy))
     return share * np.float32(0.25)
 
 
@@ -181,6 +191,21 @@ def town_plan(grid: StreetGrid, rb: np.ndarray, style: np.ndarray, town: np.ndar
     return TownPlan(building, roof.astype(np.float32))
 
 
+def _roofs_over(c: np.ndarray, shadow: np.ndarray, building: np.ndarray, roof: np.ndarray) -> np.ndarray:
+    """Buildings' shadows (the share of each pixel they darken) and then their roofs (building share, roof colour)
+    over c (H, W, 3)."""
+    c = over(c, shadow * SHADOW_ALPHA, SHADOW_COLOUR)
+    return c + building[..., None] * (roof - c)
+
+
+def paint_buildings(grid: StreetGrid, c: np.ndarray, rb: np.ndarray, style: np.ndarray, town: np.ndarray
+                    ) -> np.ndarray:
+    """Single buildings of towns (town_plan) over c, with the shadows they cast away from the light."""
+    plan = town_plan(grid, rb, style, town)
+    shadow = town_plan(grid.shifted(*toward_light(merc(4.0))), rb, style, town, roofs=False)
+    return _roofs_over(c, shadow.building * (1 - plan.building), plan.building, plan.roof)
+
+
 def buildings_average(c: np.ndarray, town: np.ndarray, core: np.ndarray, style: np.ndarray, park: np.ndarray
                       ) -> np.ndarray:
     """What the buildings of towns (H, W) and their shadows average to over pixels too coarse for single ones, over
@@ -190,8 +215,7 @@ def buildings_average(c: np.ndarray, town: np.ndarray, core: np.ndarray, style: 
     share = built * (BUILDING_SHARE[0] + (BUILDING_SHARE[1] - BUILDING_SHARE[0]) * core)
     roof = _ROOFS.mean(axis=1)[style]
     roof = roof + (core * FLAT_ROOF_SHARE)[..., None] * (_FLAT_ROOF - roof)
-    c = c + (built * SHADOW_SHARE * SHADOW_ALPHA)[..., None] * (np.asarray(SHADOW_COLOUR, np.float32) - c)
-    return c + share[..., None] * (roof - c)
+    return _roofs_over(c, built * SHADOW_SHARE, share, roof)
 
 
 def paint_urban(grid: StreetGrid, c: np.ndarray, town: np.ndarray, style: np.ndarray, buildings: bool
@@ -203,12 +227,10 @@ def paint_urban(grid: StreetGrid, c: np.ndarray, town: np.ndarray, style: np.nda
     painted here (buildings_average)."""
     g, core = grid.g, grid.core
     tone = 0.85 + 0.3 * fbm(grid.seed, "urban", g, merc(1200.0), 3)
-    bw, bl = merc(2 * BLOCK_M[0]), merc(2 * BLOCK_M[1])  # two by two blocks of the street grid
-    if bw >= 2 * g.px_m:
-        a, b, fu, fv = grid.blocks(bw, bl)
-        h = hash2(stream_key(grid.seed, STREAM_STRUCTURE, FIELD["urban"]), a.astype(np.int64), b.astype(np.int64))
+    if SQUARE_M[0] >= 2 * g.px_m:
+        h, fu, fv = grid.squares
         tone = tone * (0.8 + 0.4 * unit(h, 0))
-        avenue = coverage(_block_edge(fu, fv, bw, bl), merc(8.0), g.px_m)
+        avenue = coverage(_block_edge(fu, fv, *SQUARE_M), merc(8.0), g.px_m)
         tone = tone * (1.0 - 0.5 * avenue)
     alpha = town * (SUBURB_ALPHA + (URBAN_ALPHA - SUBURB_ALPHA) * core)
     c = c + alpha[..., None] * (np.asarray(URBAN_COLOUR, np.float32) * tone[..., None] - c)

@@ -41,7 +41,7 @@ def test_coarse_pixels_of_towns_get_the_share_their_buildings_cover(core: float,
         rb, style = np.full(here.building.shape, 12345, np.uint64), np.zeros(here.building.shape, np.int64)
         ones = np.ones(here.building.shape, np.float32)
         grid = StreetGrid(7, g, ones * np.float32(theta), ones * np.float32(core))
-        shadow = town_plan(grid.shifted(toward_light(merc(4.0))), rb, style, ones, roofs=False)
+        shadow = town_plan(grid.shifted(*toward_light(merc(4.0))), rb, style, ones, roofs=False)
         built = 1 - parks(grid)  # parks have none: the shares are of the built-up squares
         covered += here.building.sum() / built.sum() / 3
         shaded += (shadow.building * (1 - here.building) * built).sum() / built.sum() / 3
@@ -75,7 +75,7 @@ def test_shadows_fall_away_from_the_light() -> None:
     grid = StreetGrid(7, g, np.full((256, 256), 0.3, np.float32), ones * np.float32(0.5))
     args = (np.full((256, 256), 12345, np.uint64), np.zeros((256, 256), np.int64), ones)
     building = town_plan(grid, *args).building
-    shadow = town_plan(grid.shifted(toward_light(merc(4.0))), *args, roofs=False).building
+    shadow = town_plan(grid.shifted(*toward_light(merc(4.0))), *args, roofs=False).building
     # the shift that best lays the buildings over their shadows: south-east (rows and columns grow), 4 m each way
     shifts = [(dr, dc) for dr in range(-9, 10) for dc in range(-9, 10)]
     best = max(shifts, key=lambda s: float((shadow * np.roll(building, s, axis=(0, 1))).sum()))
