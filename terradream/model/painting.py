@@ -17,6 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from terradream.model.coast import COAST_MAX_ZOOM, COAST_SMOOTH_M, EDGE_PX, smooth_water
 from terradream.model.lattice import Grid
 from terradream.model.places import PlaceAtlas, default_places
 from terradream.model.structure import STRUCTURE_REVISION, land_cover, layout
@@ -102,7 +103,8 @@ class StructurePainter:
     def identity(self) -> str:
         """What decides the painted numbers (besides the model): part of the model version, hence of cache keys."""
         return (f"structure/{STRUCTURE_REVISION}/{STRUCTURE_BASE_RADIUS_PX}/{WATER_MAX_ZOOM}/{CALM_SNOW_SHARE}/"
-                f"{self.water.identity}/{self.places.identity}/{self.relief.identity}")
+                f"{self.water.identity}/{COAST_SMOOTH_M}/{COAST_MAX_ZOOM}/{EDGE_PX}/{self.places.identity}/"
+                f"{self.relief.identity}")
 
     def warm(self) -> None:
         """Load the real data earth's windows read (water, places, relief) now rather than in the first windows."""
@@ -122,7 +124,10 @@ class StructurePainter:
     def _real_water(self, spec: WindowSpec, z: int, row0: int, col0: int, size: int) -> np.ndarray | None:
         """Earth's real water share of a size x size square of global pixels at zoom z, or None where none is known
         (spec: the window it is for)."""
-        return self.water.water_and_rivers_window(z, row0, col0, size, size) if spec.real_water else None
+        if not spec.real_water:
+            return None
+        water = smooth_water(self.water.water_window, z, row0, col0, size, size)
+        return np.maximum(water, self.water.rivers_window(z, row0, col0, size, size))
 
     def calm_share(self, spec: WindowSpec, window_px: int, water: np.ndarray | None) -> np.ndarray:
         """The share of every window pixel where the model's grain is damped, (1, W, W): open water (window_water's,

