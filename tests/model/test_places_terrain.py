@@ -9,7 +9,14 @@ import pytest
 from terradream.model.lattice import Grid
 from terradream.model.places import PlaceAtlas, default_places, radius_ground_m
 from terradream.model.structure import land_cover, layout
-from terradream.model.terrain import cover_ruggedness, default_relief, gradient_noise_grad, ridge_slopes, shade_relief
+from terradream.model.terrain import (
+    cover_ruggedness,
+    crevasses,
+    default_relief,
+    gradient_noise_grad,
+    ridge_slopes,
+    shade_relief,
+)
 from terradream.model.water import latlon_to_global_px
 
 FARMLAND = np.array([0.36, 0.40, 0.26], np.float32)
@@ -78,7 +85,7 @@ def test_relief_is_shaded_at_every_zoom_and_leaves_flat_land_alone() -> None:
     for z in (9, 13, 17):
         relief = ridge_slopes(1, window_at(z, 45.95, 7.65, 128))
         assert relief is not None
-        (sx, sy), face = relief
+        (sx, sy), face, _ = relief
         assert 0.1 < float(np.median(np.hypot(sx, sy))) < 1.0, z
         assert float(np.median(face)) < float(np.median(np.hypot(sx, sy))) + 0.1  # gullies only add
     g = window_at(14, 45.95, 7.65, 96)
@@ -101,7 +108,7 @@ def test_relief_is_the_same_in_every_window(z: int) -> None:
     for dr, dc, h, w in ((0, 0, 40, 56), (13, 29, 70, 45), (77, 5, 51, 123)):
         small = ridge_slopes(3, Grid.of_window(z, r0 + dr, c0 + dc, h, w))
         assert small is not None
-        for a, b in zip((*small[0], small[1]), (*big[0], big[1]), strict=True):
+        for a, b in zip((*small.slopes, small.face), (*big.slopes, big.face), strict=True):
             np.testing.assert_array_equal(a, b[dr : dr + h, dc : dc + w])
 
 
@@ -114,3 +121,28 @@ def test_real_ruggedness_follows_the_mountains(lat: float, lon: float, rugged: b
     assert value is not None
     assert (float(value.mean()) > 0.5) == rugged
     assert math.isfinite(float(value.sum()))
+
+
+def test_crevasses_crack_snow_across_its_flow_and_nothing_else() -> None:
+    row, col = latlon_to_global_px(17, 45.95, 7.65)
+    g = Grid.of_window(17, int(row) - 128, int(col) - 128, 256, 256)
+    relief = ridge_slopes(3, g)
+    assert relief is not None and relief.flow is not None
+    snow = np.ones((256, 256), np.float32)
+    crack = crevasses(3, g, relief.flow, snow)
+    assert crack is not None
+    assert 0.002 < float((crack > 0.5).mean()) < 0.2  # thin lines in fields, not a wash
+    assert crevasses(3, g, relief.flow, np.zeros_like(snow)) is None  # no snow, no ice
+    coarse = Grid.of_window(12, int(row) >> 5, int(col) >> 5, 64, 64)
+    coarse_relief = ridge_slopes(3, coarse)
+    assert coarse_relief is not None and coarse_relief.flow is not None
+    assert crevasses(3, coarse, coarse_relief.flow, np.ones((64, 64), np.float32)) is None  # under two pixels apart
+    # cracks run across the flow: the coverage changes along the flow (from crack to snow), hardly across it
+    d_row, d_col = np.gradient(crack)
+    fx, fy = relief.flow
+    norm = np.hypot(fx, fy) + 1e-6
+    ux, uy = fx / norm, fy / norm
+    d_x, d_y = d_col, -d_row  # rows run south, y north
+    along = float(np.abs(ux * d_x + uy * d_y).mean())
+    across = float(np.abs(-uy * d_x + ux * d_y).mean())
+    assert along > 1.3 * across  # 1.6 here; cracks along the flow would score about 1 / 1.6
