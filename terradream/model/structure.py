@@ -37,7 +37,7 @@ from terradream.model.lattice import (
 from terradream.model.noise import stream_key
 from terradream.model.towns import BUILDING_MAX_PX_M, StreetGrid, paint_buildings, paint_urban, roof_style, streets
 
-STRUCTURE_REVISION = 17  # bump whenever the layout changes: it is part of the model version, hence of cache keys
+STRUCTURE_REVISION = 18  # bump whenever the layout changes: it is part of the model version, hence of cache keys
 
 
 # ---- land cover from the parent's (low-passed) colours ----

@@ -49,7 +49,10 @@ SHADOW_COLOUR, SHADOW_ALPHA = (0.05, 0.05, 0.06), 0.45
 PARK_SHARE = 0.05  # squares of 2 x 2 city blocks that are parks: grass and trees, paths, no buildings
 PARK_COLOUR = (0.27, 0.33, 0.21)
 
-# Roof colours by district style: terracotta, slate, mixed. A town's roofs are mostly of its style.
+# Roof colours by district style: terracotta, slate, mixed. A district's roofs are mostly of its style
+# (DISTRICT_STYLE_SHARE of them, the rest of any style), so it differs from its neighbours by its mix, not as a square
+# of one tint.
+DISTRICT_STYLE_SHARE = 0.6
 _ROOFS = np.array([
     [[0.66, 0.36, 0.26], [0.58, 0.31, 0.23], [0.72, 0.45, 0.32], [0.50, 0.28, 0.22], [0.62, 0.40, 0.30],
      [0.55, 0.55, 0.55]],
@@ -176,6 +179,8 @@ def town_plan(grid: StreetGrid, rb: np.ndarray, style: np.ndarray, town: np.ndar
     building = np.clip(inside / g.px_m + 0.5, 0.0, 1.0) * built * town * (1 - parks(grid))
     if not roofs:
         return TownPlan(building, np.zeros(0, np.float32))
+    own = unit(hb, 6) < DISTRICT_STYLE_SHARE  # else a roof of any style, so districts differ by their mix
+    style = np.where(own, style, (unit(hb, 8) * len(_ROOFS)).astype(np.int64))
     roof = _ROOFS[style, (unit(hb, 5) * _ROOFS.shape[1]).astype(np.int64)]
     roof *= (0.85 + 0.3 * unit(hb, 4))[..., None]
     # the ridge runs along the longer side: each slope faces across it, towards or away from the sun
@@ -213,7 +218,8 @@ def buildings_average(c: np.ndarray, town: np.ndarray, core: np.ndarray, style: 
     a town's edge and in dense ones (the `core` share of them) towards its centre; none in parks (park share)."""
     built = town * (1 - park)
     share = built * (BUILDING_SHARE[0] + (BUILDING_SHARE[1] - BUILDING_SHARE[0]) * core)
-    roof = _ROOFS.mean(axis=1)[style]
+    roof = (DISTRICT_STYLE_SHARE * _ROOFS.mean(axis=1)[style]
+            + np.float32(1.0 - DISTRICT_STYLE_SHARE) * _ROOFS.mean(axis=(0, 1)))
     roof = roof + (core * FLAT_ROOF_SHARE)[..., None] * (_FLAT_ROOF - roof)
     return _roofs_over(c, built * SHADOW_SHARE, share, roof)
 
