@@ -15,7 +15,7 @@ from collections.abc import Callable
 import numpy as np
 
 from terradream.core.tiles import TILE_SIZE_PX
-from terradream.model.lattice import WORLD_M, merc
+from terradream.model.lattice import WORLD_M, merc, separable_lerp
 
 COAST_SMOOTH_M = 100.0  # ground metres over which a shoreline's steps are rounded off (GSHHG full is ~100 m)
 COAST_MAX_ZOOM = 14  # finer windows upsample this zoom's smoothed water
@@ -73,8 +73,5 @@ def _upsampled(water: WaterWindow, z: int, row0: int, col0: int, height: int, wi
     coarse = smooth_water(water, COAST_MAX_ZOOM, r_lo, c_lo, math.floor(rows[-1]) - r_lo + 2,
                           math.floor(cols[-1]) - c_lo + 2)
     ri, ci = np.floor(rows).astype(np.intp) - r_lo, np.floor(cols).astype(np.intp) - c_lo
-    rt = (rows - np.floor(rows)).astype(np.float32)[:, None]
-    ct = (cols - np.floor(cols)).astype(np.float32)[None, :]
-    top = coarse[ri][:, ci] * (1 - ct) + coarse[ri][:, ci + 1] * ct
-    bottom = coarse[ri + 1][:, ci] * (1 - ct) + coarse[ri + 1][:, ci + 1] * ct
-    return (top * (1 - rt) + bottom * rt).astype(np.float32)
+    rt, ct = (rows - np.floor(rows)).astype(np.float32), (cols - np.floor(cols)).astype(np.float32)
+    return separable_lerp(coarse, (ri, rt), (ci, ct)).astype(np.float32)

@@ -100,8 +100,22 @@ def value_noise(key: np.uint64, x: np.ndarray, y: np.ndarray, cell_m: float) -> 
     iy, ty = _cells(y / cell_m)
     (cols, cx), (rows, cy) = _lattice_axis(ix), _lattice_axis(iy)
     lattice = uniform_grid(key, rows, cols).astype(np.float32)
-    along_x = lattice[:, cx] * (1 - tx) + lattice[:, cx + 1] * tx
-    return along_x[cy] * (1 - ty)[:, None] + along_x[cy + 1] * ty[:, None]
+    return separable_lerp(lattice, (cy, ty), (cx, tx))
+
+
+def separable_lerp(a: np.ndarray, rows: tuple[np.ndarray, np.ndarray], cols: tuple[np.ndarray, np.ndarray]
+                   ) -> np.ndarray:
+    """Samples a (R, C) interpolated at (index, weight) pairs per output row and column: along the columns first
+    (a[:, i] to a[:, i + 1] by the weight), then along the rows, so an output pixel gets the same arithmetic
+    whichever window it is in.
+
+    >>> separable_lerp(np.array([[0.0, 2.0], [4.0, 6.0]]), (np.array([0]), np.array([0.5])),
+    ...                (np.array([0]), np.array([0.25]))).tolist()
+    [[2.5]]
+    """
+    (ri, rt), (ci, ct) = rows, cols
+    along = a[:, ci] * (1 - ct) + a[:, ci + 1] * ct
+    return along[ri] * (1 - rt)[:, None] + along[ri + 1] * rt[:, None]
 
 
 def fbm(seed: int, field: str, g: Grid, cell_m: float, octaves: int, persistence: float = 0.5) -> np.ndarray:

@@ -26,7 +26,18 @@ import numpy as np
 from PIL import Image
 
 from terradream.core.tiles import uv_to_lonlat
-from terradream.model.lattice import FIELD, LIGHT_FROM, STREAM_STRUCTURE, WORLD_M, Grid, coverage, fbm, merc, ramp
+from terradream.model.lattice import (
+    FIELD,
+    LIGHT_FROM,
+    STREAM_STRUCTURE,
+    WORLD_M,
+    Grid,
+    coverage,
+    fbm,
+    merc,
+    ramp,
+    separable_lerp,
+)
 from terradream.model.noise import stream_key, uniform_grid
 from terradream.model.water import data_dirs, data_package_version
 
@@ -147,13 +158,6 @@ def _coarse_axis(coords: np.ndarray, px_m: float, sign: float) -> tuple[np.ndarr
     return at, (k - k0).astype(np.intp), ((idx - k * COARSE_STEP_PX) / COARSE_STEP_PX).astype(np.float32)
 
 
-def _interpolate(a: np.ndarray, rows: tuple[np.ndarray, np.ndarray], cols: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
-    """Bilinear interpolation of coarse samples a at (sample index, weight) per row and column."""
-    (ri, rt), (ci, ct) = rows, cols
-    along = a[:, ci] * (1 - ct) + a[:, ci + 1] * ct
-    return along[ri] * (1 - rt)[:, None] + along[ri + 1] * rt[:, None]
-
-
 class Relief(NamedTuple):
     """The relief at a window's pixels: its slopes; the steepness of its faces (the same without the gullies, which
     snow fills); and the slopes of its long octaves alone (smooth over tens of pixels: the way ice flows), or None
@@ -183,7 +187,7 @@ def ridge_slopes(seed: int, g: Grid) -> Relief | None:
         for octave, cell in coarse:
             acc = _add_damped(acc, _ridge_octave(seed, xs, ys, cell, octave, top))
         assert acc is not None
-        acc = (_interpolate(acc[0], (ri, rt), (ci, ct)), _interpolate(acc[1], (ri, rt), (ci, ct)))
+        acc = (separable_lerp(acc[0], (ri, rt), (ci, ct)), separable_lerp(acc[1], (ri, rt), (ci, ct)))
     flow = acc
     for octave, cell in enumerate(cells):
         if cell <= COARSE_CELL_PX * g.px_m:
