@@ -35,6 +35,7 @@ from terradream.model.lattice import (
     coverage,
     fbm,
     merc,
+    over,
     ramp,
     separable_lerp,
 )
@@ -221,12 +222,19 @@ def _stripes(key: np.uint64, g: Grid, along_x: np.ndarray, along_y: np.ndarray, 
     return total
 
 
+def _fall_line(slopes: Slopes) -> tuple[np.ndarray, Slopes]:
+    """How steep slopes are, and the unit vector up their fall line (zero where flat)."""
+    sx, sy = slopes
+    steep = np.sqrt(sx * sx + sy * sy)
+    return steep, (sx / (steep + np.float32(1e-6)), sy / (steep + np.float32(1e-6)))
+
+
 def _add_gullies(seed: int, g: Grid, slopes: Slopes, cell: float, octave: int) -> Slopes:
     """Gullies cell apart running down the fall line of slopes: cosine stripes across it (_stripes). Their depth
     follows the slope they cut, so flat ground has none."""
     sx, sy = slopes
-    steep = np.sqrt(sx * sx + sy * sy)
-    across_x, across_y = -sy / (steep + np.float32(1e-6)), sx / (steep + np.float32(1e-6))
+    steep, (fall_x, fall_y) = _fall_line(slopes)
+    across_x, across_y = -fall_y, fall_x
     sin_sum = _stripes(stream_key(seed, STREAM_STRUCTURE, FIELD["gully"], octave), g, across_x, across_y, cell, np.sin)
     # height GULLY_SLOPE min(steep, 1) cell / 2 pi x cos(at): its slope across the fall line is -... x sin(at)
     across = -np.float32(GULLY_SLOPE) * np.minimum(steep, np.float32(1.0)) * sin_sum
@@ -241,9 +249,7 @@ def crevasses(seed: int, g: Grid, slopes: Slopes, snow: np.ndarray) -> np.ndarra
     spacing = merc(CREVASSE_SPACING_M)
     if spacing < 2.0 * g.px_m or float(snow.max()) <= 0.0:
         return None
-    sx, sy = slopes
-    steep = np.sqrt(sx * sx + sy * sy)
-    fall_x, fall_y = sx / (steep + np.float32(1e-6)), sy / (steep + np.float32(1e-6))
+    steep, (fall_x, fall_y) = _fall_line(slopes)
     cos_sum = _stripes(stream_key(seed, STREAM_STRUCTURE, FIELD["crevasse"], 0), g, fall_x, fall_y, spacing, np.cos,
                        CREVASSE_RUN)
     # near a crest of the stripes cos = 1 - (2 pi d / spacing)^2 / 2: d, the distance to the crack's middle
@@ -270,7 +276,7 @@ def shade_relief(seed: int, g: Grid, c: np.ndarray, snow: np.ndarray, rugged: np
     c = c + (rock * np.float32(0.8))[..., None] * (np.asarray(_ROCK, np.float32) - c)
     crack = None if flow is None else crevasses(seed, g, flow, snow * rugged)
     if crack is not None:
-        c = c + (crack * np.float32(CREVASSE_ALPHA))[..., None] * (np.asarray(CREVASSE_COLOUR, np.float32) - c)
+        c = over(c, crack * np.float32(CREVASSE_ALPHA), CREVASSE_COLOUR)  # c is this function's own copy by now
     k = np.float32(SHADE_STRENGTH) * rugged * np.clip(light, -1.0, LIT_GAIN)
     cool = np.minimum(k, 0.0) * snow * np.float32(2.0)  # shade on snow turns bluish: each channel by its tint
     return c * ((1.0 + k)[..., None] * (1.0 + (1.0 - _SHADOW_TINT) * cool[..., None]))
