@@ -43,6 +43,8 @@ def smooth_water(water: WaterWindow, z: int, row0: int, col0: int, height: int, 
         return water(z, row0, col0, height, width)
     reach = 2 * r  # two box filters of half-width r: a triangle of half-width 2r
     grown = water(z, row0 - reach, col0 - reach, height + 2 * reach, width + 2 * reach)
+    if not grown.any() or grown.min() == 1.0:  # no shore within reach: the filter gives back exact 0s or 1s
+        return np.ascontiguousarray(grown[reach:-reach, reach:-reach])
     blurred = _box_cols(_box_cols(_box_rows(_box_rows(grown, r), r), r), r)
     gain = np.float32((2 * r + 1) / EDGE_PX)  # the triangle's edge rises 1 / (2r + 1) a pixel at its middle
     return np.clip((blurred - np.float32(0.5)) * gain + np.float32(0.5), 0.0, 1.0).astype(np.float32)

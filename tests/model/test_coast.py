@@ -65,3 +65,13 @@ def test_the_tagus_shore_is_no_staircase() -> None:
     args = (14, int(row) - 128, int(col) - 128, 256, 256)
     assert axis_share(atlas.water_window(*args)) > 0.5
     assert axis_share(smooth_water(atlas.water_window, *args)) < 0.35
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("z", [12, COAST_MAX_ZOOM, COAST_MAX_ZOOM + 2])
+def test_land_or_water_without_a_shore_is_left_as_it_is(z: int) -> None:
+    """Far from the staircase (all water below it, all land above) the smoothed water is the raw water."""
+    for row0, col0 in ((90_000, 100), (100, 90_000)):
+        raw = stairs(z, row0, col0, 64, 48)
+        assert raw.min() == raw.max()
+        np.testing.assert_array_equal(smooth_water(stairs, z, row0, col0, 64, 48), raw)
