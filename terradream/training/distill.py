@@ -1,6 +1,7 @@
-"""Progressive distillation (Salimans & Ho, ICLR 2022): a student that samples in half the teacher's steps.
+"""Progressive distillation (Salimans & Ho, ICLR 2022): a student that samples in a whole fraction of the teacher's
+steps (half in the paper; a three-step teacher can also go straight to one).
 
-One student DDIM step from t must land where two of the teacher's serving steps land, corrections included (the
+One student DDIM step from t must land where k of the teacher's serving steps land, corrections included (the
 teacher's detail gain, colour damping and pull onto the parent), so the student needs no gain of its own. For a
 student step t -> t'' with teacher endpoint x'' the target clean image solves the DDIM update (eta = 0)
     x'' = a'' x0 + s'' (x_t - a_t x0) / s_t,   a = sqrt(alpha_cumprod), s = sqrt(1 - alpha_cumprod),
@@ -34,13 +35,15 @@ def distill_target(x_t: torch.Tensor, x_end: torch.Tensor, alpha_t: torch.Tensor
 
 
 class DistillTrainer(Trainer):
-    """A Trainer whose targets are the teacher's two-step jumps instead of the noise."""
+    """A Trainer whose targets are the teacher's multi-step jumps instead of the noise."""
 
     def __init__(self, cfg: TrainConfig, train: TripleDataset, val: TripleDataset) -> None:
         self.teacher = TerraPipeline.from_pretrained(model_dir(cfg.distill_from), device="cpu")
-        if self.teacher.num_inference_steps != 2 * cfg.inference_steps:
-            raise ValueError(f"a student takes half the teacher's {self.teacher.num_inference_steps} steps, "
+        teacher_steps = self.teacher.num_inference_steps
+        if teacher_steps <= cfg.inference_steps or teacher_steps % cfg.inference_steps:
+            raise ValueError(f"a student takes a whole fraction of the teacher's {teacher_steps} steps, "
                              f"not {cfg.inference_steps}")
+        self.steps_per_jump = teacher_steps // cfg.inference_steps
         super().__init__(cfg, train, val)
         self.teacher.denoiser.to(self.device).requires_grad_(False)
         self.teacher.scheduler.set_timesteps(self.teacher.num_inference_steps, device=self.device)
@@ -55,13 +58,16 @@ class DistillTrainer(Trainer):
     @torch.no_grad()
     def teacher_jump(self, x: torch.Tensor, t: int, cond: torch.Tensor, parent: torch.Tensor,
                      log2_mpp: torch.Tensor) -> torch.Tensor:
-        """Two of the teacher's serving steps from x at t (its detail gain and pull onto the parent included)."""
-        for tk in (t, self.teacher.scheduler.prev_timestep(t)):
+        """The teacher's serving steps from x at t to the student's next timestep (its detail gain and pull onto the
+        parent included)."""
+        timesteps = [int(tk) for tk in self.teacher.scheduler.timesteps]
+        first = timesteps.index(t)
+        for tk in timesteps[first : first + self.steps_per_jump]:
             x = self.teacher.serving_step(x, tk, cond, parent, log2_mpp)
         return x
 
     def loss(self, model: TerraDenoiser, batch: tuple[torch.Tensor, ...], gen: torch.Generator | None) -> torch.Tensor:
-        """v-prediction MSE against the teacher's two-step jump, at one of the student's own timesteps per batch."""
+        """v-prediction MSE against the teacher's jump, at one of the student's own timesteps per batch."""
         child, parent, log2_mpp = (t.to(self.device) for t in batch)
         t = int(self.sampler_t[int(torch.randint(0, len(self.sampler_t), (1,), generator=gen))])
         noise = torch.randn(child.shape, generator=gen, device="cpu").to(self.device)

@@ -14,6 +14,7 @@ from terradream.model.testing import make_tiny_model
 from terradream.training.config import TrainConfig
 from terradream.training.dataset import TripleDataset
 from terradream.training.distill import DistillTrainer, distill_target
+from terradream.training.train import condition_from_parent
 
 
 @pytest.mark.parametrize(("t", "t_end"), [(999, 499), (499, -1)])
@@ -58,8 +59,27 @@ def test_a_short_distillation_run_trains_and_exports_a_two_step_student(tmp_path
     assert student.margin_px < trainer.teacher.margin_px
 
 
-def test_a_student_must_take_half_the_teachers_steps(tmp_path) -> None:
+@pytest.mark.parametrize("student_steps", [3, 4])
+def test_a_student_must_take_a_whole_fraction_of_the_teachers_steps(tmp_path, student_steps: int) -> None:
     teacher_dir = make_tiny_model(tmp_path / "teacher", steps=4)
-    cfg = TrainConfig(distill_from=str(teacher_dir), out=str(tmp_path / "run"), inference_steps=3, device="cpu")
-    with pytest.raises(ValueError, match="half"):
+    cfg = TrainConfig(distill_from=str(teacher_dir), out=str(tmp_path / "run"), inference_steps=student_steps,
+                      device="cpu")
+    with pytest.raises(ValueError, match="whole fraction"):
         DistillTrainer(cfg, _synthetic_data(0), _synthetic_data(1))
+
+
+@pytest.mark.parametrize(("teacher_steps", "student_steps", "t", "teacher_path"),
+                         [(4, 2, 999, [999, 749]), (4, 2, 499, [499, 249]), (3, 1, 999, [999, 666, 332])])
+def test_the_teachers_jump_runs_its_steps_up_to_the_students_next_timestep(
+        tmp_path, teacher_steps: int, student_steps: int, t: int, teacher_path: list[int]) -> None:
+    teacher_dir = make_tiny_model(tmp_path / "teacher", steps=teacher_steps)
+    cfg = TrainConfig(distill_from=str(teacher_dir), out=str(tmp_path / "run"), crop_px=32, context_width=0,
+                      inference_steps=student_steps, device="cpu")
+    trainer = DistillTrainer(cfg, _synthetic_data(0), _synthetic_data(1))
+    child, parent, log2_mpp = trainer.val_batches[0]
+    cond = condition_from_parent(parent)
+    x = torch.randn(child.shape, generator=torch.Generator().manual_seed(1))
+    expected = x
+    for tk in teacher_path:
+        expected = trainer.teacher.serving_step(expected, tk, cond, parent, log2_mpp)
+    assert torch.equal(trainer.teacher_jump(x, t, cond, parent, log2_mpp), expected)
