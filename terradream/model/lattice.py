@@ -45,6 +45,12 @@ class Grid:
         """The same pixels sampled dx_m east and dy_m north of their centres."""
         return Grid(self.x + dx_m, self.y + dy_m, self.px_m)
 
+    def children(self) -> tuple[Grid, ...]:
+        """The next zoom's four pixels inside each of these (half the size, centres next_zoom_offsets away): a
+        feature painted on each and averaged is what that zoom's pixels will average to, so the zoom before the one
+        that first draws a feature can hold its coarser octave (the cascade keeps 2x2 means from zoom to zoom)."""
+        return tuple(Grid(self.x + dx, self.y + dy, self.px_m / 2) for dx, dy in next_zoom_offsets(self.px_m))
+
     def grown(self) -> Grid:
         """This grid with one more pixel on every side, computed as of_window computes points (so a point has the
         same coordinates, to the bit, whichever window's grid it is in)."""

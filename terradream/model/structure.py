@@ -37,7 +37,7 @@ from terradream.model.lattice import (
 from terradream.model.noise import stream_key
 from terradream.model.towns import BUILDING_MAX_PX_M, StreetGrid, paint_buildings, paint_urban, roof_style, streets
 
-STRUCTURE_REVISION = 18  # bump whenever the layout changes: it is part of the model version, hence of cache keys
+STRUCTURE_REVISION = 19  # bump whenever the layout changes: it is part of the model version, hence of cache keys
 
 
 # ---- land cover from the parent's (low-passed) colours ----
@@ -120,6 +120,8 @@ LAND_GRAIN_M, DISTRICT_TURN = 15000.0, 0.35
 DISTRICT_ROAD_MAX_PX_M = 40.0  # roads along district edges from pixels this fine on (ground metres)
 TOWN_EDGE, TOWN_CORE = (0.66, 0.70), (0.72, 0.80)  # slow town noise from open land to built up, and to a centre
 URBAN_MAX_PX_M = 1500.0  # towns are drawn from pixels this fine on (ground metres)
+TREE_MAX_PX_M = 6.0  # single tree crowns from pixels this fine on (ground metres); what they average to from twice that
+BUILDINGS_FROM_PX_M = 2 * BUILDING_MAX_PX_M  # what single buildings average to from here, single ones from half
 
 
 def _road_segments(seed: int, g: Grid, field: str, cell_m: float, p_link: float) -> list[tuple[float, ...]]:
@@ -263,7 +265,7 @@ def layout(seed: int, g: Grid, base: np.ndarray, water: np.ndarray | None = None
     if urban:  # towns are drawn on the box of pixels they reach (the same numbers: every value is per pixel)
         box, sub = _box(g, town > 0)
         tb, grid = town[box], StreetGrid(seed, sub, d.theta[box], core[box])
-        c[box], park = paint_urban(grid, c[box], tb, d.roof_style[box], buildings=px <= merc(BUILDING_MAX_PX_M))
+        c[box], park = paint_urban(grid, c[box], tb, d.roof_style[box], buildings=px <= merc(BUILDINGS_FROM_PX_M))
     if px > merc(FIELDS_MAX_PX_M):
         return c
     c, hedges = paint_fields(g, d.rb, d.theta, c, farm)
@@ -285,19 +287,30 @@ def layout(seed: int, g: Grid, base: np.ndarray, water: np.ndarray | None = None
         c = over(c, coverage(d.edge_m, merc(3.5), px) * road_land * settled * 0.85, _LANE)
     if px <= merc(30.0) and urban:  # (no town in the window: every town term is zero anyway)
         cb = over(c[box], streets(grid, tb) * 0.85, _ASPHALT)
-        if px <= merc(BUILDING_MAX_PX_M):  # coarser, single roofs would only be one-pixel speckle
+        if px <= merc(BUILDINGS_FROM_PX_M):  # coarser, single roofs would only be one-pixel speckle
             cb = paint_buildings(grid, cb, d.rb[box], d.roof_style[box], tb)
         c[box] = cb
     c = over(c, major * road_land * 0.9, _ASPHALT)
-    density = 0.9 * forest + 0.25 * hedges + town * (0.05 + 0.2 * (1 - core))  # gardens at a town's edge
+    # trees where land is mostly wild (not scattered over fields the parent painted green), on hedgerows, and in
+    # gardens at a town's edge
+    density = 0.9 * ramp(forest, 0.3, 0.6) + 0.25 * hedges + town * (0.05 + 0.2 * (1 - core))
     if urban:
         density[box] += tb * park * 0.6  # and parks
-    if px <= merc(6.0) and density.max() > 0:
-        shade = toward_light(merc(2.0))
-        for field, cell, off in (("tree", merc(7.0), 0.0), ("tree_b", merc(9.0), merc(3.0))):
-            shade_cov, _ = _trees(seed, g.shifted(off + shade[0], off + shade[1]), density, field, cell)
-            crown, tone = _trees(seed, g.shifted(off, off), density, field, cell)
-            c = over(c, shade_cov * (1 - crown) * 0.55, (0.04, 0.06, 0.04))
-            colour = np.stack([0.10 + 0.08 * tone, 0.20 + 0.10 * tone, 0.08 + 0.05 * tone], axis=-1)
-            c = c + crown[..., None] * 0.9 * (colour - c)
+    if px <= 2 * merc(TREE_MAX_PX_M) and density.max() > 0:
+        c = paint_trees(seed, g, c, density)
+    return c
+
+
+def paint_trees(seed: int, g: Grid, c: np.ndarray, density: np.ndarray) -> np.ndarray:
+    """Tree crowns (two jittered lattices, density per pixel) and their shadows over c; where pixels are up to twice
+    too coarse for single crowns, what the next zoom's pixels of them average to (their coarser octave)."""
+    if g.px_m > merc(TREE_MAX_PX_M):
+        return np.mean([paint_trees(seed, sub, c.copy(), density) for sub in g.children()], axis=0)
+    shade = toward_light(merc(2.0))
+    for field, cell, off in (("tree", merc(7.0), 0.0), ("tree_b", merc(9.0), merc(3.0))):
+        shade_cov, _ = _trees(seed, g.shifted(off + shade[0], off + shade[1]), density, field, cell)
+        crown, tone = _trees(seed, g.shifted(off, off), density, field, cell)
+        c = over(c, shade_cov * (1 - crown) * 0.55, (0.04, 0.06, 0.04))
+        colour = np.stack([0.10 + 0.08 * tone, 0.20 + 0.10 * tone, 0.08 + 0.05 * tone], axis=-1)
+        c = c + crown[..., None] * 0.9 * (colour - c)
     return c

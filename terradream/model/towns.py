@@ -114,7 +114,11 @@ class StreetGrid:
 
     def shifted(self, dx_m: float, dy_m: float) -> StreetGrid:
         """The same grid sampled dx_m east and dy_m north of every pixel (a shadow pass, a finer zoom's pixels)."""
-        return StreetGrid(self.seed, self.g.shifted(dx_m, dy_m), self.theta, self.core)
+        return self.on(self.g.shifted(dx_m, dy_m))
+
+    def on(self, g: Grid) -> StreetGrid:
+        """The same streets sampled at other points of the same pixels (g: a shifted grid, or Grid.children)."""
+        return StreetGrid(self.seed, g, self.theta, self.core)
 
 
 def _block_edge(fu: np.ndarray, fv: np.ndarray, bw: float, bl: float) -> np.ndarray:
@@ -205,7 +209,11 @@ def _roofs_over(c: np.ndarray, shadow: np.ndarray, building: np.ndarray, roof: n
 
 def paint_buildings(grid: StreetGrid, c: np.ndarray, rb: np.ndarray, style: np.ndarray, town: np.ndarray
                     ) -> np.ndarray:
-    """Single buildings of towns (town_plan) over c, with the shadows they cast away from the light."""
+    """Single buildings of towns (town_plan) over c, with the shadows they cast away from the light; where pixels
+    are up to twice too coarse for them, what the next zoom's pixels of them average to (its buildings' coarser
+    octave, which a flat average would leave out of every finer zoom)."""
+    if grid.g.px_m > merc(BUILDING_MAX_PX_M):
+        return np.mean([paint_buildings(grid.on(sub), c.copy(), rb, style, town) for sub in grid.g.children()], axis=0)
     plan = town_plan(grid, rb, style, town)
     shadow = town_plan(grid.shifted(*toward_light(merc(4.0))), rb, style, town, roofs=False)
     return _roofs_over(c, shadow.building * (1 - plan.building), plan.building, plan.roof)

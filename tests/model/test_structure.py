@@ -11,10 +11,10 @@ import torch
 from terradream.core.keys import TileKey
 from terradream.model.cascade import Cascade, MemoryTileStore
 from terradream.model.denoiser import TerraDenoiser
-from terradream.model.lattice import Grid, value_noise
+from terradream.model.lattice import Grid, merc, value_noise
 from terradream.model.noise import stream_key, uniform_grid
 from terradream.model.pipeline import TerraPipeline, WindowSpec
-from terradream.model.structure import DISTRICT_M, _districts, land_cover, layout
+from terradream.model.structure import DISTRICT_M, TREE_MAX_PX_M, _districts, land_cover, layout, paint_trees
 from terradream.model.testing import make_tiny_model
 from terradream.model.worlds import WorldRegistry
 
@@ -90,6 +90,22 @@ def test_coarse_fields_are_what_the_next_zoom_averages_to(row0: int, col0: int) 
     fine = paint(9, 2 * row0, 2 * col0, 192).mean(-1).reshape(96, 2, 96, 2).mean(axis=(1, 3))
     assert fine.std() > 0.04  # fields are drawn here
     assert np.corrcoef(coarse.ravel(), fine.ravel())[0, 1] > 0.92
+
+
+@pytest.mark.unit
+def test_the_zoom_before_single_trees_shows_what_the_next_zoom_averages_to() -> None:
+    """A zoom up to twice too coarse for single crowns paints what its children's crowns and shadows average to, so
+    their coarser octave is in every finer zoom's parent and trees do not first show faint."""
+    z, row0, col0, size = 14, 5_930_000, 8_417_000, 48
+    assert merc(TREE_MAX_PX_M) < Grid.of_window(z, 0, 0, 1, 1).px_m <= 2 * merc(TREE_MAX_PX_M)
+
+    def painted(zoom: int, row: int, col: int, n: int) -> np.ndarray:
+        base = np.full((n, n, 3), (0.45, 0.42, 0.30), np.float32)
+        return paint_trees(7, Grid.of_window(zoom, row, col, n, n), base, np.full((n, n), 0.6, np.float32))
+
+    coarse, fine = painted(z, row0, col0, size), painted(z + 1, 2 * row0, 2 * col0, 2 * size)
+    assert coarse.std() > 0.01  # crowns show, not one flat share
+    np.testing.assert_allclose(coarse, fine.reshape(size, 2, size, 2, 3).mean(axis=(1, 3)), atol=1e-5)
 
 
 def test_neighbouring_districts_run_alike() -> None:

@@ -8,7 +8,16 @@ import pytest
 
 from terradream.model.lattice import LIGHT_FROM, Grid, merc, toward_light
 from terradream.model.structure import _districts, layout
-from terradream.model.towns import BUILDING_SHARE, ROOF_RELIEF, SHADOW_SHARE, StreetGrid, parks, town_plan
+from terradream.model.towns import (
+    BUILDING_MAX_PX_M,
+    BUILDING_SHARE,
+    ROOF_RELIEF,
+    SHADOW_SHARE,
+    StreetGrid,
+    paint_buildings,
+    parks,
+    town_plan,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -118,3 +127,23 @@ def test_district_edges_are_where_districts_change_and_the_same_in_every_window(
     plain = _districts(7, g, edges=False)  # the same districts whether or not their edges are asked for
     np.testing.assert_array_equal(plain.rb, d.rb)
     np.testing.assert_array_equal(plain.theta, d.theta)
+
+
+def test_the_zoom_before_single_buildings_shows_what_the_next_zoom_averages_to() -> None:
+    """A zoom up to twice too coarse for single buildings paints what its children's buildings average to, not a
+    flat share: the coarser octave of the buildings is then in every finer zoom's parent, where the exact projection
+    keeps it (a flat share would leave it out of every zoom, and buildings would first show faint)."""
+    z, size = 13, 64
+    assert merc(BUILDING_MAX_PX_M) < Grid.of_window(z, 0, 0, 1, 1).px_m <= 2 * merc(BUILDING_MAX_PX_M)
+
+    def painted(zoom: int, n: int) -> np.ndarray:
+        shift = Z - zoom
+        g = Grid.of_window(zoom, ROW0 >> shift, COL0 >> shift, n, n)
+        ones = np.ones((n, n), np.float32)
+        grid = StreetGrid(7, g, ones * np.float32(0.3), ones * np.float32(0.5))
+        base = np.full((n, n, 3), 0.5, np.float32)
+        return paint_buildings(grid, base, np.full((n, n), 12345, np.uint64), np.zeros((n, n), np.int64), ones)
+
+    coarse, fine = painted(z, size), painted(z + 1, 2 * size)
+    assert coarse.std() > 0.02  # buildings show, not one flat share
+    np.testing.assert_allclose(coarse, fine.reshape(size, 2, size, 2, 3).mean(axis=(1, 3)), atol=1e-5)
