@@ -6,6 +6,7 @@ they meet.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,7 +22,7 @@ FIELD = {"district": 0, "farm": 1, "town": 2, "forest": 3, "warp_x": 4, "warp_y"
          "stream": 8, "stream_mask": 9, "road_major": 10, "road_minor": 11, "lot": 12, "tree": 13, "tree_b": 14,
          "town_edge": 15, "urban": 16, "ridge": 17, "woods": 18, "woods_tone": 19, "land_tone": 20, "land_hue": 21,
          "block": 22, "street_bend_u": 23, "street_bend_v": 24, "grain": 25, "canopy": 26, "gully": 27, "crevasse": 28,
-         "crevasse_field": 29}
+         "crevasse_field": 29, "industry": 30, "green_space": 31}
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,12 @@ class Grid:
         feature painted on each and averaged is what that zoom's pixels will average to, so the zoom before the one
         that first draws a feature can hold its coarser octave (the cascade keeps 2x2 means from zoom to zoom)."""
         return tuple(Grid(self.x + dx, self.y + dy, self.px_m / 2) for dx, dy in next_zoom_offsets(self.px_m))
+
+    def children_mean(self, paint: Callable[[Grid], np.ndarray]) -> np.ndarray:
+        """The mean of paint over the children grids, added up elementwise in one order (a reduction such as np.mean
+        may round differently with the array's shape, and a pixel must get the same bits in every window)."""
+        a, b, c, d = (paint(sub) for sub in self.children())
+        return ((a + b) + (c + d)) * np.float32(0.25)
 
     def grown(self) -> Grid:
         """This grid with one more pixel on every side, computed as of_window computes points (so a point has the

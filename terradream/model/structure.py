@@ -35,9 +35,17 @@ from terradream.model.lattice import (
     value_noise,
 )
 from terradream.model.noise import stream_key
-from terradream.model.towns import BUILDING_MAX_PX_M, StreetGrid, paint_buildings, paint_urban, roof_style, streets
+from terradream.model.towns import (
+    BUILDING_MAX_PX_M,
+    StreetGrid,
+    district_use,
+    paint_buildings,
+    paint_urban,
+    roof_style,
+    streets,
+)
 
-STRUCTURE_REVISION = 19  # bump whenever the layout changes: it is part of the model version, hence of cache keys
+STRUCTURE_REVISION = 20  # bump whenever the layout changes: it is part of the model version, hence of cache keys
 
 
 # ---- land cover from the parent's (low-passed) colours ----
@@ -264,7 +272,7 @@ def layout(seed: int, g: Grid, base: np.ndarray, water: np.ndarray | None = None
     d = _districts(seed, g, edges=px <= merc(DISTRICT_ROAD_MAX_PX_M))
     if urban:  # towns are drawn on the box of pixels they reach (the same numbers: every value is per pixel)
         box, sub = _box(g, town > 0)
-        tb, grid = town[box], StreetGrid(seed, sub, d.theta[box], core[box])
+        tb, grid = town[box], StreetGrid(seed, sub, d.theta[box], core[box], district_use(seed, sub))
         c[box], park = paint_urban(grid, c[box], tb, d.roof_style[box], buildings=px <= merc(BUILDINGS_FROM_PX_M))
     if px > merc(FIELDS_MAX_PX_M):
         return c
@@ -294,8 +302,8 @@ def layout(seed: int, g: Grid, base: np.ndarray, water: np.ndarray | None = None
     # trees where land is mostly wild (not scattered over fields the parent painted green), on hedgerows, and in
     # gardens at a town's edge
     density = 0.9 * ramp(forest, 0.3, 0.6) + 0.25 * hedges + town * (0.05 + 0.2 * (1 - core))
-    if urban:
-        density[box] += tb * park * 0.6  # and parks
+    if urban:  # parks have trees, industrial estates hardly any
+        density[box] += tb * (park * 0.6 - grid.industry * 0.9 * (0.05 + 0.2 * (1 - core[box])))
     if px <= 2 * merc(TREE_MAX_PX_M) and density.max() > 0:
         c = paint_trees(seed, g, c, density)
     return c
@@ -305,7 +313,7 @@ def paint_trees(seed: int, g: Grid, c: np.ndarray, density: np.ndarray) -> np.nd
     """Tree crowns (two jittered lattices, density per pixel) and their shadows over c; where pixels are up to twice
     too coarse for single crowns, what the next zoom's pixels of them average to (their coarser octave)."""
     if g.px_m > merc(TREE_MAX_PX_M):
-        return np.mean([paint_trees(seed, sub, c.copy(), density) for sub in g.children()], axis=0)
+        return g.children_mean(lambda sub: paint_trees(seed, sub, c.copy(), density))
     shade = toward_light(merc(2.0))
     for field, cell, off in (("tree", merc(7.0), 0.0), ("tree_b", merc(9.0), merc(3.0))):
         shade_cov, _ = _trees(seed, g.shifted(off + shade[0], off + shade[1]), density, field, cell)
@@ -313,4 +321,4 @@ def paint_trees(seed: int, g: Grid, c: np.ndarray, density: np.ndarray) -> np.nd
         c = over(c, shade_cov * (1 - crown) * 0.55, (0.04, 0.06, 0.04))
         colour = np.stack([0.10 + 0.08 * tone, 0.20 + 0.10 * tone, 0.08 + 0.05 * tone], axis=-1)
         c = c + crown[..., None] * 0.9 * (colour - c)
-    return c
+    return c.astype(np.float32)  # (as without trees: later steps must round alike in every band of a window)

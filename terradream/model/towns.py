@@ -63,6 +63,24 @@ _ROOFS = np.array([
 ], np.float32)
 _FLAT_ROOF = np.array([0.64, 0.63, 0.61], np.float32)
 
+# Land use in towns: mostly homes and shops; here and there an industrial estate (big flat-roofed sheds on tarmac
+# yards, on blocks twice the size) or a large park or wood. Seen from z11 to z13, they break a town's even tone into
+# the patches real towns show.
+USE_HOMES, USE_INDUSTRY, USE_GREEN = 0, 1, 2
+# Estates and parks are about this size (ground metres), where their noise is over these levels. A park much larger
+# than a kilometre would come with a pink halo: the cascade keeps Blue Marble's colour on 2 km pixels, so a park's
+# green that Blue Marble lacks is paid for by its surroundings.
+INDUSTRY_M, GREEN_SPACE_M = 1200.0, 600.0
+INDUSTRY_LEVEL, GREEN_LEVEL = 0.68, 0.70
+YARD_COLOUR = (0.46, 0.46, 0.45)  # tarmac and concrete
+_SHEDS = np.array([[0.82, 0.82, 0.80], [0.68, 0.69, 0.70], [0.50, 0.55, 0.60], [0.40, 0.41, 0.43],
+                   [0.88, 0.87, 0.84], [0.60, 0.42, 0.36]], np.float32)
+SHED_INSET_M = (12.0, 12.0)  # a shed stands this far from its block's streets, plus up to as much again (ground m)
+SHED_SPLIT_SHARE, SHED_GAP_M, YARD_SHARE = 0.5, 14.0, 0.15  # blocks with two sheds (this far apart); bare yards
+# the shares of an industrial estate's ground its sheds cover and their shadows darken (town_plan's averages; a test
+# holds them)
+SHED_SHARE, SHED_SHADOW_SHARE = 0.52, 0.035
+
 
 @dataclass(frozen=True)
 class TownPlan:
@@ -77,6 +95,15 @@ def roof_style(rb: np.ndarray) -> np.ndarray:
     return (unit(rb, 6) * len(_ROOFS)).astype(np.int64)
 
 
+def district_use(seed: int, g: Grid) -> np.ndarray:
+    """What the town's ground at every pixel is used for (int8: USE_HOMES, USE_INDUSTRY or USE_GREEN): estates and
+    large parks are the high ground of two slow noise fields, so their outlines are irregular, not districts'."""
+    use = np.full((len(g.y), len(g.x)), USE_HOMES, np.int8)
+    use[fbm(seed, "industry", g, merc(INDUSTRY_M), 2) > INDUSTRY_LEVEL] = USE_INDUSTRY
+    use[fbm(seed, "green_space", g, merc(GREEN_SPACE_M), 2) > GREEN_LEVEL] = USE_GREEN
+    return use
+
+
 @dataclass(eq=False)
 class StreetGrid:
     """A district's street grid over some pixels: angle theta, bent towards a centre (core) with slow noise so an old
@@ -87,6 +114,23 @@ class StreetGrid:
     g: Grid
     theta: np.ndarray
     core: np.ndarray
+    use: np.ndarray | None = None  # district_use per pixel; None: homes everywhere
+
+    @cached_property
+    def industry(self) -> np.ndarray:
+        """True on industrial estates (H, W)."""
+        return np.zeros(self.core.shape, bool) if self.use is None else self.use == USE_INDUSTRY
+
+    @cached_property
+    def green(self) -> np.ndarray:
+        """True in districts that are one park or wood (H, W)."""
+        return np.zeros(self.core.shape, bool) if self.use is None else self.use == USE_GREEN
+
+    @cached_property
+    def block_m(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every pixel's city block across and along the grid (Mercator metres): twice as large on estates."""
+        scale = np.where(self.industry, np.float32(2.0), np.float32(1.0))
+        return merc(BLOCK_M[0]) * scale, merc(BLOCK_M[1]) * scale
 
     @cached_property
     def uv(self) -> tuple[np.ndarray, np.ndarray]:
@@ -98,7 +142,7 @@ class StreetGrid:
             v = v + (fbm(self.seed, "street_bend_v", self.g, cell, 2) - 0.5) * reach
         return u, v
 
-    def blocks(self, bw: float, bl: float) -> tuple[np.ndarray, ...]:
+    def blocks(self, bw: float | np.ndarray, bl: float | np.ndarray) -> tuple[np.ndarray, ...]:
         """Indices of bw x bl blocks (a across, b along the grid) and positions inside them (fu, fv), in metres."""
         u, v = self.uv
         a, b = np.floor(u / bw), np.floor(v / bl)
@@ -118,24 +162,24 @@ class StreetGrid:
 
     def on(self, g: Grid) -> StreetGrid:
         """The same streets sampled at other points of the same pixels (g: a shifted grid, or Grid.children)."""
-        return StreetGrid(self.seed, g, self.theta, self.core)
+        return StreetGrid(self.seed, g, self.theta, self.core, self.use)
 
 
-def _block_edge(fu: np.ndarray, fv: np.ndarray, bw: float, bl: float) -> np.ndarray:
+def _block_edge(fu: np.ndarray, fv: np.ndarray, bw: float | np.ndarray, bl: float | np.ndarray) -> np.ndarray:
     """Distance (m) from a position inside a bw x bl block to the block's nearest side."""
     return np.minimum(np.minimum(fu, bw - fu), np.minimum(fv, bl - fv))
 
 
 def streets(grid: StreetGrid, town: np.ndarray) -> np.ndarray:
     """Coverage (H, W) of the streets around every city block of the grid, inside towns."""
-    bw, bl = merc(BLOCK_M[0]), merc(BLOCK_M[1])
+    bw, bl = grid.block_m
     _, _, fu, fv = grid.blocks(bw, bl)
     return coverage(_block_edge(fu, fv, bw, bl), merc(STREET_HALF_WIDTH_M), grid.g.px_m) * town
 
 
 def _park_flags(grid: StreetGrid) -> np.ndarray:
-    """1 where a pixel's square of 2 x 2 city blocks is a park, else 0 (H, W)."""
-    return (unit(grid.squares[0], 1) < PARK_SHARE).astype(np.float32)
+    """1 where a pixel's square of 2 x 2 city blocks is a park or its district is green, else 0 (H, W)."""
+    return ((unit(grid.squares[0], 1) < PARK_SHARE) | grid.green).astype(np.float32)
 
 
 def parks(grid: StreetGrid) -> np.ndarray:
@@ -147,7 +191,7 @@ def parks(grid: StreetGrid) -> np.ndarray:
     if SQUARE_M[0] >= 2 * g.px_m:
         return _park_flags(grid)
     if SQUARE_M[0] < g.px_m / 2:
-        return np.full((len(g.y), len(g.x)), PARK_SHARE, np.float32)
+        return np.where(grid.green, np.float32(1.0), np.float32(PARK_SHARE))
     (dx, dy), *others = next_zoom_offsets(g.px_m)
     share = _park_flags(grid.shifted(dx, dy))
     for dx, dy in others:
@@ -180,7 +224,11 @@ def town_plan(grid: StreetGrid, rb: np.ndarray, style: np.ndarray, town: np.ndar
     built = unit(hb, 3) < np.where(dense, 0.95, 0.85)
     lv = fv - lot * lot_len
     inside = np.minimum(np.minimum(lu - inset, inset + depth - lu), np.minimum(lv - gap, lot_len - gap - lv))
-    building = np.clip(inside / g.px_m + 0.5, 0.0, 1.0) * built * town * (1 - parks(grid))
+    building = np.clip(inside / g.px_m + 0.5, 0.0, 1.0) * built
+    sheds = _sheds(grid, rbi) if grid.industry.any() else None
+    if sheds is not None:
+        building = np.where(grid.industry, sheds.building, building)
+    building = building * town * (1 - parks(grid))
     if not roofs:
         return TownPlan(building, np.zeros(0, np.float32))
     own = unit(hb, 6) < DISTRICT_STYLE_SHARE  # else a roof of any style, so districts differ by their mix
@@ -197,7 +245,25 @@ def town_plan(grid: StreetGrid, rb: np.ndarray, style: np.ndarray, town: np.ndar
     flat = dense & (unit(hb, 7) < FLAT_ROOF_SHARE)
     roof = np.where(flat[..., None], _FLAT_ROOF * (0.9 + 0.2 * unit(hb, 4))[..., None],
                     roof * (1.0 + ROOF_RELIEF * facing)[..., None])
+    if sheds is not None:
+        roof = np.where(grid.industry[..., None], sheds.roof, roof)
     return TownPlan(building, roof.astype(np.float32))
+
+
+def _sheds(grid: StreetGrid, rbi: np.ndarray) -> TownPlan:
+    """An industrial estate's sheds (coverage and flat roofs) on blocks of its own size (StreetGrid.block_m): one
+    per block set back from its streets, or two with a lane between, or a bare yard."""
+    bw, bl = merc(2 * BLOCK_M[0]), merc(2 * BLOCK_M[1])
+    a, b, fu, fv = grid.blocks(bw, bl)
+    hb = hash2(stream_key(grid.seed, STREAM_STRUCTURE, FIELD["lot"]), a.astype(np.int64) * 7 + 5,
+               (b.astype(np.int64) * 11) ^ rbi)
+    inside = _block_edge(fu, fv, bw, bl) - (merc(SHED_INSET_M[0]) + unit(hb, 0) * merc(SHED_INSET_M[1]))
+    split = unit(hb, 1) < SHED_SPLIT_SHARE
+    inside = np.where(split, np.minimum(inside, np.abs(fv - bl / 2) - merc(SHED_GAP_M) / 2), inside)
+    building = np.clip(inside / grid.g.px_m + 0.5, 0.0, 1.0) * (unit(hb, 2) >= YARD_SHARE)
+    which = np.where(split & (fv > bl / 2), unit(hb, 6), unit(hb, 5))
+    roof = _SHEDS[(which * len(_SHEDS)).astype(np.int64)] * (0.92 + 0.16 * unit(hb, 4))[..., None]
+    return TownPlan(building.astype(np.float32), roof.astype(np.float32))
 
 
 def _roofs_over(c: np.ndarray, shadow: np.ndarray, building: np.ndarray, roof: np.ndarray) -> np.ndarray:
@@ -213,23 +279,26 @@ def paint_buildings(grid: StreetGrid, c: np.ndarray, rb: np.ndarray, style: np.n
     are up to twice too coarse for them, what the next zoom's pixels of them average to (its buildings' coarser
     octave, which a flat average would leave out of every finer zoom)."""
     if grid.g.px_m > merc(BUILDING_MAX_PX_M):
-        return np.mean([paint_buildings(grid.on(sub), c.copy(), rb, style, town) for sub in grid.g.children()], axis=0)
+        return grid.g.children_mean(lambda sub: paint_buildings(grid.on(sub), c.copy(), rb, style, town))
     plan = town_plan(grid, rb, style, town)
     shadow = town_plan(grid.shifted(*toward_light(merc(4.0))), rb, style, town, roofs=False)
     return _roofs_over(c, shadow.building * (1 - plan.building), plan.building, plan.roof)
 
 
-def buildings_average(c: np.ndarray, town: np.ndarray, core: np.ndarray, style: np.ndarray, park: np.ndarray
-                      ) -> np.ndarray:
+def buildings_average(c: np.ndarray, town: np.ndarray, core: np.ndarray, style: np.ndarray, park: np.ndarray,
+                      industry: np.ndarray) -> np.ndarray:
     """What the buildings of towns (H, W) and their shadows average to over pixels too coarse for single ones, over
     c: their roofs' mean colour (with the centres' flat roofs) on their share of the ground, in detached blocks at
-    a town's edge and in dense ones (the `core` share of them) towards its centre; none in parks (park share)."""
+    a town's edge and in dense ones (the `core` share of them) towards its centre, sheds on industrial estates
+    (industry); none in parks (park share)."""
     built = town * (1 - park)
-    share = built * (BUILDING_SHARE[0] + (BUILDING_SHARE[1] - BUILDING_SHARE[0]) * core)
+    share = built * np.where(industry, np.float32(SHED_SHARE),
+                             BUILDING_SHARE[0] + (BUILDING_SHARE[1] - BUILDING_SHARE[0]) * core)
     roof = (DISTRICT_STYLE_SHARE * _ROOFS.mean(axis=1)[style]
             + np.float32(1.0 - DISTRICT_STYLE_SHARE) * _ROOFS.mean(axis=(0, 1)))
     roof = roof + (core * FLAT_ROOF_SHARE)[..., None] * (_FLAT_ROOF - roof)
-    return _roofs_over(c, built * SHADOW_SHARE, share, roof)
+    roof = np.where(industry[..., None], _SHEDS.mean(axis=0), roof)
+    return _roofs_over(c, built * np.where(industry, np.float32(SHED_SHADOW_SHARE), np.float32(SHADOW_SHARE)), share, roof)
 
 
 def paint_urban(grid: StreetGrid, c: np.ndarray, town: np.ndarray, style: np.ndarray, buildings: bool
@@ -246,8 +315,9 @@ def paint_urban(grid: StreetGrid, c: np.ndarray, town: np.ndarray, style: np.nda
         tone = tone * (0.8 + 0.4 * unit(h, 0))
         avenue = coverage(_block_edge(fu, fv, *SQUARE_M), merc(8.0), g.px_m)
         tone = tone * (1.0 - 0.5 * avenue)
-    alpha = town * (SUBURB_ALPHA + (URBAN_ALPHA - SUBURB_ALPHA) * core)
-    c = c + alpha[..., None] * (np.asarray(URBAN_COLOUR, np.float32) * tone[..., None] - c)
+    alpha = town * np.where(grid.industry, np.float32(URBAN_ALPHA), SUBURB_ALPHA + (URBAN_ALPHA - SUBURB_ALPHA) * core)
+    ground = np.where(grid.industry[..., None], np.asarray(YARD_COLOUR, np.float32), np.asarray(URBAN_COLOUR, np.float32))
+    c = c + alpha[..., None] * (ground * tone[..., None] - c)
     park = parks(grid)
     c = c + (town * park)[..., None] * (np.asarray(PARK_COLOUR, np.float32) * tone[..., None] - c)
-    return (c if buildings else buildings_average(c, town, core, style, park)), park
+    return (c if buildings else buildings_average(c, town, core, style, park, grid.industry)), park

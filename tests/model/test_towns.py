@@ -13,7 +13,13 @@ from terradream.model.towns import (
     BUILDING_SHARE,
     ROOF_RELIEF,
     SHADOW_SHARE,
+    SHED_SHADOW_SHARE,
+    SHED_SHARE,
+    USE_GREEN,
+    USE_HOMES,
+    USE_INDUSTRY,
     StreetGrid,
+    district_use,
     paint_buildings,
     parks,
     town_plan,
@@ -39,23 +45,29 @@ def test_a_town_centre_is_more_built_over_than_its_edge() -> None:
     assert 0.1 < edge.building.mean() < centre.building.mean() - 0.1
 
 
-@pytest.mark.parametrize(("core", "share"), [(0.0, BUILDING_SHARE[0]), (1.0, BUILDING_SHARE[1])])
-def test_coarse_pixels_of_towns_get_the_share_their_buildings_cover(core: float, share: float) -> None:
+@pytest.mark.parametrize(("core", "use", "share", "shadow_share"),
+                         [(0.0, USE_HOMES, BUILDING_SHARE[0], SHADOW_SHARE),
+                          (1.0, USE_HOMES, BUILDING_SHARE[1], SHADOW_SHARE),
+                          (0.0, USE_INDUSTRY, SHED_SHARE, SHED_SHADOW_SHARE)])
+def test_coarse_pixels_of_towns_get_the_share_their_buildings_cover(core: float, use: int, share: float,
+                                                                     shadow_share: float) -> None:
     """Where single buildings are finer than a pixel, a town's pixels take their average: it must be what the
     buildings and their shadows cover once they are drawn, or the zoom that first draws them would fight its
     parent's means."""
     covered = shaded = 0.0
+    zoom, size = 15, 768  # (an industrial estate's blocks are 140 x 220 m: a few hundred of them)
     for theta in (0.3, 1.1, 2.0):
-        g, here = plan(core, theta, size=512)
-        rb, style = np.full(here.building.shape, 12345, np.uint64), np.zeros(here.building.shape, np.int64)
-        ones = np.ones(here.building.shape, np.float32)
-        grid = StreetGrid(7, g, ones * np.float32(theta), ones * np.float32(core))
+        g = Grid.of_window(zoom, ROW0 >> (Z - zoom), COL0 >> (Z - zoom), size, size)
+        ones = np.ones((size, size), np.float32)
+        rb, style = np.full((size, size), 12345, np.uint64), np.zeros((size, size), np.int64)
+        grid = StreetGrid(7, g, ones * np.float32(theta), ones * np.float32(core), np.full((size, size), use, np.int8))
+        here = town_plan(grid, rb, style, ones)
         shadow = town_plan(grid.shifted(*toward_light(merc(4.0))), rb, style, ones, roofs=False)
         built = 1 - parks(grid)  # parks have none: the shares are of the built-up squares
         covered += here.building.sum() / built.sum() / 3
         shaded += (shadow.building * (1 - here.building) * built).sum() / built.sum() / 3
     assert abs(covered - share) < 0.03
-    assert abs(shaded - SHADOW_SHARE) < 0.03
+    assert abs(shaded - shadow_share) < 0.02
 
 
 @pytest.mark.parametrize("theta", [0.0, math.pi / 2])
@@ -147,3 +159,14 @@ def test_the_zoom_before_single_buildings_shows_what_the_next_zoom_averages_to()
     coarse, fine = painted(z, size), painted(z + 1, 2 * size)
     assert coarse.std() > 0.02  # buildings show, not one flat share
     np.testing.assert_allclose(coarse, fine.reshape(size, 2, size, 2, 3).mean(axis=(1, 3)), atol=1e-5)
+
+
+def test_towns_have_some_industrial_estates_and_parks_in_irregular_patches() -> None:
+    """Estates and large parks take a tenth of a town's ground or so each, and every window gives a pixel the same
+    use."""
+    g = Grid.of_window(11, 100_000, 120_000, 1024, 1024)
+    use = district_use(7, g)
+    shares = [float((use == k).mean()) for k in (USE_HOMES, USE_INDUSTRY, USE_GREEN)]
+    assert shares[0] > 0.6 and 0.05 < shares[1] < 0.2 and 0.05 < shares[2] < 0.2
+    np.testing.assert_array_equal(district_use(7, Grid.of_window(11, 100_100, 120_050, 64, 64)),
+                                  use[100:164, 50:114])
