@@ -37,6 +37,7 @@ from terradream.model.lattice import (
 from terradream.model.noise import stream_key
 from terradream.model.towns import (
     BUILDING_MAX_PX_M,
+    SHED_MAX_PX_M,
     StreetGrid,
     district_use,
     paint_buildings,
@@ -45,7 +46,7 @@ from terradream.model.towns import (
     streets,
 )
 
-STRUCTURE_REVISION = 20  # bump whenever the layout changes: it is part of the model version, hence of cache keys
+STRUCTURE_REVISION = 21  # bump whenever the layout changes: it is part of the model version, hence of cache keys
 
 
 # ---- land cover from the parent's (low-passed) colours ----
@@ -273,7 +274,7 @@ def layout(seed: int, g: Grid, base: np.ndarray, water: np.ndarray | None = None
     if urban:  # towns are drawn on the box of pixels they reach (the same numbers: every value is per pixel)
         box, sub = _box(g, town > 0)
         tb, grid = town[box], StreetGrid(seed, sub, d.theta[box], core[box], district_use(seed, sub))
-        c[box], park = paint_urban(grid, c[box], tb, d.roof_style[box], buildings=px <= merc(BUILDINGS_FROM_PX_M))
+        c[box], park = paint_urban(grid, c[box], tb, d.roof_style[box])
     if px > merc(FIELDS_MAX_PX_M):
         return c
     c, hedges = paint_fields(g, d.rb, d.theta, c, farm)
@@ -294,10 +295,13 @@ def layout(seed: int, g: Grid, base: np.ndarray, water: np.ndarray | None = None
         settled = np.maximum(farm, town)
         c = over(c, coverage(d.edge_m, merc(3.5), px) * road_land * settled * 0.85, _LANE)
     if px <= merc(30.0) and urban:  # (no town in the window: every town term is zero anyway)
-        cb = over(c[box], streets(grid, tb) * 0.85, _ASPHALT)
-        if px <= merc(BUILDINGS_FROM_PX_M):  # coarser, single roofs would only be one-pixel speckle
-            cb = paint_buildings(grid, cb, d.rb[box], d.roof_style[box], tb)
-        c[box] = cb
+        c[box] = over(c[box], streets(grid, tb) * 0.85, _ASPHALT)
+    if px <= merc(BUILDINGS_FROM_PX_M) and urban:  # coarser, single roofs would only be one-pixel speckle
+        c[box] = paint_buildings(grid, c[box], d.rb[box], d.roof_style[box], tb)
+    elif px <= merc(2 * SHED_MAX_PX_M) and urban and grid.industry.any():  # sheds are larger: drawn from coarser
+        estates, on = _box(sub, grid.industry)
+        c[box][estates] = paint_buildings(grid.part(estates, on), c[box][estates], d.rb[box][estates],
+                                          d.roof_style[box][estates], (tb * grid.industry)[estates], SHED_MAX_PX_M)
     c = over(c, major * road_land * 0.9, _ASPHALT)
     # trees where land is mostly wild (not scattered over fields the parent painted green), on hedgerows, and in
     # gardens at a town's edge

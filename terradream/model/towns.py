@@ -75,6 +75,7 @@ INDUSTRY_LEVEL, GREEN_LEVEL = 0.68, 0.70
 YARD_COLOUR = (0.46, 0.46, 0.45)  # tarmac and concrete
 _SHEDS = np.array([[0.82, 0.82, 0.80], [0.68, 0.69, 0.70], [0.50, 0.55, 0.60], [0.40, 0.41, 0.43],
                    [0.88, 0.87, 0.84], [0.60, 0.42, 0.36]], np.float32)
+SHED_MAX_PX_M = 40.0  # single sheds from pixels this fine on (ground metres): they are 100-200 m
 SHED_INSET_M = (12.0, 12.0)  # a shed stands this far from its block's streets, plus up to as much again (ground m)
 SHED_SPLIT_SHARE, SHED_GAP_M, YARD_SHARE = 0.5, 14.0, 0.15  # blocks with two sheds (this far apart); bare yards
 # the shares of an industrial estate's ground its sheds cover and their shadows darken (town_plan's averages; a test
@@ -159,6 +160,10 @@ class StreetGrid:
     def shifted(self, dx_m: float, dy_m: float) -> StreetGrid:
         """The same grid sampled dx_m east and dy_m north of every pixel (a shadow pass, a finer zoom's pixels)."""
         return self.on(self.g.shifted(dx_m, dy_m))
+
+    def part(self, box: tuple[slice, slice], g: Grid) -> StreetGrid:
+        """The grid over a box of its pixels (g: that box's Grid)."""
+        return StreetGrid(self.seed, g, self.theta[box], self.core[box], None if self.use is None else self.use[box])
 
     def on(self, g: Grid) -> StreetGrid:
         """The same streets sampled at other points of the same pixels (g: a shifted grid, or Grid.children)."""
@@ -273,13 +278,14 @@ def _roofs_over(c: np.ndarray, shadow: np.ndarray, building: np.ndarray, roof: n
     return c + building[..., None] * (roof - c)
 
 
-def paint_buildings(grid: StreetGrid, c: np.ndarray, rb: np.ndarray, style: np.ndarray, town: np.ndarray
-                    ) -> np.ndarray:
-    """Single buildings of towns (town_plan) over c, with the shadows they cast away from the light; where pixels
-    are up to twice too coarse for them, what the next zoom's pixels of them average to (its buildings' coarser
-    octave, which a flat average would leave out of every finer zoom)."""
-    if grid.g.px_m > merc(BUILDING_MAX_PX_M):
-        return grid.g.children_mean(lambda sub: paint_buildings(grid.on(sub), c.copy(), rb, style, town))
+def paint_buildings(grid: StreetGrid, c: np.ndarray, rb: np.ndarray, style: np.ndarray, town: np.ndarray,
+                    single_px_m: float = BUILDING_MAX_PX_M) -> np.ndarray:
+    """Single buildings of towns (town_plan) over c, with the shadows they cast away from the light, on pixels up to
+    single_px_m (ground metres); where pixels are up to twice that, what the next zoom's pixels of them average to
+    (their coarser octave, which a flat average would leave out of every finer zoom)."""
+    if grid.g.px_m > merc(single_px_m):
+        return grid.g.children_mean(lambda sub: paint_buildings(grid.on(sub), c.copy(), rb, style, town,
+                                                                single_px_m))
     plan = town_plan(grid, rb, style, town)
     shadow = town_plan(grid.shifted(*toward_light(merc(4.0))), rb, style, town, roofs=False)
     return _roofs_over(c, shadow.building * (1 - plan.building), plan.building, plan.roof)
@@ -301,13 +307,13 @@ def buildings_average(c: np.ndarray, town: np.ndarray, core: np.ndarray, style: 
     return _roofs_over(c, built * np.where(industry, np.float32(SHED_SHADOW_SHARE), np.float32(SHADOW_SHARE)), share, roof)
 
 
-def paint_urban(grid: StreetGrid, c: np.ndarray, town: np.ndarray, style: np.ndarray, buildings: bool
+def paint_urban(grid: StreetGrid, c: np.ndarray, town: np.ndarray, style: np.ndarray
                 ) -> tuple[np.ndarray, np.ndarray]:
     """Built-up ground under towns, over c, and the park share (parks()): pavement a little lighter or darker per
     (frayed) district and, once they span two pixels, per square of 2 x 2 city blocks of the street grid, with
     avenues between, some squares parks; towards the centre it is more built over, at the edge gardens show
-    through. buildings: whether single buildings are drawn at this pixel size; if not, what they average to is
-    painted here (buildings_average)."""
+    through; tarmac yards on estates. Where pixels are too coarse to draw buildings (more than twice
+    BUILDING_MAX_PX_M, or SHED_MAX_PX_M for sheds), what they average to is painted here (buildings_average)."""
     g, core = grid.g, grid.core
     tone = 0.85 + 0.3 * fbm(grid.seed, "urban", g, merc(1200.0), 3)
     if SQUARE_M[0] >= 2 * g.px_m:
@@ -320,4 +326,5 @@ def paint_urban(grid: StreetGrid, c: np.ndarray, town: np.ndarray, style: np.nda
     c = c + alpha[..., None] * (ground * tone[..., None] - c)
     park = parks(grid)
     c = c + (town * park)[..., None] * (np.asarray(PARK_COLOUR, np.float32) * tone[..., None] - c)
-    return (c if buildings else buildings_average(c, town, core, style, park, grid.industry)), park
+    coarse = np.where(grid.industry, g.px_m > merc(2 * SHED_MAX_PX_M), g.px_m > merc(2 * BUILDING_MAX_PX_M))
+    return buildings_average(c, town * coarse, core, style, park, grid.industry), park

@@ -13,6 +13,7 @@ from terradream.model.towns import (
     BUILDING_SHARE,
     ROOF_RELIEF,
     SHADOW_SHARE,
+    SHED_MAX_PX_M,
     SHED_SHADOW_SHARE,
     SHED_SHARE,
     USE_GREEN,
@@ -141,20 +142,25 @@ def test_district_edges_are_where_districts_change_and_the_same_in_every_window(
     np.testing.assert_array_equal(plain.theta, d.theta)
 
 
-def test_the_zoom_before_single_buildings_shows_what_the_next_zoom_averages_to() -> None:
-    """A zoom up to twice too coarse for single buildings paints what its children's buildings average to, not a
-    flat share: the coarser octave of the buildings is then in every finer zoom's parent, where the exact projection
-    keeps it (a flat share would leave it out of every zoom, and buildings would first show faint)."""
-    z, size = 13, 64
-    assert merc(BUILDING_MAX_PX_M) < Grid.of_window(z, 0, 0, 1, 1).px_m <= 2 * merc(BUILDING_MAX_PX_M)
+@pytest.mark.parametrize(("z", "use", "single_px_m"), [(13, USE_HOMES, BUILDING_MAX_PX_M),
+                                                     (11, USE_INDUSTRY, SHED_MAX_PX_M)])
+def test_the_zoom_before_single_buildings_shows_what_the_next_zoom_averages_to(z: int, use: int,
+                                                                               single_px_m: float) -> None:
+    """A zoom up to twice too coarse for single buildings (houses, or the larger sheds) paints what its children's
+    buildings average to, not a flat share: the coarser octave of the buildings is then in every finer zoom's
+    parent, where the exact projection keeps it (a flat share would leave it out of every zoom, and buildings would
+    first show faint)."""
+    size = 64
+    assert merc(single_px_m) < Grid.of_window(z, 0, 0, 1, 1).px_m <= 2 * merc(single_px_m)
 
     def painted(zoom: int, n: int) -> np.ndarray:
         shift = Z - zoom
         g = Grid.of_window(zoom, ROW0 >> shift, COL0 >> shift, n, n)
         ones = np.ones((n, n), np.float32)
-        grid = StreetGrid(7, g, ones * np.float32(0.3), ones * np.float32(0.5))
+        grid = StreetGrid(7, g, ones * np.float32(0.3), ones * np.float32(0.5), np.full((n, n), use, np.int8))
         base = np.full((n, n, 3), 0.5, np.float32)
-        return paint_buildings(grid, base, np.full((n, n), 12345, np.uint64), np.zeros((n, n), np.int64), ones)
+        return paint_buildings(grid, base, np.full((n, n), 12345, np.uint64), np.zeros((n, n), np.int64), ones,
+                               single_px_m)
 
     coarse, fine = painted(z, size), painted(z + 1, 2 * size)
     assert coarse.std() > 0.02  # buildings show, not one flat share
