@@ -21,8 +21,8 @@ from terradream.model.pipeline import TerraPipeline
 from terradream.model.worlds import WorldRegistry
 
 # z14 tiles (x, y) where blocks of new tiles start, going east: the Alps, where the relief is most of the painting
-# (the headline figure), and the city of Lisbon, where towns are.
-NEW_TILE_PLACES: dict[str, tuple[int, int]] = {"": (8561, 5761), " in a city (Lisbon)": (7776, 6277)}
+# (the headline figure), and across Paris from west to east, where the town is most of it.
+NEW_TILE_PLACES: dict[str, tuple[int, int]] = {"": (8561, 5761), " in a city (Paris)": (8293, 5635)}
 
 
 def new_tiles(pipe: TerraPipeline, blocks: int, place: str = "") -> None:

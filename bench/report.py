@@ -37,8 +37,9 @@ SECTIONS = {  # step name -> (title, what it measures and how, plot file)
     "generation": ("Generation on CPU", (
         "Seconds per new tile when its parents are cached (a window makes a 2x2 block of tiles; the time to render "
         "and PNG-encode a block, shared by its four tiles, median over 5 blocks = 20 tiles; a lone request for one "
-        "tile of a new block waits for the whole window, also printed), at z14 in the Alps and in Lisbon, the time for a cold 20-tile viewport at z12 "
-        "with nothing cached below the root (earth's real data already loaded, as a started server has it), and "
+        "tile of a new block waits for the whole window, also printed), at z14 in the Alps and across Paris, "
+        "the time for a cold 20-tile viewport at z12 with nothing cached below the root (earth's real data "
+        "already loaded, as a started server has it), and "
         "the model windows one cold tile costs against its zoom for four tile alignments, which must grow linearly "
         "(at most 2x2 ancestor blocks per level, never a whole pyramid)."),
         "windows_per_zoom.png"),
