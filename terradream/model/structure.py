@@ -39,7 +39,7 @@ from terradream.model.towns import (
     BUILDING_MAX_PX_M,
     SHED_MAX_PX_M,
     StreetGrid,
-    district_use,
+    land_use,
     paint_buildings,
     paint_urban,
     roof_style,
@@ -273,7 +273,7 @@ def layout(seed: int, g: Grid, base: np.ndarray, water: np.ndarray | None = None
     d = _districts(seed, g, edges=px <= merc(DISTRICT_ROAD_MAX_PX_M))
     if urban:  # towns are drawn on the box of pixels they reach (the same numbers: every value is per pixel)
         box, sub = _box(g, town > 0)
-        tb, grid = town[box], StreetGrid(seed, sub, d.theta[box], core[box], district_use(seed, sub))
+        tb, grid = town[box], StreetGrid(seed, sub, d.theta[box], core[box], land_use(seed, sub))
         c[box], park = paint_urban(grid, c[box], tb, d.roof_style[box])
     if px > merc(FIELDS_MAX_PX_M):
         return c

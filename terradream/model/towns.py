@@ -96,7 +96,7 @@ def roof_style(rb: np.ndarray) -> np.ndarray:
     return (unit(rb, 6) * len(_ROOFS)).astype(np.int64)
 
 
-def district_use(seed: int, g: Grid) -> np.ndarray:
+def land_use(seed: int, g: Grid) -> np.ndarray:
     """What the town's ground at every pixel is used for (int8: USE_HOMES, USE_INDUSTRY or USE_GREEN): estates and
     large parks are the high ground of two slow noise fields, so their outlines are irregular, not districts'."""
     use = np.full((len(g.y), len(g.x)), USE_HOMES, np.int8)
@@ -115,7 +115,7 @@ class StreetGrid:
     g: Grid
     theta: np.ndarray
     core: np.ndarray
-    use: np.ndarray | None = None  # district_use per pixel; None: homes everywhere
+    use: np.ndarray | None = None  # land_use per pixel; None: homes everywhere
 
     @cached_property
     def industry(self) -> np.ndarray:

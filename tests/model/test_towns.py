@@ -20,7 +20,7 @@ from terradream.model.towns import (
     USE_HOMES,
     USE_INDUSTRY,
     StreetGrid,
-    district_use,
+    land_use,
     paint_buildings,
     parks,
     town_plan,
@@ -171,8 +171,8 @@ def test_towns_have_some_industrial_estates_and_parks_in_irregular_patches() -> 
     """Estates and large parks take a tenth of a town's ground or so each, and every window gives a pixel the same
     use."""
     g = Grid.of_window(11, 100_000, 120_000, 1024, 1024)
-    use = district_use(7, g)
+    use = land_use(7, g)
     shares = [float((use == k).mean()) for k in (USE_HOMES, USE_INDUSTRY, USE_GREEN)]
     assert shares[0] > 0.6 and 0.05 < shares[1] < 0.2 and 0.05 < shares[2] < 0.2
-    np.testing.assert_array_equal(district_use(7, Grid.of_window(11, 100_100, 120_050, 64, 64)),
+    np.testing.assert_array_equal(land_use(7, Grid.of_window(11, 100_100, 120_050, 64, 64)),
                                   use[100:164, 50:114])
