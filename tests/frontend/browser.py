@@ -29,11 +29,13 @@ class ServerProcess(ServeSubprocess):
 
     def __init__(self, model_dir: Path, cache_dir: Path, log_path: Path, worlds: dict[str, Path]) -> None:
         # The viewer's tests are about the viewer: a first view of a cold world may queue more than the default 30 s
-        # of generation on a loaded 2-core machine, and admission would answer part of it 503 (tested elsewhere).
+        # of generation on a loaded 2-core machine, and admission would answer part of it 503; and every test's cold
+        # views come from one client address, which would run out of its fair share of new tiles and get 429s
+        # (both tested elsewhere).
         args = ["--cache", str(cache_dir), "--model", str(model_dir), "--cold-deadline", "600"]
         for name, image in worlds.items():
             args += ["--image-world", f"{name}={image}"]
-        super().__init__(args, log_path)
+        super().__init__(args, log_path, env={"TERRADREAM_CLIENT_COLD_RATE_PER_S": "0"})
         self.base_url = self.url
 
 
