@@ -36,8 +36,9 @@ from terradream.model.lattice import (
 )
 from terradream.model.noise import stream_key
 from terradream.model.towns import (
-    BUILDING_MAX_PX_M,
+    BUILDINGS_FROM_PX_M,
     SHED_MAX_PX_M,
+    SHEDS_FROM_PX_M,
     StreetGrid,
     land_use,
     paint_buildings,
@@ -130,7 +131,6 @@ DISTRICT_ROAD_MAX_PX_M = 40.0  # roads along district edges from pixels this fin
 TOWN_EDGE, TOWN_CORE = (0.66, 0.70), (0.72, 0.80)  # slow town noise from open land to built up, and to a centre
 URBAN_MAX_PX_M = 1500.0  # towns are drawn from pixels this fine on (ground metres)
 TREE_MAX_PX_M = 6.0  # single tree crowns from pixels this fine on (ground metres); what they average to from twice that
-BUILDINGS_FROM_PX_M = 2 * BUILDING_MAX_PX_M  # what single buildings average to from here, single ones from half
 
 
 def _road_segments(seed: int, g: Grid, field: str, cell_m: float, p_link: float) -> list[tuple[float, ...]]:
@@ -298,7 +298,7 @@ def layout(seed: int, g: Grid, base: np.ndarray, water: np.ndarray | None = None
         c[box] = over(c[box], streets(grid, tb) * 0.85, _ASPHALT)
     if px <= merc(BUILDINGS_FROM_PX_M) and urban:  # coarser, single roofs would only be one-pixel speckle
         c[box] = paint_buildings(grid, c[box], d.rb[box], d.roof_style[box], tb)
-    elif px <= merc(2 * SHED_MAX_PX_M) and urban and grid.industry.any():  # sheds are larger: drawn from coarser
+    elif px <= merc(SHEDS_FROM_PX_M) and urban and grid.industry.any():  # sheds are larger: drawn from coarser
         estates, on = _box(sub, grid.industry)
         c[box][estates] = paint_buildings(grid.part(estates, on), c[box][estates], d.rb[box][estates],
                                           d.roof_style[box][estates], (tb * grid.industry)[estates], SHED_MAX_PX_M)

@@ -76,6 +76,9 @@ YARD_COLOUR = (0.46, 0.46, 0.45)  # tarmac and concrete
 _SHEDS = np.array([[0.82, 0.82, 0.80], [0.68, 0.69, 0.70], [0.50, 0.55, 0.60], [0.40, 0.41, 0.43],
                    [0.88, 0.87, 0.84], [0.60, 0.42, 0.36]], np.float32)
 SHED_MAX_PX_M = 40.0  # single sheds from pixels this fine on (ground metres): they are 100-200 m
+# Up to twice the pixel size of single ones, paint_buildings draws what the next zoom's buildings average to; from
+# there on coarser, paint_urban paints their statistical average (buildings_average).
+BUILDINGS_FROM_PX_M, SHEDS_FROM_PX_M = 2 * BUILDING_MAX_PX_M, 2 * SHED_MAX_PX_M
 SHED_INSET_M = (12.0, 12.0)  # a shed stands this far from its block's streets, plus up to as much again (ground m)
 SHED_SPLIT_SHARE, SHED_GAP_M, YARD_SHARE = 0.5, 14.0, 0.15  # blocks with two sheds (this far apart); bare yards
 # the shares of an industrial estate's ground its sheds cover and their shadows darken (town_plan's averages; a test
@@ -312,8 +315,8 @@ def paint_urban(grid: StreetGrid, c: np.ndarray, town: np.ndarray, style: np.nda
     """Built-up ground under towns, over c, and the park share (parks()): pavement a little lighter or darker per
     (frayed) district and, once they span two pixels, per square of 2 x 2 city blocks of the street grid, with
     avenues between, some squares parks; towards the centre it is more built over, at the edge gardens show
-    through; tarmac yards on estates. Where pixels are too coarse to draw buildings (more than twice
-    BUILDING_MAX_PX_M, or SHED_MAX_PX_M for sheds), what they average to is painted here (buildings_average)."""
+    through; tarmac yards on estates. Where pixels are too coarse to draw buildings (BUILDINGS_FROM_PX_M, or
+    SHEDS_FROM_PX_M for sheds), what they average to is painted here (buildings_average)."""
     g, core = grid.g, grid.core
     tone = 0.85 + 0.3 * fbm(grid.seed, "urban", g, merc(1200.0), 3)
     if SQUARE_M[0] >= 2 * g.px_m:
@@ -326,5 +329,5 @@ def paint_urban(grid: StreetGrid, c: np.ndarray, town: np.ndarray, style: np.nda
     c = c + alpha[..., None] * (ground * tone[..., None] - c)
     park = parks(grid)
     c = c + (town * park)[..., None] * (np.asarray(PARK_COLOUR, np.float32) * tone[..., None] - c)
-    coarse = np.where(grid.industry, g.px_m > merc(2 * SHED_MAX_PX_M), g.px_m > merc(2 * BUILDING_MAX_PX_M))
+    coarse = np.where(grid.industry, g.px_m > merc(SHEDS_FROM_PX_M), g.px_m > merc(BUILDINGS_FROM_PX_M))
     return buildings_average(c, town * coarse, core, style, park, grid.industry), park
