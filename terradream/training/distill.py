@@ -47,6 +47,7 @@ class DistillTrainer(Trainer):
         super().__init__(cfg, train, val)
         self.teacher.denoiser.to(self.device).requires_grad_(False)
         self.teacher.scheduler.set_timesteps(self.teacher.num_inference_steps, device=self.device)
+        self.teacher_timesteps = [int(tk) for tk in self.teacher.scheduler.timesteps]
 
     def build_model(self, cfg: TrainConfig) -> TerraDenoiser:
         """The student is the teacher's architecture, started from its weights."""
@@ -60,9 +61,8 @@ class DistillTrainer(Trainer):
                      log2_mpp: torch.Tensor) -> torch.Tensor:
         """The teacher's serving steps from x at t to the student's next timestep (its detail gain and pull onto the
         parent included)."""
-        timesteps = [int(tk) for tk in self.teacher.scheduler.timesteps]
-        first = timesteps.index(t)
-        for tk in timesteps[first : first + self.steps_per_jump]:
+        first = self.teacher_timesteps.index(t)
+        for tk in self.teacher_timesteps[first : first + self.steps_per_jump]:
             x = self.teacher.serving_step(x, tk, cond, parent, log2_mpp)
         return x
 
