@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from terradream.model.coast import COAST_MAX_ZOOM, COAST_SMOOTH_M, EDGE_PX, smooth_water
 from terradream.model.lattice import Grid
 from terradream.model.places import PlaceAtlas, default_places
+from terradream.model.snow import snow_fraction
 from terradream.model.structure import STRUCTURE_REVISION, land_cover, layout
 from terradream.model.terrain import ReliefAtlas, cover_ruggedness, default_relief, shade_relief
 from terradream.model.water import WaterAtlas, default_atlas
@@ -152,7 +153,10 @@ class StructurePainter:
         size, start = w - 2 * margin_px + 2 * reach, margin_px - reach  # the region at this zoom, in window pixels
         grown, at = size + 4, start - 2  # ... with a parent pixel more on every side
         parent = torch.from_numpy(spec.parent_px).permute(2, 0, 1)[None].float() / 255.0
-        base = box_blur_region(upsample2_bilinear(parent), at, grown, STRUCTURE_BASE_RADIUS_PX)
+        up = upsample2_bilinear(parent)
+        base = box_blur_region(up, at, grown, STRUCTURE_BASE_RADIUS_PX)
+        # how much of each pixel is snow is read sharp: a blur would spread a dark parent pixel's share around it
+        share = snow_fraction(up[0, :, at : at + grown, at : at + grown].permute(1, 2, 0).numpy())
         here_px = (spec.z, spec.row0 + at, spec.col0 + at, grown)
         # real water masks land cover at every zoom; it is painted only up to WATER_MAX_ZOOM
         water = (self._real_water(spec, *here_px) if window_water is None
@@ -160,24 +164,25 @@ class StructurePainter:
         paint = spec.z <= WATER_MAX_ZOOM
         here = Grid.of_window(*here_px, grown)
         rows = row_bands(grown, self.bands)
-        others = [self._band_work.submit(self._layout_rows, spec, here, base, water, paint, rows[i])
+        others = [self._band_work.submit(self._layout_rows, spec, here, base, share, water, paint, rows[i])
                   for i in range(1, self.bands)]
-        parts = [self._layout_rows(spec, here, base, water, paint, rows[0])] + [f.result() for f in others]
+        parts = [self._layout_rows(spec, here, base, share, water, paint, rows[0])] + [f.result() for f in others]
         change = torch.from_numpy(np.concatenate(parts)).permute(2, 0, 1)[None].float()
         band = change[0, :, 2:-2, 2:-2] - upsample2_bilinear(F.avg_pool2d(change, 2))[0]
         detail = np.zeros((3, w, w), np.float32)
         detail[:, start : start + size, start : start + size] = 2.0 * band.numpy()
         return detail
 
-    def _layout_rows(self, spec: WindowSpec, g: Grid, base: np.ndarray, water: np.ndarray | None, paint: bool,
-                     rows: slice) -> np.ndarray:
+    def _layout_rows(self, spec: WindowSpec, g: Grid, base: np.ndarray, share: np.ndarray, water: np.ndarray | None,
+                     paint: bool, rows: slice) -> np.ndarray:
         """The structure field's colours minus base on some rows of a region: layout, then relief; earth's real
-        towns and ruggedness where this is earth, else ruggedness read from the colours."""
+        towns and ruggedness where this is earth, else ruggedness read from the colours. share: the snow share of
+        the region's pixels (snow_fraction of the sharp upsampled parent)."""
         g, base = Grid(g.x, g.y[rows], g.px_m), base[rows].astype(np.float32)  # every mask follows in float32
         water = None if water is None else water[rows]
         towns = self.places.density(spec.seed, g) if spec.real_water else None
         cover = land_cover(base)
         rugged = self.relief.ruggedness(g) if spec.real_water else None
         rugged = cover_ruggedness(cover) if rugged is None else rugged
-        painted = layout(spec.seed, g, base, water, paint, towns, cover)
-        return shade_relief(spec.seed, g, painted, cover["snow"], rugged) - base
+        painted = layout(spec.seed, g, base, water, paint, towns, cover, rugged)
+        return shade_relief(spec.seed, g, painted, share[rows], rugged) - base

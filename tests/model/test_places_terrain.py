@@ -8,6 +8,7 @@ import pytest
 
 from terradream.model.lattice import Grid
 from terradream.model.places import PlaceAtlas, default_places, radius_ground_m
+from terradream.model.snow import snow_fraction
 from terradream.model.structure import land_cover, layout
 from terradream.model.terrain import (
     cover_ruggedness,
@@ -85,16 +86,16 @@ def test_relief_is_shaded_at_every_zoom_and_leaves_flat_land_alone() -> None:
     for z in (9, 13, 17):
         relief = ridge_slopes(1, window_at(z, 45.95, 7.65, 128))
         assert relief is not None
-        (sx, sy), face, _ = relief
+        (sx, sy), face, *_ = relief
         assert 0.1 < float(np.median(np.hypot(sx, sy))) < 1.0, z
         assert float(np.median(face)) < float(np.median(np.hypot(sx, sy))) + 0.1  # gullies only add
     g = window_at(14, 45.95, 7.65, 96)
     snow = np.broadcast_to(SNOW, (96, 96, 3)).astype(np.float32)
-    shaded = shade_relief(1, g, snow.copy(), land_cover(snow)["snow"], np.ones((96, 96), np.float32))
+    shaded = shade_relief(1, g, snow.copy(), snow_fraction(snow), np.ones((96, 96), np.float32))
     assert shaded.std() > 0.02
     farm = np.broadcast_to(FARMLAND, (96, 96, 3)).astype(np.float32)
     farm_cover = land_cover(farm)
-    flat = shade_relief(1, g, farm.copy(), farm_cover["snow"], cover_ruggedness(farm_cover))
+    flat = shade_relief(1, g, farm.copy(), snow_fraction(farm), cover_ruggedness(farm_cover))
     np.testing.assert_array_equal(flat, farm)
 
 
@@ -108,7 +109,8 @@ def test_relief_is_the_same_in_every_window(z: int) -> None:
     for dr, dc, h, w in ((0, 0, 40, 56), (13, 29, 70, 45), (77, 5, 51, 123)):
         small = ridge_slopes(3, Grid.of_window(z, r0 + dr, c0 + dc, h, w))
         assert small is not None
-        for a, b in zip((*small.slopes, small.face), (*big.slopes, big.face), strict=True):
+        fields = (*small.slopes, small.face, small.local_height, small.local_step)
+        for a, b in zip(fields, (*big.slopes, big.face, big.local_height, big.local_step), strict=True):
             np.testing.assert_array_equal(a, b[dr : dr + h, dc : dc + w])
 
 

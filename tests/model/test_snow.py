@@ -1,0 +1,69 @@
+"""Snow on mountains: split along the relief as much as the parent says, valleys and fine zooms left alone, and rugged
+mountains not farmed."""
+
+import numpy as np
+import pytest
+
+from terradream.model.lattice import Grid, merc
+from terradream.model.snow import SNOW_REGION, SPLIT_MIN_PX_M, paint_snowline, snow_fraction
+from terradream.model.structure import layout
+from terradream.model.terrain import ridge_slopes
+from terradream.model.water import latlon_to_global_px
+
+FOREST = np.array([0.12, 0.16, 0.10], np.float32)
+SNOW = np.array([0.84, 0.86, 0.90], np.float32)
+
+
+def alps(z: int, size: int = 128) -> Grid:
+    row, col = latlon_to_global_px(z, 45.95, 7.65)
+    return Grid.of_window(z, int(row) - size // 2, int(col) - size // 2, size, size)
+
+
+def split(g: Grid, share: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A uniform blur of snow and forest with this share of snow, painted with the relief: input, output, snow."""
+    relief = ridge_slopes(3, g)
+    assert relief is not None
+    c = np.broadcast_to(FOREST + share * (SNOW - FOREST), (*relief.face.shape, 3)).astype(np.float32)
+    shares = snow_fraction(c)
+    out, snow = paint_snowline(c.copy(), relief.local_height, relief.local_step, shares, np.ones_like(shares), g.px_m)
+    return c, out, snow
+
+
+@pytest.mark.parametrize("z", [7, 10, 12])
+@pytest.mark.parametrize("share", [0.3, 0.7])
+def test_a_pale_blur_is_split_into_snow_and_bare_ground_keeping_its_share(z: int, share: float) -> None:
+    """A pale mountain pixel is split into white snow in the hollows and dark ground on the crests, not painted as a
+    haze, and about as much of it is snow as its brightness said (the cascade keeps its mean anyway)."""
+    c, out, snow = split(alps(z), share)
+    read = float(snow_fraction(c)[0, 0])
+    assert abs(float(snow.mean()) - read) < 0.1
+    lum = out.mean(-1)
+    assert float(lum[snow > 0.9].mean()) - float(lum[snow < 0.1].mean()) > 0.4
+    assert abs(float(lum.mean() - c.mean())) < 0.08
+
+
+def test_valleys_and_fine_zooms_are_left_alone() -> None:
+    """Ground that is not pale (valley fields, forest) is not touched, nor are pixels finer than the split goes."""
+    g = alps(10)
+    relief = ridge_slopes(3, g)
+    assert relief is not None
+    green = np.broadcast_to(np.array([0.30, 0.38, 0.20], np.float32), (128, 128, 3)).astype(np.float32)
+    assert float(snow_fraction(green).max()) < SNOW_REGION[0]
+    out, _ = paint_snowline(green.copy(), relief.local_height, relief.local_step, snow_fraction(green),
+                            np.ones((128, 128), np.float32), g.px_m)
+    np.testing.assert_array_equal(out, green)
+    fine = alps(15)
+    assert fine.px_m < merc(SPLIT_MIN_PX_M)
+    c, out, snow = split(fine, 0.5)
+    np.testing.assert_array_equal(out, c)
+    assert float(snow.max()) < 0.5  # half-snow greys count as snow only from SNOW_SHARE_SETTLED up
+
+
+def test_rugged_mountains_are_not_farmed() -> None:
+    """Fields and procedural towns keep to land that is not rugged: bare ground between snowfields is not farmland."""
+    g = Grid.of_window(10, 4 * 92_000, 4 * 131_000, 128, 128)  # where parcels are drawn (test_structure)
+    base = np.broadcast_to(np.array([0.36, 0.40, 0.26], np.float32), (128, 128, 3)).astype(np.float32)
+    farmed = np.abs(np.diff(layout(7, g, base).mean(-1), axis=1))
+    rugged = np.abs(np.diff(layout(7, g, base, rugged=np.ones((128, 128), np.float32)).mean(-1), axis=1))
+    assert (farmed > 0.1).mean() > 0.03
+    assert (rugged > 0.1).mean() < 0.2 * (farmed > 0.1).mean()
