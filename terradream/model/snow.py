@@ -24,7 +24,7 @@ SNOW_REGION = (0.05, 0.2)  # a snow share over which ground is mountain snow and
 SCREE_SHARE = (0.1, 0.5)  # snow shares over which the bare ground between snow turns from forest to scree and rock
 # a coarse pixel's snow share, unmixed from its brightness: dark valleys up to white snow, if colourless enough
 SNOW_MIX_LUM, SNOW_MIX_SAT = (0.20, 0.85), (0.10, 0.16)
-SPLIT_MIN_PX_M = 20.0  # the snow is split from the parent's share on pixels down to this size (ground metres)
+SPLIT_MIN_PX_M = 40.0  # the snow is split from the parent's share on pixels down to this size (ground metres): z11
 SNOW_SHARE_SETTLED = (0.5, 0.9)  # on finer pixels, snow shares over which ground counts as snow
 SNOW_WHITE = (0.84, 0.86, 0.90)
 SCREE = (0.44, 0.43, 0.39)
