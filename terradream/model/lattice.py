@@ -17,12 +17,15 @@ from terradream.model.noise import splitmix64, stream_key, uniform_grid
 WORLD_M = 2 * WEB_MERCATOR_HALF_WORLD_M  # Web-Mercator world width in metres
 GROUND_TO_MERCATOR = 1.35  # sizes below are ground metres at mid latitudes; Mercator metres are about this much larger
 LIGHT_FROM = (-math.sqrt(0.5), math.sqrt(0.5))  # where the light comes from, along the ground (x east, y north)
+_SUN_RISE = 1.6 / math.sqrt(2.0)  # the light's height over its run along the ground (about 48 degrees up)
+# the unit vector towards the light (x east, y north, up): from where LIGHT_FROM says, as roofs and shadows are lit
+SUN = (np.array([*LIGHT_FROM, _SUN_RISE]) / math.hypot(*LIGHT_FROM, _SUN_RISE)).astype(np.float32)
 STREAM_STRUCTURE = 2  # noise.py stream id of the structure field's random numbers
 FIELD = {"district": 0, "farm": 1, "town": 2, "forest": 3, "warp_x": 4, "warp_y": 5, "region": 6, "parcel": 7,
          "stream": 8, "stream_mask": 9, "road_major": 10, "road_minor": 11, "lot": 12, "tree": 13, "tree_b": 14,
          "town_edge": 15, "urban": 16, "ridge": 17, "woods": 18, "woods_tone": 19, "land_tone": 20, "land_hue": 21,
          "block": 22, "street_bend_u": 23, "street_bend_v": 24, "grain": 25, "canopy": 26, "gully": 27, "crevasse": 28,
-         "crevasse_field": 29, "industry": 30, "green_space": 31}
+         "crevasse_field": 29, "industry": 30, "green_space": 31, "crown_clump": 32}
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from terradream.model.fields import FIELDS_MAX_PX_M, TRACK, paint_fields
 from terradream.model.lattice import (
     FIELD,
     STREAM_STRUCTURE,
+    SUN,
     Grid,
     coverage,
     fbm,
@@ -47,7 +48,7 @@ from terradream.model.towns import (
     streets,
 )
 
-STRUCTURE_REVISION = 22  # bump whenever the layout changes: it is part of the model version, hence of cache keys
+STRUCTURE_REVISION = 23  # bump whenever the layout changes: it is part of the model version, hence of cache keys
 
 
 # ---- land cover from the parent's (low-passed) colours ----
@@ -131,6 +132,8 @@ DISTRICT_ROAD_MAX_PX_M = 40.0  # roads along district edges from pixels this fin
 TOWN_EDGE, TOWN_CORE = (0.66, 0.70), (0.72, 0.80)  # slow town noise from open land to built up, and to a centre
 URBAN_MAX_PX_M = 1500.0  # towns are drawn from pixels this fine on (ground metres)
 UNSETTLED_RUGGEDNESS = (0.5, 0.9)  # ruggedness over which mountains give way from farmed and built-on land to none
+CROWN_LIGHT = 0.8  # how much a crown's lit side is brighter than its mean (and its far side darker), per unit light
+CROWN_CLUMP_M, CROWN_CLUMP_LIGHT = 1.2, 0.5  # leafy clumps in a crown: their size (ground metres) and light
 TREE_MAX_PX_M = 6.0  # single tree crowns from pixels this fine on (ground metres); what they average to from twice that
 
 
@@ -174,19 +177,29 @@ def _segments_distance(g: Grid, segs: list[tuple[float, ...]], reach_m: float) -
     return d
 
 
-def _trees(seed: int, g: Grid, density: np.ndarray, field: str, cell_m: float) -> tuple[np.ndarray, np.ndarray]:
+def _trees(seed: int, g: Grid, density: np.ndarray, field: str, cell_m: float, lit: bool = False
+           ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """Tree crowns on a jittered lattice (each inside its cell) at the grid's points: (coverage, shade of green per
-    crown)."""
+    crown, and when lit: how much brighter or darker than its mean each point of a crown is, None otherwise). A crown
+    is lit as a dome (bright towards the light, dark away from it) and, where pixels are fine enough, clumped."""
     x, y = g.x, g.y
     ci, cj = np.floor(x / cell_m).astype(np.int64), np.floor(y / cell_m).astype(np.int64)
     h = hash2(stream_key(seed, STREAM_STRUCTURE, FIELD[field]), cj[:, None], ci[None, :])
     radius = cell_m * (0.25 + 0.15 * unit(h, 0))
-    cx = (ci[None, :] + 0.5) * cell_m + (unit(h, 1) - 0.5) * (cell_m - 2 * radius)
-    cy = (cj[:, None] + 0.5) * cell_m + (unit(h, 2) - 0.5) * (cell_m - 2 * radius)
-    dist = np.hypot(x[None, :] - cx, y[:, None] - cy)
+    dx = x[None, :] - ((ci[None, :] + 0.5) * cell_m + (unit(h, 1) - 0.5) * (cell_m - 2 * radius))
+    dy = y[:, None] - ((cj[:, None] + 0.5) * cell_m + (unit(h, 2) - 0.5) * (cell_m - 2 * radius))
+    dist = np.hypot(dx, dy)
     present = unit(h, 3) < density
     cov = np.clip((radius - dist) / g.px_m + 0.5, 0.0, 1.0) * present
-    return cov * min(1.0, (2 * float(cell_m) * 0.3 / g.px_m) ** 2), unit(h, 4)
+    light = None
+    if lit:  # a dome's normal (u, v, up) against the light, less its mean over the disc (2/3 of the light's height)
+        u, v = dx / radius, dy / radius
+        up = np.sqrt(np.clip(1.0 - u * u - v * v, 0.0, 1.0))
+        light = (u * SUN[0] + v * SUN[1] + up * SUN[2] - SUN[2] * (2.0 / 3.0)).astype(np.float32)
+        if g.px_m <= merc(CROWN_CLUMP_M):  # leafy clumps, finer than a crown
+            clumps = value_noise(stream_key(seed, STREAM_STRUCTURE, FIELD["crown_clump"]), x, y, merc(CROWN_CLUMP_M))
+            light = light + np.float32(CROWN_CLUMP_LIGHT) * (clumps - np.float32(0.5))
+    return cov * min(1.0, (2 * float(cell_m) * 0.3 / g.px_m) ** 2), unit(h, 4), light
 
 
 def paint_water(c: np.ndarray, cover: dict[str, np.ndarray], water: np.ndarray) -> np.ndarray:
@@ -323,9 +336,10 @@ def paint_trees(seed: int, g: Grid, c: np.ndarray, density: np.ndarray) -> np.nd
         return g.children_mean(lambda sub: paint_trees(seed, sub, c.copy(), density))
     shade = toward_light(merc(2.0))
     for field, cell, off in (("tree", merc(7.0), 0.0), ("tree_b", merc(9.0), merc(3.0))):
-        shade_cov, _ = _trees(seed, g.shifted(off + shade[0], off + shade[1]), density, field, cell)
-        crown, tone = _trees(seed, g.shifted(off, off), density, field, cell)
+        shade_cov, _, _ = _trees(seed, g.shifted(off + shade[0], off + shade[1]), density, field, cell)
+        crown, tone, light = _trees(seed, g.shifted(off, off), density, field, cell, lit=True)
+        assert light is not None
         c = over(c, shade_cov * (1 - crown) * 0.55, (0.04, 0.06, 0.04))
         colour = np.stack([0.10 + 0.08 * tone, 0.20 + 0.10 * tone, 0.08 + 0.05 * tone], axis=-1)
-        c = c + crown[..., None] * 0.9 * (colour - c)
+        c = c + crown[..., None] * 0.9 * (colour * (1.0 + np.float32(CROWN_LIGHT) * light)[..., None] - c)
     return c.astype(np.float32)  # (as without trees: later steps must round alike in every band of a window)

@@ -28,8 +28,8 @@ from PIL import Image
 from terradream.core.tiles import uv_to_lonlat
 from terradream.model.lattice import (
     FIELD,
-    LIGHT_FROM,
     STREAM_STRUCTURE,
+    SUN,
     WORLD_M,
     Grid,
     coverage,
@@ -73,9 +73,6 @@ FLAT_RUGGEDNESS = 0.02  # ruggedness up to this is flat ground: no relief drawn
 SHADE_STRENGTH = 0.5  # how dark a slope facing away from the light gets, at full ruggedness
 LIT_GAIN = 0.3  # most a slope facing the light brightens, before SHADE_STRENGTH (snow is near white already)
 ROCK_SLOPE = (1.2, 1.8)  # steepness of a face (rise over run, gullies aside) over which snow gives way to rock
-_SUN_RISE = 1.6 / math.sqrt(2.0)  # the light's height over its run along the ground (about 48 degrees up)
-# the light (x east, y north, up): from where LIGHT_FROM says along the ground, as roofs and shadows are lit
-_SUN = (np.array([*LIGHT_FROM, _SUN_RISE]) / math.hypot(*LIGHT_FROM, _SUN_RISE)).astype(np.float32)
 _ROCK = (0.36, 0.35, 0.33)
 CREVASSE_SPACING_M, CREVASSE_HALF_WIDTH_M = 30.0, 2.0  # cracks across a glacier's flow (ground metres)
 CREVASSE_RUN = 5  # a crack runs on over about this many spacings before it breaks
@@ -300,7 +297,7 @@ def shade_relief(seed: int, g: Grid, c: np.ndarray, snow: np.ndarray, rugged: np
     (sx, sy), face, flow, local, step = relief
     c, snow = paint_snowline(c, local, step, snow, rugged, g.px_m)
     norm = np.sqrt(sx * sx + sy * sy + np.float32(1.0))
-    light = (_SUN[2] - sx * _SUN[0] - sy * _SUN[1]) / (norm * _SUN[2]) - np.float32(1.0)  # 0 when flat, < 0 facing away
+    light = (SUN[2] - sx * SUN[0] - sy * SUN[1]) / (norm * SUN[2]) - np.float32(1.0)  # 0 when flat, < 0 facing away
     rock = ramp(face, *ROCK_SLOPE) * snow * rugged  # snow slides off the steepest faces
     c = c + (rock * np.float32(0.8))[..., None] * (np.asarray(_ROCK, np.float32) - c)
     crack = None if flow is None else crevasses(seed, g, flow, snow * rugged)

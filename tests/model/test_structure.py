@@ -14,7 +14,15 @@ from terradream.model.denoiser import TerraDenoiser
 from terradream.model.lattice import Grid, merc, value_noise
 from terradream.model.noise import stream_key, uniform_grid
 from terradream.model.pipeline import TerraPipeline, WindowSpec
-from terradream.model.structure import DISTRICT_M, TREE_MAX_PX_M, _districts, land_cover, layout, paint_trees
+from terradream.model.structure import (
+    DISTRICT_M,
+    TREE_MAX_PX_M,
+    _districts,
+    _trees,
+    land_cover,
+    layout,
+    paint_trees,
+)
 from terradream.model.testing import make_tiny_model
 from terradream.model.worlds import WorldRegistry
 
@@ -214,3 +222,18 @@ def test_a_window_across_the_antimeridian_stays_window_sized() -> None:
     assert np.all(np.diff(g.x) > 0) and g.x[-1] - g.x[0] < 300 * g.px_m
     base = np.broadcast_to(FARMLAND, (64, 300, 3)).astype(np.float32)
     assert np.isfinite(layout(7, g, base)).all()
+
+
+def test_tree_crowns_are_lit_as_domes_and_keep_their_mean() -> None:
+    """A crown is bright on its side towards the light (north-west) and dark on the far side, clumped inside, and
+    as bright as its colour on the whole (so the zoom that averages crowns is not changed by their shading)."""
+    g = Grid.of_window(19, 8 * 92_000, 8 * 131_000, 256, 256)  # 0.3 m pixels
+    cov, _, light = _trees(7, g, np.ones((256, 256), np.float32), "tree", merc(7.0), lit=True)
+    assert light is not None
+    inside = cov > 0.99
+    assert abs(float((light * cov).sum() / cov.sum())) < 0.05
+    k = 4  # pixels towards the light: up (north) and left (west)
+    lit_rim = inside[k:, k:] & (cov[:-k, :-k] == 0)
+    dark_rim = inside[:-k, :-k] & (cov[k:, k:] == 0)
+    assert lit_rim.sum() > 50 and dark_rim.sum() > 50
+    assert float(light[k:, k:][lit_rim].mean()) > float(light[:-k, :-k][dark_rim].mean()) + 0.4
