@@ -134,6 +134,7 @@ URBAN_MAX_PX_M = 1500.0  # towns are drawn from pixels this fine on (ground metr
 UNSETTLED_RUGGEDNESS = (0.5, 0.9)  # ruggedness over which mountains give way from farmed and built-on land to none
 CROWN_LIGHT = 0.8  # how much a crown's lit side is brighter than its mean (and its far side darker), per unit light
 CROWN_CLUMP_M, CROWN_CLUMP_LIGHT = 1.2, 0.5  # leafy clumps in a crown: their size (ground metres) and light
+TREE_TURN = {"tree": 0.45, "tree_b": 1.2}  # radians each crown lattice is turned by
 TREE_MAX_PX_M = 6.0  # single tree crowns from pixels this fine on (ground metres); what they average to from twice that
 
 
@@ -183,12 +184,15 @@ def _trees(seed: int, g: Grid, density: np.ndarray, field: str, cell_m: float, l
     crown, and when lit: how much brighter or darker than its mean each point of a crown is, None otherwise). A crown
     is lit as a dome (bright towards the light, dark away from it) and, where pixels are fine enough, clumped."""
     x, y = g.x, g.y
-    ci, cj = np.floor(x / cell_m).astype(np.int64), np.floor(y / cell_m).astype(np.int64)
-    h = hash2(stream_key(seed, STREAM_STRUCTURE, FIELD[field]), cj[:, None], ci[None, :])
+    cos, sin = math.cos(TREE_TURN[field]), math.sin(TREE_TURN[field])  # (no lattice runs along the axes or another)
+    u, v = x[None, :] * cos + y[:, None] * sin, y[:, None] * cos - x[None, :] * sin
+    ci, cj = np.floor(u / cell_m).astype(np.int64), np.floor(v / cell_m).astype(np.int64)
+    h = hash2(stream_key(seed, STREAM_STRUCTURE, FIELD[field]), cj, ci)
     radius = cell_m * (0.25 + 0.15 * unit(h, 0))
-    dx = x[None, :] - ((ci[None, :] + 0.5) * cell_m + (unit(h, 1) - 0.5) * (cell_m - 2 * radius))
-    dy = y[:, None] - ((cj[:, None] + 0.5) * cell_m + (unit(h, 2) - 0.5) * (cell_m - 2 * radius))
-    dist = np.hypot(dx, dy)
+    du = u - ((ci + 0.5) * cell_m + (unit(h, 1) - 0.5) * (cell_m - 2 * radius))
+    dv = v - ((cj + 0.5) * cell_m + (unit(h, 2) - 0.5) * (cell_m - 2 * radius))
+    dx, dy = du * cos - dv * sin, du * sin + dv * cos
+    dist = np.hypot(du, dv)
     present = unit(h, 3) < density
     cov = np.clip((radius - dist) / g.px_m + 0.5, 0.0, 1.0) * present
     light = None
