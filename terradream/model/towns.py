@@ -245,8 +245,9 @@ def town_plan(grid: StreetGrid, rb: np.ndarray, style: np.ndarray, town: np.ndar
     roof *= (0.85 + 0.3 * unit(hb, 4))[..., None]
     # the ridge runs along the longer side: each slope faces across it, towards or away from the sun
     across_street = depth > lot_len - 2 * gap
-    sign_u = np.sign(lu - inset - depth / 2) * np.where(side == 1, -1.0, 1.0)
-    sign_v = np.sign(lv - lot_len / 2)
+    ridge_px = np.float32(2.0 / g.px_m)  # the slopes meet over a pixel at the ridge (a sign would alias into steps)
+    sign_u = np.clip((lu - inset - depth / 2) * ridge_px, -1.0, 1.0) * np.where(side == 1, -1.0, 1.0)
+    sign_v = np.clip((lv - lot_len / 2) * ridge_px, -1.0, 1.0)
     c, s = np.cos(grid.theta), np.sin(grid.theta)
     light = LIGHT_FROM
     facing = np.where(across_street, sign_v * (-s * light[0] + c * light[1]), sign_u * (c * light[0] + s * light[1]))
