@@ -74,21 +74,26 @@ def test_coarse_pixels_of_towns_get_the_share_their_buildings_cover(core: float,
 @pytest.mark.parametrize("theta", [0.0, math.pi / 2])
 @pytest.mark.parametrize("axis", [1, 0])  # scan along rows (west to east) or along columns (north to south)
 def test_roof_slopes_facing_the_light_are_lighter(theta: float, axis: int) -> None:
-    """Along a line across a ridge the roof takes two brightnesses: each slope lit as it faces the light."""
+    """Along a line across a ridge the roof takes two brightnesses, each slope lit as it faces the light, and blends
+    them over the ridge's pixel."""
     _, edge = plan(0.0, theta)
     inside, lum = edge.building == 1.0, edge.roof.mean(-1)
     if axis == 0:
         inside, lum = inside.T, lum.T
-    ratios = []
+    ratios, blended = [], 0
     for r in range(0, inside.shape[0], 2):
         cols = np.nonzero(inside[r])[0]
         for run in np.split(cols, np.nonzero(np.diff(cols) > 1)[0] + 1):
-            if len(run) >= 6 and len(np.unique(np.round(lum[r, run], 5))) == 2:  # the scan crosses a ridge
+            values = np.round(lum[r, run], 5)
+            plateaus = len(run) >= 6 and values[0] == values[1] != values[-1] == values[-2]
+            if plateaus and len(np.unique(values)) <= 4:  # the scan crosses a ridge: two slopes, a pixel or two between
                 ratios.append(lum[r, run[-1]] / lum[r, run[0]])
+                blended += len(np.unique(values)) > 2
     towards = LIGHT_FROM[0] if axis == 1 else -LIGHT_FROM[1]  # the light's share along the scan (x east, y north)
     expected = (1 + ROOF_RELIEF * towards) / (1 - ROOF_RELIEF * towards)  # far slope over near slope
     assert expected < 1  # the light is from the north-west: the far (east or south) slope is the darker
     assert len(ratios) > 5 and float(np.median(ratios)) == pytest.approx(expected, rel=1e-3)
+    assert blended > len(ratios) // 2  # anti-aliased: a sign flip would step along the ridge in a saw-tooth
 
 
 def test_shadows_fall_away_from_the_light() -> None:
