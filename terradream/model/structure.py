@@ -48,7 +48,7 @@ from terradream.model.towns import (
     streets,
 )
 
-STRUCTURE_REVISION = 23  # bump whenever the layout changes: it is part of the model version, hence of cache keys
+STRUCTURE_REVISION = 24  # bump whenever the layout changes: it is part of the model version, hence of cache keys
 
 
 # ---- land cover from the parent's (low-passed) colours ----
