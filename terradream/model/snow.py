@@ -29,6 +29,9 @@ SNOW_SHARE_SETTLED = (0.5, 0.9)  # on finer pixels, snow shares over which groun
 SNOW_WHITE = (0.84, 0.86, 0.90)
 SCREE = (0.44, 0.43, 0.39)
 MOUNTAIN_FOREST = (0.12, 0.16, 0.10)
+# every setting above, for the relief's identity (hence the model version)
+SETTINGS = (DEPTH_QUANTILES, SNOWLINE_SOFT, SPLIT_MIN_PX_M, SNOW_SHARE_SETTLED, SCREE_SHARE, SNOW_REGION, SNOW_WHITE,
+            SCREE, MOUNTAIN_FOREST, SNOW_MIX_LUM, SNOW_MIX_SAT)
 
 
 def snow_fraction(rgb: np.ndarray) -> np.ndarray:

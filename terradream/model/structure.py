@@ -196,10 +196,10 @@ def _trees(seed: int, g: Grid, density: np.ndarray, field: str, cell_m: float, l
     present = unit(h, 3) < density
     cov = np.clip((radius - dist) / g.px_m + 0.5, 0.0, 1.0) * present
     light = None
-    if lit:  # a dome's normal (u, v, up) against the light, less its mean over the disc (2/3 of the light's height)
-        u, v = dx / radius, dy / radius
-        up = np.sqrt(np.clip(1.0 - u * u - v * v, 0.0, 1.0))
-        light = (u * SUN[0] + v * SUN[1] + up * SUN[2] - SUN[2] * (2.0 / 3.0)).astype(np.float32)
+    if lit:  # a dome's normal (east, north, up) against the light, less its mean over the disc (2/3 of the light's
+        east, north = dx / radius, dy / radius  # height)
+        up = np.sqrt(np.clip(1.0 - east * east - north * north, 0.0, 1.0))
+        light = (east * SUN[0] + north * SUN[1] + up * SUN[2] - SUN[2] * (2.0 / 3.0)).astype(np.float32)
         if g.px_m <= merc(CROWN_CLUMP_M):  # leafy clumps, finer than a crown
             clumps = value_noise(stream_key(seed, STREAM_STRUCTURE, FIELD["crown_clump"]), x, y, merc(CROWN_CLUMP_M))
             light = light + np.float32(CROWN_CLUMP_LIGHT) * (clumps - np.float32(0.5))

