@@ -11,11 +11,13 @@ painting a pale haze.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from terradream.model.lattice import merc, ramp
 
-# how deep ground lies among the local octaves' crests (1 - Relief.local_height), at shares of the ground under it
+# how deep ground lies among the local octaves' crests (1 - LocalRelief.height), at shares of the ground under it
 # (the same on every slope and at every zoom): a pixel with that share of snow has its snowline there
 DEPTH_QUANTILES = ((0.0, 0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99, 1.0),
                    (0.0, 0.028, 0.062, 0.146, 0.228, 0.331, 0.49, 0.586, 0.7))
@@ -32,6 +34,25 @@ MOUNTAIN_FOREST = (0.12, 0.16, 0.10)
 # every setting above, for the relief's identity (hence the model version)
 SETTINGS = (DEPTH_QUANTILES, SNOWLINE_SOFT, SPLIT_MIN_PX_M, SNOW_SHARE_SETTLED, SCREE_SHARE, SNOW_REGION, SNOW_WHITE,
             SCREE, MOUNTAIN_FOREST, SNOW_MIX_LUM, SNOW_MIX_SAT)
+
+
+class LocalRelief(NamedTuple):
+    """The relief's local octaves at a window's pixels (terrain.ridge_slopes): their height as a share of the tallest
+    they reach together (0 to 1), and about how much that share changes across a pixel (a snowline is blurred over
+    it)."""
+
+    height: np.ndarray
+    step: np.ndarray
+
+
+def splits_snow(px_m: float) -> bool:
+    """Whether pixels of this size (Web-Mercator metres) split their parent's snow share along the relief: down to
+    SPLIT_MIN_PX_M. Finer zooms keep what the coarser ones split; splitting on would read every grey scree as half
+    snow.
+
+    >>> splits_snow(merc(100.0)), splits_snow(merc(20.0))
+    (True, False)"""
+    return px_m >= merc(SPLIT_MIN_PX_M)
 
 
 def snow_fraction(rgb: np.ndarray) -> np.ndarray:
@@ -52,22 +73,20 @@ def snowline(share: np.ndarray) -> np.ndarray:
     return np.interp(share, *DEPTH_QUANTILES).astype(np.float32)
 
 
-def paint_snowline(c: np.ndarray, local_height: np.ndarray, local_step: np.ndarray, share: np.ndarray,
-                   rugged: np.ndarray, px_m: float) -> tuple[np.ndarray, np.ndarray]:
+def paint_snowline(c: np.ndarray, local: LocalRelief | None, share: np.ndarray, rugged: np.ndarray
+                   ) -> tuple[np.ndarray, np.ndarray]:
     """Snow in the hollows between bare crests: colours c (H, W, 3) unmixed into snow and bare ground, and the snow
     share (H, W) the rest of the relief paints with (rock on steep faces, crevasses, blue shade).
 
-    local_height, local_step: Relief.local_height and Relief.local_step (the line is blurred over a pixel); share: the
-    parent's snow share here (snow_fraction; under SNOW_REGION, valley towns and fields, nothing changes); rugged: how
-    mountainous, [0, 1]; px_m: the pixel size (Web-Mercator metres). A pixel that is share x snow + (1 - share) x
-    bare ground becomes snow where it is under the snowline and bare ground elsewhere; its texture stays, and all-snow
-    ground is left as it is. Pixels finer than SPLIT_MIN_PX_M are left as they are (the zooms above have split the
-    ground into snowfields and bare ground by then; splitting on would read every grey scree as half snow)."""
-    if px_m < merc(SPLIT_MIN_PX_M):
+    local: the relief's local octaves where this zoom splits snow (splits_snow), else None: c is left as it is;
+    share: the parent's snow share here (snow_fraction; under SNOW_REGION, valley towns and fields, nothing changes);
+    rugged: how mountainous, [0, 1]. A pixel that is share x snow + (1 - share) x bare ground becomes snow where it
+    is under the snowline and bare ground elsewhere; its texture stays, and all-snow ground is left as it is."""
+    if local is None:
         return c, ramp(share, *SNOW_SHARE_SETTLED) * rugged
-    soft = np.float32(SNOWLINE_SOFT) + local_step
+    soft = np.float32(SNOWLINE_SOFT) + local.step
     line = snowline(share)
-    on = np.clip((line - (1.0 - local_height)) / (2.0 * soft) + 0.5, 0.0, 1.0)  # a ramp of width 2 soft
+    on = np.clip((line - (1.0 - local.height)) / (2.0 * soft) + 0.5, 0.0, 1.0)  # a ramp of width 2 soft
     here = ramp(share, *SNOW_REGION) * rugged
     forest, scree = np.asarray(MOUNTAIN_FOREST, np.float32), np.asarray(SCREE, np.float32)
     bare = forest + ramp(share, *SCREE_SHARE)[..., None] * (scree - forest)

@@ -41,7 +41,7 @@ from terradream.model.lattice import (
 )
 from terradream.model.noise import stream_key, uniform_grid
 from terradream.model.snow import SETTINGS as SNOW_SETTINGS
-from terradream.model.snow import paint_snowline
+from terradream.model.snow import LocalRelief, paint_snowline, splits_snow
 from terradream.model.water import data_dirs, data_package_version
 
 TERRAIN_REVISION = 4  # bump whenever the relief changes: part of the model version via identity
@@ -71,7 +71,6 @@ _TWIST = 1.1  # radians each octave turns from the one above
 RELIEF_STRIP_ROWS = 256  # rows of the relief raster processed at a time
 _SHADOW_TINT = np.array([0.9, 0.95, 1.08], np.float32)  # shaded snow turns bluish
 Slopes = tuple[np.ndarray, np.ndarray]  # rise over run along x (east) and y (north), (H, W) each
-Heights = tuple[np.ndarray, np.ndarray, np.ndarray]  # height (Web-Mercator metres) and its Slopes
 
 
 def _fade(t: np.ndarray) -> np.ndarray:
@@ -128,16 +127,27 @@ def _turned(x: np.ndarray, y: np.ndarray, cell: float, octave: int) -> tuple[np.
     return fu, fw, cos, sin
 
 
-def _ridge_octave(seed: int, x: np.ndarray, y: np.ndarray, cell: float, octave: int, top: float) -> Heights:
-    """Height and slopes of one ridged octave, height TOP_SLOPE (cell / top)^SLOPE_FALLOFF x cell x (1 - |n|): a
-    crest where the noise n crosses zero."""
+class _Octave(NamedTuple):
+    """One ridged octave: its slopes, its noise n and its crests' height (Web-Mercator metres); its height is
+    crest_m x (1 - RIDGE_SCALE |n|) (_Octave.height), worked out only where it is needed."""
+
+    slopes: Slopes
+    noise: np.ndarray
+    crest_m: float
+
+    def height(self) -> np.ndarray:
+        return np.float32(self.crest_m) * (np.float32(1.0) - np.float32(RIDGE_SCALE) * np.abs(self.noise))
+
+
+def _ridge_octave(seed: int, x: np.ndarray, y: np.ndarray, cell: float, octave: int, top: float) -> _Octave:
+    """One ridged octave, height TOP_SLOPE (cell / top)^SLOPE_FALLOFF x cell x (1 - |n|): a crest where the noise n
+    crosses zero."""
     fu, fw, cos, sin = _turned(x, y, cell, octave)
     n, du, dw = gradient_noise_grad(stream_key(seed, STREAM_STRUCTURE, FIELD["ridge"], octave), fu, fw, cell)
-    height = TOP_SLOPE * (cell / top) ** SLOPE_FALLOFF * cell
-    gain = np.float32(-RIDGE_SCALE * height) * np.sign(n)  # d/dn of height x (1 - RIDGE_SCALE |n|)
+    crest_m = TOP_SLOPE * (cell / top) ** SLOPE_FALLOFF * cell
+    gain = np.float32(-RIDGE_SCALE * crest_m) * np.sign(n)  # d/dn of height x (1 - RIDGE_SCALE |n|)
     c, s = np.float32(cos), np.float32(sin)
-    up = np.float32(height) * (np.float32(1.0) - np.float32(RIDGE_SCALE) * np.abs(n))
-    return up, gain * (du * c - dw * s), gain * (du * s + dw * c)
+    return _Octave((gain * (du * c - dw * s), gain * (du * s + dw * c)), n, crest_m)
 
 
 def _add_damped(acc: Slopes | None, new: Slopes) -> Slopes:
@@ -164,21 +174,19 @@ def _coarse_axis(coords: np.ndarray, px_m: float, sign: float) -> tuple[np.ndarr
 class Relief(NamedTuple):
     """The relief at a window's pixels: its slopes; the steepness of its faces (the same without the gullies, which
     snow fills); the slopes of its long octaves alone (smooth over tens of pixels: the way ice flows), or None
-    where no octave is that long; the height of its local octaves (up to LOCAL_CELL_PX long) as a share of the
-    tallest they reach together (0 to 1): the crests and hollows inside a parent pixel; and about how much that share
-    changes across a pixel (lines of equal height are blurred over it)."""
+    where no octave is that long; and its local octaves (up to LOCAL_CELL_PX long: the crests and hollows inside a
+    parent pixel) where asked for, else None."""
 
     slopes: Slopes
     face: np.ndarray
     flow: Slopes | None
-    local_height: np.ndarray
-    local_step: np.ndarray
+    local: LocalRelief | None
 
 
-def ridge_slopes(seed: int, g: Grid) -> Relief | None:
+def ridge_slopes(seed: int, g: Grid, local: bool = False) -> Relief | None:
     """The relief at a window's pixels: every ridged octave from TOP_CELL_M down to MIN_CELL_PX pixels (those longer
-    than COARSE_CELL_PX sampled coarsely and interpolated), then the gullies; None when no octave is two pixels long
-    (the coarsest zooms)."""
+    than COARSE_CELL_PX sampled coarsely and interpolated), then the gullies, and with local, the local octaves'
+    height; None when no octave is two pixels long (the coarsest zooms)."""
     top = merc(TOP_CELL_M)
     cells = []
     while top / 2 ** len(cells) >= MIN_CELL_PX * g.px_m and len(cells) < 24:
@@ -192,25 +200,30 @@ def ridge_slopes(seed: int, g: Grid) -> Relief | None:
         xs, ci, ct = _coarse_axis(g.x, g.px_m, 1.0)
         ys, ri, rt = _coarse_axis(g.y, g.px_m, -1.0)
         for octave, cell in coarse:
-            acc = _add_damped(acc, _ridge_octave(seed, xs, ys, cell, octave, top)[1:])
+            acc = _add_damped(acc, _ridge_octave(seed, xs, ys, cell, octave, top).slopes)
         assert acc is not None
         acc = (separable_lerp(acc[0], (ri, rt), (ci, ct)), separable_lerp(acc[1], (ri, rt), (ci, ct)))
     flow = acc
-    local: Heights | None = None  # the local octaves undamped: the same spread of heights on every slope and zoom
+    # the local octaves undamped (the same spread of heights on every slope and zoom): height, slopes, tallest
+    near: tuple[np.ndarray, np.ndarray, np.ndarray, float] | None = None
     for octave, cell in enumerate(cells):
         if cell <= COARSE_CELL_PX * g.px_m:
             new = _ridge_octave(seed, g.x, g.y, cell, octave, top)
-            acc = _add_damped(acc, new[1:])
-            if cell <= LOCAL_CELL_PX * g.px_m:
-                local = new if local is None else (local[0] + new[0], local[1] + new[1], local[2] + new[2])
-    assert acc is not None and local is not None  # (octaves run down to MIN_CELL_PX, under LOCAL_CELL_PX)
+            acc = _add_damped(acc, new.slopes)
+            if local and cell <= LOCAL_CELL_PX * g.px_m:
+                sx, sy = new.slopes
+                near = ((new.height(), sx, sy, new.crest_m) if near is None else
+                        (near[0] + new.height(), near[1] + sx, near[2] + sy, near[3] + new.crest_m))
+    assert acc is not None
     face = np.sqrt(acc[0] * acc[0] + acc[1] * acc[1])
     for octave, cell in enumerate(cells):
         if GULLY_MIN_PX * g.px_m <= cell <= GULLY_MAX_PX * g.px_m:
             acc = _add_gullies(seed, g, acc, cell, octave)
-    tallest = np.float32(sum(TOP_SLOPE * (c / top) ** SLOPE_FALLOFF * c for c in cells if c <= LOCAL_CELL_PX * g.px_m))
-    height, lx, ly = local
-    return Relief(acc, face, flow, height / tallest, np.sqrt(lx * lx + ly * ly) * np.float32(g.px_m) / tallest)
+    if near is None:  # (with local, there is one: octaves run down to MIN_CELL_PX, under LOCAL_CELL_PX)
+        return Relief(acc, face, flow, None)
+    height, lx, ly, tallest = near[0], near[1], near[2], np.float32(near[3])
+    return Relief(acc, face, flow,
+                  LocalRelief(height / tallest, np.sqrt(lx * lx + ly * ly) * np.float32(g.px_m) / tallest))
 
 
 def _stripes(key: np.uint64, g: Grid, along_x: np.ndarray, along_y: np.ndarray, cell: float,
@@ -279,11 +292,11 @@ def shade_relief(seed: int, g: Grid, c: np.ndarray, snow: np.ndarray, rugged: np
     rugged = ramp(rugged, FLAT_RUGGEDNESS, 1.0)  # per pixel, so flat windows skip the relief with the same numbers
     if float(rugged.max()) <= 0.0:
         return c
-    relief = ridge_slopes(seed, g)
+    relief = ridge_slopes(seed, g, local=splits_snow(g.px_m))
     if relief is None:
         return c
-    (sx, sy), face, flow, local, step = relief
-    c, snow = paint_snowline(c, local, step, snow, rugged, g.px_m)
+    (sx, sy), face, flow, local = relief
+    c, snow = paint_snowline(c, local, snow, rugged)
     norm = np.sqrt(sx * sx + sy * sy + np.float32(1.0))
     light = (SUN[2] - sx * SUN[0] - sy * SUN[1]) / (norm * SUN[2]) - np.float32(1.0)  # 0 when flat, < 0 facing away
     rock = ramp(face, *ROCK_SLOPE) * snow * rugged  # snow slides off the steepest faces

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from terradream.model.lattice import Grid, merc
-from terradream.model.snow import SNOW_REGION, SPLIT_MIN_PX_M, paint_snowline, snow_fraction
+from terradream.model.snow import SNOW_REGION, SPLIT_MIN_PX_M, paint_snowline, snow_fraction, splits_snow
 from terradream.model.structure import layout
 from terradream.model.terrain import ridge_slopes
 from terradream.model.water import latlon_to_global_px
@@ -21,11 +21,11 @@ def alps(z: int, size: int = 128) -> Grid:
 
 def split(g: Grid, share: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A uniform blur of snow and forest with this share of snow, painted with the relief: input, output, snow."""
-    relief = ridge_slopes(3, g)
+    relief = ridge_slopes(3, g, local=splits_snow(g.px_m))
     assert relief is not None
     c = np.broadcast_to(FOREST + share * (SNOW - FOREST), (*relief.face.shape, 3)).astype(np.float32)
     shares = snow_fraction(c)
-    out, snow = paint_snowline(c.copy(), relief.local_height, relief.local_step, shares, np.ones_like(shares), g.px_m)
+    out, snow = paint_snowline(c.copy(), relief.local, shares, np.ones_like(shares))
     return c, out, snow
 
 
@@ -45,15 +45,14 @@ def test_a_pale_blur_is_split_into_snow_and_bare_ground_keeping_its_share(z: int
 def test_valleys_and_fine_zooms_are_left_alone() -> None:
     """Ground that is not pale (valley fields, forest) is not touched, nor are pixels finer than the split goes."""
     g = alps(10)
-    relief = ridge_slopes(3, g)
+    relief = ridge_slopes(3, g, local=True)
     assert relief is not None
     green = np.broadcast_to(np.array([0.30, 0.38, 0.20], np.float32), (128, 128, 3)).astype(np.float32)
     assert float(snow_fraction(green).max()) < SNOW_REGION[0]
-    out, _ = paint_snowline(green.copy(), relief.local_height, relief.local_step, snow_fraction(green),
-                            np.ones((128, 128), np.float32), g.px_m)
+    out, _ = paint_snowline(green.copy(), relief.local, snow_fraction(green), np.ones((128, 128), np.float32))
     np.testing.assert_array_equal(out, green)
     fine = alps(15)
-    assert fine.px_m < merc(SPLIT_MIN_PX_M)
+    assert fine.px_m < merc(SPLIT_MIN_PX_M) and not splits_snow(fine.px_m)
     c, out, snow = split(fine, 0.5)
     np.testing.assert_array_equal(out, c)
     assert float(snow.max()) < 0.5  # half-snow greys count as snow only from SNOW_SHARE_SETTLED up
