@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -178,11 +179,20 @@ def _segments_distance(g: Grid, segs: list[tuple[float, ...]], reach_m: float) -
     return d
 
 
-def _trees(seed: int, g: Grid, density: np.ndarray, field: str, cell_m: float, lit: bool = False
-           ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """Tree crowns on a jittered lattice (each inside its cell) at the grid's points: (coverage, shade of green per
-    crown, and when lit: how much brighter or darker than its mean each point of a crown is, None otherwise). A crown
-    is lit as a dome (bright towards the light, dark away from it) and, where pixels are fine enough, clumped."""
+class _Crowns(NamedTuple):
+    """Tree crowns at a grid's points: coverage, shade of green per crown, and each point's offset from its crown's
+    centre along the crown lattice's turned axes (u, v) with the crown's radius."""
+
+    cover: np.ndarray
+    tone: np.ndarray
+    du: np.ndarray
+    dv: np.ndarray
+    radius: np.ndarray
+
+
+def _trees(seed: int, g: Grid, density: np.ndarray, field: str, cell_m: float) -> _Crowns:
+    """Tree crowns on a jittered lattice (each inside its cell, the lattice turned by TREE_TURN) at the grid's
+    points."""
     x, y = g.x, g.y
     cos, sin = math.cos(TREE_TURN[field]), math.sin(TREE_TURN[field])  # (no lattice runs along the axes or another)
     u, v = x[None, :] * cos + y[:, None] * sin, y[:, None] * cos - x[None, :] * sin
@@ -191,19 +201,24 @@ def _trees(seed: int, g: Grid, density: np.ndarray, field: str, cell_m: float, l
     radius = cell_m * (0.25 + 0.15 * unit(h, 0))
     du = u - ((ci + 0.5) * cell_m + (unit(h, 1) - 0.5) * (cell_m - 2 * radius))
     dv = v - ((cj + 0.5) * cell_m + (unit(h, 2) - 0.5) * (cell_m - 2 * radius))
-    dx, dy = du * cos - dv * sin, du * sin + dv * cos
-    dist = np.hypot(du, dv)
     present = unit(h, 3) < density
-    cov = np.clip((radius - dist) / g.px_m + 0.5, 0.0, 1.0) * present
-    light = None
-    if lit:  # a dome's normal (east, north, up) against the light, less its mean over the disc (2/3 of the light's
-        east, north = dx / radius, dy / radius  # height)
-        up = np.sqrt(np.clip(1.0 - east * east - north * north, 0.0, 1.0))
-        light = (east * SUN[0] + north * SUN[1] + up * SUN[2] - SUN[2] * (2.0 / 3.0)).astype(np.float32)
-        if g.px_m <= merc(CROWN_CLUMP_M):  # leafy clumps, finer than a crown
-            clumps = value_noise(stream_key(seed, STREAM_STRUCTURE, FIELD["crown_clump"]), x, y, merc(CROWN_CLUMP_M))
-            light = light + np.float32(CROWN_CLUMP_LIGHT) * (clumps - np.float32(0.5))
-    return cov * min(1.0, (2 * float(cell_m) * 0.3 / g.px_m) ** 2), unit(h, 4), light
+    cov = np.clip((radius - np.hypot(du, dv)) / g.px_m + 0.5, 0.0, 1.0) * present
+    return _Crowns(cov * min(1.0, (2 * float(cell_m) * 0.3 / g.px_m) ** 2), unit(h, 4), du, dv, radius)
+
+
+def _crown_light(seed: int, g: Grid, crowns: _Crowns, field: str) -> np.ndarray:
+    """How much brighter or darker than its mean each point of a crown is: lit as a dome (bright towards the light,
+    dark away from it) and, where pixels are fine enough, clumped."""
+    cos, sin = math.cos(TREE_TURN[field]), math.sin(TREE_TURN[field])
+    east = (crowns.du * cos - crowns.dv * sin) / crowns.radius  # the offset turned back onto the ground's axes
+    north = (crowns.du * sin + crowns.dv * cos) / crowns.radius
+    up = np.sqrt(np.clip(1.0 - east * east - north * north, 0.0, 1.0))
+    # the dome's normal against the light, less its mean over the disc (2/3 of the light's height)
+    light = (east * SUN[0] + north * SUN[1] + up * SUN[2] - SUN[2] * (2.0 / 3.0)).astype(np.float32)
+    if g.px_m <= merc(CROWN_CLUMP_M):  # leafy clumps, finer than a crown
+        clumps = value_noise(stream_key(seed, STREAM_STRUCTURE, FIELD["crown_clump"]), g.x, g.y, merc(CROWN_CLUMP_M))
+        light = light + np.float32(CROWN_CLUMP_LIGHT) * (clumps - np.float32(0.5))
+    return light
 
 
 def paint_water(c: np.ndarray, cover: dict[str, np.ndarray], water: np.ndarray) -> np.ndarray:
@@ -340,9 +355,10 @@ def paint_trees(seed: int, g: Grid, c: np.ndarray, density: np.ndarray) -> np.nd
         return g.children_mean(lambda sub: paint_trees(seed, sub, c.copy(), density))
     shade = toward_light(merc(2.0))
     for field, cell, off in (("tree", merc(7.0), 0.0), ("tree_b", merc(9.0), merc(3.0))):
-        shade_cov, _, _ = _trees(seed, g.shifted(off + shade[0], off + shade[1]), density, field, cell)
-        crown, tone, light = _trees(seed, g.shifted(off, off), density, field, cell, lit=True)
-        assert light is not None
+        shade_cov = _trees(seed, g.shifted(off + shade[0], off + shade[1]), density, field, cell).cover
+        at = g.shifted(off, off)
+        crowns = _trees(seed, at, density, field, cell)
+        crown, tone, light = crowns.cover, crowns.tone, _crown_light(seed, at, crowns, field)
         c = over(c, shade_cov * (1 - crown) * 0.55, (0.04, 0.06, 0.04))
         colour = np.stack([0.10 + 0.08 * tone, 0.20 + 0.10 * tone, 0.08 + 0.05 * tone], axis=-1)
         c = c + crown[..., None] * 0.9 * (colour * (1.0 + np.float32(CROWN_LIGHT) * light)[..., None] - c)

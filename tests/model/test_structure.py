@@ -17,6 +17,7 @@ from terradream.model.pipeline import TerraPipeline, WindowSpec
 from terradream.model.structure import (
     DISTRICT_M,
     TREE_MAX_PX_M,
+    _crown_light,
     _districts,
     _trees,
     land_cover,
@@ -228,8 +229,8 @@ def test_tree_crowns_are_lit_as_domes_and_keep_their_mean() -> None:
     """A crown is bright on its side towards the light (north-west) and dark on the far side, clumped inside, and
     as bright as its colour on the whole (so the zoom that averages crowns is not changed by their shading)."""
     g = Grid.of_window(19, 8 * 92_000, 8 * 131_000, 256, 256)  # 0.3 m pixels
-    cov, _, light = _trees(7, g, np.ones((256, 256), np.float32), "tree", merc(7.0), lit=True)
-    assert light is not None
+    crowns = _trees(7, g, np.ones((256, 256), np.float32), "tree", merc(7.0))
+    cov, light = crowns.cover, _crown_light(7, g, crowns, "tree")
     inside = cov > 0.99
     assert abs(float((light * cov).sum() / cov.sum())) < 0.05
     k = 4  # pixels towards the light: up (north) and left (west)
