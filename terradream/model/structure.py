@@ -49,7 +49,7 @@ from terradream.model.towns import (
     streets,
 )
 
-STRUCTURE_REVISION = 24  # bump whenever the layout changes: it is part of the model version, hence of cache keys
+STRUCTURE_REVISION = 25  # bump whenever the layout changes: it is part of the model version, hence of cache keys
 
 
 # ---- land cover from the parent's (low-passed) colours ----
@@ -221,16 +221,18 @@ def _crown_light(seed: int, g: Grid, crowns: _Crowns, field: str) -> np.ndarray:
     return light
 
 
-def paint_water(c: np.ndarray, cover: dict[str, np.ndarray], water: np.ndarray) -> np.ndarray:
-    """Real water coverage (H, W) over c: water where the data says so (keeping the parent's colour where it already
-    looks like water), land colour where the parent looks like water but the data says land (blurred coasts)."""
+def dry_coast(c: np.ndarray, cover: dict[str, np.ndarray], water: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Real water coverage (H, W) read into c and cover: returns the land colour under every pixel (dry land where the
+    parent looks like water but the data says land: blurred coasts) and the colour of the water over it (the
+    parent's where it already looks like water). The layout paints its land features on the first and lays the water
+    over them last, so a shore pixel stays as wet as the data says, however bright the town beside it."""
     looks_wet = cover["water"][..., None]
     water_colour = looks_wet * c + (1 - looks_wet) * np.asarray(_WATER, np.float32)
-    c += water[..., None] * (water_colour - c)
-    c = over(c, (1 - water) * cover["water"], _DRY_LAND)
+    land = over(c, cover["water"], _DRY_LAND)
     cover["water"] = water.astype(np.float32)
-    cover["land"] = (1 - cover["water"]) * (1 - cover["snow"])
-    return c
+    # land features are drawn whole on every pixel with some land: the water laid over them weighs them by its share
+    cover["land"] = (water < 1).astype(np.float32) * (1 - cover["snow"])
+    return land, water_colour
 
 
 def _woods(seed: int, g: Grid, c: np.ndarray, forest: np.ndarray) -> np.ndarray:
@@ -275,14 +277,22 @@ def layout(seed: int, g: Grid, base: np.ndarray, water: np.ndarray | None = None
     Each feature starts at the pixel size where it first covers a useful part of a pixel, so coarse zooms skip it.
     cover: land_cover(base) when the caller has it already (it is not changed). rugged: how mountainous (H, W) in
     [0, 1], where known: rugged mountains are not farmed or built on (their bare ground is scree, not fields)."""
-    px = g.px_m
     cover = land_cover(base) if cover is None else dict(cover)
     c = base.astype(np.float32)
     if water is not None and paint:
-        c = paint_water(c, cover, water)
-    elif water is not None:
+        c, water_colour = dry_coast(c, cover, water)
+        c = _land(seed, g, c, cover, towns, rugged)
+        return c + water[..., None] * (water_colour - c)
+    if water is not None:
         cover["water"] = np.maximum(cover["water"], water)
         cover["land"] = (1 - cover["water"]) * (1 - cover["snow"])
+    return _land(seed, g, c, cover, towns, rugged)
+
+
+def _land(seed: int, g: Grid, c: np.ndarray, cover: dict[str, np.ndarray], towns: np.ndarray | None,
+          rugged: np.ndarray | None) -> np.ndarray:
+    """layout's land features (towns, woods, fields, roads, trees) over c, kept off water and snow by cover."""
+    px = g.px_m
     land = cover["land"] * (1 - cover["desert"] * 0.7)
     farmable = land if rugged is None else land * (1 - ramp(rugged, *UNSETTLED_RUGGEDNESS))
     town = np.zeros(c.shape[:2], np.float32) if towns is None else np.minimum(towns, 1.0) * cover["land"]

@@ -7,9 +7,15 @@ import numpy as np
 import pytest
 
 from terradream.model.lattice import Grid
-from terradream.model.places import PlaceAtlas, default_places, radius_ground_m
+from terradream.model.places import (
+    PlaceAtlas,
+    default_places,
+    land_share_equirect,
+    paint_towns_equirect,
+    radius_ground_m,
+)
 from terradream.model.snow import snow_fraction
-from terradream.model.structure import land_cover, layout
+from terradream.model.structure import _WATER, land_cover, layout
 from terradream.model.terrain import (
     cover_ruggedness,
     crevasses,
@@ -67,6 +73,44 @@ def test_a_town_is_painted_where_it_is(tmp_path) -> None:
     changed = np.abs(with_town - without).mean(-1)
     assert changed[112:144, 112:144].mean() > 0.05  # the centre is built up
     assert changed[towns == 0].max() < 1e-6  # nothing beyond the town's reach
+
+
+def test_a_shore_pixel_stays_as_wet_as_the_data_says_beside_a_town(tmp_path) -> None:
+    """Water is laid over the painted land last: a half-wet pixel in a town is half water and half what the town
+    paints there, not a town painted over the water too (which drew pale rims on the water along built-up coasts)."""
+    lat, lon = 45.0, 10.0
+    np.savez(tmp_path / "one.npz", lon=np.array([lon], np.float32), lat=np.array([lat], np.float32),
+             population=np.array([200_000], np.uint32))
+    g = window_at(10, lat, lon, 64)
+    towns = PlaceAtlas(path=tmp_path / "one.npz").density(5, g)
+    assert towns is not None and towns[:, 32].min() > 0.5
+    base = np.broadcast_to(FARMLAND, (64, 64, 3)).astype(np.float32)
+    dry = layout(5, g, base, np.zeros((64, 64), np.float32), True, towns)
+    shore = np.zeros((64, 64), np.float32)
+    shore[:, 32] = 0.5
+    wet = layout(5, g, base, shore, True, towns)
+    assert np.abs(dry[:, 32] - base[:, 32]).max() > 0.05  # the town is painted there
+    np.testing.assert_allclose(wet[:, 32], 0.5 * np.asarray(_WATER, np.float32) + 0.5 * dry[:, 32], atol=1e-5)
+
+
+def test_root_towns_grey_the_land_and_not_the_sea_beside_it(tmp_path) -> None:
+    """A big town at Cascais in a root of Blue Marble's size: the Atlantic beside it keeps its colour."""
+    lat, lon = 38.70, -9.42
+    np.savez(tmp_path / "one.npz", lon=np.array([lon], np.float32), lat=np.array([lat], np.float32),
+             population=np.array([3_000_000], np.uint32))
+    atlas = PlaceAtlas(path=tmp_path / "one.npz")
+    h, w = 2700, 5400
+    land = land_share_equirect(h, w)
+    assert land[h // 2 - 300, w // 2 - 500] == 0.0 and land[h // 2 - 150, w // 2 + 300] == 1.0  # Atlantic, Sahara
+    img = np.full((h, w, 3), 40, np.uint8)
+    row, col = int((90 - lat) / 180 * h), int((lon + 180) / 360 * w)
+    box = (slice(row - 1, row + 2), slice(col - 1, col + 2))
+    painted = paint_towns_equirect(img, atlas, (0.5, 0.5, 0.5), 0.5, land)[box].mean(-1)
+    everywhere = paint_towns_equirect(img, atlas, (0.5, 0.5, 0.5), 0.5)[box].mean(-1)
+    sea, shore = land[box] == 0.0, (land[box] > 0.0) & (land[box] < 1.0)
+    assert sea.any() and shore.any()
+    assert (painted[sea] == 40).all() and (everywhere[sea] > 40).all()
+    assert (painted[shore] > 40).all() and (painted[shore] <= everywhere[shore]).all()
 
 
 def test_gradient_noise_derivatives_match_finite_differences() -> None:
