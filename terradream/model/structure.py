@@ -48,8 +48,9 @@ from terradream.model.towns import (
     roof_style,
     streets,
 )
+from terradream.model.waves import paint_waves
 
-STRUCTURE_REVISION = 25  # bump whenever the layout changes: it is part of the model version, hence of cache keys
+STRUCTURE_REVISION = 26  # bump whenever the layout changes: it is part of the model version, hence of cache keys
 
 
 # ---- land cover from the parent's (low-passed) colours ----
@@ -282,11 +283,13 @@ def layout(seed: int, g: Grid, base: np.ndarray, water: np.ndarray | None = None
     if water is not None and paint:
         c, water_colour = dry_coast(c, cover, water)
         c = _land(seed, g, c, cover, towns, rugged)
-        return c + water[..., None] * (water_colour - c)
-    if water is not None:
-        cover["water"] = np.maximum(cover["water"], water)
-        cover["land"] = (1 - cover["water"]) * (1 - cover["snow"])
-    return _land(seed, g, c, cover, towns, rugged)
+        c = c + water[..., None] * (water_colour - c)
+    else:
+        if water is not None:
+            cover["water"] = np.maximum(cover["water"], water)
+            cover["land"] = (1 - cover["water"]) * (1 - cover["snow"])
+        c = _land(seed, g, c, cover, towns, rugged)
+    return paint_waves(seed, g, c, cover["water"])
 
 
 def _land(seed: int, g: Grid, c: np.ndarray, cover: dict[str, np.ndarray], towns: np.ndarray | None,

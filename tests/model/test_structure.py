@@ -25,6 +25,7 @@ from terradream.model.structure import (
     paint_trees,
 )
 from terradream.model.testing import make_tiny_model
+from terradream.model.waves import paint_waves
 from terradream.model.worlds import WorldRegistry
 
 FARMLAND = np.array([0.36, 0.40, 0.26])  # an olive-green parent: fields, roads, towns and trees may all appear
@@ -82,7 +83,7 @@ def test_features_stay_in_place_across_zooms() -> None:
 def test_layout_draws_nothing_on_water_and_only_patches_at_coarse_zooms() -> None:
     sea = np.broadcast_to(np.array([0.05, 0.12, 0.25]), (128, 128, 3)).astype(np.float32)
     g = Grid.of_window(15, 11_862_000, 16_834_000, 128, 128)
-    assert np.abs(layout(7, g, sea) - sea).max() < 0.02
+    assert np.abs(layout(7, g, sea) - paint_waves(7, g, sea, land_cover(sea)["water"])).max() < 0.02  # waves only
     assert np.abs(paint(4, 5_750, 8_187, 128)).max() == 0.0  # a continent per tile: nothing to draw yet
     patches = paint(7, 46_000, 65_500, 128).mean(-1)  # a pixel per km or so: woods and wild-land mottle only
     assert patches.min() < -0.1  # dark woods
