@@ -50,7 +50,7 @@ from terradream.model.towns import (
 )
 from terradream.model.waves import paint_waves
 
-STRUCTURE_REVISION = 26  # bump whenever the layout changes: it is part of the model version, hence of cache keys
+STRUCTURE_REVISION = 27  # bump whenever the layout changes: it is part of the model version, hence of cache keys
 
 
 # ---- land cover from the parent's (low-passed) colours ----
@@ -137,6 +137,9 @@ UNSETTLED_RUGGEDNESS = (0.5, 0.9)  # ruggedness over which mountains give way fr
 CROWN_LIGHT = 0.8  # how much a crown's lit side is brighter than its mean (and its far side darker), per unit light
 CROWN_CLUMP_M, CROWN_CLUMP_LIGHT = 1.2, 0.5  # leafy clumps in a crown: their size (ground metres) and light
 TREE_TURN = {"tree": 0.45, "tree_b": 1.2}  # radians each crown lattice is turned by
+CLOSED_CANOPY = (0.5, 0.9)  # tree density over which a wood closes: crowns spread, the ground between is shaded
+CANOPY_SPREAD = 0.45  # how much wider a closed wood's crowns are
+UNDERSTOREY, UNDERSTOREY_ALPHA = (0.05, 0.08, 0.04), 0.6  # shade under a closed wood's crowns
 TREE_MAX_PX_M = 6.0  # single tree crowns from pixels this fine on (ground metres); what they average to from twice that
 
 
@@ -199,7 +202,9 @@ def _trees(seed: int, g: Grid, density: np.ndarray, field: str, cell_m: float) -
     u, v = x[None, :] * cos + y[:, None] * sin, y[:, None] * cos - x[None, :] * sin
     ci, cj = np.floor(u / cell_m).astype(np.int64), np.floor(v / cell_m).astype(np.int64)
     h = hash2(stream_key(seed, STREAM_STRUCTURE, FIELD[field]), cj, ci)
-    radius = cell_m * (0.25 + 0.15 * unit(h, 0))
+    # crowns of a closed wood spread until they touch (at most their cell); scattered trees keep their own size
+    spread = 1.0 + CANOPY_SPREAD * ramp(density, *CLOSED_CANOPY)
+    radius = cell_m * np.minimum((0.25 + 0.15 * unit(h, 0)) * spread, 0.5)
     du = u - ((ci + 0.5) * cell_m + (unit(h, 1) - 0.5) * (cell_m - 2 * radius))
     dv = v - ((cj + 0.5) * cell_m + (unit(h, 2) - 0.5) * (cell_m - 2 * radius))
     present = unit(h, 3) < density
@@ -367,6 +372,7 @@ def paint_trees(seed: int, g: Grid, c: np.ndarray, density: np.ndarray) -> np.nd
     if g.px_m > merc(TREE_MAX_PX_M):
         return g.children_mean(lambda sub: paint_trees(seed, sub, c.copy(), density))
     shade = toward_light(merc(2.0))
+    c = over(c, ramp(density, *CLOSED_CANOPY) * UNDERSTOREY_ALPHA, UNDERSTOREY)  # the gaps of a closed wood are dark
     for field, cell, off in (("tree", merc(7.0), 0.0), ("tree_b", merc(9.0), merc(3.0))):
         shade_cov = _trees(seed, g.shifted(off + shade[0], off + shade[1]), density, field, cell).cover
         at = g.shifted(off, off)
