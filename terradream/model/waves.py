@@ -27,6 +27,7 @@ GROUP_LENGTHS = 3.0  # a train's groups are about this many of its wavelengths l
 WAVE_RELIEF = 0.3  # how far a wave's face turns the water's colour towards the sky's reflection, where seas are high
 SEA_STATE_M = 3000.0  # how rough the water is changes over about this distance (ground metres) ...
 SEA_STATE = (0.35, 1.0)  # ... between these shares of WAVE_RELIEF
+STRIP_ROWS = 64  # rows painted at a time, each on the columns where it has water
 SKY = np.array([0.55, 0.62, 0.70], np.float32)  # what a wave's face towards the sky reflects, against the water's colour
 
 
@@ -78,17 +79,21 @@ def steepness(length_m: float) -> float:
 
 def paint_waves(seed: int, g: Grid, c: np.ndarray, wet: np.ndarray) -> np.ndarray:
     """Waves over the water share wet (H, W) of c (H, W, 3): faces towards the sky reflect it, faces away darken.
-    They are computed on the box of rows and columns that hold water only (the same numbers: each is per pixel)."""
-    rows, cols = np.nonzero(wet.any(axis=1))[0], np.nonzero(wet.any(axis=0))[0]
-    if not len(rows):
-        return c
-    box = (slice(int(rows[0]), int(rows[-1]) + 1), slice(int(cols[0]), int(cols[-1]) + 1))
-    sub = Grid(g.x[box[1]], g.y[box[0]], g.px_m)
-    swing = waves(seed, sub)
-    if swing is None:
-        return c
-    state = value_noise(stream_key(seed, STREAM_STRUCTURE, FIELD["sea_state"]), sub.x, sub.y, merc(SEA_STATE_M))
-    share = np.float32(WAVE_RELIEF) * (SEA_STATE[0] + (SEA_STATE[1] - SEA_STATE[0]) * state) * swing * wet[box]
-    c = c.copy()
-    c[box] += share[..., None] * (SKY - c[box])
-    return c
+    They are computed strip by strip of rows, on the columns of each strip that hold water (the same numbers: each
+    is per pixel), so a river across a window costs about what its own pixels do."""
+    out = c
+    for top in range(0, wet.shape[0], STRIP_ROWS):
+        rows = slice(top, min(top + STRIP_ROWS, wet.shape[0]))
+        cols = np.nonzero(wet[rows].any(axis=0))[0]
+        if not len(cols):
+            continue
+        box = (rows, slice(int(cols[0]), int(cols[-1]) + 1))
+        sub = Grid(g.x[box[1]], g.y[box[0]], g.px_m)
+        swing = waves(seed, sub)
+        if swing is None:
+            return c
+        state = value_noise(stream_key(seed, STREAM_STRUCTURE, FIELD["sea_state"]), sub.x, sub.y, merc(SEA_STATE_M))
+        share = np.float32(WAVE_RELIEF) * (SEA_STATE[0] + (SEA_STATE[1] - SEA_STATE[0]) * state) * swing * wet[box]
+        out = c.copy() if out is c else out
+        out[box] += share[..., None] * (SKY - out[box])
+    return out

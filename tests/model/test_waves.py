@@ -18,6 +18,19 @@ def test_waves_are_the_same_in_every_window() -> None:
     np.testing.assert_array_equal(a[40:, 17:], b[:56, :79])
 
 
+def test_painted_waves_are_the_same_in_every_window_however_the_water_lies() -> None:
+    """Waves are painted strip by strip on the columns that hold water: the strips fall differently in two windows."""
+    z, row, col = 17, 12_000_003, 16_800_011
+    size = 160
+    diagonal = np.clip(12.0 - np.abs(np.arange(size + 40)[:, None] - np.arange(size + 40)[None, :] * 0.7), 0, 1)
+    sea = np.broadcast_to(SEA, (size, size, 3)).astype(np.float32)
+    a = paint_waves(5, Grid.of_window(z, row, col, size, size), sea, diagonal[:size, :size].astype(np.float32))
+    b = paint_waves(5, Grid.of_window(z, row + 40, col + 40, size, size), sea,
+                    diagonal[40 : 40 + size, 40 : 40 + size].astype(np.float32))
+    assert np.abs(a - sea).max() > 0.01
+    np.testing.assert_array_equal(a[40:, 40:], b[: size - 40, : size - 40])
+
+
 def test_waves_swing_both_ways_and_only_trains_a_few_pixels_long_are_drawn() -> None:
     fine = waves(5, Grid.of_window(18, 24_000_000, 33_600_000, 128, 128))
     assert fine is not None and abs(float(fine.mean())) < 0.1 and fine.std() > 0.2 and np.abs(fine).max() < 1.0
