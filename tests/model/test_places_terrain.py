@@ -10,7 +10,7 @@ from terradream.model.lattice import Grid
 from terradream.model.places import (
     PlaceAtlas,
     default_places,
-    land_share_equirect,
+    land_share_at,
     paint_towns_equirect,
     radius_ground_m,
 )
@@ -100,14 +100,16 @@ def test_root_towns_grey_the_land_and_not_the_sea_beside_it(tmp_path) -> None:
              population=np.array([3_000_000], np.uint32))
     atlas = PlaceAtlas(path=tmp_path / "one.npz")
     h, w = 2700, 5400
-    land = land_share_equirect(h, w)
-    assert land[h // 2 - 300, w // 2 - 500] == 0.0 and land[h // 2 - 150, w // 2 + 300] == 1.0  # Atlantic, Sahara
+    assert land_share_at(np.array([h // 2 - 300, h // 2 - 150]), np.array([w // 2 - 500, w // 2 + 300]), h, w
+                         ).tolist() == [0.0, 1.0]  # the Atlantic, the Sahara
     img = np.full((h, w, 3), 40, np.uint8)
     row, col = int((90 - lat) / 180 * h), int((lon + 180) / 360 * w)
     box = (slice(row - 1, row + 2), slice(col - 1, col + 2))
-    painted = paint_towns_equirect(img, atlas, (0.5, 0.5, 0.5), 0.5, land)[box].mean(-1)
+    land = land_share_at(*np.mgrid[box], h, w)
+    painted = paint_towns_equirect(img, atlas, (0.5, 0.5, 0.5), 0.5, lambda r, c: land_share_at(r, c, h, w))[box]
     everywhere = paint_towns_equirect(img, atlas, (0.5, 0.5, 0.5), 0.5)[box].mean(-1)
-    sea, shore = land[box] == 0.0, (land[box] > 0.0) & (land[box] < 1.0)
+    painted = painted.mean(-1)
+    sea, shore = land == 0.0, (land > 0.0) & (land < 1.0)
     assert sea.any() and shore.any()
     assert (painted[sea] == 40).all() and (everywhere[sea] > 40).all()
     assert (painted[shore] > 40).all() and (painted[shore] <= everywhere[shore]).all()
