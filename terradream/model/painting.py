@@ -28,9 +28,6 @@ from terradream.model.water import WaterAtlas, default_atlas
 STRUCTURE_BASE_RADIUS_PX = 8  # land cover for the structure field is read from the parent blurred this much
 CALM_SNOW_SHARE = 0.8  # snowfields are calmed as if this much water
 WATER_MAX_ZOOM = 14  # finest zoom at which earth's real water is painted (~100 m data); finer zooms carry it on
-# Where a pixel is a few hundred metres or more, the root's colours (for earth, Blue Marble's: real) carry most of what
-# shows and the field's woods, towns and mottle are guesses below them: drawn at this share there, they leave more of it
-COARSE_GAIN, COARSE_PX_M = 0.75, 250.0  # (the pixel size in Mercator metres: z9 and coarser)
 STRUCTURE_BANDS = 2  # horizontal bands a window's structure is painted in, one thread each (the same numbers)
 
 
@@ -107,7 +104,6 @@ class StructurePainter:
     def identity(self) -> str:
         """What decides the painted numbers (besides the model): part of the model version, hence of cache keys."""
         return (f"structure/{STRUCTURE_REVISION}/{STRUCTURE_BASE_RADIUS_PX}/{WATER_MAX_ZOOM}/{CALM_SNOW_SHARE}/"
-                f"{COARSE_GAIN}/{COARSE_PX_M}/"
                 f"{self.water.identity}/{COAST_SMOOTH_M}/{COAST_MAX_ZOOM}/{EDGE_PX}/{self.places.identity}/"
                 f"{self.relief.identity}")
 
@@ -174,8 +170,7 @@ class StructurePainter:
         change = torch.from_numpy(np.concatenate(parts)).permute(2, 0, 1)[None].float()
         band = change[0, :, 2:-2, 2:-2] - upsample2_bilinear(F.avg_pool2d(change, 2))[0]
         detail = np.zeros((3, w, w), np.float32)
-        gain = COARSE_GAIN if here.px_m >= COARSE_PX_M else 1.0
-        detail[:, start : start + size, start : start + size] = 2.0 * gain * band.numpy()
+        detail[:, start : start + size, start : start + size] = 2.0 * band.numpy()
         return detail
 
     def _layout_rows(self, spec: WindowSpec, g: Grid, base: np.ndarray, share: np.ndarray, water: np.ndarray | None,
