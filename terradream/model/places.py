@@ -165,9 +165,8 @@ def paint_towns_equirect(img: np.ndarray, atlas: PlaceAtlas, colour: tuple[float
     """Blend built-up ground into a whole-world equirectangular image (uint8 (H, W, 3)) as far as towns cover each
     pixel: their areas are summed per pixel, spread over 3x3 pixels (a city is rarely one pixel) and divided by the
     pixel's land area (land(rows, cols): the land share of those pixels; all land when None), and only that land is
-    painted: a
-    coastal city greys its shore, not the sea beside it. Big cities become grey patches in a world's root, which the
-    cascade then keeps at every zoom (it adds detail but never changes a parent's means)."""
+    painted: a coastal city greys its shore, not the sea beside it. Big cities become grey patches in a world's root,
+    which the cascade then keeps at every zoom (it adds detail but never changes a parent's means)."""
     h, w = img.shape[:2]
     lon, lat, pop = atlas.lon_lat_population
     rows = np.clip(((90.0 - lat) / 180.0 * h).astype(np.int64), 1, h - 2)  # no place lies on the polar rows

@@ -282,7 +282,8 @@ def layout(seed: int, g: Grid, base: np.ndarray, water: np.ndarray | None = None
     towns join it where pixels are fine enough.
     Each feature starts at the pixel size where it first covers a useful part of a pixel, so coarse zooms skip it.
     cover: land_cover(base) when the caller has it already (it is not changed). rugged: how mountainous (H, W) in
-    [0, 1], where known: rugged mountains are not farmed or built on (their bare ground is scree, not fields)."""
+    [0, 1], where known: rugged mountains are not farmed or built on (their bare ground is scree, not fields).
+    Water, painted or not, gets waves (terradream.model.waves) where they are a few pixels long."""
     cover = land_cover(base) if cover is None else dict(cover)
     c = base.astype(np.float32)
     if water is not None and paint:

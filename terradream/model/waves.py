@@ -49,14 +49,20 @@ def wave_trains(seed: int) -> list[tuple[float, float, float]]:
     return [(float(a), float(b), float(c)) for a, b, c in zip(lengths, headings, phases, strict=True)]
 
 
-def waves(seed: int, g: Grid) -> np.ndarray | None:
-    """The waves' brightness swing over a window (H, W) in (-1, 1), or None where every train is shorter than
+def drawn_trains(seed: int, px_m: float) -> list[tuple[float, float, float]]:
+    """The world's wave trains at least WAVE_MIN_PX pixels of px_m (Mercator metres) long: those drawn at that zoom.
+
+    >>> len(drawn_trains(7, 300.0)), len(drawn_trains(7, 0.3)) == len(wave_trains(7))
+    (0, True)
+    """
+    return [train for train in wave_trains(seed) if train[0] >= WAVE_MIN_PX * px_m]
+
+
+def waves(seed: int, g: Grid) -> np.ndarray:
+    """The waves' brightness swing over a window (H, W) in (-1, 1): zero where every train is shorter than
     WAVE_MIN_PX pixels."""
-    trains = [t for t in wave_trains(seed) if t[0] >= WAVE_MIN_PX * g.px_m]
-    if not trains:
-        return None
     total = np.zeros((len(g.y), len(g.x)), np.float32)
-    for i, (length, heading, phase) in enumerate(trains):
+    for i, (length, heading, phase) in enumerate(drawn_trains(seed, g.px_m)):
         k = 2 * math.pi / length
         # cos(kx x + ky y + phase) from the four 1-D terms: cheap, and each pixel's value depends on its x and y only
         ax, ay = k * math.cos(heading) * g.x, k * math.sin(heading) * g.y + phase
@@ -82,6 +88,8 @@ def paint_waves(seed: int, g: Grid, c: np.ndarray, wet: np.ndarray) -> np.ndarra
     They are computed strip by strip of rows, on the columns of each strip that hold water (the same numbers: each
     is per pixel), so a river across a window costs about what its own pixels do."""
     out = c
+    if not drawn_trains(seed, g.px_m):
+        return out
     for top in range(0, wet.shape[0], STRIP_ROWS):
         rows = slice(top, min(top + STRIP_ROWS, wet.shape[0]))
         cols = np.nonzero(wet[rows].any(axis=0))[0]
@@ -90,8 +98,6 @@ def paint_waves(seed: int, g: Grid, c: np.ndarray, wet: np.ndarray) -> np.ndarra
         box = (rows, slice(int(cols[0]), int(cols[-1]) + 1))
         sub = Grid(g.x[box[1]], g.y[box[0]], g.px_m)
         swing = waves(seed, sub)
-        if swing is None:
-            return c
         state = value_noise(stream_key(seed, STREAM_STRUCTURE, FIELD["sea_state"]), sub.x, sub.y, merc(SEA_STATE_M))
         share = np.float32(WAVE_RELIEF) * (SEA_STATE[0] + (SEA_STATE[1] - SEA_STATE[0]) * state) * swing * wet[box]
         out = c.copy() if out is c else out
