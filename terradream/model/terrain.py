@@ -42,7 +42,7 @@ from terradream.model.lattice import (
 from terradream.model.noise import stream_key, uniform_grid
 from terradream.model.snow import SETTINGS as SNOW_SETTINGS
 from terradream.model.snow import LocalRelief, paint_snowline, splits_snow
-from terradream.model.water import data_dirs, data_package_version
+from terradream.model.water import data_file, data_package_version
 
 TERRAIN_REVISION = 4  # bump whenever the relief changes: part of the model version via identity
 RELIEF_FILE = "shadedrelief.jpg"
@@ -360,7 +360,7 @@ class ReliefAtlas:
 
     @cached_property
     def _path(self) -> Path | None:
-        return next((d / RELIEF_FILE for d in data_dirs() if (d / RELIEF_FILE).is_file()), None)
+        return data_file(RELIEF_FILE)
 
     def ruggedness(self, g: Grid) -> np.ndarray | None:
         """Ruggedness (H, W) in [0, 1] at the window's pixels (bilinear in lon/lat), or None without the data."""

@@ -169,6 +169,11 @@ def _locate(dirs: list[Path], name: str) -> Path | None:
     return None
 
 
+def data_file(name: str) -> Path | None:
+    """Where the installed basemap data packages hold the file `name`, or None where none does."""
+    return _locate(data_dirs(), name)
+
+
 def _require(dirs: list[Path], name: str) -> Path:
     path = _locate(dirs, name)
     if path is None:
