@@ -56,6 +56,13 @@ class Grid:
         that first draws a feature can hold its coarser octave (the cascade keeps 2x2 means from zoom to zoom)."""
         return tuple(Grid(self.x + dx, self.y + dy, self.px_m / 2) for dx, dy in next_zoom_offsets(self.px_m))
 
+    def box(self, mask: np.ndarray) -> tuple[tuple[slice, slice], Grid]:
+        """The smallest box of rows and columns holding every set pixel of mask (H, W; at least one is set), and the
+        grid of that box: features drawn on it get the same numbers as on the whole window (each is per pixel)."""
+        rows, cols = np.nonzero(mask.any(axis=1))[0], np.nonzero(mask.any(axis=0))[0]
+        box = (slice(int(rows[0]), int(rows[-1]) + 1), slice(int(cols[0]), int(cols[-1]) + 1))
+        return box, Grid(self.x[box[1]], self.y[box[0]], self.px_m)
+
     def children_mean(self, paint: Callable[[Grid], np.ndarray]) -> np.ndarray:
         """The mean of paint over the children grids, added up elementwise in one order (a reduction such as np.mean
         may round differently with the array's shape, and a pixel must get the same bits in every window)."""

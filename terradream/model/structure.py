@@ -263,14 +263,6 @@ def _wild_mottle(seed: int, g: Grid, c: np.ndarray, wild: np.ndarray, leafy: np.
     return c + wild[..., None] * (c * tone[..., None] + shift)
 
 
-def _box(g: Grid, mask: np.ndarray) -> tuple[tuple[slice, slice], Grid]:
-    """The smallest box of rows and columns holding every set pixel of mask (H, W; at least one is set), and the
-    grid of that box."""
-    rows, cols = np.nonzero(mask.any(axis=1))[0], np.nonzero(mask.any(axis=0))[0]
-    box = (slice(int(rows[0]), int(rows[-1]) + 1), slice(int(cols[0]), int(cols[-1]) + 1))
-    return box, Grid(g.x[box[1]], g.y[box[0]], g.px_m)
-
-
 def layout(seed: int, g: Grid, base: np.ndarray, water: np.ndarray | None = None,
            paint: bool = True, towns: np.ndarray | None = None,
            cover: dict[str, np.ndarray] | None = None, rugged: np.ndarray | None = None) -> np.ndarray:
@@ -326,7 +318,7 @@ def _land(seed: int, g: Grid, c: np.ndarray, cover: dict[str, np.ndarray], towns
         return c
     d = _districts(seed, g, edges=px <= merc(DISTRICT_ROAD_MAX_PX_M))
     if urban:  # towns are drawn on the box of pixels they reach (the same numbers: every value is per pixel)
-        box, sub = _box(g, town > 0)
+        box, sub = g.box(town > 0)
         tb, grid = town[box], StreetGrid(seed, sub, d.theta[box], core[box], land_use(seed, sub))
         c[box], park = paint_urban(grid, c[box], tb, d.roof_style[box])
     if px > merc(FIELDS_MAX_PX_M):
@@ -353,7 +345,7 @@ def _land(seed: int, g: Grid, c: np.ndarray, cover: dict[str, np.ndarray], towns
     if px <= merc(BUILDINGS_FROM_PX_M) and urban:  # coarser, single roofs would only be one-pixel speckle
         c[box] = paint_buildings(grid, c[box], d.rb[box], d.roof_style[box], tb)
     elif px <= merc(SHEDS_FROM_PX_M) and urban and grid.industry.any():  # sheds are larger: drawn from coarser
-        estates, on = _box(sub, grid.industry)
+        estates, on = sub.box(grid.industry)
         c[box][estates] = paint_buildings(grid.part(estates, on), c[box][estates], d.rb[box][estates],
                                           d.roof_style[box][estates], (tb * grid.industry)[estates], SHED_MAX_PX_M)
     c = over(c, major * road_land * 0.9, _ASPHALT)

@@ -91,12 +91,11 @@ def paint_waves(seed: int, g: Grid, c: np.ndarray, wet: np.ndarray) -> np.ndarra
     if not drawn_trains(seed, g.px_m):
         return out
     for top in range(0, wet.shape[0], STRIP_ROWS):
-        rows = slice(top, min(top + STRIP_ROWS, wet.shape[0]))
-        cols = np.nonzero(wet[rows].any(axis=0))[0]
-        if not len(cols):
+        strip = wet[top : top + STRIP_ROWS] > 0
+        if not strip.any():
             continue
-        box = (rows, slice(int(cols[0]), int(cols[-1]) + 1))
-        sub = Grid(g.x[box[1]], g.y[box[0]], g.px_m)
+        (rows, cols), sub = Grid(g.x, g.y[top : top + STRIP_ROWS], g.px_m).box(strip)
+        box = (slice(top + rows.start, top + rows.stop), cols)
         swing = waves(seed, sub)
         state = value_noise(stream_key(seed, STREAM_STRUCTURE, FIELD["sea_state"]), sub.x, sub.y, merc(SEA_STATE_M))
         share = np.float32(WAVE_RELIEF) * (SEA_STATE[0] + (SEA_STATE[1] - SEA_STATE[0]) * state) * swing * wet[box]
