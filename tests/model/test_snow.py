@@ -1,13 +1,13 @@
-"""Snow on mountains: split along the relief as much as the parent says, valleys and fine zooms left alone, and rugged
-mountains not farmed."""
+"""Snow on mountains: split along the relief as much as the parent says at every zoom, valleys and grey scree left
+alone, bare ground rougher than snow, and rugged mountains not farmed."""
 
 import numpy as np
 import pytest
 
 from terradream.model.lattice import Grid, merc
-from terradream.model.snow import SNOW_REGION, SPLIT_MIN_PX_M, paint_snowline, snow_fraction, splits_snow
+from terradream.model.snow import BLEND_MIN_PX_M, SNOW_REGION, paint_snowline, settled_share, snow_fraction
 from terradream.model.structure import layout
-from terradream.model.terrain import ridge_slopes
+from terradream.model.terrain import ridge_slopes, shade_relief
 from terradream.model.water import latlon_to_global_px
 
 FOREST = np.array([0.12, 0.16, 0.10], np.float32)
@@ -21,10 +21,10 @@ def alps(z: int, size: int = 128) -> Grid:
 
 def split(g: Grid, share: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A uniform blur of snow and forest with this share of snow, painted with the relief: input, output, snow."""
-    relief = ridge_slopes(3, g, local=splits_snow(g.px_m))
-    assert relief is not None
+    relief = ridge_slopes(3, g, local=True)
+    assert relief is not None and relief.local is not None
     c = np.broadcast_to(FOREST + share * (SNOW - FOREST), (*relief.face.shape, 3)).astype(np.float32)
-    shares = snow_fraction(c)
+    shares = settled_share(snow_fraction(c), g.px_m)
     out, snow = paint_snowline(c.copy(), relief.local, shares, np.ones_like(shares))
     return c, out, snow
 
@@ -42,20 +42,44 @@ def test_a_pale_blur_is_split_into_snow_and_bare_ground_keeping_its_share(z: int
     assert abs(float(lum.mean() - c.mean())) < 0.08
 
 
-def test_valleys_and_fine_zooms_are_left_alone() -> None:
-    """Ground that is not pale (valley fields, forest) is not touched, nor are pixels finer than the split goes."""
+def test_valleys_and_grey_scree_are_left_alone() -> None:
+    """Ground that is not pale (valley fields, forest) is not touched, nor, on pixels finer than BLEND_MIN_PX_M, is a
+    grey that reads as half snow: coarser zooms have split the snow there already, and it is scree."""
     g = alps(10)
     relief = ridge_slopes(3, g, local=True)
-    assert relief is not None
+    assert relief is not None and relief.local is not None
     green = np.broadcast_to(np.array([0.30, 0.38, 0.20], np.float32), (128, 128, 3)).astype(np.float32)
     assert float(snow_fraction(green).max()) < SNOW_REGION[0]
     out, _ = paint_snowline(green.copy(), relief.local, snow_fraction(green), np.ones((128, 128), np.float32))
     np.testing.assert_array_equal(out, green)
     fine = alps(15)
-    assert fine.px_m < merc(SPLIT_MIN_PX_M) and not splits_snow(fine.px_m)
-    c, out, snow = split(fine, 0.5)
+    assert fine.px_m < merc(BLEND_MIN_PX_M)
+    c, out, snow = split(fine, 0.4)
     np.testing.assert_array_equal(out, c)
-    assert float(snow.max()) < 0.5  # half-snow greys count as snow only from SNOW_SHARE_SETTLED up
+    assert float(snow.max()) == 0.0
+
+
+def test_a_snowfields_edge_is_split_again_at_fine_zooms() -> None:
+    """On fine pixels, the pale edge of a snowfield (mostly snow, blurred by the coarser zooms) is split along the
+    finer relief again, so the snowline stays sharp as the cascade magnifies it."""
+    c, out, snow = split(alps(15), 0.8)
+    assert 0.2 < float(snow.mean()) < 0.9
+    lum = out.mean(-1)
+    assert float(lum[snow > 0.9].mean()) - float(lum[snow < 0.1].mean()) > 0.3
+
+
+def test_bare_ground_is_rougher_than_snow() -> None:
+    """The relief's short octaves shade bare mountain ground more than snow: rock stays craggy at fine zooms while
+    snowfields stay smooth (and do not speckle)."""
+    g = alps(15)
+    rugged = np.ones((128, 128), np.float32)
+
+    def contrast(colour: np.ndarray, share: float) -> float:
+        c = np.broadcast_to(colour, (128, 128, 3)).astype(np.float32)
+        lum = shade_relief(3, g, c, np.full((128, 128), share, np.float32), rugged).mean(-1)
+        return float(lum.std() / lum.mean())
+
+    assert contrast(np.array([0.44, 0.43, 0.39], np.float32), 0.0) > 2.0 * contrast(SNOW, 1.0)
 
 
 def test_rugged_mountains_are_not_farmed() -> None:
