@@ -50,7 +50,7 @@ from terradream.model.towns import (
 )
 from terradream.model.waves import paint_waves
 
-STRUCTURE_REVISION = 27  # bump whenever the layout changes: it is part of the model version, hence of cache keys
+STRUCTURE_REVISION = 28  # bump whenever the layout changes: it is part of the model version, hence of cache keys
 
 
 # ---- land cover from the parent's (low-passed) colours ----
@@ -195,21 +195,28 @@ class _Crowns(NamedTuple):
 
 
 def _trees(seed: int, g: Grid, density: np.ndarray, field: str, cell_m: float) -> _Crowns:
-    """Tree crowns on a jittered lattice (each inside its cell, the lattice turned by TREE_TURN) at the grid's
-    points."""
+    """Tree crowns on a jittered lattice (one per cell, anywhere in it, the lattice turned by TREE_TURN) at the grid's
+    points. A crown is at most half a cell wide, so the four cells around a point's nearest lattice corner hold every
+    crown that reaches it; where two overlap, the one that covers the point more is on top. (Crowns kept inside their
+    cells would line up in rows wherever a closed wood's crowns fill them.)"""
     x, y = g.x, g.y
     cos, sin = math.cos(TREE_TURN[field]), math.sin(TREE_TURN[field])  # (no lattice runs along the axes or another)
     u, v = x[None, :] * cos + y[:, None] * sin, y[:, None] * cos - x[None, :] * sin
-    ci, cj = np.floor(u / cell_m).astype(np.int64), np.floor(v / cell_m).astype(np.int64)
-    h = hash2(stream_key(seed, STREAM_STRUCTURE, FIELD[field]), cj, ci)
-    # crowns of a closed wood spread until they touch (at most their cell); scattered trees keep their own size
+    corner_i, corner_j = np.floor(u / cell_m - 0.5).astype(np.int64), np.floor(v / cell_m - 0.5).astype(np.int64)
+    key = stream_key(seed, STREAM_STRUCTURE, FIELD[field])
+    # crowns of a closed wood spread until they touch (at most half a cell); scattered trees keep their own size
     spread = 1.0 + CANOPY_SPREAD * ramp(density, *CLOSED_CANOPY)
-    radius = cell_m * np.minimum((0.25 + 0.15 * unit(h, 0)) * spread, 0.5)
-    du = u - ((ci + 0.5) * cell_m + (unit(h, 1) - 0.5) * (cell_m - 2 * radius))
-    dv = v - ((cj + 0.5) * cell_m + (unit(h, 2) - 0.5) * (cell_m - 2 * radius))
-    present = unit(h, 3) < density
-    cov = np.clip((radius - np.hypot(du, dv)) / g.px_m + 0.5, 0.0, 1.0) * present
-    return _Crowns(cov * min(1.0, (2 * float(cell_m) * 0.3 / g.px_m) ** 2), unit(h, 4), du, dv, radius)
+    best: _Crowns | None = None
+    for cj, ci in ((corner_j, corner_i), (corner_j, corner_i + 1), (corner_j + 1, corner_i),
+                   (corner_j + 1, corner_i + 1)):
+        h = hash2(key, cj, ci)
+        radius = cell_m * np.minimum((0.25 + 0.15 * unit(h, 0)) * spread, 0.5)
+        du, dv = u - (ci + unit(h, 1)) * cell_m, v - (cj + unit(h, 2)) * cell_m
+        cov = np.clip((radius - np.hypot(du, dv)) / g.px_m + 0.5, 0.0, 1.0) * (unit(h, 3) < density)
+        crown = _Crowns(cov, unit(h, 4), du, dv, radius)
+        best = crown if best is None else _Crowns(*(np.where(cov > best.cover, a, b) for a, b in zip(crown, best)))
+    assert best is not None
+    return best._replace(cover=best.cover * min(1.0, (2 * float(cell_m) * 0.3 / g.px_m) ** 2))
 
 
 def _crown_light(seed: int, g: Grid, crowns: _Crowns, field: str) -> np.ndarray:

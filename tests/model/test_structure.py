@@ -1,6 +1,7 @@
 """The structure field and the context path: pure functions of global position, the same features at every zoom."""
 
 import json
+import math
 import shutil
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from terradream.model.pipeline import TerraPipeline, WindowSpec
 from terradream.model.structure import (
     DISTRICT_M,
     TREE_MAX_PX_M,
+    TREE_TURN,
     _crown_light,
     _districts,
     _trees,
@@ -239,3 +241,18 @@ def test_tree_crowns_are_lit_as_domes_and_keep_their_mean() -> None:
     dark_rim = inside[:-k, :-k] & (cov[k:, k:] == 0)
     assert lit_rim.sum() > 50 and dark_rim.sum() > 50
     assert float(light[k:, k:][lit_rim].mean()) > float(light[:-k, :-k][dark_rim].mean()) + 0.4
+
+
+def test_a_closed_woods_crowns_are_not_in_rows() -> None:
+    """Crowns of a closed wood spread to half a cell, yet stand anywhere in their cells: no lattice shows (an orchard's
+    rows where a wood should be), and a crown near a cell's edge is whole, not cut along it."""
+    g = Grid.of_window(19, 8 * 92_000, 8 * 131_000, 256, 256)  # 0.3 m pixels
+    cell = merc(7.0)
+    crowns = _trees(7, g, np.ones((256, 256), np.float32), "tree", cell)
+    turn = TREE_TURN["tree"]
+    u = g.x[None, :] * math.cos(turn) + g.y[:, None] * math.sin(turn)
+    inside = crowns.cover > 0.99
+    centre_in_cell = ((u - crowns.du)[inside] / cell) % 1.0
+    assert float(centre_in_cell.std()) > 0.2  # about 0.29 when spread evenly; 0 for crowns at their cells' middles
+    own_cell = np.floor(u[inside] / cell) == np.floor((u - crowns.du)[inside] / cell)
+    assert 0.05 < float((~own_cell).mean()) < 0.5  # crowns reach over their cells' edges into the next cell
