@@ -42,6 +42,7 @@ from terradream.model.towns import (
     SHED_MAX_PX_M,
     SHEDS_FROM_PX_M,
     StreetGrid,
+    boulevards,
     land_use,
     paint_buildings,
     paint_urban,
@@ -50,7 +51,7 @@ from terradream.model.towns import (
 )
 from terradream.model.waves import paint_waves
 
-STRUCTURE_REVISION = 28  # bump whenever the layout changes: it is part of the model version, hence of cache keys
+STRUCTURE_REVISION = 29  # bump whenever the layout changes: it is part of the model version, hence of cache keys
 
 
 # ---- land cover from the parent's (low-passed) colours ----
@@ -355,6 +356,8 @@ def _land(seed: int, g: Grid, c: np.ndarray, cover: dict[str, np.ndarray], towns
         estates, on = sub.box(grid.industry)
         c[box][estates] = paint_buildings(grid.part(estates, on), c[box][estates], d.rb[box][estates],
                                           d.roof_style[box][estates], (tb * grid.industry)[estates], SHED_MAX_PX_M)
+    if urban:
+        c[box] = over(c[box], boulevards(grid, tb * (1 - park)) * 0.9, _ASPHALT)  # (parks and woods have paths)
     c = over(c, major * road_land * 0.9, _ASPHALT)
     # trees where land is mostly wild (not scattered over fields the parent painted green), on hedgerows, and in
     # gardens at a town's edge

@@ -37,6 +37,8 @@ BUILDING_MAX_PX_M = 10.0  # single buildings from pixels this fine on (ground me
 BLOCK_M = (70.0, 110.0)  # city block across and along the street grid (ground metres)
 SQUARE_M = (merc(2 * BLOCK_M[0]), merc(2 * BLOCK_M[1]))  # two by two blocks (Mercator metres): tone, avenues, parks
 STREET_HALF_WIDTH_M = 4.5
+BOULEVARD_BLOCKS = (6, 5)  # a boulevard runs along every this many blocks' edges, across and along the street grid
+BOULEVARD_HALF_WIDTH_M = 12.0
 ROOF_RELIEF = 0.22  # brightness swing of a roof slope facing the light (or away from it)
 OLD_STREETS_M = (25.0, 180.0)  # a centre's streets wander up to this far (ground metres) over about this distance
 FLAT_ROOF_SHARE = 0.25  # centre buildings with flat roofs (shops, blocks of flats)
@@ -183,6 +185,15 @@ def streets(grid: StreetGrid, town: np.ndarray) -> np.ndarray:
     bw, bl = grid.block_m
     _, _, fu, fv = grid.blocks(bw, bl)
     return coverage(_block_edge(fu, fv, bw, bl), merc(STREET_HALF_WIDTH_M), grid.g.px_m) * town
+
+
+def boulevards(grid: StreetGrid, town: np.ndarray) -> np.ndarray:
+    """Coverage (H, W) of boulevards inside towns: wide streets along every BOULEVARD_BLOCKS-th block edge of the
+    grid, the long lines that give a city its shape from coarse zooms on (single streets are finer than a pixel
+    there, and at street level the blocks beside them are cut back)."""
+    bw, bl = merc(BLOCK_M[0]) * BOULEVARD_BLOCKS[0], merc(BLOCK_M[1]) * BOULEVARD_BLOCKS[1]
+    _, _, fu, fv = grid.blocks(bw, bl)
+    return coverage(_block_edge(fu, fv, bw, bl), merc(BOULEVARD_HALF_WIDTH_M), grid.g.px_m) * town
 
 
 def _park_flags(grid: StreetGrid) -> np.ndarray:

@@ -9,6 +9,8 @@ import pytest
 from terradream.model.lattice import LIGHT_FROM, Grid, merc, toward_light
 from terradream.model.structure import _districts, layout
 from terradream.model.towns import (
+    BOULEVARD_BLOCKS,
+    BOULEVARD_HALF_WIDTH_M,
     BUILDING_MAX_PX_M,
     BUILDING_SHARE,
     ROOF_RELIEF,
@@ -20,6 +22,7 @@ from terradream.model.towns import (
     USE_HOMES,
     USE_INDUSTRY,
     StreetGrid,
+    boulevards,
     land_use,
     paint_buildings,
     parks,
@@ -181,3 +184,19 @@ def test_towns_have_some_industrial_estates_and_parks_in_irregular_patches() -> 
     assert shares[0] > 0.6 and 0.05 < shares[1] < 0.2 and 0.05 < shares[2] < 0.2
     np.testing.assert_array_equal(land_use(7, Grid.of_window(11, 100_100, 120_050, 64, 64)),
                                   use[100:164, 50:114])
+
+
+def test_boulevards_are_the_same_lines_at_every_zoom() -> None:
+    """Boulevards run along every few blocks' edges: a z14 pixel shows about what the sixteen z16 pixels under it
+    average to, and they cover about the share of the ground their width and spacing say."""
+    def cover(z: int, size: int) -> np.ndarray:
+        g = Grid.of_window(z, ROW0 >> (Z - z), COL0 >> (Z - z), size, size)
+        ones = np.ones((size, size), np.float32)
+        return boulevards(StreetGrid(7, g, ones * np.float32(0.3), ones * 0), ones)
+
+    coarse, fine = cover(14, 64), cover(16, 256)
+    spacing = (BOULEVARD_BLOCKS[0] * 70.0, BOULEVARD_BLOCKS[1] * 110.0)
+    share = 1 - (1 - 2 * BOULEVARD_HALF_WIDTH_M / spacing[0]) * (1 - 2 * BOULEVARD_HALF_WIDTH_M / spacing[1])
+    assert abs(float(fine.mean()) - share) < 0.03
+    pooled = fine.reshape(64, 4, 64, 4).mean(axis=(1, 3))
+    assert float(np.corrcoef(pooled.ravel(), coarse.ravel())[0, 1]) > 0.8
