@@ -51,9 +51,9 @@ SHADOW_COLOUR, SHADOW_ALPHA = (0.05, 0.05, 0.06), 0.45
 PARK_SHARE = 0.05  # squares of 2 x 2 city blocks that are parks: grass and trees, paths, no buildings
 PARK_COLOUR = (0.27, 0.33, 0.21)
 
-# Roof colours by district style: terracotta, slate, mixed. A district's roofs are mostly of its style
+# Roof colours by district style: terracotta, slate, mixed. A district's blocks are mostly of its style
 # (DISTRICT_STYLE_SHARE of them, the rest of any style), so it differs from its neighbours by its mix, not as a square
-# of one tint.
+# of one tint, and each block reads as one built mass.
 DISTRICT_STYLE_SHARE = 0.6
 _ROOFS = np.array([
     [[0.66, 0.36, 0.26], [0.58, 0.31, 0.23], [0.72, 0.45, 0.32], [0.50, 0.28, 0.22], [0.62, 0.40, 0.30],
@@ -230,7 +230,8 @@ def town_plan(grid: StreetGrid, rb: np.ndarray, style: np.ndarray, town: np.ndar
     bw, bl = merc(BLOCK_M[0]), merc(BLOCK_M[1])
     a, b, fu, fv = grid.blocks(bw, bl)
     ai, bi, rbi = a.astype(np.int64), b.astype(np.int64), rb.astype(np.int64)
-    dense = unit(hash2(stream_key(seed, STREAM_STRUCTURE, FIELD["block"]), ai ^ rbi, bi), 0) < grid.core
+    hblock = hash2(stream_key(seed, STREAM_STRUCTURE, FIELD["block"]), ai ^ rbi, bi)
+    dense = unit(hblock, 0) < grid.core
     lot_len = bl / np.where(dense, 6, 4)
     lot = np.floor(fv / lot_len)
     side = (fu > bw / 2).astype(np.int64)
@@ -250,8 +251,10 @@ def town_plan(grid: StreetGrid, rb: np.ndarray, style: np.ndarray, town: np.ndar
     building = building * town * (1 - parks(grid))
     if not roofs:
         return TownPlan(building, np.zeros(0, np.float32))
-    own = unit(hb, 6) < DISTRICT_STYLE_SHARE  # else a roof of any style, so districts differ by their mix
-    style = np.where(own, style, (unit(hb, 8) * len(_ROOFS)).astype(np.int64))
+    # a block's roofs are of one style, mostly its district's (else any, so districts differ by their mix): a block
+    # reads as one built mass, not confetti
+    own = unit(hblock, 1) < DISTRICT_STYLE_SHARE
+    style = np.where(own, style, (unit(hblock, 2) * len(_ROOFS)).astype(np.int64))
     roof = _ROOFS[style, (unit(hb, 5) * _ROOFS.shape[1]).astype(np.int64)]
     roof *= (0.85 + 0.3 * unit(hb, 4))[..., None]
     # the ridge runs along the longer side: each slope faces across it, towards or away from the sun
