@@ -207,17 +207,29 @@ def _trees(seed: int, g: Grid, density: np.ndarray, field: str, cell_m: float) -
     key = stream_key(seed, STREAM_STRUCTURE, FIELD[field])
     # crowns of a closed wood spread until they touch (at most half a cell); scattered trees keep their own size
     spread = 1.0 + CANOPY_SPREAD * ramp(density, *CLOSED_CANOPY)
-    best: _Crowns | None = None
-    for cj, ci in ((corner_j, corner_i), (corner_j, corner_i + 1), (corner_j + 1, corner_i),
-                   (corner_j + 1, corner_i + 1)):
-        h = hash2(key, cj, ci)
-        radius = cell_m * np.minimum((0.25 + 0.15 * unit(h, 0)) * spread, 0.5)
-        du, dv = u - (ci + unit(h, 1)) * cell_m, v - (cj + unit(h, 2)) * cell_m
-        cov = np.clip((radius - np.hypot(du, dv)) / g.px_m + 0.5, 0.0, 1.0) * (unit(h, 3) < density)
-        crown = _Crowns(cov, unit(h, 4), du, dv, radius)
-        best = crown if best is None else _Crowns(*(np.where(cov > best.cover, a, b) for a, b in zip(crown, best)))
-    assert best is not None
-    return best._replace(cover=best.cover * min(1.0, (2 * float(cell_m) * 0.3 / g.px_m) ** 2))
+    # every crown's random numbers, drawn once per cell of the lattice the window's points reach
+    i0, j0 = int(corner_i.min()), int(corner_j.min())
+    width = int(corner_i.max()) - i0 + 2
+    h = hash2(key, np.arange(j0, int(corner_j.max()) + 2, dtype=np.int64)[:, None],
+              np.arange(i0, i0 + width, dtype=np.int64)[None, :]).ravel()
+    size, at_u, at_v, alive, tone = (unit(h, k) for k in range(5))
+    corner = (corner_j - j0) * width + (corner_i - i0)
+    best: tuple[np.ndarray, ...] = ()  # cover, cell, du, dv, radius of the crown on top so far
+    for dj, di in ((0, 0), (0, 1), (1, 0), (1, 1)):
+        cell = corner + (dj * width + di)
+        radius = (cell_m * np.minimum((0.25 + 0.15 * size.take(cell)) * spread, 0.5)).astype(np.float32)
+        du = (u - (corner_i + di + at_u.take(cell)) * cell_m).astype(np.float32)  # (float64 positions, float32
+        dv = (v - (corner_j + dj + at_v.take(cell)) * cell_m).astype(np.float32)  # offsets)
+        cov = np.clip((radius - np.hypot(du, dv)) / np.float32(g.px_m) + np.float32(0.5), 0.0, 1.0)
+        cov *= alive.take(cell) < density
+        if best:
+            on_top = cov > best[0]
+            best = tuple(np.where(on_top, a, b) for a, b in zip((cov, cell, du, dv, radius), best))
+        else:
+            best = (cov, cell, du, dv, radius)
+    cov, cell, du, dv, radius = best
+    return _Crowns(cov * np.float32(min(1.0, (2 * float(cell_m) * 0.3 / g.px_m) ** 2)), tone.take(cell), du, dv,
+                   radius)
 
 
 def _crown_light(seed: int, g: Grid, crowns: _Crowns, field: str) -> np.ndarray:
