@@ -37,7 +37,8 @@ BUILDING_MAX_PX_M = 10.0  # single buildings from pixels this fine on (ground me
 BLOCK_M = (70.0, 110.0)  # city block across and along the street grid (ground metres)
 SQUARE_M = (merc(2 * BLOCK_M[0]), merc(2 * BLOCK_M[1]))  # two by two blocks (Mercator metres): tone, avenues, parks
 STREET_HALF_WIDTH_M = 4.5
-BOULEVARD_BLOCKS = (6, 5)  # a boulevard runs along every this many blocks' edges, across and along the street grid
+BOULEVARD_BLOCKS = ((4, 7), (3, 6))  # a boulevard runs along every n-th block edge across the street grid and every
+# m-th along it, n and m chosen per district from these ranges (so cities are not one even net)
 BOULEVARD_HALF_WIDTH_M = 12.0
 ROOF_RELIEF = 0.22  # brightness swing of a roof slope facing the light (or away from it)
 OLD_STREETS_M = (25.0, 180.0)  # a centre's streets wander up to this far (ground metres) over about this distance
@@ -187,11 +188,14 @@ def streets(grid: StreetGrid, town: np.ndarray) -> np.ndarray:
     return coverage(_block_edge(fu, fv, bw, bl), merc(STREET_HALF_WIDTH_M), grid.g.px_m) * town
 
 
-def boulevards(grid: StreetGrid, town: np.ndarray) -> np.ndarray:
-    """Coverage (H, W) of boulevards inside towns: wide streets along every BOULEVARD_BLOCKS-th block edge of the
-    grid, the long lines that give a city its shape from coarse zooms on (single streets are finer than a pixel
-    there, and at street level the blocks beside them are cut back)."""
-    bw, bl = merc(BLOCK_M[0]) * BOULEVARD_BLOCKS[0], merc(BLOCK_M[1]) * BOULEVARD_BLOCKS[1]
+def boulevards(grid: StreetGrid, town: np.ndarray, rb: np.ndarray) -> np.ndarray:
+    """Coverage (H, W) of boulevards inside towns: wide streets along every few block edges of the grid (how many:
+    BOULEVARD_BLOCKS, per district hash rb), the long lines that give a city its shape from coarse zooms on (single
+    streets are finer than a pixel there, and at street level the blocks beside them are cut back)."""
+    (lo_u, hi_u), (lo_v, hi_v) = BOULEVARD_BLOCKS
+    every_u = lo_u + np.floor(unit(rb, 9) * (hi_u - lo_u + 1))
+    every_v = lo_v + np.floor(unit(rb, 10) * (hi_v - lo_v + 1))
+    bw, bl = merc(BLOCK_M[0]) * every_u, merc(BLOCK_M[1]) * every_v
     _, _, fu, fv = grid.blocks(bw, bl)
     return coverage(_block_edge(fu, fv, bw, bl), merc(BOULEVARD_HALF_WIDTH_M), grid.g.px_m) * town
 

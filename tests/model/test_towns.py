@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from terradream.model.lattice import LIGHT_FROM, Grid, merc, toward_light
+from terradream.model.lattice import LIGHT_FROM, Grid, merc, toward_light, unit
 from terradream.model.structure import _districts, layout
 from terradream.model.towns import (
     BOULEVARD_BLOCKS,
@@ -186,16 +186,21 @@ def test_towns_have_some_industrial_estates_and_parks_in_irregular_patches() -> 
                                   use[100:164, 50:114])
 
 
+DISTRICT = np.uint64(12345)
+
+
 def test_boulevards_are_the_same_lines_at_every_zoom() -> None:
     """Boulevards run along every few blocks' edges: a z14 pixel shows about what the sixteen z16 pixels under it
     average to, and they cover about the share of the ground their width and spacing say."""
     def cover(z: int, size: int) -> np.ndarray:
         g = Grid.of_window(z, ROW0 >> (Z - z), COL0 >> (Z - z), size, size)
         ones = np.ones((size, size), np.float32)
-        return boulevards(StreetGrid(7, g, ones * np.float32(0.3), ones * 0), ones)
+        district = np.full((size, size), DISTRICT, np.uint64)
+        return boulevards(StreetGrid(7, g, ones * np.float32(0.3), ones * 0), ones, district)
 
     coarse, fine = cover(14, 64), cover(16, 256)
-    spacing = (BOULEVARD_BLOCKS[0] * 70.0, BOULEVARD_BLOCKS[1] * 110.0)
+    every = [lo + int(unit(DISTRICT, salt) * (hi - lo + 1)) for (lo, hi), salt in zip(BOULEVARD_BLOCKS, (9, 10))]
+    spacing = (every[0] * 70.0, every[1] * 110.0)
     share = 1 - (1 - 2 * BOULEVARD_HALF_WIDTH_M / spacing[0]) * (1 - 2 * BOULEVARD_HALF_WIDTH_M / spacing[1])
     assert abs(float(fine.mean()) - share) < 0.03
     pooled = fine.reshape(64, 4, 64, 4).mean(axis=(1, 3))
