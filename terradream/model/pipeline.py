@@ -32,7 +32,7 @@ from terradream.model.noise import STREAM_INIT, noise_window
 from terradream.model.painting import StructurePainter, WindowSpec, upsample2_bilinear
 from terradream.model.places import PlaceAtlas
 from terradream.model.scheduler import ParentProjectedDDIMScheduler
-from terradream.model.worlds import ROOT_LAND_MASK, ROOT_TOWN_ALPHA
+from terradream.model.worlds import ROOT_LAND_MASK, ROOT_SHADOW_LIFT, ROOT_TOWN_ALPHA
 
 DEFAULT_WEIGHTS_DIR = Path(__file__).parent / "weights"
 PIPELINE_CONFIG = "pipeline.json"
@@ -216,7 +216,7 @@ class TerraPipeline:
         if self.structure:
             h.update(f"{self.painter.identity}/calm/{CALM_WATER_GAIN}".encode())
         # earth's root is greyed where towns are (model.worlds), so every model's earth tiles depend on it
-        h.update(f"earth-root/{ROOT_TOWN_ALPHA}/{self.places.identity}/{ROOT_LAND_MASK}".encode())
+        h.update(f"earth-root/{ROOT_TOWN_ALPHA}/{self.places.identity}/{ROOT_LAND_MASK}/{ROOT_SHADOW_LIFT}".encode())
         for name, tensor in sorted(self.denoiser.state_dict().items()):
             h.update(name.encode())
             h.update(tensor.detach().float().cpu().numpy().tobytes())

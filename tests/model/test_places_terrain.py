@@ -25,6 +25,7 @@ from terradream.model.terrain import (
     shade_relief,
 )
 from terradream.model.water import latlon_to_global_px
+from terradream.model.worlds import lift_shadows
 
 FARMLAND = np.array([0.36, 0.40, 0.26], np.float32)
 SNOW = np.array([0.66, 0.67, 0.66], np.float32)
@@ -113,6 +114,18 @@ def test_root_towns_grey_the_land_and_not_the_sea_beside_it(tmp_path) -> None:
     assert sea.any() and shore.any()
     assert (painted[sea] == 40).all() and (everywhere[sea] > 40).all()
     assert (painted[shore] > 40).all() and (painted[shore] <= everywhere[shore]).all()
+
+
+def test_the_roots_dark_land_is_lifted_and_its_water_and_bright_land_are_not() -> None:
+    """Blue Marble's near-black forest is lightened at the root (finer imagery shows it lighter, and the cascade keeps
+    the root's means); the sea, snow and deserts keep their colours, and darker stays darker."""
+    forest, sea, desert, darker = (20, 35, 12), (10, 25, 70), (200, 170, 120), (10, 20, 6)
+    img = np.array([[forest, sea, desert, darker]], np.uint8)
+    out = lift_shadows(img)
+    assert (out[0, 0] > img[0, 0]).all() and (out[0, 0] - img[0, 0] < 20).all()
+    assert (out[0, 1:3] == img[0, 1:3]).all()
+    assert (out[0, 3] < out[0, 0]).all()
+    assert (img == np.array([[forest, sea, desert, darker]], np.uint8)).all()  # a copy
 
 
 def test_gradient_noise_derivatives_match_finite_differences() -> None:
