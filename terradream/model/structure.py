@@ -207,28 +207,34 @@ def _trees(seed: int, g: Grid, density: np.ndarray, field: str, cell_m: float) -
     key = stream_key(seed, STREAM_STRUCTURE, FIELD[field])
     # crowns of a closed wood spread until they touch (at most half a cell); scattered trees keep their own size
     spread = 1.0 + CANOPY_SPREAD * ramp(density, *CLOSED_CANOPY)
-    # every crown's random numbers, drawn once per cell of the lattice the window's points reach
+    # every crown's numbers, worked out once per cell of the lattice the window's points reach
     i0, j0 = int(corner_i.min()), int(corner_j.min())
-    width = int(corner_i.max()) - i0 + 2
-    h = hash2(key, np.arange(j0, int(corner_j.max()) + 2, dtype=np.int64)[:, None],
-              np.arange(i0, i0 + width, dtype=np.int64)[None, :]).ravel()
-    size, at_u, at_v, alive, tone = (unit(h, k) for k in range(5))
+    cells_i = np.arange(i0, int(corner_i.max()) + 2, dtype=np.int64)[None, :]
+    cells_j = np.arange(j0, int(corner_j.max()) + 2, dtype=np.int64)[:, None]
+    h = hash2(key, cells_j, cells_i)
+    width = cells_i.shape[1]
+    size, alive, tone = unit(h, 0).ravel(), unit(h, 3).ravel(), unit(h, 4).ravel()
+    centre_u = ((cells_i + unit(h, 1)) * cell_m).ravel()  # (float64: Mercator positions)
+    centre_v = ((cells_j + unit(h, 2)) * cell_m).ravel()
     corner = (corner_j - j0) * width + (corner_i - i0)
-    best: tuple[np.ndarray, ...] = ()  # cover, cell, du, dv, radius of the crown on top so far
-    for dj, di in ((0, 0), (0, 1), (1, 0), (1, 1)):
-        cell = corner + (dj * width + di)
+    offsets = (0, 1, width, width + 1)
+
+    def crown(cell: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         radius = (cell_m * np.minimum((0.25 + 0.15 * size.take(cell)) * spread, 0.5)).astype(np.float32)
-        du = (u - (corner_i + di + at_u.take(cell)) * cell_m).astype(np.float32)  # (float64 positions, float32
-        dv = (v - (corner_j + dj + at_v.take(cell)) * cell_m).astype(np.float32)  # offsets)
+        return radius, (u - centre_u.take(cell)).astype(np.float32), (v - centre_v.take(cell)).astype(np.float32)
+
+    cover, top = np.zeros(corner.shape, np.float32), np.zeros(corner.shape, np.int64)
+    for offset in offsets:
+        cell = corner + offset
+        radius, du, dv = crown(cell)
         cov = np.clip((radius - np.hypot(du, dv)) / np.float32(g.px_m) + np.float32(0.5), 0.0, 1.0)
         cov *= alive.take(cell) < density
-        if best:
-            on_top = cov > best[0]
-            best = tuple(np.where(on_top, a, b) for a, b in zip((cov, cell, du, dv, radius), best))
-        else:
-            best = (cov, cell, du, dv, radius)
-    cov, cell, du, dv, radius = best
-    return _Crowns(cov * np.float32(min(1.0, (2 * float(cell_m) * 0.3 / g.px_m) ** 2)), tone.take(cell), du, dv,
+        on_top = cov > cover
+        cover = np.where(on_top, cov, cover)
+        top = np.where(on_top, offset, top)
+    cell = corner + top  # (where no crown covers a point: its own corner cell's, as good as any)
+    radius, du, dv = crown(cell)
+    return _Crowns(cover * np.float32(min(1.0, (2 * float(cell_m) * 0.3 / g.px_m) ** 2)), tone.take(cell), du, dv,
                    radius)
 
 
