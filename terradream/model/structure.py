@@ -374,8 +374,8 @@ def _land(seed: int, g: Grid, c: np.ndarray, cover: dict[str, np.ndarray], towns
         estates, on = sub.box(grid.industry)
         c[box][estates] = paint_buildings(grid.part(estates, on), c[box][estates], d.rb[box][estates],
                                           d.roof_style[box][estates], (tb * grid.industry)[estates], SHED_MAX_PX_M)
-    if urban:
-        c[box] = over(c[box], boulevards(grid, tb * (1 - park), d.rb[box]) * 0.9, _ASPHALT)  # (parks and woods have paths)
+    if urban:  # (parks and woods have paths, not boulevards)
+        c[box] = over(c[box], boulevards(grid, tb * (1 - park), d.rb[box]) * 0.9, _ASPHALT)
     c = over(c, major * road_land * 0.9, _ASPHALT)
     # trees where land is mostly wild (not scattered over fields the parent painted green), on hedgerows, and in
     # gardens at a town's edge

@@ -181,23 +181,28 @@ def _block_edge(fu: np.ndarray, fv: np.ndarray, bw: float | np.ndarray, bl: floa
     return np.minimum(np.minimum(fu, bw - fu), np.minimum(fv, bl - fv))
 
 
-def streets(grid: StreetGrid, town: np.ndarray) -> np.ndarray:
-    """Coverage (H, W) of the streets around every city block of the grid, inside towns."""
-    bw, bl = grid.block_m
+def streets(grid: StreetGrid, town: np.ndarray, block_m: tuple[np.ndarray | float, np.ndarray | float] | None = None,
+            half_width_m: float = STREET_HALF_WIDTH_M) -> np.ndarray:
+    """Coverage (H, W) of streets half_width_m wide (ground metres) around every block of the grid, inside towns;
+    block_m: the blocks across and along the grid (Mercator metres), by default its city blocks (StreetGrid.block_m)."""
+    bw, bl = grid.block_m if block_m is None else block_m
     _, _, fu, fv = grid.blocks(bw, bl)
-    return coverage(_block_edge(fu, fv, bw, bl), merc(STREET_HALF_WIDTH_M), grid.g.px_m) * town
+    return coverage(_block_edge(fu, fv, bw, bl), merc(half_width_m), grid.g.px_m) * town
+
+
+def boulevard_blocks(rb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """How many city blocks apart a district's boulevards run, across and along its street grid, from its hash rb
+    (each from its range in BOULEVARD_BLOCKS)."""
+    (lo_u, hi_u), (lo_v, hi_v) = BOULEVARD_BLOCKS
+    return lo_u + np.floor(unit(rb, 9) * (hi_u - lo_u + 1)), lo_v + np.floor(unit(rb, 10) * (hi_v - lo_v + 1))
 
 
 def boulevards(grid: StreetGrid, town: np.ndarray, rb: np.ndarray) -> np.ndarray:
-    """Coverage (H, W) of boulevards inside towns: wide streets along every few block edges of the grid (how many:
-    BOULEVARD_BLOCKS, per district hash rb), the long lines that give a city its shape from coarse zooms on (single
-    streets are finer than a pixel there, and at street level the blocks beside them are cut back)."""
-    (lo_u, hi_u), (lo_v, hi_v) = BOULEVARD_BLOCKS
-    every_u = lo_u + np.floor(unit(rb, 9) * (hi_u - lo_u + 1))
-    every_v = lo_v + np.floor(unit(rb, 10) * (hi_v - lo_v + 1))
-    bw, bl = merc(BLOCK_M[0]) * every_u, merc(BLOCK_M[1]) * every_v
-    _, _, fu, fv = grid.blocks(bw, bl)
-    return coverage(_block_edge(fu, fv, bw, bl), merc(BOULEVARD_HALF_WIDTH_M), grid.g.px_m) * town
+    """Coverage (H, W) of boulevards inside towns: streets BOULEVARD_HALF_WIDTH_M wide along every few block edges
+    of the grid (boulevard_blocks, per district hash rb), the long lines that give a city its shape from coarse zooms
+    on (single streets are finer than a pixel there; at street level they are painted over the blocks' edges)."""
+    every_u, every_v = boulevard_blocks(rb)
+    return streets(grid, town, (merc(BLOCK_M[0]) * every_u, merc(BLOCK_M[1]) * every_v), BOULEVARD_HALF_WIDTH_M)
 
 
 def _park_flags(grid: StreetGrid) -> np.ndarray:

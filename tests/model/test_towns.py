@@ -6,10 +6,9 @@ import math
 import numpy as np
 import pytest
 
-from terradream.model.lattice import LIGHT_FROM, Grid, merc, toward_light, unit
+from terradream.model.lattice import LIGHT_FROM, Grid, merc, toward_light
 from terradream.model.structure import _districts, layout
 from terradream.model.towns import (
-    BOULEVARD_BLOCKS,
     BOULEVARD_HALF_WIDTH_M,
     BUILDING_MAX_PX_M,
     BUILDING_SHARE,
@@ -22,6 +21,7 @@ from terradream.model.towns import (
     USE_HOMES,
     USE_INDUSTRY,
     StreetGrid,
+    boulevard_blocks,
     boulevards,
     land_use,
     paint_buildings,
@@ -199,8 +199,8 @@ def test_boulevards_are_the_same_lines_at_every_zoom() -> None:
         return boulevards(StreetGrid(7, g, ones * np.float32(0.3), ones * 0), ones, district)
 
     coarse, fine = cover(14, 64), cover(16, 256)
-    every = [lo + int(unit(DISTRICT, salt) * (hi - lo + 1)) for (lo, hi), salt in zip(BOULEVARD_BLOCKS, (9, 10))]
-    spacing = (every[0] * 70.0, every[1] * 110.0)
+    every = boulevard_blocks(DISTRICT)
+    spacing = (float(every[0]) * 70.0, float(every[1]) * 110.0)
     share = 1 - (1 - 2 * BOULEVARD_HALF_WIDTH_M / spacing[0]) * (1 - 2 * BOULEVARD_HALF_WIDTH_M / spacing[1])
     assert abs(float(fine.mean()) - share) < 0.03
     pooled = fine.reshape(64, 4, 64, 4).mean(axis=(1, 3))
