@@ -16,9 +16,8 @@ function of world seed and global position, like the rest of the structure field
 from __future__ import annotations
 
 import math
-import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cache, cached_property
 from pathlib import Path
 from typing import NamedTuple
@@ -26,7 +25,7 @@ from typing import NamedTuple
 import numpy as np
 from PIL import Image
 
-from terradream.core.tiles import uv_to_lonlat
+from terradream.model.atlas import PlateCarreeAtlas, box3_rows, strips_with_context
 from terradream.model.lattice import (
     FIELD,
     STREAM_STRUCTURE,
@@ -72,7 +71,6 @@ CREVASSE_FIELD_M = 600.0  # crevasse fields: a slow noise, the top part of it
 CREVASSE_SLOPE = (0.1, 0.2, 0.55, 0.8)  # slopes where ice cracks: from the first two up, to the last two down
 CREVASSE_COLOUR, CREVASSE_ALPHA = (0.16, 0.24, 0.34), 0.85
 _TWIST = 1.1  # radians each octave turns from the one above
-RELIEF_STRIP_ROWS = 256  # rows of the relief raster processed at a time
 _SHADOW_TINT = np.array([0.9, 0.95, 1.08], np.float32)  # shaded snow turns bluish
 Slopes = tuple[np.ndarray, np.ndarray]  # rise over run along x (east) and y (north), (H, W) each
 
@@ -338,13 +336,10 @@ def shade_relief(seed: int, g: Grid, c: np.ndarray, snow: np.ndarray, rugged: np
 
 
 @dataclass
-class ReliefAtlas:
+class ReliefAtlas(PlateCarreeAtlas):
     """How rugged the real Earth is, read from Natural Earth's shaded relief (loaded on first use, ~15 MB)."""
 
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    @cached_property
-    def _grid(self) -> np.ndarray | None:
+    def build(self) -> np.ndarray | None:
         """Ruggedness in [0, 1] at 4 arc-minutes (2700, 5400), uint8-scaled: the local spread of the shaded relief's
         brightness over land, which is large where slopes face the light and away from it within a few km."""
         path = self._path
@@ -354,25 +349,14 @@ class ReliefAtlas:
             im.draft("RGB", (im.width // 2, im.height // 2))  # JPEG decodes at half size directly: 4 arc-minutes
             rgb8 = np.asarray(im.convert("RGB").resize((5400, 2700), Image.Resampling.BOX))
         out = np.empty(rgb8.shape[:2], np.uint8)
-        for r0 in range(0, len(rgb8), RELIEF_STRIP_ROWS):  # strips with a row of context: float copies stay small
-            r1 = min(r0 + RELIEF_STRIP_ROWS, len(rgb8))
-            rows = np.clip(np.arange(r0 - 1, r1 + 1), 0, len(rgb8) - 1)  # the poles repeat their own row
+        for r0, r1, rows in strips_with_context(len(rgb8)):
             rgb = np.asarray(rgb8[rows], np.float32) / 255.0
             lum = rgb.mean(axis=-1)
             sea = (rgb[..., 2] > rgb[..., 0] + 0.04).astype(np.float32)
-            mean, mean_sq, near_sea = (_box3_rows(a) for a in (lum, lum * lum, sea))
+            mean, mean_sq, near_sea = (box3_rows(a) for a in (lum, lum * lum, sea))
             spread = np.sqrt(np.maximum(mean_sq - mean * mean, 0.0)) * (near_sea == 0)
             out[r0:r1] = np.round(ramp(spread, 0.02, 0.10) * 255).astype(np.uint8)
         return out
-
-    def warm(self) -> None:
-        """Decode the raster now (under the lock windows read it with)."""
-        with self._lock:
-            _ = self._grid
-
-    @property
-    def has_data(self) -> bool:
-        return self._grid is not None
 
     @cached_property
     def identity(self) -> str:
@@ -393,27 +377,7 @@ class ReliefAtlas:
 
     def ruggedness(self, g: Grid) -> np.ndarray | None:
         """Ruggedness (H, W) in [0, 1] at the window's pixels (bilinear in lon/lat), or None without the data."""
-        with self._lock:
-            grid = self._grid
-        if grid is None:
-            return None
-        h, w = grid.shape
-        lon, lat = uv_to_lonlat(g.x / WORLD_M + 0.5, 0.5 - g.y / WORLD_M)
-        fc = np.mod((lon + 180.0) / 360.0 * w - 0.5, w)
-        fr = np.clip((90.0 - lat) / 180.0 * h - 0.5, 0.0, h - 1.001)
-        c0, r0 = np.floor(fc).astype(np.int64), np.floor(fr).astype(np.int64)
-        tc, tr = (fc - c0).astype(np.float32), (fr - r0).astype(np.float32)
-        c1 = (c0 + 1) % w
-        top = grid[r0][:, c0] * (1 - tc) + grid[r0][:, c1] * tc
-        bottom = grid[r0 + 1][:, c0] * (1 - tc) + grid[r0 + 1][:, c1] * tc
-        return (top * (1 - tr)[:, None] + bottom * tr[:, None]) / np.float32(255.0)
-
-
-def _box3_rows(a: np.ndarray) -> np.ndarray:
-    """3x3 box means of the inner rows of a (its first and last rows are context); columns wrap around the world."""
-    p = np.concatenate([a[:, -1:], a, a[:, :1]], axis=1)
-    rows = p[:-2] + p[1:-1] + p[2:]
-    return (rows[:, :-2] + rows[:, 1:-1] + rows[:, 2:]) / 9.0
+        return self.sample(g)
 
 
 def cover_ruggedness(cover: dict[str, np.ndarray]) -> np.ndarray:
