@@ -17,6 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from terradream.model.atlas import FarmlandAtlas, default_farmland
 from terradream.model.coast import COAST_MAX_ZOOM, COAST_SMOOTH_M, EDGE_PX, smooth_water
 from terradream.model.lattice import Grid
 from terradream.model.places import PlaceAtlas, default_places
@@ -100,18 +101,25 @@ class StructurePainter:
         """How rugged the real Earth is (Natural Earth shaded relief), loaded on first use."""
         return default_relief()
 
+    @cached_property
+    def farmland(self) -> FarmlandAtlas:
+        """How likely the real Earth's land is farmed (from Blue Marble's colours), loaded on first use."""
+        return default_farmland()
+
     @property
     def identity(self) -> str:
         """What decides the painted numbers (besides the model): part of the model version, hence of cache keys."""
         return (f"structure/{STRUCTURE_REVISION}/{STRUCTURE_BASE_RADIUS_PX}/{WATER_MAX_ZOOM}/{CALM_SNOW_SHARE}/"
                 f"{self.water.identity}/{COAST_SMOOTH_M}/{COAST_MAX_ZOOM}/{EDGE_PX}/{self.places.identity}/"
-                f"{self.relief.identity}")
+                f"{self.relief.identity}/{self.farmland.identity}")
 
     def warm(self) -> None:
-        """Load the real data earth's windows read (water, places, relief) now rather than in the first windows."""
+        """Load the real data earth's windows read (water, places, relief, farmland) now rather than in the first
+        windows."""
         self.places.warm()
         self.water.warm()
         self.relief.warm()
+        self.farmland.warm()
 
     @cached_property
     def _band_work(self) -> ThreadPoolExecutor:
@@ -176,13 +184,14 @@ class StructurePainter:
     def _layout_rows(self, spec: WindowSpec, g: Grid, base: np.ndarray, share: np.ndarray, water: np.ndarray | None,
                      paint: bool, rows: slice) -> np.ndarray:
         """The structure field's colours minus base on some rows of a region: layout, then relief; earth's real
-        towns and ruggedness where this is earth, else ruggedness read from the colours. share: the snow share of
-        the region's pixels (snow_fraction of the sharp upsampled parent)."""
+        towns, ruggedness and farmland where this is earth, else ruggedness read from the colours. share: the snow
+        share of the region's pixels (snow_fraction of the sharp upsampled parent)."""
         g, base = Grid(g.x, g.y[rows], g.px_m), base[rows].astype(np.float32)  # every mask follows in float32
         water = None if water is None else water[rows]
         towns = self.places.density(spec.seed, g) if spec.real_water else None
         cover = land_cover(base)
         rugged = self.relief.ruggedness(g) if spec.real_water else None
         rugged = cover_ruggedness(cover) if rugged is None else rugged
-        painted = layout(spec.seed, g, base, water, paint, towns, cover, rugged)
+        farmland = self.farmland.sample(g) if spec.real_water else None
+        painted = layout(spec.seed, g, base, water, paint, towns, cover, rugged, farmland)
         return shade_relief(spec.seed, g, painted, share[rows], rugged) - base

