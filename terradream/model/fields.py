@@ -17,7 +17,7 @@ from terradream.model.noise import splitmix64
 
 _CROPS = np.array([[0.33, 0.42, 0.20], [0.45, 0.50, 0.26], [0.62, 0.56, 0.34], [0.52, 0.43, 0.30],
                    [0.40, 0.36, 0.27], [0.28, 0.37, 0.18], [0.70, 0.64, 0.42], [0.47, 0.47, 0.33]], np.float32)
-BLOCK_CROP_SHARE = 0.3  # share of a farm block's parcels that grow the block's crop
+BLOCK_CROP_SHARE = 0.6  # share of a farm block's parcels that grow the block's crop
 FIELD_ALPHA = 0.9  # how much of the parent's colour a crop covers (the rest shows through)
 TRACK = (0.63, 0.58, 0.50)  # a farm track, pale against the fields
 # Field parcels from pixels this fine on (a parcel is half a pixel to a pixel): from there on every zoom holds what
@@ -28,7 +28,7 @@ SUPERSAMPLED_PX_M = 100.0  # pixels coarser than this (about a parcel) average f
 
 # Random sizes drawn as (lowest, span above it): strip width per district (ground metres), parcel length over width
 # per district, and a factor on that length per strip
-PARCEL_WIDTH_M, PARCEL_ASPECT, STRIP_LENGTH_FACTOR = (100.0, 250.0), (1.0, 0.8), (0.6, 0.8)
+PARCEL_WIDTH_M, PARCEL_ASPECT, STRIP_LENGTH_FACTOR = (150.0, 450.0), (1.0, 0.8), (0.6, 0.8)
 SPLIT_SHARE = 0.4  # parcels split along their strip into two fields
 FARM_BLOCK = (3, 2)  # strips by parcels (along each strip) of a farm block
 
