@@ -4,7 +4,9 @@ GSHHG's full-resolution shorelines are traced in places as ~200 m steps (the Tag
 on draw as staircases. Water coverage is therefore smoothed over COAST_SMOOTH_M of ground and sharpened back to an
 edge about a pixel wide: a coast is a smooth curve at every zoom, where the data put it to within its own accuracy.
 Beyond COAST_MAX_ZOOM a window's water is that zoom's smoothed coast, upsampled (a wider kernel would only cost).
-Rivers are lines drawn to their width and are not smoothed. Every value is a function of global pixels only.
+Rivers are lines drawn to their width and are not smoothed. Along sea and lake shores, land within BEACH_M of the
+water is sand where slow noise allows and the ground is not rugged (cliffs). Every value is a function of global
+pixels only.
 """
 
 from __future__ import annotations
@@ -15,11 +17,16 @@ from collections.abc import Callable
 import numpy as np
 
 from terradream.core.tiles import TILE_SIZE_PX
-from terradream.model.lattice import WORLD_M, merc, separable_lerp
+from terradream.model.lattice import WORLD_M, Grid, fbm, merc, over, ramp, separable_lerp
 
 COAST_SMOOTH_M = 100.0  # ground metres over which a shoreline's steps are rounded off (GSHHG full is ~100 m)
 COAST_MAX_ZOOM = 14  # finer windows upsample this zoom's smoothed water
 EDGE_PX = 1.5  # width of the sharpened shoreline, in pixels
+BEACH_M = 70.0  # how far sand reaches inland from a sea or lake shore (ground metres)
+BEACH_MIN_PX = 0.1  # beaches from where BEACH_M is this much of a pixel
+BEACH_NOISE_M, BEACH_SHARE = 6000.0, (0.42, 0.5)  # slow noise (cell, ground metres) over which shores turn sandy
+BEACH_MAX_RUGGEDNESS = (0.3, 0.6)  # ruggedness over which beaches give way to cliffs
+SAND = (0.80, 0.74, 0.61)
 
 # (z, row0, col0, height, width) -> water share of every pixel, (height, width) float32
 WaterWindow = Callable[[int, int, int, int, int], np.ndarray]
@@ -37,7 +44,7 @@ def smoothing_px(z: int) -> int:
 def smooth_water(water: WaterWindow, z: int, row0: int, col0: int, height: int, width: int) -> np.ndarray:
     """Water share of a window of global pixels at zoom z with its shorelines smoothed (see the module docstring)."""
     if z > COAST_MAX_ZOOM:
-        return _upsampled(water, z, row0, col0, height, width)
+        return _upsampled(lambda *w: smooth_water(water, *w), z, row0, col0, height, width)
     r = smoothing_px(z)
     if r < 1:
         return water(z, row0, col0, height, width)
@@ -65,15 +72,48 @@ def _box_cols(a: np.ndarray, r: int) -> np.ndarray:
     return np.ascontiguousarray(_box_rows(np.ascontiguousarray(a.T), r).T)
 
 
-def _upsampled(water: WaterWindow, z: int, row0: int, col0: int, height: int, width: int) -> np.ndarray:
-    """Bilinear upsample of the smoothed water at COAST_MAX_ZOOM onto a window at zoom z > COAST_MAX_ZOOM (pixel
+def beach_share(water: WaterWindow, z: int, row0: int, col0: int, height: int, width: int) -> np.ndarray | None:
+    """Share of each pixel of a window that is land within BEACH_M of a sea or lake shore (smooth_water's), or None
+    where there is none. Where BEACH_M is under a pixel, the land pixels at the shore are that share sand, about, so
+    the beach's colour enters the cascade's means at the zoom where it is a tenth of a pixel; finer than
+    COAST_MAX_ZOOM it is that zoom's share upsampled and sharpened back to an edge about a pixel wide there."""
+    if z > COAST_MAX_ZOOM:
+        def coarse(*w: int) -> np.ndarray:
+            share = beach_share(water, *w)
+            return np.zeros(w[-2:], np.float32) if share is None else share
+
+        sharp = ramp(_upsampled(coarse, z, row0, col0, height, width), 0.3, 0.7)
+        return sharp if sharp.any() else None
+    reach_px = merc(BEACH_M) / (WORLD_M / (TILE_SIZE_PX << z))
+    if reach_px < BEACH_MIN_PX:
+        return None
+    r = max(1, int(round(reach_px)))
+    grown = smooth_water(water, z, row0 - r, col0 - r, height + 2 * r, width + 2 * r)
+    if not grown.any() or grown.min() == 1.0:
+        return None
+    near = _box_cols(_box_rows(grown, r), r)  # the water share within r pixels: above 0 up to r from a shore
+    return ramp(near, 0.0, 0.5 / (2 * r + 1)) * (1 - grown[r:-r, r:-r]) * np.float32(min(1.0, reach_px))
+
+
+def paint_beach(seed: int, g: Grid, c: np.ndarray, beach: np.ndarray, rugged: np.ndarray) -> np.ndarray:
+    """Sand over colours c (H, W, 3) where beach_share (H, W) says, on shores the slow beach noise picks and that
+    are not rugged; c is changed in place."""
+    sandy = ramp(fbm(seed, "beach", g, merc(BEACH_NOISE_M), 2), *BEACH_SHARE) * (1 - ramp(rugged, *BEACH_MAX_RUGGEDNESS))
+    return over(c, beach * sandy * np.float32(0.9), SAND)
+
+
+def _upsampled(coarse: WaterWindow, z: int, row0: int, col0: int, height: int, width: int) -> np.ndarray:
+    """Bilinear upsample of what coarse gives at COAST_MAX_ZOOM onto a window at zoom z > COAST_MAX_ZOOM (pixel
     centres to pixel centres; every weight is exact in binary, so any window gives a pixel the same value)."""
     scale = 1 << (z - COAST_MAX_ZOOM)
     rows = (np.arange(row0, row0 + height) + 0.5) / scale - 0.5  # positions in coarse pixel indices
     cols = (np.arange(col0, col0 + width) + 0.5) / scale - 0.5
     r_lo, c_lo = math.floor(rows[0]), math.floor(cols[0])
-    coarse = smooth_water(water, COAST_MAX_ZOOM, r_lo, c_lo, math.floor(rows[-1]) - r_lo + 2,
-                          math.floor(cols[-1]) - c_lo + 2)
+    values = coarse(COAST_MAX_ZOOM, r_lo, c_lo, math.floor(rows[-1]) - r_lo + 2, math.floor(cols[-1]) - c_lo + 2)
     ri, ci = np.floor(rows).astype(np.intp) - r_lo, np.floor(cols).astype(np.intp) - c_lo
     rt, ct = (rows - np.floor(rows)).astype(np.float32), (cols - np.floor(cols)).astype(np.float32)
-    return separable_lerp(coarse, (ri, rt), (ci, ct)).astype(np.float32)
+    return separable_lerp(values, (ri, rt), (ci, ct)).astype(np.float32)
+
+
+SETTINGS = (COAST_SMOOTH_M, COAST_MAX_ZOOM, EDGE_PX, BEACH_M, BEACH_MIN_PX, BEACH_NOISE_M, BEACH_SHARE,
+            BEACH_MAX_RUGGEDNESS, SAND)  # what decides the coast's numbers (part of the model version)

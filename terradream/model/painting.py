@@ -18,7 +18,8 @@ import torch
 import torch.nn.functional as F
 
 from terradream.model.atlas import FarmlandAtlas, default_farmland
-from terradream.model.coast import COAST_MAX_ZOOM, COAST_SMOOTH_M, EDGE_PX, smooth_water
+from terradream.model.coast import SETTINGS as COAST_SETTINGS
+from terradream.model.coast import beach_share, paint_beach, smooth_water
 from terradream.model.lattice import Grid
 from terradream.model.places import PlaceAtlas, default_places
 from terradream.model.snow import snow_fraction
@@ -110,7 +111,7 @@ class StructurePainter:
     def identity(self) -> str:
         """What decides the painted numbers (besides the model): part of the model version, hence of cache keys."""
         return (f"structure/{STRUCTURE_REVISION}/{STRUCTURE_BASE_RADIUS_PX}/{WATER_MAX_ZOOM}/{CALM_SNOW_SHARE}/"
-                f"{self.water.identity}/{COAST_SMOOTH_M}/{COAST_MAX_ZOOM}/{EDGE_PX}/{self.places.identity}/"
+                f"{self.water.identity}/{COAST_SETTINGS}/{self.places.identity}/"
                 f"{self.relief.identity}/{self.farmland.identity}")
 
     def warm(self) -> None:
@@ -170,11 +171,12 @@ class StructurePainter:
         water = (self._real_water(spec, *here_px) if window_water is None
                  else window_water[at : at + grown, at : at + grown])
         paint = spec.z <= WATER_MAX_ZOOM
+        beach = beach_share(self.water.water_window, *here_px, grown) if spec.real_water else None
         here = Grid.of_window(*here_px, grown)
         rows = row_bands(grown, self.bands)
-        others = [self._band_work.submit(self._layout_rows, spec, here, base, share, water, paint, rows[i])
+        others = [self._band_work.submit(self._layout_rows, spec, here, base, share, water, beach, paint, rows[i])
                   for i in range(1, self.bands)]
-        parts = [self._layout_rows(spec, here, base, share, water, paint, rows[0])] + [f.result() for f in others]
+        parts = [self._layout_rows(spec, here, base, share, water, beach, paint, rows[0])] + [f.result() for f in others]
         change = torch.from_numpy(np.concatenate(parts)).permute(2, 0, 1)[None].float()
         band = change[0, :, 2:-2, 2:-2] - upsample2_bilinear(F.avg_pool2d(change, 2))[0]
         detail = np.zeros((3, w, w), np.float32)
@@ -182,10 +184,11 @@ class StructurePainter:
         return detail
 
     def _layout_rows(self, spec: WindowSpec, g: Grid, base: np.ndarray, share: np.ndarray, water: np.ndarray | None,
-                     paint: bool, rows: slice) -> np.ndarray:
+                     beach: np.ndarray | None, paint: bool, rows: slice) -> np.ndarray:
         """The structure field's colours minus base on some rows of a region: layout, then relief; earth's real
         towns, ruggedness and farmland where this is earth, else ruggedness read from the colours. share: the snow
-        share of the region's pixels (snow_fraction of the sharp upsampled parent)."""
+        share of the region's pixels (snow_fraction of the sharp upsampled parent); beach: the sandy share of the
+        region's pixels where earth has shores there (beach_share)."""
         g, base = Grid(g.x, g.y[rows], g.px_m), base[rows].astype(np.float32)  # every mask follows in float32
         water = None if water is None else water[rows]
         towns = self.places.density(spec.seed, g) if spec.real_water else None
@@ -194,4 +197,6 @@ class StructurePainter:
         rugged = cover_ruggedness(cover) if rugged is None else rugged
         farmland = self.farmland.sample(g) if spec.real_water else None
         painted = layout(spec.seed, g, base, water, paint, towns, cover, rugged, farmland)
+        if beach is not None:
+            painted = paint_beach(spec.seed, g, painted, beach[rows], rugged)
         return shade_relief(spec.seed, g, painted, share[rows], rugged) - base

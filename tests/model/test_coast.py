@@ -1,11 +1,13 @@
-"""Smoothed coastlines (terradream.model.coast): steps rounded off, the same values in every window and zoom."""
+"""Smoothed coastlines and beaches (terradream.model.coast): steps rounded off, sand along the shore, the same values
+in every window and zoom."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from terradream.model.coast import COAST_MAX_ZOOM, smooth_water, smoothing_px
+from terradream.model.coast import BEACH_M, COAST_MAX_ZOOM, beach_share, smooth_water, smoothing_px
+from terradream.model.lattice import WORLD_M, merc
 from terradream.model.water import WaterAtlas, latlon_to_global_px
 
 
@@ -75,3 +77,40 @@ def test_land_or_water_without_a_shore_is_left_as_it_is(z: int) -> None:
         raw = stairs(z, row0, col0, 64, 48)
         assert raw.min() == raw.max()
         np.testing.assert_array_equal(smooth_water(stairs, z, row0, col0, 64, 48), raw)
+
+
+def sea_east(z: int, row0: int, col0: int, height: int, width: int) -> np.ndarray:
+    """Water east of a straight north-south shore, at the same ground at every zoom (a function of global pixels)."""
+    shore_px = 1_000_000 * 2.0 ** (z - 14)
+    cols = np.arange(col0, col0 + width, dtype=np.float64)
+    return np.broadcast_to(np.clip(cols + 1 - shore_px, 0, 1), (height, width)).astype(np.float32)
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("z", [COAST_MAX_ZOOM, COAST_MAX_ZOOM + 3])
+def test_a_beach_is_the_land_within_its_width_of_the_shore(z: int) -> None:
+    px_m = WORLD_M / (256 << z)
+    shore = int(1_000_000 * 2.0 ** (z - 14))
+    col0 = shore - int(3 * merc(BEACH_M) / px_m)  # three beach widths of land, then the sea
+    beach = beach_share(sea_east, z, 500, col0, 8, shore - col0 + 40)
+    assert beach is not None
+    sand_m = float(beach[0].sum()) * px_m
+    assert abs(sand_m - merc(BEACH_M)) < 2 * px_m * 2 ** (z - COAST_MAX_ZOOM)  # its width, to a pixel where it is read
+    assert beach[:, : int(merc(BEACH_M) / px_m)].max() == 0.0  # inland: none
+    assert beach[:, -30:].max() == 0.0  # on the water: none
+    at = beach.shape[1] - 40 - int(merc(BEACH_M) / px_m) - 7  # a window from inland across the beach to the sea
+    np.testing.assert_array_equal(beach_share(sea_east, z, 503, col0 + at, 5, 50), beach[3:, at : at + 50])
+
+
+@pytest.mark.unit
+def test_a_beach_under_a_pixel_wide_is_a_share_of_the_shore_pixel() -> None:
+    """Coarse zooms hold what the beach averages to, so its colour is in the parents of the zooms that draw it."""
+    z = 10
+    px_m = WORLD_M / (256 << z)
+    shore = int(1_000_000 * 2.0 ** (z - 14))
+    beach = beach_share(sea_east, z, 0, shore - 20, 4, 40)
+    assert beach is not None
+    sand_px = float(beach.sum(axis=1).max())  # per row across the shore; the shore's smoothing spreads it a little
+    assert 0.8 * merc(BEACH_M) / px_m < sand_px < 1.8 * merc(BEACH_M) / px_m
+    assert beach_share(stairs, 5, 0, 0, 16, 16) is None  # far under a tenth of a pixel: none
+    assert beach_share(sea_east, z, 0, shore - 300, 4, 40) is None  # no shore in the window
