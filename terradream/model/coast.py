@@ -4,9 +4,9 @@ GSHHG's full-resolution shorelines are traced in places as ~200 m steps (the Tag
 on draw as staircases. Water coverage is therefore smoothed over COAST_SMOOTH_M of ground and sharpened back to an
 edge about a pixel wide: a coast is a smooth curve at every zoom, where the data put it to within its own accuracy.
 Beyond COAST_MAX_ZOOM a window's water is that zoom's smoothed coast, upsampled (a wider kernel would only cost).
-Rivers are lines drawn to their width and are not smoothed. Along sea and lake shores, land within BEACH_M of the
-water is sand where slow noise allows and the ground is not rugged (cliffs). Every value is a function of global
-pixels only.
+Rivers are lines drawn to their width and are not smoothed. Along sea and lake shores where slow noise allows, land
+within BEACH_M of the water is sand unless the ground is rugged (cliffs), and water within SURF_M of the land breaks
+into foam. Every value is a function of global pixels only.
 """
 
 from __future__ import annotations
@@ -23,10 +23,13 @@ COAST_SMOOTH_M = 100.0  # ground metres over which a shoreline's steps are round
 COAST_MAX_ZOOM = 14  # finer windows upsample this zoom's smoothed water
 EDGE_PX = 1.5  # width of the sharpened shoreline, in pixels
 BEACH_M = 70.0  # how far sand reaches inland from a sea or lake shore (ground metres)
-BEACH_MIN_PX = 0.1  # beaches from where BEACH_M is this much of a pixel
+SURF_M = 25.0  # how far surf reaches out from such a shore (ground metres)
+SHORE_MIN_PX = 0.1  # beaches and surf from where BEACH_M is this much of a pixel
+SURF_FOAM_M, SURF_FOAM_SHARE, SURF_ALPHA = 40.0, (0.35, 0.65), 0.75  # foam noise (cell, ground metres) and cover
 BEACH_NOISE_M, BEACH_SHARE = 6000.0, (0.42, 0.5)  # slow noise (cell, ground metres) over which shores turn sandy
 BEACH_MAX_RUGGEDNESS = (0.3, 0.6)  # ruggedness over which beaches give way to cliffs
 SAND = (0.80, 0.74, 0.61)
+FOAM = (0.86, 0.89, 0.89)
 
 # (z, row0, col0, height, width) -> water share of every pixel, (height, width) float32
 WaterWindow = Callable[[int, int, int, int, int], np.ndarray]
@@ -72,34 +75,56 @@ def _box_cols(a: np.ndarray, r: int) -> np.ndarray:
     return np.ascontiguousarray(_box_rows(np.ascontiguousarray(a.T), r).T)
 
 
-def beach_share(water: WaterWindow, z: int, row0: int, col0: int, height: int, width: int) -> np.ndarray | None:
-    """Share of each pixel of a window that is land within BEACH_M of a sea or lake shore (smooth_water's), or None
-    where there is none. Where BEACH_M is under a pixel, the land pixels at the shore are that share sand, about, so
-    the beach's colour enters the cascade's means at the zoom where it is a tenth of a pixel; finer than
-    COAST_MAX_ZOOM it is that zoom's share upsampled and sharpened back to an edge about a pixel wide there."""
+def shore_shares(water: WaterWindow, z: int, row0: int, col0: int, height: int, width: int
+                 ) -> tuple[np.ndarray, np.ndarray] | None:
+    """(sand, surf): the share of each pixel of a window that is land within BEACH_M of a sea or lake shore
+    (smooth_water's), and water within SURF_M of one; None where there is no shore. Where a width is under a pixel,
+    the pixels at the shore are about that share of it, so its colour enters the cascade's means at the zoom where it
+    is a tenth of a pixel; finer than COAST_MAX_ZOOM both are that zoom's shares upsampled and sharpened back to an
+    edge about a pixel wide there."""
     if z > COAST_MAX_ZOOM:
-        def coarse(*w: int) -> np.ndarray:
-            share = beach_share(water, *w)
-            return np.zeros(w[-2:], np.float32) if share is None else share
+        memo: dict[tuple[int, ...], tuple[np.ndarray, np.ndarray] | None] = {}
 
-        sharp = ramp(_upsampled(coarse, z, row0, col0, height, width), 0.3, 0.7)
-        return sharp if sharp.any() else None
-    reach_px = merc(BEACH_M) / (WORLD_M / (TILE_SIZE_PX << z))
-    if reach_px < BEACH_MIN_PX:
+        def coarse(k: int) -> WaterWindow:
+            def read(*w: int) -> np.ndarray:
+                if w not in memo:
+                    memo[w] = shore_shares(water, *w)
+                pair = memo[w]
+                return np.zeros(w[-2:], np.float32) if pair is None else pair[k]
+            return read
+
+        sand, surf = (ramp(_upsampled(coarse(k), z, row0, col0, height, width), 0.3, 0.7) for k in (0, 1))
+        return (sand, surf) if sand.any() or surf.any() else None
+    px_m = WORLD_M / (TILE_SIZE_PX << z)
+    sand_px, surf_px = merc(BEACH_M) / px_m, merc(SURF_M) / px_m
+    if sand_px < SHORE_MIN_PX:
         return None
-    r = max(1, int(round(reach_px)))
+    r, rs = max(1, int(round(sand_px))), max(1, int(round(surf_px)))
     grown = smooth_water(water, z, row0 - r, col0 - r, height + 2 * r, width + 2 * r)
     if not grown.any() or grown.min() == 1.0:
         return None
-    near = _box_cols(_box_rows(grown, r), r)  # the water share within r pixels: above 0 up to r from a shore
-    return ramp(near, 0.0, 0.5 / (2 * r + 1)) * (1 - grown[r:-r, r:-r]) * np.float32(min(1.0, reach_px))
+    inner = grown[r:-r, r:-r]
+    land = 1 - grown[r - rs : grown.shape[0] - r + rs, r - rs : grown.shape[1] - r + rs]
+    sand = _within(grown, r) * (1 - inner) * np.float32(min(1.0, sand_px))
+    surf = _within(land, rs) * inner * np.float32(min(1.0, surf_px))
+    return sand, surf
 
 
-def paint_beach(seed: int, g: Grid, c: np.ndarray, beach: np.ndarray, rugged: np.ndarray) -> np.ndarray:
-    """Sand over colours c (H, W, 3) where beach_share (H, W) says, on shores the slow beach noise picks and that
-    are not rugged; c is changed in place."""
-    sandy = ramp(fbm(seed, "beach", g, merc(BEACH_NOISE_M), 2), *BEACH_SHARE) * (1 - ramp(rugged, *BEACH_MAX_RUGGEDNESS))
-    return over(c, beach * sandy * np.float32(0.9), SAND)
+def _within(a: np.ndarray, r: int) -> np.ndarray:
+    """Whether any of a (a share in [0, 1]) lies within r pixels (box), on a's inner part (r pixels less each side):
+    1 up to r pixels from it, falling to 0 over the next half pixel."""
+    return ramp(_box_cols(_box_rows(a, r), r), 0.0, 0.5 / (2 * r + 1))
+
+
+def paint_shore(seed: int, g: Grid, c: np.ndarray, shares: tuple[np.ndarray, np.ndarray], rugged: np.ndarray
+                ) -> np.ndarray:
+    """Sand and surf (shore_shares, (H, W) each) over colours c (H, W, 3) on shores the slow beach noise picks, sand
+    where the ground is not rugged (cliffs), surf broken into foam by finer noise; c is changed in place."""
+    sand, surf = shares
+    sandy = ramp(fbm(seed, "beach", g, merc(BEACH_NOISE_M), 2), *BEACH_SHARE)
+    c = over(c, sand * sandy * (1 - ramp(rugged, *BEACH_MAX_RUGGEDNESS)) * np.float32(0.9), SAND)
+    foam = ramp(fbm(seed, "surf", g, merc(SURF_FOAM_M), 3), *SURF_FOAM_SHARE)
+    return over(c, surf * sandy * foam * np.float32(SURF_ALPHA), FOAM)
 
 
 def _upsampled(coarse: WaterWindow, z: int, row0: int, col0: int, height: int, width: int) -> np.ndarray:
@@ -115,5 +140,5 @@ def _upsampled(coarse: WaterWindow, z: int, row0: int, col0: int, height: int, w
     return separable_lerp(values, (ri, rt), (ci, ct)).astype(np.float32)
 
 
-SETTINGS = (COAST_SMOOTH_M, COAST_MAX_ZOOM, EDGE_PX, BEACH_M, BEACH_MIN_PX, BEACH_NOISE_M, BEACH_SHARE,
-            BEACH_MAX_RUGGEDNESS, SAND)  # what decides the coast's numbers (part of the model version)
+SETTINGS = (COAST_SMOOTH_M, COAST_MAX_ZOOM, EDGE_PX, BEACH_M, SURF_M, SHORE_MIN_PX, BEACH_NOISE_M, BEACH_SHARE,
+            BEACH_MAX_RUGGEDNESS, SURF_FOAM_M, SURF_FOAM_SHARE, SURF_ALPHA, SAND, FOAM)  # what decides the coast's numbers (part of the model version)

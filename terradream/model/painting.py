@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from terradream.model.atlas import FarmlandAtlas, default_farmland
 from terradream.model.coast import SETTINGS as COAST_SETTINGS
-from terradream.model.coast import beach_share, paint_beach, smooth_water
+from terradream.model.coast import paint_shore, shore_shares, smooth_water
 from terradream.model.lattice import Grid
 from terradream.model.places import PlaceAtlas, default_places
 from terradream.model.snow import snow_fraction
@@ -29,6 +29,7 @@ from terradream.model.water import WaterAtlas, default_atlas
 
 STRUCTURE_BASE_RADIUS_PX = 8  # land cover for the structure field is read from the parent blurred this much
 CALM_SNOW_SHARE = 0.8  # snowfields are calmed as if this much water
+CALM_SAND_SHARE = 0.8  # ... and the sand along shores
 WATER_MAX_ZOOM = 14  # finest zoom at which earth's real water is painted (~100 m data); finer zooms carry it on
 STRUCTURE_BANDS = 2  # horizontal bands a window's structure is painted in, one thread each (the same numbers)
 
@@ -110,7 +111,7 @@ class StructurePainter:
     @property
     def identity(self) -> str:
         """What decides the painted numbers (besides the model): part of the model version, hence of cache keys."""
-        return (f"structure/{STRUCTURE_REVISION}/{STRUCTURE_BASE_RADIUS_PX}/{WATER_MAX_ZOOM}/{CALM_SNOW_SHARE}/"
+        return (f"structure/{STRUCTURE_REVISION}/{STRUCTURE_BASE_RADIUS_PX}/{WATER_MAX_ZOOM}/{CALM_SNOW_SHARE}/{CALM_SAND_SHARE}/"
                 f"{self.water.identity}/{COAST_SETTINGS}/{self.places.identity}/"
                 f"{self.relief.identity}/{self.farmland.identity}")
 
@@ -141,12 +142,16 @@ class StructurePainter:
 
     def calm_share(self, spec: WindowSpec, window_px: int, water: np.ndarray | None) -> np.ndarray:
         """The share of every window pixel where the model's grain is damped, (1, W, W): open water (window_water's,
-        else read from the upsampled parent's colours) and snowfields, which are smooth too (their structure comes
-        from the relief); a function of global position only."""
+        else read from the upsampled parent's colours), snowfields, which are smooth too (their structure comes
+        from the relief), and earth's beaches; a function of global position only."""
         parent = torch.from_numpy(spec.parent_px).permute(2, 0, 1)[None].float() / 255.0
         cover = land_cover(upsample2_bilinear(parent)[0].permute(1, 2, 0).numpy())
         wet = np.asarray(cover["water"] if water is None else water, np.float32)
-        return np.maximum(wet, CALM_SNOW_SHARE * cover["snow"])[None].astype(np.float32)
+        calm = np.maximum(wet, CALM_SNOW_SHARE * cover["snow"])
+        if spec.real_water and (shore := shore_shares(self.water.water_window, spec.z, spec.row0, spec.col0,
+                                                      window_px, window_px)) is not None:
+            calm = np.maximum(calm, CALM_SAND_SHARE * shore[0])
+        return calm[None].astype(np.float32)
 
     def detail(self, spec: WindowSpec, window_px: int, margin_px: int,
                window_water: np.ndarray | None = None) -> np.ndarray:
@@ -171,12 +176,12 @@ class StructurePainter:
         water = (self._real_water(spec, *here_px) if window_water is None
                  else window_water[at : at + grown, at : at + grown])
         paint = spec.z <= WATER_MAX_ZOOM
-        beach = beach_share(self.water.water_window, *here_px, grown) if spec.real_water else None
+        shore = shore_shares(self.water.water_window, *here_px, grown) if spec.real_water else None
         here = Grid.of_window(*here_px, grown)
         rows = row_bands(grown, self.bands)
-        others = [self._band_work.submit(self._layout_rows, spec, here, base, share, water, beach, paint, rows[i])
+        others = [self._band_work.submit(self._layout_rows, spec, here, base, share, water, shore, paint, rows[i])
                   for i in range(1, self.bands)]
-        parts = [self._layout_rows(spec, here, base, share, water, beach, paint, rows[0])] + [f.result() for f in others]
+        parts = [self._layout_rows(spec, here, base, share, water, shore, paint, rows[0])] + [f.result() for f in others]
         change = torch.from_numpy(np.concatenate(parts)).permute(2, 0, 1)[None].float()
         band = change[0, :, 2:-2, 2:-2] - upsample2_bilinear(F.avg_pool2d(change, 2))[0]
         detail = np.zeros((3, w, w), np.float32)
@@ -184,11 +189,11 @@ class StructurePainter:
         return detail
 
     def _layout_rows(self, spec: WindowSpec, g: Grid, base: np.ndarray, share: np.ndarray, water: np.ndarray | None,
-                     beach: np.ndarray | None, paint: bool, rows: slice) -> np.ndarray:
+                     shore: tuple[np.ndarray, np.ndarray] | None, paint: bool, rows: slice) -> np.ndarray:
         """The structure field's colours minus base on some rows of a region: layout, then relief; earth's real
         towns, ruggedness and farmland where this is earth, else ruggedness read from the colours. share: the snow
-        share of the region's pixels (snow_fraction of the sharp upsampled parent); beach: the sandy share of the
-        region's pixels where earth has shores there (beach_share)."""
+        share of the region's pixels (snow_fraction of the sharp upsampled parent); shore: the region's sand and surf
+        shares where earth has shores there (shore_shares)."""
         g, base = Grid(g.x, g.y[rows], g.px_m), base[rows].astype(np.float32)  # every mask follows in float32
         water = None if water is None else water[rows]
         towns = self.places.density(spec.seed, g) if spec.real_water else None
@@ -197,6 +202,6 @@ class StructurePainter:
         rugged = cover_ruggedness(cover) if rugged is None else rugged
         farmland = self.farmland.sample(g) if spec.real_water else None
         painted = layout(spec.seed, g, base, water, paint, towns, cover, rugged, farmland)
-        if beach is not None:
-            painted = paint_beach(spec.seed, g, painted, beach[rows], rugged)
+        if shore is not None:
+            painted = paint_shore(spec.seed, g, painted, (shore[0][rows], shore[1][rows]), rugged)
         return shade_relief(spec.seed, g, painted, share[rows], rugged) - base

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from terradream.model.coast import BEACH_M, COAST_MAX_ZOOM, beach_share, smooth_water, smoothing_px
+from terradream.model.coast import BEACH_M, COAST_MAX_ZOOM, SURF_M, shore_shares, smooth_water, smoothing_px
 from terradream.model.lattice import WORLD_M, merc
 from terradream.model.water import WaterAtlas, latlon_to_global_px
 
@@ -88,29 +88,36 @@ def sea_east(z: int, row0: int, col0: int, height: int, width: int) -> np.ndarra
 
 @pytest.mark.unit
 @pytest.mark.parametrize("z", [COAST_MAX_ZOOM, COAST_MAX_ZOOM + 3])
-def test_a_beach_is_the_land_within_its_width_of_the_shore(z: int) -> None:
+def test_sand_and_surf_lie_within_their_widths_of_the_shore(z: int) -> None:
     px_m = WORLD_M / (256 << z)
     shore = int(1_000_000 * 2.0 ** (z - 14))
-    col0 = shore - int(3 * merc(BEACH_M) / px_m)  # three beach widths of land, then the sea
-    beach = beach_share(sea_east, z, 500, col0, 8, shore - col0 + 40)
-    assert beach is not None
-    sand_m = float(beach[0].sum()) * px_m
-    assert abs(sand_m - merc(BEACH_M)) < 2 * px_m * 2 ** (z - COAST_MAX_ZOOM)  # its width, to a pixel where it is read
-    assert beach[:, : int(merc(BEACH_M) / px_m)].max() == 0.0  # inland: none
-    assert beach[:, -30:].max() == 0.0  # on the water: none
-    at = beach.shape[1] - 40 - int(merc(BEACH_M) / px_m) - 7  # a window from inland across the beach to the sea
-    np.testing.assert_array_equal(beach_share(sea_east, z, 503, col0 + at, 5, 50), beach[3:, at : at + 50])
+    sand_px, surf_px = merc(BEACH_M) / px_m, merc(SURF_M) / px_m
+    col0 = shore - int(3 * sand_px)  # three beach widths of land, then the sea
+    shares = shore_shares(sea_east, z, 500, col0, 8, shore - col0 + int(3 * surf_px))
+    assert shares is not None
+    sand, surf = shares
+    tolerance_px = 2 * 2 ** (z - COAST_MAX_ZOOM)  # a pixel where they are read, each side
+    assert abs(float(sand[0].sum()) - sand_px) < tolerance_px
+    assert abs(float(surf[0].sum()) - surf_px) < tolerance_px
+    assert sand[:, : int(2 * sand_px) - tolerance_px].max() == 0.0  # inland: none
+    assert sand[:, int(3 * sand_px) + tolerance_px :].max() == 0.0  # on the water: none
+    assert surf[:, : int(3 * sand_px) - tolerance_px].max() == 0.0  # on land: none
+    at = int(2 * sand_px)  # a window from inland across the shore to the sea
+    small = shore_shares(sea_east, z, 503, col0 + at, 5, 2 * int(sand_px))
+    assert small is not None
+    for part, whole in zip(small, shares, strict=True):
+        np.testing.assert_array_equal(part, whole[3:, at : at + 2 * int(sand_px)])
 
 
 @pytest.mark.unit
-def test_a_beach_under_a_pixel_wide_is_a_share_of_the_shore_pixel() -> None:
+def test_a_beach_under_a_pixel_wide_is_a_share_of_the_shore_pixels() -> None:
     """Coarse zooms hold what the beach averages to, so its colour is in the parents of the zooms that draw it."""
     z = 10
     px_m = WORLD_M / (256 << z)
     shore = int(1_000_000 * 2.0 ** (z - 14))
-    beach = beach_share(sea_east, z, 0, shore - 20, 4, 40)
-    assert beach is not None
-    sand_px = float(beach.sum(axis=1).max())  # per row across the shore; the shore's smoothing spreads it a little
+    shares = shore_shares(sea_east, z, 0, shore - 20, 4, 40)
+    assert shares is not None
+    sand_px = float(shares[0].sum(axis=1).max())  # per row across the shore; the shore's smoothing spreads it a little
     assert 0.8 * merc(BEACH_M) / px_m < sand_px < 1.8 * merc(BEACH_M) / px_m
-    assert beach_share(stairs, 5, 0, 0, 16, 16) is None  # far under a tenth of a pixel: none
-    assert beach_share(sea_east, z, 0, shore - 300, 4, 40) is None  # no shore in the window
+    assert shore_shares(stairs, 5, 0, 0, 16, 16) is None  # far under a tenth of a pixel: none
+    assert shore_shares(sea_east, z, 0, shore - 300, 4, 40) is None  # no shore in the window
