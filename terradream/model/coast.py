@@ -28,7 +28,7 @@ SHORE_MIN_PX = 0.1  # beaches and surf from where BEACH_M is this much of a pixe
 SURF_FOAM_M, SURF_FOAM_SHARE, SURF_ALPHA = 40.0, (0.35, 0.65), 0.75  # foam noise (cell, ground metres) and cover
 BEACH_NOISE_M, BEACH_SHARE = 6000.0, (0.42, 0.5)  # slow noise (cell, ground metres) over which shores turn sandy
 BEACH_MAX_RUGGEDNESS = (0.3, 0.6)  # ruggedness over which beaches give way to cliffs
-SAND = (0.80, 0.74, 0.61)
+SAND = (0.88, 0.82, 0.68)
 FOAM = (0.86, 0.89, 0.89)
 
 # (z, row0, col0, height, width) -> water share of every pixel, (height, width) float32
@@ -122,7 +122,7 @@ def paint_shore(seed: int, g: Grid, c: np.ndarray, shares: tuple[np.ndarray, np.
     where the ground is not rugged (cliffs), surf broken into foam by finer noise; c is changed in place."""
     sand, surf = shares
     sandy = ramp(fbm(seed, "beach", g, merc(BEACH_NOISE_M), 2), *BEACH_SHARE)
-    c = over(c, sand * sandy * (1 - ramp(rugged, *BEACH_MAX_RUGGEDNESS)) * np.float32(0.9), SAND)
+    c = over(c, sand * sandy * (1 - ramp(rugged, *BEACH_MAX_RUGGEDNESS)), SAND)
     foam = ramp(fbm(seed, "surf", g, merc(SURF_FOAM_M), 3), *SURF_FOAM_SHARE)
     return over(c, surf * sandy * foam * np.float32(SURF_ALPHA), FOAM)
 
