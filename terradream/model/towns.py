@@ -49,6 +49,12 @@ FLAT_ROOF_SHARE = 0.25  # centre buildings with flat roofs (shops, blocks of fla
 BUILDING_SHARE = (0.29, 0.55)
 SHADOW_SHARE = 0.11
 SHADOW_COLOUR, SHADOW_ALPHA = (0.05, 0.05, 0.06), 0.45
+HOUSE_SHADOW_M = 4.0  # how far a house's shadow reaches from it, away from the light (ground metres)
+# Blocks of flats: a dense block is one with this chance times the core share (so a centre's blocks, up to a third):
+# one flat-roofed slab set back from its streets, or two with a courtyard between, casting a long shadow
+TALL_SHARE, TALL_INSET_M, TALL_GAP_M, TALL_SPLIT_SHARE, TALL_SHADOW_M = 0.35, 9.0, 18.0, 0.5, 16.0
+# the share of a block of flats' ground under its slabs and in its long shadow (town_plan's averages; a test holds them)
+TALL_BUILDING_SHARE, TALL_SHADOW_SHARE = 0.53, 0.25
 PARK_SHARE = 0.05  # squares of 2 x 2 city blocks that are parks: grass and trees, paths, no buildings
 PARK_COLOUR = (0.27, 0.33, 0.21)
 
@@ -91,10 +97,12 @@ SHED_SHARE, SHED_SHADOW_SHARE = 0.52, 0.035
 
 @dataclass(frozen=True)
 class TownPlan:
-    """What a town's buildings put on each pixel: their coverage (H, W) and the roof's colour (H, W, 3)."""
+    """What a town's buildings put on each pixel: their coverage (H, W), the roof's colour (H, W, 3), and whether
+    it is a block of flats (H, W)."""
 
     building: np.ndarray
     roof: np.ndarray
+    tall: np.ndarray
 
 
 def roof_style(rb: np.ndarray) -> np.ndarray:
@@ -254,12 +262,20 @@ def town_plan(grid: StreetGrid, rb: np.ndarray, style: np.ndarray, town: np.ndar
     lv = fv - lot * lot_len
     inside = np.minimum(np.minimum(lu - inset, inset + depth - lu), np.minimum(lv - gap, lot_len - gap - lv))
     building = np.clip(inside / g.px_m + 0.5, 0.0, 1.0) * built
+    tall = dense & (unit(hblock, 3) < TALL_SHARE * grid.core)
+    if tall.any():  # blocks of flats: a slab set back from the streets, or two with a courtyard between
+        slab = _block_edge(fu, fv, bw, bl) - merc(TALL_INSET_M)
+        slab = np.where(unit(hblock, 4) < TALL_SPLIT_SHARE, np.minimum(slab, np.abs(fv - bl / 2) - merc(TALL_GAP_M) / 2),
+                        slab)
+        building = np.where(tall, np.clip(slab / g.px_m + 0.5, 0.0, 1.0), building)
     sheds = _sheds(grid, rbi) if grid.industry.any() else None
     if sheds is not None:
         building = np.where(grid.industry, sheds.building, building)
+    if sheds is not None:
+        tall = tall & ~grid.industry
     building = building * town * (1 - parks(grid))
     if not roofs:
-        return TownPlan(building, np.zeros(0, np.float32))
+        return TownPlan(building, np.zeros(0, np.float32), tall)
     # a block's roofs are of one style, mostly its district's (else any, so districts differ by their mix): a block
     # reads as one built mass, not confetti
     own = unit(hblock, 1) < DISTRICT_STYLE_SHARE
@@ -277,9 +293,10 @@ def town_plan(grid: StreetGrid, rb: np.ndarray, style: np.ndarray, town: np.ndar
     flat = dense & (unit(hb, 7) < FLAT_ROOF_SHARE)
     roof = np.where(flat[..., None], _FLAT_ROOF * (0.9 + 0.2 * unit(hb, 4))[..., None],
                     roof * (1.0 + ROOF_RELIEF * facing)[..., None])
+    roof = np.where(tall[..., None], _FLAT_ROOF * (0.85 + 0.3 * unit(hblock, 5))[..., None], roof)
     if sheds is not None:
         roof = np.where(grid.industry[..., None], sheds.roof, roof)
-    return TownPlan(building, roof.astype(np.float32))
+    return TownPlan(building, roof.astype(np.float32), tall)
 
 
 def _sheds(grid: StreetGrid, rbi: np.ndarray) -> TownPlan:
@@ -295,7 +312,7 @@ def _sheds(grid: StreetGrid, rbi: np.ndarray) -> TownPlan:
     building = np.clip(inside / grid.g.px_m + 0.5, 0.0, 1.0) * (unit(hb, 2) >= YARD_SHARE)
     which = np.where(split & (fv > bl / 2), unit(hb, 6), unit(hb, 5))
     roof = _SHEDS[(which * len(_SHEDS)).astype(np.int64)] * (0.92 + 0.16 * unit(hb, 4))[..., None]
-    return TownPlan(building.astype(np.float32), roof.astype(np.float32))
+    return TownPlan(building.astype(np.float32), roof.astype(np.float32), np.zeros(building.shape, bool))
 
 
 def _roofs_over(c: np.ndarray, shadow: np.ndarray, building: np.ndarray, roof: np.ndarray) -> np.ndarray:
@@ -314,8 +331,18 @@ def paint_buildings(grid: StreetGrid, c: np.ndarray, rb: np.ndarray, style: np.n
         return grid.g.children_mean(lambda sub: paint_buildings(grid.on(sub), c.copy(), rb, style, town,
                                                                 single_px_m))
     plan = town_plan(grid, rb, style, town)
-    shadow = town_plan(grid.shifted(*toward_light(merc(4.0))), rb, style, town, roofs=False)
-    return _roofs_over(c, shadow.building * (1 - plan.building), plan.building, plan.roof)
+    return _roofs_over(c, shadows(grid, rb, style, town, plan), plan.building, plan.roof)
+
+
+def shadows(grid: StreetGrid, rb: np.ndarray, style: np.ndarray, town: np.ndarray, plan: TownPlan) -> np.ndarray:
+    """The share of each pixel that the buildings of plan (town_plan on grid) shade, away from the light: a house's
+    shadow reaches HOUSE_SHADOW_M, a block of flats' TALL_SHADOW_M (its slabs are wider than that, so one shifted
+    copy of them covers the whole shadow)."""
+    shade = town_plan(grid.shifted(*toward_light(merc(HOUSE_SHADOW_M))), rb, style, town, roofs=False).building
+    if grid.core.max() > 0:
+        far = town_plan(grid.shifted(*toward_light(merc(TALL_SHADOW_M))), rb, style, town, roofs=False)
+        shade = np.maximum(shade, far.building * far.tall)
+    return shade * (1 - plan.building)
 
 
 def buildings_average(c: np.ndarray, town: np.ndarray, core: np.ndarray, style: np.ndarray, park: np.ndarray,
@@ -325,13 +352,17 @@ def buildings_average(c: np.ndarray, town: np.ndarray, core: np.ndarray, style: 
     a town's edge and in dense ones (the `core` share of them) towards its centre, sheds on industrial estates
     (industry); none in parks (park share)."""
     built = town * (1 - park)
-    share = built * np.where(industry, np.float32(SHED_SHARE),
-                             BUILDING_SHARE[0] + (BUILDING_SHARE[1] - BUILDING_SHARE[0]) * core)
+    tall = TALL_SHARE * core * core  # the share of blocks that are blocks of flats (dense, and tall among those)
+    homes = BUILDING_SHARE[0] + (BUILDING_SHARE[1] - BUILDING_SHARE[0]) * core
+    homes = homes + tall * (TALL_BUILDING_SHARE - BUILDING_SHARE[1])
+    share = built * np.where(industry, np.float32(SHED_SHARE), homes)
     roof = (DISTRICT_STYLE_SHARE * _ROOFS.mean(axis=1)[style]
             + np.float32(1.0 - DISTRICT_STYLE_SHARE) * _ROOFS.mean(axis=(0, 1)))
-    roof = roof + (core * FLAT_ROOF_SHARE)[..., None] * (_FLAT_ROOF - roof)
+    flat = core * FLAT_ROOF_SHARE * (1 - tall) + tall  # (by blocks: near enough by area)
+    roof = roof + flat[..., None] * (_FLAT_ROOF - roof)
     roof = np.where(industry[..., None], _SHEDS.mean(axis=0), roof)
-    return _roofs_over(c, built * np.where(industry, np.float32(SHED_SHADOW_SHARE), np.float32(SHADOW_SHARE)), share, roof)
+    shade = np.where(industry, np.float32(SHED_SHADOW_SHARE), SHADOW_SHARE + tall * (TALL_SHADOW_SHARE - SHADOW_SHARE))
+    return _roofs_over(c, built * shade, share, roof)
 
 
 def paint_urban(grid: StreetGrid, c: np.ndarray, town: np.ndarray, style: np.ndarray

@@ -17,6 +17,9 @@ from terradream.model.towns import (
     SHED_MAX_PX_M,
     SHED_SHADOW_SHARE,
     SHED_SHARE,
+    TALL_BUILDING_SHARE,
+    TALL_SHADOW_SHARE,
+    TALL_SHARE,
     USE_GREEN,
     USE_HOMES,
     USE_INDUSTRY,
@@ -26,6 +29,7 @@ from terradream.model.towns import (
     land_use,
     paint_buildings,
     parks,
+    shadows,
     town_plan,
 )
 
@@ -51,7 +55,8 @@ def test_a_town_centre_is_more_built_over_than_its_edge() -> None:
 
 @pytest.mark.parametrize(("core", "use", "share", "shadow_share"),
                          [(0.0, USE_HOMES, BUILDING_SHARE[0], SHADOW_SHARE),
-                          (1.0, USE_HOMES, BUILDING_SHARE[1], SHADOW_SHARE),
+                          (1.0, USE_HOMES, BUILDING_SHARE[1] + TALL_SHARE * (TALL_BUILDING_SHARE - BUILDING_SHARE[1]),
+                           SHADOW_SHARE + TALL_SHARE * (TALL_SHADOW_SHARE - SHADOW_SHARE)),
                           (0.0, USE_INDUSTRY, SHED_SHARE, SHED_SHADOW_SHARE)])
 def test_coarse_pixels_of_towns_get_the_share_their_buildings_cover(core: float, use: int, share: float,
                                                                      shadow_share: float) -> None:
@@ -66,12 +71,23 @@ def test_coarse_pixels_of_towns_get_the_share_their_buildings_cover(core: float,
         rb, style = np.full((size, size), 12345, np.uint64), np.zeros((size, size), np.int64)
         grid = StreetGrid(7, g, ones * np.float32(theta), ones * np.float32(core), np.full((size, size), use, np.int8))
         here = town_plan(grid, rb, style, ones)
-        shadow = town_plan(grid.shifted(*toward_light(merc(4.0))), rb, style, ones, roofs=False)
         built = 1 - parks(grid)  # parks have none: the shares are of the built-up squares
         covered += here.building.sum() / built.sum() / 3
-        shaded += (shadow.building * (1 - here.building) * built).sum() / built.sum() / 3
+        shaded += (shadows(grid, rb, style, ones, here) * built).sum() / built.sum() / 3
     assert abs(covered - share) < 0.03
     assert abs(shaded - shadow_share) < 0.02
+
+
+def test_a_centre_has_blocks_of_flats_with_long_shadows() -> None:
+    """A centre's dense blocks are partly blocks of flats: flat-roofed slabs whose shadows reach several times as far
+    as a house's, so they darken more of their block; a town's edge has none."""
+    g, centre = plan(1.0, size=640)  # some 40 blocks
+    assert 0.2 < float(centre.tall.mean()) < 0.5
+    assert not plan(0.0)[1].tall.any()
+    ones = np.ones(centre.building.shape, np.float32)
+    grid = StreetGrid(7, g, ones * np.float32(0.3), ones)
+    shade = shadows(grid, np.full(ones.shape, 12345, np.uint64), np.zeros(ones.shape, np.int64), ones, centre)
+    assert float(shade[centre.tall].mean()) > 1.5 * float(shade[~centre.tall].mean())
 
 
 @pytest.mark.parametrize("theta", [0.0, math.pi / 2])
