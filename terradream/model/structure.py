@@ -51,7 +51,7 @@ from terradream.model.towns import (
 )
 from terradream.model.waves import paint_waves
 
-STRUCTURE_REVISION = 32  # bump whenever the layout changes: it is part of the model version, hence of cache keys
+STRUCTURE_REVISION = 33  # bump whenever the layout changes: it is part of the model version, hence of cache keys
 
 
 # ---- land cover from the parent's (low-passed) colours ----
@@ -375,12 +375,14 @@ def _land(seed: int, g: Grid, c: np.ndarray, cover: dict[str, np.ndarray], towns
         c = over(c, coverage(d.edge_m, merc(3.5), px) * road_land * settled * 0.85, _LANE)
     if px <= merc(30.0) and urban:  # (no town in the window: every town term is zero anyway)
         c[box] = over(c[box], streets(grid, tb) * 0.85, _ASPHALT)
+    roofs = np.zeros(c.shape[:2], np.float32)  # the share of each pixel under single roofs: no trees there
     if px <= merc(BUILDINGS_FROM_PX_M) and urban:  # coarser, single roofs would only be one-pixel speckle
-        c[box] = paint_buildings(grid, c[box], d.rb[box], d.roof_style[box], tb)
+        c[box], roofs[box] = paint_buildings(grid, c[box], d.rb[box], d.roof_style[box], tb)
     elif px <= merc(SHEDS_FROM_PX_M) and urban and grid.industry.any():  # sheds are larger: drawn from coarser
         estates, on = sub.box(grid.industry)
-        c[box][estates] = paint_buildings(grid.part(estates, on), c[box][estates], d.rb[box][estates],
-                                          d.roof_style[box][estates], (tb * grid.industry)[estates], SHED_MAX_PX_M)
+        c[box][estates], roofs[box][estates] = paint_buildings(
+            grid.part(estates, on), c[box][estates], d.rb[box][estates], d.roof_style[box][estates],
+            (tb * grid.industry)[estates], SHED_MAX_PX_M)
     if urban:  # (parks and woods have paths, not boulevards)
         c[box] = over(c[box], boulevards(grid, tb * (1 - park), d.rb[box]) * 0.9, _ASPHALT)
     c = over(c, major * road_land * 0.9, _ASPHALT)
@@ -390,7 +392,7 @@ def _land(seed: int, g: Grid, c: np.ndarray, cover: dict[str, np.ndarray], towns
     if urban:  # parks have trees, industrial estates hardly any
         density[box] += tb * (park * 0.6 - grid.industry * 0.9 * (0.05 + 0.2 * (1 - core[box])))
     if px <= 2 * merc(TREE_MAX_PX_M) and density.max() > 0:
-        c = paint_trees(seed, g, c, density)
+        c = paint_trees(seed, g, c, density * (1 - roofs))
     return c
 
 

@@ -323,15 +323,17 @@ def _roofs_over(c: np.ndarray, shadow: np.ndarray, building: np.ndarray, roof: n
 
 
 def paint_buildings(grid: StreetGrid, c: np.ndarray, rb: np.ndarray, style: np.ndarray, town: np.ndarray,
-                    single_px_m: float = BUILDING_MAX_PX_M) -> np.ndarray:
+                    single_px_m: float = BUILDING_MAX_PX_M) -> tuple[np.ndarray, np.ndarray]:
     """Single buildings of towns (town_plan) over c, with the shadows they cast away from the light, on pixels up to
-    single_px_m (ground metres); where pixels are up to twice that, what the next zoom's pixels of them average to
-    (their coarser octave, which a flat average would leave out of every finer zoom)."""
+    single_px_m (ground metres), and the share of each pixel under a roof (nothing grows there); where pixels are up
+    to twice that, what the next zoom's pixels of them average to (their coarser octave, which a flat average would
+    leave out of every finer zoom)."""
     if grid.g.px_m > merc(single_px_m):
-        return grid.g.children_mean(lambda sub: paint_buildings(grid.on(sub), c.copy(), rb, style, town,
-                                                                single_px_m))
+        both = grid.g.children_mean(lambda sub: np.dstack(paint_buildings(grid.on(sub), c.copy(), rb, style, town,
+                                                                          single_px_m)))
+        return both[..., :3], both[..., 3]
     plan = town_plan(grid, rb, style, town)
-    return _roofs_over(c, shadows(grid, rb, style, town, plan), plan.building, plan.roof)
+    return _roofs_over(c, shadows(grid, rb, style, town, plan), plan.building, plan.roof), plan.building
 
 
 def shadows(grid: StreetGrid, rb: np.ndarray, style: np.ndarray, town: np.ndarray, plan: TownPlan) -> np.ndarray:
