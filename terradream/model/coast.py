@@ -140,5 +140,6 @@ def _upsampled(coarse: WaterWindow, z: int, row0: int, col0: int, height: int, w
     return separable_lerp(values, (ri, rt), (ci, ct)).astype(np.float32)
 
 
+# what decides the coast's numbers (part of the model version)
 SETTINGS = (COAST_SMOOTH_M, COAST_MAX_ZOOM, EDGE_PX, BEACH_M, SURF_M, SHORE_MIN_PX, BEACH_NOISE_M, BEACH_SHARE,
-            BEACH_MAX_RUGGEDNESS, SURF_FOAM_M, SURF_FOAM_SHARE, SURF_ALPHA, SAND, FOAM)  # what decides the coast's numbers (part of the model version)
+            BEACH_MAX_RUGGEDNESS, SURF_FOAM_M, SURF_FOAM_SHARE, SURF_ALPHA, SAND, FOAM)

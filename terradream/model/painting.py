@@ -111,8 +111,8 @@ class StructurePainter:
     @property
     def identity(self) -> str:
         """What decides the painted numbers (besides the model): part of the model version, hence of cache keys."""
-        return (f"structure/{STRUCTURE_REVISION}/{STRUCTURE_BASE_RADIUS_PX}/{WATER_MAX_ZOOM}/{CALM_SNOW_SHARE}/{CALM_SAND_SHARE}/"
-                f"{self.water.identity}/{COAST_SETTINGS}/{self.places.identity}/"
+        return (f"structure/{STRUCTURE_REVISION}/{STRUCTURE_BASE_RADIUS_PX}/{WATER_MAX_ZOOM}/{CALM_SNOW_SHARE}/"
+                f"{CALM_SAND_SHARE}/{self.water.identity}/{COAST_SETTINGS}/{self.places.identity}/"
                 f"{self.relief.identity}/{self.farmland.identity}")
 
     def warm(self) -> None:
@@ -181,7 +181,8 @@ class StructurePainter:
         rows = row_bands(grown, self.bands)
         others = [self._band_work.submit(self._layout_rows, spec, here, base, share, water, shore, paint, rows[i])
                   for i in range(1, self.bands)]
-        parts = [self._layout_rows(spec, here, base, share, water, shore, paint, rows[0])] + [f.result() for f in others]
+        parts = [self._layout_rows(spec, here, base, share, water, shore, paint, rows[0])]
+        parts += [f.result() for f in others]
         change = torch.from_numpy(np.concatenate(parts)).permute(2, 0, 1)[None].float()
         band = change[0, :, 2:-2, 2:-2] - upsample2_bilinear(F.avg_pool2d(change, 2))[0]
         detail = np.zeros((3, w, w), np.float32)

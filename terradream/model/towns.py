@@ -265,8 +265,8 @@ def town_plan(grid: StreetGrid, rb: np.ndarray, style: np.ndarray, town: np.ndar
     tall = dense & (unit(hblock, 3) < TALL_SHARE * grid.core)
     if tall.any():  # blocks of flats: a slab set back from the streets, or two with a courtyard between
         slab = _block_edge(fu, fv, bw, bl) - merc(TALL_INSET_M)
-        slab = np.where(unit(hblock, 4) < TALL_SPLIT_SHARE, np.minimum(slab, np.abs(fv - bl / 2) - merc(TALL_GAP_M) / 2),
-                        slab)
+        courtyard = np.abs(fv - bl / 2) - merc(TALL_GAP_M) / 2
+        slab = np.where(unit(hblock, 4) < TALL_SPLIT_SHARE, np.minimum(slab, courtyard), slab)
         building = np.where(tall, np.clip(slab / g.px_m + 0.5, 0.0, 1.0), building)
     sheds = _sheds(grid, rbi) if grid.industry.any() else None
     if sheds is not None:
