@@ -47,7 +47,7 @@ def smoothing_px(z: int) -> int:
 def smooth_water(water: WaterWindow, z: int, row0: int, col0: int, height: int, width: int) -> np.ndarray:
     """Water share of a window of global pixels at zoom z with its shorelines smoothed (see the module docstring)."""
     if z > COAST_MAX_ZOOM:
-        return _upsampled(lambda *w: smooth_water(water, *w), z, row0, col0, height, width)
+        return _upsampled(lambda *w: (smooth_water(water, *w),), z, row0, col0, height, width)[0]
     r = smoothing_px(z)
     if r < 1:
         return water(z, row0, col0, height, width)
@@ -83,17 +83,11 @@ def shore_shares(water: WaterWindow, z: int, row0: int, col0: int, height: int, 
     is a tenth of a pixel; finer than COAST_MAX_ZOOM both are that zoom's shares upsampled and sharpened back to an
     edge about a pixel wide there."""
     if z > COAST_MAX_ZOOM:
-        memo: dict[tuple[int, ...], tuple[np.ndarray, np.ndarray] | None] = {}
+        def coarse(*w: int) -> tuple[np.ndarray, ...]:
+            shares = shore_shares(water, *w)
+            return (np.zeros(w[-2:], np.float32),) * 2 if shares is None else shares
 
-        def coarse(k: int) -> WaterWindow:
-            def read(*w: int) -> np.ndarray:
-                if w not in memo:
-                    memo[w] = shore_shares(water, *w)
-                pair = memo[w]
-                return np.zeros(w[-2:], np.float32) if pair is None else pair[k]
-            return read
-
-        sand, surf = (ramp(_upsampled(coarse(k), z, row0, col0, height, width), 0.3, 0.7) for k in (0, 1))
+        sand, surf = (ramp(share, 0.3, 0.7) for share in _upsampled(coarse, z, row0, col0, height, width))
         return (sand, surf) if sand.any() or surf.any() else None
     px_m = WORLD_M / (TILE_SIZE_PX << z)
     sand_px, surf_px = merc(BEACH_M) / px_m, merc(SURF_M) / px_m
@@ -127,9 +121,11 @@ def paint_shore(seed: int, g: Grid, c: np.ndarray, shares: tuple[np.ndarray, np.
     return over(c, surf * sandy * foam * np.float32(SURF_ALPHA), FOAM)
 
 
-def _upsampled(coarse: WaterWindow, z: int, row0: int, col0: int, height: int, width: int) -> np.ndarray:
-    """Bilinear upsample of what coarse gives at COAST_MAX_ZOOM onto a window at zoom z > COAST_MAX_ZOOM (pixel
-    centres to pixel centres; every weight is exact in binary, so any window gives a pixel the same value)."""
+def _upsampled(coarse: Callable[[int, int, int, int, int], tuple[np.ndarray, ...]], z: int, row0: int, col0: int,
+               height: int, width: int) -> tuple[np.ndarray, ...]:
+    """Bilinear upsample of the arrays coarse gives for one window at COAST_MAX_ZOOM (read once) onto a window at
+    zoom z > COAST_MAX_ZOOM (pixel centres to pixel centres; every weight is exact in binary, so any window gives a
+    pixel the same value)."""
     scale = 1 << (z - COAST_MAX_ZOOM)
     rows = (np.arange(row0, row0 + height) + 0.5) / scale - 0.5  # positions in coarse pixel indices
     cols = (np.arange(col0, col0 + width) + 0.5) / scale - 0.5
@@ -137,7 +133,7 @@ def _upsampled(coarse: WaterWindow, z: int, row0: int, col0: int, height: int, w
     values = coarse(COAST_MAX_ZOOM, r_lo, c_lo, math.floor(rows[-1]) - r_lo + 2, math.floor(cols[-1]) - c_lo + 2)
     ri, ci = np.floor(rows).astype(np.intp) - r_lo, np.floor(cols).astype(np.intp) - c_lo
     rt, ct = (rows - np.floor(rows)).astype(np.float32), (cols - np.floor(cols)).astype(np.float32)
-    return separable_lerp(values, (ri, rt), (ci, ct)).astype(np.float32)
+    return tuple(separable_lerp(v, (ri, rt), (ci, ct)).astype(np.float32) for v in values)
 
 
 # what decides the coast's numbers (part of the model version)

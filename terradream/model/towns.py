@@ -271,7 +271,6 @@ def town_plan(grid: StreetGrid, rb: np.ndarray, style: np.ndarray, town: np.ndar
     sheds = _sheds(grid, rbi) if grid.industry.any() else None
     if sheds is not None:
         building = np.where(grid.industry, sheds.building, building)
-    if sheds is not None:
         tall = tall & ~grid.industry
     building = building * town * (1 - parks(grid))
     if not roofs:
