@@ -12,6 +12,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cached_property
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -79,6 +80,23 @@ def row_bands(rows: int, bands: int) -> list[slice]:
     return [slice(lo, hi) for lo, hi in zip(edges, edges[1:], strict=False)]
 
 
+class RealWater(NamedTuple):
+    """Earth's real water over a square of global pixels: its share of every pixel (smoothed coasts and rivers) and
+    the shore's sand and surf shares (shore_shares); None where not known, or no shore is near."""
+
+    share: np.ndarray | None
+    shore: tuple[np.ndarray, np.ndarray] | None
+
+    def cut(self, at: int, size: int) -> RealWater:
+        """The same of the size x size square from (at, at) of this one (the values of global pixels: any square
+        gives a pixel the same ones)."""
+        part = (slice(at, at + size), slice(at, at + size))
+        shore = None if self.shore is None else (self.shore[0][part], self.shore[1][part])
+        if shore is not None and not (shore[0].any() or shore[1].any()):
+            shore = None
+        return RealWater(None if self.share is None else self.share[part], shore)
+
+
 @dataclass
 class StructurePainter:
     """Paints the structure field into windows; earth's real water, towns and relief are loaded on first use.
@@ -128,41 +146,41 @@ class StructurePainter:
         """Threads for all bands but the first, which the calling thread paints itself."""
         return ThreadPoolExecutor(max(1, self.bands - 1), thread_name_prefix="terradream-bands")
 
-    def window_water(self, spec: WindowSpec, window_px: int) -> np.ndarray | None:
-        """Earth's real water share of every window pixel, (W, W), or None where no real water is known."""
+    def window_water(self, spec: WindowSpec, window_px: int) -> RealWater:
+        """Earth's real water over every window pixel (RealWater), or nothing where no real water is known."""
         return self._real_water(spec, spec.z, spec.row0, spec.col0, window_px)
 
-    def _real_water(self, spec: WindowSpec, z: int, row0: int, col0: int, size: int) -> np.ndarray | None:
-        """Earth's real water share of a size x size square of global pixels at zoom z, or None where none is known
+    def _real_water(self, spec: WindowSpec, z: int, row0: int, col0: int, size: int) -> RealWater:
+        """Earth's real water over a size x size square of global pixels at zoom z, or nothing where none is known
         (spec: the window it is for)."""
         if not spec.real_water:
-            return None
+            return RealWater(None, None)
         water = smooth_water(self.water.water_window, z, row0, col0, size, size)
-        return np.maximum(water, self.water.rivers_window(z, row0, col0, size, size))
+        return RealWater(np.maximum(water, self.water.rivers_window(z, row0, col0, size, size)),
+                         shore_shares(self.water.water_window, z, row0, col0, size, size))
 
-    def calm_share(self, spec: WindowSpec, window_px: int, water: np.ndarray | None) -> np.ndarray:
-        """The share of every window pixel where the model's grain is damped, (1, W, W): open water (window_water's,
-        else read from the upsampled parent's colours), snowfields, which are smooth too (their structure comes
-        from the relief), and earth's beaches; a function of global position only."""
+    def calm_share(self, spec: WindowSpec, real: RealWater) -> np.ndarray:
+        """The share of every window pixel where the model's grain is damped, (1, W, W): open water (real's, from
+        window_water, else read from the upsampled parent's colours), snowfields, which are smooth too (their
+        structure comes from the relief), and earth's beaches; a function of global position only."""
         parent = torch.from_numpy(spec.parent_px).permute(2, 0, 1)[None].float() / 255.0
         cover = land_cover(upsample2_bilinear(parent)[0].permute(1, 2, 0).numpy())
-        wet = np.asarray(cover["water"] if water is None else water, np.float32)
+        wet = np.asarray(cover["water"] if real.share is None else real.share, np.float32)
         calm = np.maximum(wet, CALM_SNOW_SHARE * cover["snow"])
-        if spec.real_water and (shore := shore_shares(self.water.water_window, spec.z, spec.row0, spec.col0,
-                                                      window_px, window_px)) is not None:
-            calm = np.maximum(calm, CALM_SAND_SHARE * shore[0])
+        if real.shore is not None:
+            calm = np.maximum(calm, CALM_SAND_SHARE * real.shore[0])
         return calm[None].astype(np.float32)
 
     def detail(self, spec: WindowSpec, window_px: int, margin_px: int,
-               window_water: np.ndarray | None = None) -> np.ndarray:
+               window: RealWater | None = None) -> np.ndarray:
         """The structure field's newest octave over a window, (3, W, W) in [-1, 1] units: what the layout changes at
         this zoom minus the bilinear upsample of its 2x2 means (a Laplacian band: the coarser part is in the parent
         already, and the exact projection would remove it anyway), zero beyond the core's reach.
 
         The layout is painted one parent pixel further out on every side, so its 2x2 means have the apron the
         upsample reads, and every value stays a function of global position.
-        window_water: window_water(spec), when already read: the region at this zoom is cut from it (the same values:
-        water is a function of global pixels)."""
+        window: window_water(spec), when already read: the region at this zoom is cut from it (the same values:
+        water and shores are functions of global pixels)."""
         w, reach = window_px, self.reach_px
         size, start = w - 2 * margin_px + 2 * reach, margin_px - reach  # the region at this zoom, in window pixels
         grown, at = size + 4, start - 2  # ... with a parent pixel more on every side
@@ -173,10 +191,8 @@ class StructurePainter:
         share = snow_fraction(up[0, :, at : at + grown, at : at + grown].permute(1, 2, 0).numpy())
         here_px = (spec.z, spec.row0 + at, spec.col0 + at, grown)
         # real water masks land cover at every zoom; it is painted only up to WATER_MAX_ZOOM
-        water = (self._real_water(spec, *here_px) if window_water is None
-                 else window_water[at : at + grown, at : at + grown])
+        water, shore = self._real_water(spec, *here_px) if window is None else window.cut(at, grown)
         paint = spec.z <= WATER_MAX_ZOOM
-        shore = shore_shares(self.water.water_window, *here_px, grown) if spec.real_water else None
         here = Grid.of_window(*here_px, grown)
         rows = row_bands(grown, self.bands)
         others = [self._band_work.submit(self._layout_rows, spec, here, base, share, water, shore, paint, rows[i])

@@ -277,14 +277,14 @@ class TerraPipeline:
     def prepare(self, specs: Sequence[WindowSpec]) -> list[PreparedWindow]:
         """The windows' calm shares, and their structure detail started on the side thread (nothing without a
         structure field): a window's model steps then run while it is painted, and so may those of the windows
-        before it. The water read for the calm share is handed on to the painter."""
+        before it. The water (and shore) read for the calm share is handed on to the painter."""
         if not self.structure:
             return []
         ready = []
         for spec in specs:
             water = self.painter.window_water(spec, self.window_px)
             detail = self._side_work.submit(self.painter.detail, spec, self.window_px, self.margin_px, water)
-            ready.append(PreparedWindow(self.painter.calm_share(spec, self.window_px, water), detail))
+            ready.append(PreparedWindow(self.painter.calm_share(spec, water), detail))
         return ready
 
     def _sample_fixed(self, specs: Sequence[WindowSpec], prepared: Sequence[PreparedWindow]) -> np.ndarray:

@@ -41,6 +41,19 @@ def test_bands_give_the_same_numbers_as_one_piece(z: int, lat: float, lon: float
     assert not one[:, :reach].any() and not one[:, :, -reach:].any()  # nothing beyond the projection's reach
 
 
+@pytest.mark.parametrize("z", [13, 16])
+def test_a_shore_cut_from_the_window_paints_as_one_read_for_the_region(z: int) -> None:
+    """The pipeline reads a window's real water and shore once, for its calm share, and hands them to the painter,
+    which cuts its region from them: the same numbers as reading the region itself (Caparica's beach and surf)."""
+    spec = spec_at(z, 38.6405, -9.2417)
+    painter = StructurePainter(reach_px=16, bands=1)
+    window = painter.window_water(spec, WINDOW_PX)
+    assert window.share is not None and window.shore is not None and window.shore[0].max() > 0.5
+    assert painter.calm_share(spec, window).max() > 0.5
+    np.testing.assert_array_equal(painter.detail(spec, WINDOW_PX, MARGIN_PX, window),
+                                  painter.detail(spec, WINDOW_PX, MARGIN_PX))
+
+
 def test_box_blur_matches_the_direct_mean() -> None:
     img = torch.rand(1, 3, 40, 40)
     got = box_blur_region(img, 6, 20, 3)
