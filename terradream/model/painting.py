@@ -215,7 +215,7 @@ class StructurePainter:
         water = None if water is None else water[rows]
         towns = self.places.density(spec.seed, g) if spec.real_water else None
         cover = land_cover(base)
-        rugged = self.relief.ruggedness(g) if spec.real_water else None
+        rugged = self.relief.sample(g) if spec.real_water else None
         rugged = cover_ruggedness(cover) if rugged is None else rugged
         farmland = self.farmland.sample(g) if spec.real_water else None
         painted = layout(spec.seed, g, base, water, paint, towns, cover, rugged, farmland)

@@ -337,7 +337,8 @@ def shade_relief(seed: int, g: Grid, c: np.ndarray, snow: np.ndarray, rugged: np
 
 @dataclass
 class ReliefAtlas(PlateCarreeAtlas):
-    """How rugged the real Earth is, read from Natural Earth's shaded relief (loaded on first use, ~15 MB)."""
+    """How rugged the real Earth is, read from Natural Earth's shaded relief (loaded on first use, ~15 MB); `sample`
+    gives it, in [0, 1], at a window's pixels."""
 
     def build(self) -> np.ndarray | None:
         """Ruggedness in [0, 1] at 4 arc-minutes (2700, 5400), uint8-scaled: the local spread of the shaded relief's
@@ -374,10 +375,6 @@ class ReliefAtlas(PlateCarreeAtlas):
     @cached_property
     def _path(self) -> Path | None:
         return data_file(RELIEF_FILE)
-
-    def ruggedness(self, g: Grid) -> np.ndarray | None:
-        """Ruggedness (H, W) in [0, 1] at the window's pixels (bilinear in lon/lat), or None without the data."""
-        return self.sample(g)
 
 
 def cover_ruggedness(cover: dict[str, np.ndarray]) -> np.ndarray:

