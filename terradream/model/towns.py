@@ -245,9 +245,8 @@ def town_plan(grid: StreetGrid, rb: np.ndarray, style: np.ndarray, town: np.ndar
     roofs=False skips the colours (a shadow pass)."""
     seed, g = grid.seed, grid.g
     bw, bl = merc(BLOCK_M[0]), merc(BLOCK_M[1])
-    a, b, fu, fv = grid.blocks(bw, bl)
+    a, b, fu, fv, hblock = _city_blocks(grid, rb)
     ai, bi, rbi = a.astype(np.int64), b.astype(np.int64), rb.astype(np.int64)
-    hblock = hash2(stream_key(seed, STREAM_STRUCTURE, FIELD["block"]), ai ^ rbi, bi)
     dense = unit(hblock, 0) < grid.core
     lot_len = bl / np.where(dense, 6, 4)
     lot = np.floor(fv / lot_len)
@@ -262,16 +261,12 @@ def town_plan(grid: StreetGrid, rb: np.ndarray, style: np.ndarray, town: np.ndar
     lv = fv - lot * lot_len
     inside = np.minimum(np.minimum(lu - inset, inset + depth - lu), np.minimum(lv - gap, lot_len - gap - lv))
     building = np.clip(inside / g.px_m + 0.5, 0.0, 1.0) * built
-    tall = dense & (unit(hblock, 3) < TALL_SHARE * grid.core)
-    if tall.any():  # blocks of flats: a slab set back from the streets, or two with a courtyard between
-        slab = _block_edge(fu, fv, bw, bl) - merc(TALL_INSET_M)
-        courtyard = np.abs(fv - bl / 2) - merc(TALL_GAP_M) / 2
-        slab = np.where(unit(hblock, 4) < TALL_SPLIT_SHARE, np.minimum(slab, courtyard), slab)
-        building = np.where(tall, np.clip(slab / g.px_m + 0.5, 0.0, 1.0), building)
+    tall, slabs = _flats(grid, fu, fv, hblock)
+    if slabs is not None:
+        building = np.where(tall, slabs, building)
     sheds = _sheds(grid, rbi) if grid.industry.any() else None
     if sheds is not None:
         building = np.where(grid.industry, sheds.building, building)
-        tall = tall & ~grid.industry
     building = building * town * (1 - parks(grid))
     if not roofs:
         return TownPlan(building, np.zeros(0, np.float32), tall)
@@ -296,6 +291,31 @@ def town_plan(grid: StreetGrid, rb: np.ndarray, style: np.ndarray, town: np.ndar
     if sheds is not None:
         roof = np.where(grid.industry[..., None], sheds.roof, roof)
     return TownPlan(building, roof.astype(np.float32), tall)
+
+
+def _city_blocks(grid: StreetGrid, rb: np.ndarray) -> tuple[np.ndarray, ...]:
+    """The city block under every pixel of the grid (district hash rb): its indices across and along the street
+    grid, the pixel's position in it, and the block's hash."""
+    a, b, fu, fv = grid.blocks(merc(BLOCK_M[0]), merc(BLOCK_M[1]))
+    hblock = hash2(stream_key(grid.seed, STREAM_STRUCTURE, FIELD["block"]), a.astype(np.int64) ^ rb.astype(np.int64),
+                   b.astype(np.int64))
+    return a, b, fu, fv, hblock
+
+
+def _flats(grid: StreetGrid, fu: np.ndarray, fv: np.ndarray, hblock: np.ndarray
+           ) -> tuple[np.ndarray, np.ndarray | None]:
+    """Which pixels are in blocks of flats (dense blocks, with a chance of TALL_SHARE times the core share, not on
+    estates), and the coverage of their slabs (one set back from the streets, or two with a courtyard between; None
+    where there are no such blocks)."""
+    bw, bl = merc(BLOCK_M[0]), merc(BLOCK_M[1])
+    core = grid.core
+    tall = (unit(hblock, 0) < core) & (unit(hblock, 3) < TALL_SHARE * core) & ~grid.industry
+    if not tall.any():
+        return tall, None
+    slab = _block_edge(fu, fv, bw, bl) - merc(TALL_INSET_M)
+    courtyard = np.abs(fv - bl / 2) - merc(TALL_GAP_M) / 2
+    slab = np.where(unit(hblock, 4) < TALL_SPLIT_SHARE, np.minimum(slab, courtyard), slab)
+    return tall, np.clip(slab / grid.g.px_m + 0.5, 0.0, 1.0)
 
 
 def _sheds(grid: StreetGrid, rbi: np.ndarray) -> TownPlan:
@@ -340,9 +360,12 @@ def shadows(grid: StreetGrid, rb: np.ndarray, style: np.ndarray, town: np.ndarra
     shadow reaches HOUSE_SHADOW_M, a block of flats' TALL_SHADOW_M (its slabs are wider than that, so one shifted
     copy of them covers the whole shadow)."""
     shade = town_plan(grid.shifted(*toward_light(merc(HOUSE_SHADOW_M))), rb, style, town, roofs=False).building
-    if grid.core.max() > 0:
-        far = town_plan(grid.shifted(*toward_light(merc(TALL_SHADOW_M))), rb, style, town, roofs=False)
-        shade = np.maximum(shade, far.building * far.tall)
+    if grid.core.max() > 0:  # (only the slabs, not the whole plan, of the grid shifted that much)
+        far = grid.shifted(*toward_light(merc(TALL_SHADOW_M)))
+        _, _, fu, fv, hblock = _city_blocks(far, rb)
+        tall, slabs = _flats(far, fu, fv, hblock)
+        if slabs is not None:
+            shade = np.maximum(shade, np.where(tall, slabs, np.float32(0)) * town * (1 - parks(far)))
     return shade * (1 - plan.building)
 
 
