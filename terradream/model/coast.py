@@ -6,18 +6,21 @@ edge about a pixel wide: a coast is a smooth curve at every zoom, where the data
 Beyond COAST_MAX_ZOOM a window's water is that zoom's smoothed coast, upsampled (a wider kernel would only cost).
 Rivers are lines drawn to their width and are not smoothed. Along sea and lake shores where slow noise allows, land
 within BEACH_M of the water is sand unless the ground is rugged (cliffs), and water within SURF_M of the land breaks
-into foam. Every value is a function of global pixels only.
+into foam. Off those shores the surf zone is paler water crossed by lines of breaking waves, drawn at distances
+from the shore read back from a box mean of the land (exact across a straight shore, and a smooth function of
+global pixels, so it upsamples like the shares). Every value is a function of global pixels only.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import NamedTuple
 
 import numpy as np
 
 from terradream.core.tiles import TILE_SIZE_PX
-from terradream.model.lattice import WORLD_M, Grid, fbm, merc, over, ramp, separable_lerp
+from terradream.model.lattice import WORLD_M, Grid, coverage, fbm, merc, over, ramp, separable_lerp
 
 COAST_SMOOTH_M = 100.0  # ground metres over which a shoreline's steps are rounded off (GSHHG full is ~100 m)
 COAST_MAX_ZOOM = 14  # finer windows upsample this zoom's smoothed water
@@ -30,6 +33,15 @@ BEACH_NOISE_M, BEACH_SHARE = 6000.0, (0.42, 0.5)  # slow noise (cell, ground met
 BEACH_MAX_RUGGEDNESS = (0.3, 0.6)  # ruggedness over which beaches give way to cliffs
 SAND = (0.88, 0.82, 0.68)
 FOAM = (0.86, 0.89, 0.89)
+BREAKER_M = 160.0  # how far out from a sandy shore waves break (ground metres)
+BREAKERS = ((16.0, 5.0), (45.0, 8.0), (85.0, 7.0), (130.0, 5.0))  # lines of broken water: distance out, half-width (m)
+BREAKER_DRIFT_M, BREAKER_DRIFT_CELL_M = 16.0, 250.0  # a line wanders in and out this far over about this much shore
+BREAKER_BREAK_M, BREAKER_SHARE = 150.0, (0.3, 0.55)  # noise (cell, ground metres) that breaks a line, and its cover
+BREAKER_NOISE_APART = 7.3  # lines read that noise this many cells apart, so each breaks in its own places
+BREAKER_MAX_PX_M = 20.0  # the surf zone is drawn on pixels up to this size (ground metres): its lines are ~10 m wide
+BREAKER_FROTH_M = 12.0  # the white water's texture (noise cell, ground metres)
+BREAKER_TRAIL, BREAKER_TRAIL_ALPHA = 4.0, 0.6  # foam trails shoreward of a line over this many half-widths, fading
+SURF_ZONE, SURF_ZONE_ALPHA = (0.45, 0.55, 0.55), 0.35  # the surf zone's water: paler, with stirred-up sand
 
 # (z, row0, col0, height, width) -> water share of every pixel, (height, width) float32
 WaterWindow = Callable[[int, int, int, int, int], np.ndarray]
@@ -75,33 +87,62 @@ def _box_cols(a: np.ndarray, r: int) -> np.ndarray:
     return np.ascontiguousarray(_box_rows(np.ascontiguousarray(a.T), r).T)
 
 
-def shore_shares(water: WaterWindow, z: int, row0: int, col0: int, height: int, width: int
-                 ) -> tuple[np.ndarray, np.ndarray] | None:
-    """(sand, surf): the share of each pixel of a window that is land within BEACH_M of a sea or lake shore
-    (smooth_water's), and water within SURF_M of one; None where there is no shore. Where a width is under a pixel,
-    the pixels at the shore are about that share of it, so its colour enters the cascade's means at the zoom where it
-    is a tenth of a pixel; finer than COAST_MAX_ZOOM both are that zoom's shares upsampled and sharpened back to an
-    edge about a pixel wide there."""
+class Shore(NamedTuple):
+    """A window's shore, (H, W) each: the share of each pixel that is beach sand (land within BEACH_M of a sea or
+    lake shore) and surf (water within SURF_M of one), and how far out from the shore each pixel lies (_offshore_m;
+    merc(BREAKER_M), out on the water, where no shore is near)."""
+
+    sand: np.ndarray
+    surf: np.ndarray
+    offshore_m: np.ndarray
+
+    def cut(self, part: tuple[slice, slice]) -> Shore | None:
+        """The same over a part of the window, or None where no shore is in it."""
+        shore = Shore(self.sand[part], self.surf[part], self.offshore_m[part])
+        near = bool((np.abs(shore.offshore_m) < merc(BREAKER_M)).any())
+        return shore if near or shore.sand.any() or shore.surf.any() else None
+
+
+def shore_shares(water: WaterWindow, z: int, row0: int, col0: int, height: int, width: int) -> Shore | None:
+    """A window's Shore, or None where there is none. Where a width is under a pixel, the pixels at the shore are
+    about that share of sand or surf, so its colour enters the cascade's means at the zoom where it is a tenth of a
+    pixel; finer than COAST_MAX_ZOOM all is that zoom's Shore upsampled, the shares sharpened back to an edge about a
+    pixel wide there (the distance offshore is smooth, and keeps its own sharpness)."""
     if z > COAST_MAX_ZOOM:
         def coarse(*w: int) -> tuple[np.ndarray, ...]:
-            shares = shore_shares(water, *w)
-            return (np.zeros(w[-2:], np.float32),) * 2 if shares is None else shares
+            shore = shore_shares(water, *w)
+            return (*(np.zeros(w[-2:], np.float32),) * 2, np.full(w[-2:], merc(BREAKER_M), np.float32)) \
+                if shore is None else shore
 
-        sand, surf = (ramp(share, 0.3, 0.7) for share in _upsampled(coarse, z, row0, col0, height, width))
-        return (sand, surf) if sand.any() or surf.any() else None
+        sand, surf, offshore = _upsampled(coarse, z, row0, col0, height, width)
+        fine = Shore(ramp(sand, 0.3, 0.7), ramp(surf, 0.3, 0.7), offshore)
+        return fine.cut((slice(None), slice(None)))
     px_m = WORLD_M / (TILE_SIZE_PX << z)
     sand_px, surf_px = merc(BEACH_M) / px_m, merc(SURF_M) / px_m
     if sand_px < SHORE_MIN_PX:
         return None
-    r, rs = max(1, int(round(sand_px))), max(1, int(round(surf_px)))
-    grown = smooth_water(water, z, row0 - r, col0 - r, height + 2 * r, width + 2 * r)
+    r, rs, rb = max(1, int(round(sand_px))), max(1, int(round(surf_px))), math.ceil(merc(BREAKER_M) / px_m)
+    m = max(r, rb)
+    grown = smooth_water(water, z, row0 - m, col0 - m, height + 2 * m, width + 2 * m)
     if not grown.any() or grown.min() == 1.0:
         return None
-    inner = grown[r:-r, r:-r]
-    land = 1 - grown[r - rs : grown.shape[0] - r + rs, r - rs : grown.shape[1] - r + rs]
-    sand = _within(grown, r) * (1 - inner) * np.float32(min(1.0, sand_px))
-    surf = _within(land, rs) * inner * np.float32(min(1.0, surf_px))
-    return sand, surf
+
+    def around(k: int) -> np.ndarray:  # the window with k pixels more on every side
+        return grown[m - k : grown.shape[0] - m + k, m - k : grown.shape[1] - m + k]
+
+    inner = around(0)
+    sand = _within(around(r), r) * (1 - inner) * np.float32(min(1.0, sand_px))
+    surf = _within(1 - around(rs), rs) * inner * np.float32(min(1.0, surf_px))
+    return Shore(sand, surf, _offshore_m(1 - around(rb), rb, px_m))
+
+
+def _offshore_m(land: np.ndarray, r: int, px_m: float) -> np.ndarray:
+    """How far out from the shore each pixel lies, in Mercator metres (negative inland), within +-merc(BREAKER_M):
+    across a straight shore a box mean of the land share (land, r >= BREAKER_M pixels more on every side than the
+    window) falls linearly with the distance, which gives it back; further out or in it is +-merc(BREAKER_M)."""
+    near = _box_cols(_box_rows(land, r), r)
+    reach_m = np.float32(merc(BREAKER_M))
+    return np.clip((np.float32(r + 0.5) - near * np.float32(2 * r + 1)) * np.float32(px_m), -reach_m, reach_m)
 
 
 def _within(a: np.ndarray, r: int) -> np.ndarray:
@@ -110,15 +151,41 @@ def _within(a: np.ndarray, r: int) -> np.ndarray:
     return ramp(_box_cols(_box_rows(a, r), r), 0.0, 0.5 / (2 * r + 1))
 
 
-def paint_shore(seed: int, g: Grid, c: np.ndarray, shares: tuple[np.ndarray, np.ndarray], rugged: np.ndarray
-                ) -> np.ndarray:
-    """Sand and surf (shore_shares, (H, W) each) over colours c (H, W, 3) on shores the slow beach noise picks, sand
-    where the ground is not rugged (cliffs), surf broken into foam by finer noise; c is changed in place."""
-    sand, surf = shares
+def paint_shore(seed: int, g: Grid, c: np.ndarray, shore: Shore, rugged: np.ndarray) -> np.ndarray:
+    """Sand, surf and breakers (a Shore) over colours c (H, W, 3) on shores the slow beach noise picks, sand where
+    the ground is not rugged (cliffs), surf broken into foam by finer noise; c is changed in place."""
     sandy = ramp(fbm(seed, "beach", g, merc(BEACH_NOISE_M), 2), *BEACH_SHARE)
-    c = over(c, sand * sandy * (1 - ramp(rugged, *BEACH_MAX_RUGGEDNESS)), SAND)
+    c = over(c, shore.sand * sandy * (1 - ramp(rugged, *BEACH_MAX_RUGGEDNESS)), SAND)
     foam = ramp(fbm(seed, "surf", g, merc(SURF_FOAM_M), 3), *SURF_FOAM_SHARE)
-    return over(c, surf * sandy * foam * np.float32(SURF_ALPHA), FOAM)
+    c = over(c, shore.surf * sandy * foam * np.float32(SURF_ALPHA), FOAM)
+    return _paint_breakers(seed, g, c, shore.offshore_m, sandy)
+
+
+def _paint_breakers(seed: int, g: Grid, c: np.ndarray, offshore_m: np.ndarray, sandy: np.ndarray) -> np.ndarray:
+    """The surf zone off a sandy shore: its water paler with stirred sand, crossed by lines of breaking waves
+    (BREAKERS), each a band of white water with foam trailing shoreward, wandering in and out with slow noise and
+    broken along its length by finer noise; drawn on the rows and columns where the water is near enough."""
+    reach_m = merc(BREAKER_M)
+    near = (offshore_m > 0) & (offshore_m < reach_m)
+    if g.px_m > merc(BREAKER_MAX_PX_M) or not near.any():
+        return c
+    box, b = g.box(near)
+    offshore, sandy = offshore_m[box], sandy[box]
+    c[box] = over(c[box], sandy * np.float32(SURF_ZONE_ALPHA) * ramp(-offshore, -reach_m, -0.5 * reach_m) * (offshore > 0),
+                  SURF_ZONE)
+    drift = fbm(seed, "breaker_drift", b, merc(BREAKER_DRIFT_CELL_M), 4, 0.7)
+    drift = np.float32(merc(BREAKER_DRIFT_M)) * (2 * drift - 1)
+    froth = ramp(fbm(seed, "surf", b, merc(BREAKER_FROTH_M), 3), 0.25, 0.75)
+    foam = np.zeros(offshore.shape, np.float32)
+    for k, (d_m, half_m) in enumerate(BREAKERS):
+        out_m = offshore - np.float32(merc(d_m)) - drift  # > 0: seaward of the line's middle
+        along = b.shifted(k * BREAKER_NOISE_APART * merc(BREAKER_BREAK_M), 0.0)  # each line its own breaks
+        whole = ramp(fbm(seed, "breaker", along, merc(BREAKER_BREAK_M), 2), *BREAKER_SHARE)
+        crest = coverage(np.abs(out_m) / (0.3 + 0.7 * whole), merc(half_m), b.px_m)  # thinning out where it breaks
+        trail = np.float32(BREAKER_TRAIL_ALPHA) * ramp(out_m, -merc(half_m * BREAKER_TRAIL), 0.0) * (out_m < 0)
+        foam = np.maximum(foam, whole * np.maximum(crest * (0.4 + 0.6 * froth), trail * froth))
+    c[box] = over(c[box], foam * sandy, FOAM)
+    return c
 
 
 def _upsampled(coarse: Callable[[int, int, int, int, int], tuple[np.ndarray, ...]], z: int, row0: int, col0: int,
@@ -138,4 +205,6 @@ def _upsampled(coarse: Callable[[int, int, int, int, int], tuple[np.ndarray, ...
 
 # what decides the coast's numbers (part of the model version)
 SETTINGS = (COAST_SMOOTH_M, COAST_MAX_ZOOM, EDGE_PX, BEACH_M, SURF_M, SHORE_MIN_PX, BEACH_NOISE_M, BEACH_SHARE,
-            BEACH_MAX_RUGGEDNESS, SURF_FOAM_M, SURF_FOAM_SHARE, SURF_ALPHA, SAND, FOAM)
+            BEACH_MAX_RUGGEDNESS, SURF_FOAM_M, SURF_FOAM_SHARE, SURF_ALPHA, SAND, FOAM, BREAKER_M, BREAKERS,
+            BREAKER_DRIFT_M, BREAKER_DRIFT_CELL_M, BREAKER_BREAK_M, BREAKER_SHARE, BREAKER_NOISE_APART, BREAKER_MAX_PX_M, BREAKER_FROTH_M, BREAKER_TRAIL,
+            BREAKER_TRAIL_ALPHA, SURF_ZONE, SURF_ZONE_ALPHA)

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from terradream.model.atlas import FarmlandAtlas, default_farmland
 from terradream.model.coast import SETTINGS as COAST_SETTINGS
-from terradream.model.coast import paint_shore, shore_shares, smooth_water
+from terradream.model.coast import Shore, paint_shore, shore_shares, smooth_water
 from terradream.model.lattice import Grid
 from terradream.model.places import PlaceAtlas, default_places
 from terradream.model.snow import snow_fraction
@@ -82,18 +82,16 @@ def row_bands(rows: int, bands: int) -> list[slice]:
 
 class RealWater(NamedTuple):
     """Earth's real water over a square of global pixels: its share of every pixel (smoothed coasts and rivers) and
-    the shore's sand and surf shares (shore_shares); None where not known, or no shore is near."""
+    the shore (shore_shares); None where not known, or no shore is near."""
 
     share: np.ndarray | None
-    shore: tuple[np.ndarray, np.ndarray] | None
+    shore: Shore | None
 
     def cut(self, at: int, size: int) -> RealWater:
         """The same of the size x size square from (at, at) of this one (the values of global pixels: any square
         gives a pixel the same ones)."""
         part = (slice(at, at + size), slice(at, at + size))
-        shore = None if self.shore is None else (self.shore[0][part], self.shore[1][part])
-        if shore is not None and not (shore[0].any() or shore[1].any()):
-            shore = None
+        shore = None if self.shore is None else self.shore.cut(part)
         return RealWater(None if self.share is None else self.share[part], shore)
 
 
@@ -168,7 +166,7 @@ class StructurePainter:
         wet = np.asarray(cover["water"] if real.share is None else real.share, np.float32)
         calm = np.maximum(wet, CALM_SNOW_SHARE * cover["snow"])
         if real.shore is not None:
-            calm = np.maximum(calm, CALM_SAND_SHARE * real.shore[0])
+            calm = np.maximum(calm, CALM_SAND_SHARE * real.shore.sand)
         return calm[None].astype(np.float32)
 
     def detail(self, spec: WindowSpec, window_px: int, margin_px: int,
@@ -206,11 +204,11 @@ class StructurePainter:
         return detail
 
     def _layout_rows(self, spec: WindowSpec, g: Grid, base: np.ndarray, share: np.ndarray, water: np.ndarray | None,
-                     shore: tuple[np.ndarray, np.ndarray] | None, paint: bool, rows: slice) -> np.ndarray:
+                     shore: Shore | None, paint: bool, rows: slice) -> np.ndarray:
         """The structure field's colours minus base on some rows of a region: layout, then relief; earth's real
         towns, ruggedness and farmland where this is earth, else ruggedness read from the colours. share: the snow
-        share of the region's pixels (snow_fraction of the sharp upsampled parent); shore: the region's sand and surf
-        shares where earth has shores there (shore_shares)."""
+        share of the region's pixels (snow_fraction of the sharp upsampled parent); shore: the region's Shore where earth
+        has shores there (shore_shares)."""
         g, base = Grid(g.x, g.y[rows], g.px_m), base[rows].astype(np.float32)  # every mask follows in float32
         water = None if water is None else water[rows]
         towns = self.places.density(spec.seed, g) if spec.real_water else None
@@ -220,5 +218,5 @@ class StructurePainter:
         farmland = self.farmland.sample(g) if spec.real_water else None
         painted = layout(spec.seed, g, base, water, paint, towns, cover, rugged, farmland)
         if shore is not None:
-            painted = paint_shore(spec.seed, g, painted, (shore[0][rows], shore[1][rows]), rugged)
+            painted = paint_shore(spec.seed, g, painted, Shore(*(a[rows] for a in shore)), rugged)
         return shade_relief(spec.seed, g, painted, share[rows], rugged) - base

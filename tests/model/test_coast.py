@@ -6,8 +6,18 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from terradream.model.coast import BEACH_M, COAST_MAX_ZOOM, SURF_M, shore_shares, smooth_water, smoothing_px
-from terradream.model.lattice import WORLD_M, merc
+from terradream.model.coast import (
+    BEACH_M,
+    BREAKER_M,
+    BREAKER_MAX_PX_M,
+    COAST_MAX_ZOOM,
+    SURF_M,
+    paint_shore,
+    shore_shares,
+    smooth_water,
+    smoothing_px,
+)
+from terradream.model.lattice import WORLD_M, Grid, merc
 from terradream.model.water import WaterAtlas, latlon_to_global_px
 
 
@@ -95,7 +105,7 @@ def test_sand_and_surf_lie_within_their_widths_of_the_shore(z: int) -> None:
     col0 = shore - int(3 * sand_px)  # three beach widths of land, then the sea
     shares = shore_shares(sea_east, z, 500, col0, 8, shore - col0 + int(3 * surf_px))
     assert shares is not None
-    sand, surf = shares
+    sand, surf = shares.sand, shares.surf
     tolerance_px = 2 * 2 ** (z - COAST_MAX_ZOOM)  # a pixel where they are read, each side
     assert abs(float(sand[0].sum()) - sand_px) < tolerance_px
     assert abs(float(surf[0].sum()) - surf_px) < tolerance_px
@@ -121,3 +131,54 @@ def test_a_beach_under_a_pixel_wide_is_a_share_of_the_shore_pixels() -> None:
     assert 0.8 * merc(BEACH_M) / px_m < sand_px < 1.8 * merc(BEACH_M) / px_m
     assert shore_shares(stairs, 5, 0, 0, 16, 16) is None  # far under a tenth of a pixel: none
     assert shore_shares(sea_east, z, 0, shore - 300, 4, 40) is None  # no shore in the window
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("z", [COAST_MAX_ZOOM, COAST_MAX_ZOOM + 3])
+def test_the_distance_offshore_grows_with_the_distance_from_a_straight_shore(z: int) -> None:
+    """The breakers are drawn at distances from the shore: across a straight one they are read back to a pixel, at
+    every zoom; inland they are negative, and the open sea beyond the breakers is as far as they reach."""
+    px_m = WORLD_M / (256 << z)
+    shore = int(1_000_000 * 2.0 ** (z - 14))
+    reach_px = merc(BREAKER_M) / px_m
+    shares = shore_shares(sea_east, z, 0, shore - 10, 4, int(2 * reach_px) + 10)
+    assert shares is not None
+    offshore = shares.offshore_m[0]
+    assert (offshore[:9] < 0).all()  # land (the shore pixel itself is partly water)
+    out_px = np.arange(len(offshore) - 10) + 0.5  # pixel centres' distance from the shore
+    inside = out_px < 0.9 * reach_px
+    tolerance_px = 1.5 * 2 ** (z - COAST_MAX_ZOOM)
+    np.testing.assert_allclose(offshore[10:][inside] / px_m, out_px[inside], atol=tolerance_px)
+    assert (offshore[10:][out_px > 1.2 * reach_px] == np.float32(merc(BREAKER_M))).all()
+
+
+def paint_breakers_east(z: int, col0: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """A window across sea_east's shore painted grey, with its shore drawn as on rugged ground (cliffs: no sand),
+    (before, after)."""
+    shares = shore_shares(sea_east, z, 0, col0, 64, width)
+    assert shares is not None
+    g = Grid.of_window(z, 0, col0, 64, width)
+    before = np.full((64, width, 3), 0.3, np.float32)
+    after = paint_shore(7, g, before.copy(), shares, np.ones((64, width), np.float32))
+    return before, after
+
+
+@pytest.mark.unit
+def test_waves_break_in_lines_off_a_sandy_shore_and_nowhere_else() -> None:
+    z = 17
+    px_m = WORLD_M / (256 << z)
+    shore = int(1_000_000 * 2.0 ** (z - 14))
+    reach_px = int(merc(BREAKER_M) / px_m)
+    before, after = paint_breakers_east(z, shore - 10, 2 * reach_px)
+    white = (after - before).mean(axis=-1) > 0.2
+    cols = np.nonzero(white.any(axis=0))[0]
+    assert cols.size and cols.min() >= 10 and cols.max() < 10 + 1.3 * reach_px  # on the water, near the shore
+    lines = np.diff(white[:, 10:].astype(np.int8), axis=1) == 1  # where white water starts, walking out to sea
+    assert 3 <= np.median(lines.sum(axis=1)) <= 12  # a few lines across each row, not a wash
+    assert 0.05 < white[:, 10 : 10 + reach_px].mean() < 0.6
+    _, part = paint_breakers_east(z, shore + 7, reach_px)  # another window: a pixel gets the same colour
+    np.testing.assert_array_equal(part, after[:, 17 : 17 + reach_px])
+    coarse = next(z for z in range(17, 5, -1) if WORLD_M / (256 << z) > merc(BREAKER_MAX_PX_M))
+    shore = int(1_000_000 * 2.0 ** (coarse - 14))
+    before, after = paint_breakers_east(coarse, shore + 2, 16)  # water only, beyond the swash: no lines this coarse
+    np.testing.assert_array_equal(after, before)
