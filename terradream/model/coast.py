@@ -57,9 +57,18 @@ def smoothing_px(z: int) -> int:
 
 
 def smooth_water(water: WaterWindow, z: int, row0: int, col0: int, height: int, width: int) -> np.ndarray:
-    """Water share of a window of global pixels at zoom z with its shorelines smoothed (see the module docstring)."""
+    """Water share of a window of global pixels at zoom z with its shorelines smoothed (see the module docstring).
+    Finer than COAST_MAX_ZOOM, that zoom's smoothed coverage is upsampled before it is sharpened, to an edge as many
+    of these pixels wide as it is there: upsampling a sharp edge would draw its pixels as a sawtooth."""
     if z > COAST_MAX_ZOOM:
-        return _upsampled(lambda *w: (smooth_water(water, *w),), z, row0, col0, height, width)[0]
+        blurred = _upsampled(lambda *w: (_blurred_water(water, *w),), z, row0, col0, height, width)[0]
+        return _sharpened(blurred, COAST_MAX_ZOOM, 1 << (z - COAST_MAX_ZOOM))
+    return _sharpened(_blurred_water(water, z, row0, col0, height, width), z)
+
+
+def _blurred_water(water: WaterWindow, z: int, row0: int, col0: int, height: int, width: int) -> np.ndarray:
+    """Water coverage of a window at zoom z <= COAST_MAX_ZOOM under the triangle filter of half-width
+    2 smoothing_px(z) (two box filters), or as it is where that is under a pixel or no shore is within reach."""
     r = smoothing_px(z)
     if r < 1:
         return water(z, row0, col0, height, width)
@@ -67,8 +76,16 @@ def smooth_water(water: WaterWindow, z: int, row0: int, col0: int, height: int, 
     grown = water(z, row0 - reach, col0 - reach, height + 2 * reach, width + 2 * reach)
     if not grown.any() or grown.min() == 1.0:  # no shore within reach: the filter gives back exact 0s or 1s
         return np.ascontiguousarray(grown[reach:-reach, reach:-reach])
-    blurred = _box_cols(_box_cols(_box_rows(_box_rows(grown, r), r), r), r)
-    gain = np.float32((2 * r + 1) / EDGE_PX)  # the triangle's edge rises 1 / (2r + 1) a pixel at its middle
+    return _box_cols(_box_cols(_box_rows(_box_rows(grown, r), r), r), r)
+
+
+def _sharpened(blurred: np.ndarray, z: int, scale: int = 1) -> np.ndarray:
+    """_blurred_water's coverage at zoom z sharpened back to an edge EDGE_PX / scale of its pixels wide (the
+    triangle's edge rises 1 / (2r + 1) a pixel at its middle); exact 0s and 1s stay."""
+    r = smoothing_px(z)
+    if r < 1:
+        return blurred
+    gain = np.float32((2 * r + 1) * scale / EDGE_PX)
     return np.clip((blurred - np.float32(0.5)) * gain + np.float32(0.5), 0.0, 1.0).astype(np.float32)
 
 
@@ -106,17 +123,34 @@ class Shore(NamedTuple):
 def shore_shares(water: WaterWindow, z: int, row0: int, col0: int, height: int, width: int) -> Shore | None:
     """A window's Shore, or None where there is none. Where a width is under a pixel, the pixels at the shore are
     about that share of sand or surf, so its colour enters the cascade's means at the zoom where it is a tenth of a
-    pixel; finer than COAST_MAX_ZOOM all is that zoom's Shore upsampled, the shares sharpened back to an edge about a
-    pixel wide there (the distance offshore is smooth, and keeps its own sharpness)."""
+    pixel. Finer than COAST_MAX_ZOOM, where sand and surf may lie (and how far offshore) is that zoom's, upsampled
+    and sharpened back to an edge about one of its pixels wide, and the water line between them is this zoom's own
+    (smooth_water)."""
     if z > COAST_MAX_ZOOM:
         def coarse(*w: int) -> tuple[np.ndarray, ...]:
-            shore = shore_shares(water, *w)
+            zones = _shore_zones(water, *w)
             return (*(np.zeros(w[-2:], np.float32),) * 2, np.full(w[-2:], merc(BREAKER_M), np.float32)) \
-                if shore is None else shore
+                if zones is None else zones[:3]
 
         sand, surf, offshore = _upsampled(coarse, z, row0, col0, height, width)
-        fine = Shore(ramp(sand, 0.3, 0.7), ramp(surf, 0.3, 0.7), offshore)
+        wet = smooth_water(water, z, row0, col0, height, width)
+        fine = Shore(ramp(sand, 0.3, 0.7) * (1 - wet), ramp(surf, 0.3, 0.7) * wet, offshore)
         return fine.cut((slice(None), slice(None)))
+    zones = _shore_zones(water, z, row0, col0, height, width)
+    if zones is None:
+        return None
+    sand_zone, surf_zone, offshore, wet = zones
+    px_m = WORLD_M / (TILE_SIZE_PX << z)
+    sand_px, surf_px = merc(BEACH_M) / px_m, merc(SURF_M) / px_m
+    return Shore(sand_zone * (1 - wet) * np.float32(min(1.0, sand_px)),
+                 surf_zone * wet * np.float32(min(1.0, surf_px)), offshore)
+
+
+def _shore_zones(water: WaterWindow, z: int, row0: int, col0: int, height: int, width: int
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+    """Where beaches and surf may lie at zoom z <= COAST_MAX_ZOOM, on land and water alike: within BEACH_M of water
+    and within SURF_M of land (1 there, falling to 0 over half a pixel); how far offshore (_offshore_m); and the
+    water share (smooth_water). None where there is no shore, or a beach is under SHORE_MIN_PX wide."""
     px_m = WORLD_M / (TILE_SIZE_PX << z)
     sand_px, surf_px = merc(BEACH_M) / px_m, merc(SURF_M) / px_m
     if sand_px < SHORE_MIN_PX:
@@ -130,10 +164,7 @@ def shore_shares(water: WaterWindow, z: int, row0: int, col0: int, height: int, 
     def around(k: int) -> np.ndarray:  # the window with k pixels more on every side
         return grown[m - k : grown.shape[0] - m + k, m - k : grown.shape[1] - m + k]
 
-    inner = around(0)
-    sand = _within(around(r), r) * (1 - inner) * np.float32(min(1.0, sand_px))
-    surf = _within(1 - around(rs), rs) * inner * np.float32(min(1.0, surf_px))
-    return Shore(sand, surf, _offshore_m(1 - around(rb), rb, px_m))
+    return _within(around(r), r), _within(1 - around(rs), rs), _offshore_m(1 - around(rb), rb, px_m), around(0)
 
 
 def _offshore_m(land: np.ndarray, r: int, px_m: float) -> np.ndarray:
