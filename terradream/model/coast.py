@@ -197,7 +197,7 @@ def _paint_breakers(seed: int, g: Grid, c: np.ndarray, offshore_m: np.ndarray, s
     (BREAKERS), each a band of white water with foam trailing shoreward, wandering in and out with slow noise and
     broken along its length by finer noise; drawn on the rows and columns where the water is near enough."""
     reach_m = merc(BREAKER_M)
-    near = (offshore_m > 0) & (offshore_m < reach_m)
+    near = (offshore_m > 0) & (offshore_m < reach_m) & (sandy > 0)
     if g.px_m > merc(BREAKER_MAX_PX_M) or not near.any():
         return c
     box, b = g.box(near)
