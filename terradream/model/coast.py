@@ -3,7 +3,8 @@
 GSHHG's full-resolution shorelines are traced in places as ~200 m steps (the Tagus at Lisbon is one), which from z12
 on draw as staircases. Water coverage is therefore smoothed over COAST_SMOOTH_M of ground and sharpened back to an
 edge about a pixel wide: a coast is a smooth curve at every zoom, where the data put it to within its own accuracy.
-Beyond COAST_MAX_ZOOM a window's water is that zoom's smoothed coast, upsampled (a wider kernel would only cost).
+Beyond COAST_MAX_ZOOM a window's water is that zoom's smoothed coast, upsampled (a wider kernel would only cost) and
+then sharpened to an edge of the finer zoom's pixels.
 Rivers are lines drawn to their width and are not smoothed. Along sea and lake shores where slow noise allows, land
 within BEACH_M of the water is sand unless the ground is rugged (cliffs), and water within SURF_M of the land breaks
 into foam. Off those shores the surf zone is paler water crossed by lines of breaking waves, drawn at distances
@@ -182,28 +183,31 @@ def _within(a: np.ndarray, r: int) -> np.ndarray:
     return ramp(_box_cols(_box_rows(a, r), r), 0.0, 0.5 / (2 * r + 1))
 
 
-def paint_shore(seed: int, g: Grid, c: np.ndarray, shore: Shore, rugged: np.ndarray) -> np.ndarray:
+def paint_shore(seed: int, g: Grid, c: np.ndarray, shore: Shore, rugged: np.ndarray, water: np.ndarray) -> np.ndarray:
     """Sand, surf and breakers (a Shore) over colours c (H, W, 3) on shores the slow beach noise picks, sand where
-    the ground is not rugged (cliffs), surf broken into foam by finer noise; c is changed in place."""
+    the ground is not rugged (cliffs), surf broken into foam by finer noise, breakers on the water (its share of each
+    pixel, (H, W)); c is changed in place."""
     sandy = ramp(fbm(seed, "beach", g, merc(BEACH_NOISE_M), 2), *BEACH_SHARE)
     c = over(c, shore.sand * sandy * (1 - ramp(rugged, *BEACH_MAX_RUGGEDNESS)), SAND)
     foam = ramp(fbm(seed, "surf", g, merc(SURF_FOAM_M), 3), *SURF_FOAM_SHARE)
     c = over(c, shore.surf * sandy * foam * np.float32(SURF_ALPHA), FOAM)
-    return _paint_breakers(seed, g, c, shore.offshore_m, sandy)
+    return _paint_breakers(seed, g, c, shore.offshore_m, sandy * water)
 
 
 def _paint_breakers(seed: int, g: Grid, c: np.ndarray, offshore_m: np.ndarray, sandy: np.ndarray) -> np.ndarray:
     """The surf zone off a sandy shore: its water paler with stirred sand, crossed by lines of breaking waves
     (BREAKERS), each a band of white water with foam trailing shoreward, wandering in and out with slow noise and
-    broken along its length by finer noise; drawn on the rows and columns where the water is near enough."""
+    broken along its length by finer noise; drawn on the rows and columns where the water is near enough. sandy: how
+    sandy the shore is, on the water only (the distance offshore is a pixel or so off the water line on a curved
+    shore)."""
     reach_m = merc(BREAKER_M)
     near = (offshore_m > 0) & (offshore_m < reach_m) & (sandy > 0)
     if g.px_m > merc(BREAKER_MAX_PX_M) or not near.any():
         return c
     box, b = g.box(near)
     offshore, sandy = offshore_m[box], sandy[box]
-    c[box] = over(c[box], sandy * np.float32(SURF_ZONE_ALPHA) * ramp(-offshore, -reach_m, -0.5 * reach_m) * (offshore > 0),
-                  SURF_ZONE)
+    zone = ramp(-offshore, -reach_m, -0.5 * reach_m)  # paler from the shore out to half the reach, then fading
+    c[box] = over(c[box], sandy * np.float32(SURF_ZONE_ALPHA) * zone, SURF_ZONE)
     drift = fbm(seed, "breaker_drift", b, merc(BREAKER_DRIFT_CELL_M), 4, 0.7)
     drift = np.float32(merc(BREAKER_DRIFT_M)) * (2 * drift - 1)
     froth = ramp(fbm(seed, "surf", b, merc(BREAKER_FROTH_M), 3), 0.25, 0.75)
@@ -237,5 +241,5 @@ def _upsampled(coarse: Callable[[int, int, int, int, int], tuple[np.ndarray, ...
 # what decides the coast's numbers (part of the model version)
 SETTINGS = (COAST_SMOOTH_M, COAST_MAX_ZOOM, EDGE_PX, BEACH_M, SURF_M, SHORE_MIN_PX, BEACH_NOISE_M, BEACH_SHARE,
             BEACH_MAX_RUGGEDNESS, SURF_FOAM_M, SURF_FOAM_SHARE, SURF_ALPHA, SAND, FOAM, BREAKER_M, BREAKERS,
-            BREAKER_DRIFT_M, BREAKER_DRIFT_CELL_M, BREAKER_BREAK_M, BREAKER_SHARE, BREAKER_NOISE_APART, BREAKER_MAX_PX_M, BREAKER_FROTH_M, BREAKER_TRAIL,
-            BREAKER_TRAIL_ALPHA, SURF_ZONE, SURF_ZONE_ALPHA)
+            BREAKER_DRIFT_M, BREAKER_DRIFT_CELL_M, BREAKER_BREAK_M, BREAKER_SHARE, BREAKER_NOISE_APART,
+            BREAKER_MAX_PX_M, BREAKER_FROTH_M, BREAKER_TRAIL, BREAKER_TRAIL_ALPHA, SURF_ZONE, SURF_ZONE_ALPHA)

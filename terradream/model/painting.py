@@ -207,8 +207,8 @@ class StructurePainter:
                      shore: Shore | None, paint: bool, rows: slice) -> np.ndarray:
         """The structure field's colours minus base on some rows of a region: layout, then relief; earth's real
         towns, ruggedness and farmland where this is earth, else ruggedness read from the colours. share: the snow
-        share of the region's pixels (snow_fraction of the sharp upsampled parent); shore: the region's Shore where earth
-        has shores there (shore_shares)."""
+        share of the region's pixels (snow_fraction of the sharp upsampled parent); shore: the region's Shore where
+        earth has shores there (shore_shares)."""
         g, base = Grid(g.x, g.y[rows], g.px_m), base[rows].astype(np.float32)  # every mask follows in float32
         water = None if water is None else water[rows]
         towns = self.places.density(spec.seed, g) if spec.real_water else None
@@ -217,6 +217,6 @@ class StructurePainter:
         rugged = cover_ruggedness(cover) if rugged is None else rugged
         farmland = self.farmland.sample(g) if spec.real_water else None
         painted = layout(spec.seed, g, base, water, paint, towns, cover, rugged, farmland)
-        if shore is not None:
-            painted = paint_shore(spec.seed, g, painted, Shore(*(a[rows] for a in shore)), rugged)
+        if shore is not None and water is not None:  # (a shore is only read with the water)
+            painted = paint_shore(spec.seed, g, painted, Shore(*(a[rows] for a in shore)), rugged, water)
         return shade_relief(spec.seed, g, painted, share[rows], rugged) - base

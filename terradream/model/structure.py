@@ -51,7 +51,7 @@ from terradream.model.towns import (
 )
 from terradream.model.waves import paint_waves
 
-STRUCTURE_REVISION = 34  # bump whenever the layout changes: it is part of the model version, hence of cache keys
+STRUCTURE_REVISION = 35  # bump whenever the layout changes: it is part of the model version, hence of cache keys
 
 
 # ---- land cover from the parent's (low-passed) colours ----

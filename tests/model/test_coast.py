@@ -159,7 +159,7 @@ def paint_breakers_east(z: int, col0: int, width: int) -> tuple[np.ndarray, np.n
     assert shares is not None
     g = Grid.of_window(z, 0, col0, 64, width)
     before = np.full((64, width, 3), 0.3, np.float32)
-    after = paint_shore(7, g, before.copy(), shares, np.ones((64, width), np.float32))
+    after = paint_shore(7, g, before.copy(), shares, np.ones((64, width), np.float32), sea_east(z, 0, col0, 64, width))
     return before, after
 
 
