@@ -108,64 +108,82 @@ def _box_cols(a: np.ndarray, r: int) -> np.ndarray:
 class Shore(NamedTuple):
     """A window's shore, (H, W) each: the share of each pixel that is beach sand (land within BEACH_M of a sea or
     lake shore) and surf (water within SURF_M of one), and how far out from the shore each pixel lies (_offshore_m;
-    merc(BREAKER_M), out on the water, where no shore is near)."""
+    merc(BREAKER_M), out on the water, where no shore is near or no breakers are drawn)."""
 
     sand: np.ndarray
     surf: np.ndarray
     offshore_m: np.ndarray
 
+    def present(self) -> Shore | None:
+        """This shore, or None where nothing of it is in the window."""
+        near = bool((np.abs(self.offshore_m) < merc(BREAKER_M)).any())
+        return self if near or self.sand.any() or self.surf.any() else None
+
     def cut(self, part: tuple[slice, slice]) -> Shore | None:
         """The same over a part of the window, or None where no shore is in it."""
-        shore = Shore(self.sand[part], self.surf[part], self.offshore_m[part])
-        near = bool((np.abs(shore.offshore_m) < merc(BREAKER_M)).any())
-        return shore if near or shore.sand.any() or shore.surf.any() else None
+        return Shore(self.sand[part], self.surf[part], self.offshore_m[part]).present()
 
 
-def shore_shares(water: WaterWindow, z: int, row0: int, col0: int, height: int, width: int) -> Shore | None:
-    """A window's Shore, or None where there is none. Where a width is under a pixel, the pixels at the shore are
-    about that share of sand or surf, so its colour enters the cascade's means at the zoom where it is a tenth of a
-    pixel. Finer than COAST_MAX_ZOOM, where sand and surf may lie (and how far offshore) is that zoom's, upsampled
-    and sharpened back to an edge about one of its pixels wide, and the water line between them is this zoom's own
-    (smooth_water)."""
+def water_and_shore(water: WaterWindow, z: int, row0: int, col0: int, height: int, width: int
+                    ) -> tuple[np.ndarray, Shore | None]:
+    """A window's water share (smooth_water's) and its Shore (None where there is none), from one read of the water.
+    Where a width is under a pixel, the pixels at the shore are about that share of sand or surf, so its colour
+    enters the cascade's means at the zoom where it is a tenth of a pixel. Finer than COAST_MAX_ZOOM, where sand and
+    surf may lie (and how far offshore) is that zoom's, upsampled and sharpened back to an edge about one of its
+    pixels wide, and the water line between them is this zoom's own."""
     if z > COAST_MAX_ZOOM:
         def coarse(*w: int) -> tuple[np.ndarray, ...]:
-            zones = _shore_zones(water, *w)
-            return (*(np.zeros(w[-2:], np.float32),) * 2, np.full(w[-2:], merc(BREAKER_M), np.float32)) \
-                if zones is None else zones[:3]
+            blurred, zones = _read_shore(water, *w)
+            far = np.full(w[-2:], merc(BREAKER_M), np.float32)
+            return (blurred, *((np.zeros(w[-2:], np.float32),) * 2 + (far,) if zones is None else zones))
 
-        sand, surf, offshore = _upsampled(coarse, z, row0, col0, height, width)
-        wet = smooth_water(water, z, row0, col0, height, width)
-        fine = Shore(ramp(sand, 0.3, 0.7) * (1 - wet), ramp(surf, 0.3, 0.7) * wet, offshore)
-        return fine.cut((slice(None), slice(None)))
-    zones = _shore_zones(water, z, row0, col0, height, width)
+        blurred, sand, surf, offshore = _upsampled(coarse, z, row0, col0, height, width)
+        wet = _sharpened(blurred, COAST_MAX_ZOOM, 1 << (z - COAST_MAX_ZOOM))
+        return wet, Shore(ramp(sand, 0.3, 0.7) * (1 - wet), ramp(surf, 0.3, 0.7) * wet, offshore).present()
+    blurred, zones = _read_shore(water, z, row0, col0, height, width)
+    wet = _sharpened(blurred, z)
     if zones is None:
-        return None
-    sand_zone, surf_zone, offshore, wet = zones
+        return wet, None
+    sand_zone, surf_zone, offshore = zones
     px_m = WORLD_M / (TILE_SIZE_PX << z)
     sand_px, surf_px = merc(BEACH_M) / px_m, merc(SURF_M) / px_m
-    return Shore(sand_zone * (1 - wet) * np.float32(min(1.0, sand_px)),
-                 surf_zone * wet * np.float32(min(1.0, surf_px)), offshore)
+    return wet, Shore(sand_zone * (1 - wet) * np.float32(min(1.0, sand_px)),
+                      surf_zone * wet * np.float32(min(1.0, surf_px)), offshore)
 
 
-def _shore_zones(water: WaterWindow, z: int, row0: int, col0: int, height: int, width: int
-                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
-    """Where beaches and surf may lie at zoom z <= COAST_MAX_ZOOM, on land and water alike: within BEACH_M of water
-    and within SURF_M of land (1 there, falling to 0 over half a pixel); how far offshore (_offshore_m); and the
-    water share (smooth_water). None where there is no shore, or a beach is under SHORE_MIN_PX wide."""
+def _read_shore(water: WaterWindow, z: int, row0: int, col0: int, height: int, width: int
+                ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray] | None]:
+    """At zoom z <= COAST_MAX_ZOOM, from one read of the water: its coverage over the window under the smoothing
+    filter (_blurred_water), and, on land and water alike, where beaches and surf may lie (within BEACH_M of water
+    and within SURF_M of land: 1 there, falling to 0 over half a pixel) and how far offshore (_offshore_m, where
+    breakers are drawn); None for those where there is no shore, or a beach is under SHORE_MIN_PX wide."""
     px_m = WORLD_M / (TILE_SIZE_PX << z)
     sand_px, surf_px = merc(BEACH_M) / px_m, merc(SURF_M) / px_m
     if sand_px < SHORE_MIN_PX:
-        return None
-    r, rs, rb = max(1, int(round(sand_px))), max(1, int(round(surf_px))), math.ceil(merc(BREAKER_M) / px_m)
+        return _blurred_water(water, z, row0, col0, height, width), None
+    r, rs = max(1, int(round(sand_px))), max(1, int(round(surf_px)))
+    rb = math.ceil(merc(BREAKER_M) / px_m) if breakers_drawn(px_m) else 0
     m = max(r, rb)
-    grown = smooth_water(water, z, row0 - m, col0 - m, height + 2 * m, width + 2 * m)
+    blurred = _blurred_water(water, z, row0 - m, col0 - m, height + 2 * m, width + 2 * m)
+    inner = np.ascontiguousarray(blurred[m:-m, m:-m])
+    grown = _sharpened(blurred, z)
     if not grown.any() or grown.min() == 1.0:
-        return None
+        return inner, None
 
     def around(k: int) -> np.ndarray:  # the window with k pixels more on every side
         return grown[m - k : grown.shape[0] - m + k, m - k : grown.shape[1] - m + k]
 
-    return _within(around(r), r), _within(1 - around(rs), rs), _offshore_m(1 - around(rb), rb, px_m), around(0)
+    offshore = (_offshore_m(1 - around(rb), rb, px_m) if rb else
+                np.full((height, width), merc(BREAKER_M), np.float32))
+    return inner, (_within(around(r), r), _within(1 - around(rs), rs), offshore)
+
+
+def breakers_drawn(px_m: float) -> bool:
+    """Whether the surf zone's breakers are drawn on pixels of px_m (Mercator metres): up to BREAKER_MAX_PX_M.
+
+    >>> breakers_drawn(merc(10.0)), breakers_drawn(merc(40.0))
+    (True, False)"""
+    return px_m <= merc(BREAKER_MAX_PX_M)
 
 
 def _offshore_m(land: np.ndarray, r: int, px_m: float) -> np.ndarray:
@@ -202,7 +220,7 @@ def _paint_breakers(seed: int, g: Grid, c: np.ndarray, offshore_m: np.ndarray, s
     shore)."""
     reach_m = merc(BREAKER_M)
     near = (offshore_m > 0) & (offshore_m < reach_m) & (sandy > 0)
-    if g.px_m > merc(BREAKER_MAX_PX_M) or not near.any():
+    if not breakers_drawn(g.px_m) or not near.any():
         return c
     box, b = g.box(near)
     offshore, sandy = offshore_m[box], sandy[box]

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from terradream.model.atlas import FarmlandAtlas, default_farmland
 from terradream.model.coast import SETTINGS as COAST_SETTINGS
-from terradream.model.coast import Shore, paint_shore, shore_shares, smooth_water
+from terradream.model.coast import Shore, paint_shore, water_and_shore
 from terradream.model.lattice import Grid
 from terradream.model.places import PlaceAtlas, default_places
 from terradream.model.snow import snow_fraction
@@ -82,7 +82,7 @@ def row_bands(rows: int, bands: int) -> list[slice]:
 
 class RealWater(NamedTuple):
     """Earth's real water over a square of global pixels: its share of every pixel (smoothed coasts and rivers) and
-    the shore (shore_shares); None where not known, or no shore is near."""
+    the shore (water_and_shore); None where not known, or no shore is near."""
 
     share: np.ndarray | None
     shore: Shore | None
@@ -153,9 +153,8 @@ class StructurePainter:
         (spec: the window it is for)."""
         if not spec.real_water:
             return RealWater(None, None)
-        water = smooth_water(self.water.water_window, z, row0, col0, size, size)
-        return RealWater(np.maximum(water, self.water.rivers_window(z, row0, col0, size, size)),
-                         shore_shares(self.water.water_window, z, row0, col0, size, size))
+        water, shore = water_and_shore(self.water.water_window, z, row0, col0, size, size)
+        return RealWater(np.maximum(water, self.water.rivers_window(z, row0, col0, size, size)), shore)
 
     def calm_share(self, spec: WindowSpec, real: RealWater) -> np.ndarray:
         """The share of every window pixel where the model's grain is damped, (1, W, W): open water (real's, from
@@ -208,7 +207,7 @@ class StructurePainter:
         """The structure field's colours minus base on some rows of a region: layout, then relief; earth's real
         towns, ruggedness and farmland where this is earth, else ruggedness read from the colours. share: the snow
         share of the region's pixels (snow_fraction of the sharp upsampled parent); shore: the region's Shore where
-        earth has shores there (shore_shares)."""
+        earth has shores there (water_and_shore)."""
         g, base = Grid(g.x, g.y[rows], g.px_m), base[rows].astype(np.float32)  # every mask follows in float32
         water = None if water is None else water[rows]
         towns = self.places.density(spec.seed, g) if spec.real_water else None
@@ -217,6 +216,7 @@ class StructurePainter:
         rugged = cover_ruggedness(cover) if rugged is None else rugged
         farmland = self.farmland.sample(g) if spec.real_water else None
         painted = layout(spec.seed, g, base, water, paint, towns, cover, rugged, farmland)
+        shore = None if shore is None else shore.cut((rows, slice(None)))
         if shore is not None and water is not None:  # (a shore is only read with the water)
-            painted = paint_shore(spec.seed, g, painted, Shore(*(a[rows] for a in shore)), rugged, water)
+            painted = paint_shore(spec.seed, g, painted, shore, rugged, water)
         return shade_relief(spec.seed, g, painted, share[rows], rugged) - base

@@ -13,9 +13,9 @@ from terradream.model.coast import (
     COAST_MAX_ZOOM,
     SURF_M,
     paint_shore,
-    shore_shares,
     smooth_water,
     smoothing_px,
+    water_and_shore,
 )
 from terradream.model.lattice import WORLD_M, Grid, merc
 from terradream.model.water import WaterAtlas, latlon_to_global_px
@@ -103,7 +103,9 @@ def test_sand_and_surf_lie_within_their_widths_of_the_shore(z: int) -> None:
     shore = int(1_000_000 * 2.0 ** (z - 14))
     sand_px, surf_px = merc(BEACH_M) / px_m, merc(SURF_M) / px_m
     col0 = shore - int(3 * sand_px)  # three beach widths of land, then the sea
-    shares = shore_shares(sea_east, z, 500, col0, 8, shore - col0 + int(3 * surf_px))
+    width = shore - col0 + int(3 * surf_px)
+    wet, shares = water_and_shore(sea_east, z, 500, col0, 8, width)
+    np.testing.assert_array_equal(wet, smooth_water(sea_east, z, 500, col0, 8, width))  # the same water, read once
     assert shares is not None
     sand, surf = shares.sand, shares.surf
     tolerance_px = 2 * 2 ** (z - COAST_MAX_ZOOM)  # a pixel where they are read, each side
@@ -113,7 +115,7 @@ def test_sand_and_surf_lie_within_their_widths_of_the_shore(z: int) -> None:
     assert sand[:, int(3 * sand_px) + tolerance_px :].max() == 0.0  # on the water: none
     assert surf[:, : int(3 * sand_px) - tolerance_px].max() == 0.0  # on land: none
     at = int(2 * sand_px)  # a window from inland across the shore to the sea
-    small = shore_shares(sea_east, z, 503, col0 + at, 5, 2 * int(sand_px))
+    small = water_and_shore(sea_east, z, 503, col0 + at, 5, 2 * int(sand_px))[1]
     assert small is not None
     for part, whole in zip(small, shares, strict=True):
         np.testing.assert_array_equal(part, whole[3:, at : at + 2 * int(sand_px)])
@@ -125,12 +127,12 @@ def test_a_beach_under_a_pixel_wide_is_a_share_of_the_shore_pixels() -> None:
     z = 10
     px_m = WORLD_M / (256 << z)
     shore = int(1_000_000 * 2.0 ** (z - 14))
-    shares = shore_shares(sea_east, z, 0, shore - 20, 4, 40)
+    shares = water_and_shore(sea_east, z, 0, shore - 20, 4, 40)[1]
     assert shares is not None
     sand_px = float(shares[0].sum(axis=1).max())  # per row across the shore; the shore's smoothing spreads it a little
     assert 0.8 * merc(BEACH_M) / px_m < sand_px < 1.8 * merc(BEACH_M) / px_m
-    assert shore_shares(stairs, 5, 0, 0, 16, 16) is None  # far under a tenth of a pixel: none
-    assert shore_shares(sea_east, z, 0, shore - 300, 4, 40) is None  # no shore in the window
+    assert water_and_shore(stairs, 5, 0, 0, 16, 16)[1] is None  # far under a tenth of a pixel: none
+    assert water_and_shore(sea_east, z, 0, shore - 300, 4, 40)[1] is None  # no shore in the window
 
 
 @pytest.mark.unit
@@ -141,7 +143,7 @@ def test_the_distance_offshore_grows_with_the_distance_from_a_straight_shore(z: 
     px_m = WORLD_M / (256 << z)
     shore = int(1_000_000 * 2.0 ** (z - 14))
     reach_px = merc(BREAKER_M) / px_m
-    shares = shore_shares(sea_east, z, 0, shore - 10, 4, int(2 * reach_px) + 10)
+    shares = water_and_shore(sea_east, z, 0, shore - 10, 4, int(2 * reach_px) + 10)[1]
     assert shares is not None
     offshore = shares.offshore_m[0]
     assert (offshore[:9] < 0).all()  # land (the shore pixel itself is partly water)
@@ -155,7 +157,7 @@ def test_the_distance_offshore_grows_with_the_distance_from_a_straight_shore(z: 
 def paint_breakers_east(z: int, col0: int, width: int) -> tuple[np.ndarray, np.ndarray]:
     """A window across sea_east's shore painted grey, with its shore drawn as on rugged ground (cliffs: no sand),
     (before, after)."""
-    shares = shore_shares(sea_east, z, 0, col0, 64, width)
+    shares = water_and_shore(sea_east, z, 0, col0, 64, width)[1]
     assert shares is not None
     g = Grid.of_window(z, 0, col0, 64, width)
     before = np.full((64, width, 3), 0.3, np.float32)
