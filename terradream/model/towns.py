@@ -267,7 +267,7 @@ def town_plan(grid: StreetGrid, rb: np.ndarray, style: np.ndarray, town: np.ndar
     sheds = _sheds(grid, rbi) if grid.industry.any() else None
     if sheds is not None:
         building = np.where(grid.industry, sheds.building, building)
-    building = building * town * (1 - parks(grid))
+    building = _on_town_ground(grid, building, town)
     if not roofs:
         return TownPlan(building, np.zeros(0, np.float32), tall)
     # a block's roofs are of one style, mostly its district's (else any, so districts differ by their mix): a block
@@ -291,6 +291,11 @@ def town_plan(grid: StreetGrid, rb: np.ndarray, style: np.ndarray, town: np.ndar
     if sheds is not None:
         roof = np.where(grid.industry[..., None], sheds.roof, roof)
     return TownPlan(building, roof.astype(np.float32), tall)
+
+
+def _on_town_ground(grid: StreetGrid, building: np.ndarray, town: np.ndarray) -> np.ndarray:
+    """Buildings' coverage (H, W) where they stand: on the town's share of the ground, not in parks."""
+    return building * town * (1 - parks(grid))
 
 
 def _city_blocks(grid: StreetGrid, rb: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -365,7 +370,7 @@ def shadows(grid: StreetGrid, rb: np.ndarray, style: np.ndarray, town: np.ndarra
         _, _, fu, fv, hblock = _city_blocks(far, rb)
         tall, slabs = _flats(far, fu, fv, hblock)
         if slabs is not None:
-            shade = np.maximum(shade, np.where(tall, slabs, np.float32(0)) * town * (1 - parks(far)))
+            shade = np.maximum(shade, _on_town_ground(far, np.where(tall, slabs, np.float32(0)), town))
     return shade * (1 - plan.building)
 
 
