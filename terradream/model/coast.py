@@ -6,10 +6,12 @@ edge about a pixel wide: a coast is a smooth curve at every zoom, where the data
 Beyond COAST_MAX_ZOOM a window's water is that zoom's smoothed coast, upsampled (a wider kernel would only cost) and
 then sharpened to an edge of the finer zoom's pixels.
 Rivers are lines drawn to their width and are not smoothed. Along sea and lake shores where slow noise allows, land
-within BEACH_M of the water is sand unless the ground is rugged (cliffs), and water within SURF_M of the land breaks
-into foam. Off those shores the surf zone is paler water crossed by lines of breaking waves, drawn at distances
-from the shore read back from a box mean of the land (exact across a straight shore, and a smooth function of
-global pixels, so it upsamples like the shares). Every value is a function of global pixels only.
+within BEACH_M of the water is sand unless the ground is rugged (cliffs). Where the water is open (not a lake or an
+estuary), water within SURF_M of the land breaks into foam, and off sandy shores the surf zone is paler water crossed
+by lines of breaking waves. All are drawn by their distance from the shore, read back from a box mean of the land
+(exact across a straight shore, and a smooth function of global pixels, so it upsamples), and cover each pixel by
+their area in it: a zoom's pixels average to the coarser zoom's, which the cascade keeps, so a beach is as bright at
+z18 as it is painted. Every value is a function of global pixels only.
 """
 
 from __future__ import annotations
@@ -29,6 +31,9 @@ EDGE_PX = 1.5  # width of the sharpened shoreline, in pixels
 BEACH_M = 70.0  # how far sand reaches inland from a sea or lake shore (ground metres)
 SURF_M = 25.0  # how far surf reaches out from such a shore (ground metres)
 SHORE_MIN_PX = 0.1  # beaches and surf from where BEACH_M is this much of a pixel
+# Waves break where the open water around a shore is wide: the share of water within EXPOSURE_RADIUS_PX pixels of
+# zoom EXPOSURE_ZOOM (~25 km) over which surf and breakers fade in. Lakes and estuaries read under it.
+EXPOSURE_ZOOM, EXPOSURE_RADIUS_PX, EXPOSED_SHARE = 6, 12, (0.27, 0.37)
 SURF_FOAM_M, SURF_FOAM_SHARE, SURF_ALPHA = 40.0, (0.35, 0.65), 0.75  # foam noise (cell, ground metres) and cover
 BEACH_NOISE_M, BEACH_SHARE = 6000.0, (0.42, 0.5)  # slow noise (cell, ground metres) over which shores turn sandy
 BEACH_MAX_RUGGEDNESS = (0.3, 0.6)  # ruggedness over which beaches give way to cliffs
@@ -39,7 +44,6 @@ BREAKERS = ((16.0, 6.0), (45.0, 10.0), (85.0, 9.0), (130.0, 7.0))  # lines of br
 BREAKER_DRIFT_M, BREAKER_DRIFT_CELL_M = 30.0, 250.0  # a line wanders in and out this far over about this much shore
 BREAKER_BREAK_M, BREAKER_SHARE = 150.0, (0.3, 0.55)  # noise (cell, ground metres) that breaks a line, and its cover
 BREAKER_NOISE_APART = 7.3  # lines read that noise this many cells apart, so each breaks in its own places
-BREAKER_MAX_PX_M = 20.0  # the surf zone is drawn on pixels up to this size (ground metres): its lines are ~10 m wide
 BREAKER_FROTH_M = 12.0  # the white water's texture (noise cell, ground metres)
 BREAKER_TRAIL, BREAKER_TRAIL_ALPHA = 4.0, 0.6  # foam trails shoreward of a line over this many half-widths, fading
 SURF_ZONE, SURF_ZONE_ALPHA = (0.45, 0.55, 0.55), 0.35  # the surf zone's water: paler, with stirred-up sand
@@ -62,7 +66,7 @@ def smooth_water(water: WaterWindow, z: int, row0: int, col0: int, height: int, 
     Finer than COAST_MAX_ZOOM, that zoom's smoothed coverage is upsampled before it is sharpened, to an edge as many
     of these pixels wide as it is there: upsampling a sharp edge would draw its pixels as a sawtooth."""
     if z > COAST_MAX_ZOOM:
-        blurred = _upsampled(lambda *w: (_blurred_water(water, *w),), z, row0, col0, height, width)[0]
+        blurred = _upsampled(lambda *w: (_blurred_water(water, *w),), COAST_MAX_ZOOM, z, row0, col0, height, width)[0]
         return _sharpened(blurred, COAST_MAX_ZOOM, 1 << (z - COAST_MAX_ZOOM))
     return _sharpened(_blurred_water(water, z, row0, col0, height, width), z)
 
@@ -107,12 +111,13 @@ def _box_cols(a: np.ndarray, r: int) -> np.ndarray:
 
 class Shore(NamedTuple):
     """A window's shore, (H, W) each: the share of each pixel that is beach sand (land within BEACH_M of a sea or
-    lake shore) and surf (water within SURF_M of one), and how far out from the shore each pixel lies (_offshore_m;
-    merc(BREAKER_M), out on the water, where no shore is near or no breakers are drawn)."""
+    lake shore) and surf (water within SURF_M of one), how far out from the shore each pixel lies (_offshore_m,
+    Mercator metres, negative inland), and how open the water off it is, 0 to 1 (_exposure: where waves break)."""
 
     sand: np.ndarray
     surf: np.ndarray
     offshore_m: np.ndarray
+    exposed: np.ndarray
 
     def present(self) -> Shore | None:
         """This shore, or None where nothing of it is in the window."""
@@ -121,106 +126,112 @@ class Shore(NamedTuple):
 
     def cut(self, part: tuple[slice, slice]) -> Shore | None:
         """The same over a part of the window, or None where no shore is in it."""
-        return Shore(self.sand[part], self.surf[part], self.offshore_m[part]).present()
+        return Shore(*(a[part] for a in self)).present()
 
 
 def water_and_shore(water: WaterWindow, z: int, row0: int, col0: int, height: int, width: int
                     ) -> tuple[np.ndarray, Shore | None]:
     """A window's water share (smooth_water's) and its Shore (None where there is none), from one read of the water.
-    Where a width is under a pixel, the pixels at the shore are about that share of sand or surf, so its colour
-    enters the cascade's means at the zoom where it is a tenth of a pixel. Finer than COAST_MAX_ZOOM, where sand and
-    surf may lie (and how far offshore) is that zoom's, upsampled and sharpened back to an edge about one of its
-    pixels wide, and the water line between them is this zoom's own."""
-    if z > COAST_MAX_ZOOM:
-        def coarse(*w: int) -> tuple[np.ndarray, ...]:
-            blurred, zones = _read_shore(water, *w)
-            far = np.full(w[-2:], merc(BREAKER_M), np.float32)
-            return (blurred, *((np.zeros(w[-2:], np.float32),) * 2 + (far,) if zones is None else zones))
-
-        blurred, sand, surf, offshore = _upsampled(coarse, z, row0, col0, height, width)
-        wet = _sharpened(blurred, COAST_MAX_ZOOM, 1 << (z - COAST_MAX_ZOOM))
-        return wet, Shore(ramp(sand, 0.3, 0.7) * (1 - wet), ramp(surf, 0.3, 0.7) * wet, offshore).present()
-    blurred, zones = _read_shore(water, z, row0, col0, height, width)
-    wet = _sharpened(blurred, z)
-    if zones is None:
-        return wet, None
-    sand_zone, surf_zone, offshore = zones
+    Sand and surf are the parts of each pixel's land and water within BEACH_M and SURF_M of the shore (_shares), so a
+    zoom's shares average to the next coarser zoom's: a beach's colour enters the cascade with its share of the
+    pixel where it is a tenth of one, and no zoom adds or takes away what its parents hold. Finer than
+    COAST_MAX_ZOOM, the distance offshore is that zoom's, upsampled, and the water line this zoom's own."""
     px_m = WORLD_M / (TILE_SIZE_PX << z)
-    sand_px, surf_px = merc(BEACH_M) / px_m, merc(SURF_M) / px_m
-    return wet, Shore(sand_zone * (1 - wet) * np.float32(min(1.0, sand_px)),
-                      surf_zone * wet * np.float32(min(1.0, surf_px)), offshore)
+    if z > COAST_MAX_ZOOM:
+        def coarse(*w: int) -> tuple[np.ndarray, np.ndarray]:
+            blurred, offshore = _read_shore(water, *w)
+            if offshore is None:  # no shore near: far inland or far out, which gives no sand or surf either way
+                reach_m = np.float32(merc(BREAKER_M))
+                offshore = np.where(blurred >= 0.5, reach_m, -reach_m).astype(np.float32)
+            return blurred, offshore
+
+        blurred, offshore = _upsampled(coarse, COAST_MAX_ZOOM, z, row0, col0, height, width)
+        wet = _sharpened(blurred, COAST_MAX_ZOOM, 1 << (z - COAST_MAX_ZOOM))
+    else:
+        blurred, offshore = _read_shore(water, z, row0, col0, height, width)
+        wet = _sharpened(blurred, z)
+        if offshore is None:
+            return wet, None
+    sand, surf = _shares(wet, offshore, px_m)
+    if Shore(sand, surf, offshore, surf).present() is None:
+        return wet, None
+    return wet, Shore(sand, surf, offshore, _exposure(water, z, row0, col0, height, width))
+
+
+def _exposure(water: WaterWindow, z: int, row0: int, col0: int, height: int, width: int) -> np.ndarray:
+    """How open the water around each pixel of a window at zoom z > EXPOSURE_ZOOM is, 0 to 1: the water's share of
+    a box EXPOSURE_RADIUS_PX pixels of EXPOSURE_ZOOM wide each way, ramped over EXPOSED_SHARE and upsampled."""
+    r = EXPOSURE_RADIUS_PX
+
+    def coarse(z_from: int, r0: int, c0: int, h: int, w: int) -> tuple[np.ndarray]:
+        share = _box_cols(_box_rows(water(z_from, r0 - r, c0 - r, h + 2 * r, w + 2 * r), r), r)
+        return (ramp(share, *EXPOSED_SHARE).astype(np.float32),)
+
+    return _upsampled(coarse, EXPOSURE_ZOOM, z, row0, col0, height, width)[0]
+
+
+def _shares(wet: np.ndarray, offshore_m: np.ndarray, px_m: float) -> tuple[np.ndarray, np.ndarray]:
+    """Sand and surf shares of pixels px_m wide: the land of a pixel less its part further inland than BEACH_M, the
+    water less its part further out than SURF_M (each pixel taken as px_m across the shore, centred where
+    offshore_m puts it)."""
+    def beyond(d_m: np.ndarray) -> np.ndarray:  # the part of a pixel further than d_m from its centre, outwards
+        return np.clip(d_m / np.float32(px_m) + np.float32(0.5), 0.0, 1.0)
+
+    inland = beyond(-offshore_m - np.float32(merc(BEACH_M)))
+    out = beyond(offshore_m - np.float32(merc(SURF_M)))
+    return np.clip(1 - wet - inland, 0.0, 1.0), np.clip(wet - out, 0.0, 1.0)
 
 
 def _read_shore(water: WaterWindow, z: int, row0: int, col0: int, height: int, width: int
-                ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray] | None]:
+                ) -> tuple[np.ndarray, np.ndarray | None]:
     """At zoom z <= COAST_MAX_ZOOM, from one read of the water: its coverage over the window under the smoothing
-    filter (_blurred_water), and, on land and water alike, where beaches and surf may lie (within BEACH_M of water
-    and within SURF_M of land: 1 there, falling to 0 over half a pixel) and how far offshore (_offshore_m, where
-    breakers are drawn); None for those where there is no shore, or a beach is under SHORE_MIN_PX wide."""
+    filter (_blurred_water), and how far offshore each pixel lies (_offshore_m, out past the beach and the breakers);
+    None for that where there is no shore, or a beach is under SHORE_MIN_PX wide."""
     px_m = WORLD_M / (TILE_SIZE_PX << z)
-    sand_px, surf_px = merc(BEACH_M) / px_m, merc(SURF_M) / px_m
+    sand_px = merc(BEACH_M) / px_m
     if sand_px < SHORE_MIN_PX:
         return _blurred_water(water, z, row0, col0, height, width), None
-    r, rs = max(1, int(round(sand_px))), max(1, int(round(surf_px)))
-    rb = math.ceil(merc(BREAKER_M) / px_m) if breakers_drawn(px_m) else 0
-    m = max(r, rb)
+    m = max(math.ceil(max(sand_px, merc(SURF_M) / px_m)) + 1, math.ceil(merc(BREAKER_M) / px_m))
     blurred = _blurred_water(water, z, row0 - m, col0 - m, height + 2 * m, width + 2 * m)
     inner = np.ascontiguousarray(blurred[m:-m, m:-m])
     grown = _sharpened(blurred, z)
     if not grown.any() or grown.min() == 1.0:
         return inner, None
-
-    def around(k: int) -> np.ndarray:  # the window with k pixels more on every side
-        return grown[m - k : grown.shape[0] - m + k, m - k : grown.shape[1] - m + k]
-
-    offshore = (_offshore_m(1 - around(rb), rb, px_m) if rb else
-                np.full((height, width), merc(BREAKER_M), np.float32))
-    return inner, (_within(around(r), r), _within(1 - around(rs), rs), offshore)
+    return inner, _offshore_m(1 - grown, m, px_m, max(merc(BREAKER_M), merc(BEACH_M) + px_m))  # past the beach
 
 
-def breakers_drawn(px_m: float) -> bool:
-    """Whether the surf zone's breakers are drawn on pixels of px_m (Mercator metres): up to BREAKER_MAX_PX_M.
-
-    >>> breakers_drawn(merc(10.0)), breakers_drawn(merc(40.0))
-    (True, False)"""
-    return px_m <= merc(BREAKER_MAX_PX_M)
-
-
-def _offshore_m(land: np.ndarray, r: int, px_m: float) -> np.ndarray:
-    """How far out from the shore each pixel lies, in Mercator metres (negative inland), within +-merc(BREAKER_M):
-    across a straight shore a box mean of the land share (land, r >= BREAKER_M pixels more on every side than the
-    window) falls linearly with the distance, which gives it back; further out or in it is +-merc(BREAKER_M)."""
+def _offshore_m(land: np.ndarray, r: int, px_m: float, reach_m: float) -> np.ndarray:
+    """How far out from the shore each pixel lies, in Mercator metres (negative inland), within +-reach_m: across a
+    straight shore a box mean of the land share (land, r pixels more on every side than the window) falls linearly
+    with the distance, which gives it back to (r + 0.5) pixels; further out or in it is +-reach_m."""
     near = _box_cols(_box_rows(land, r), r)
-    reach_m = np.float32(merc(BREAKER_M))
-    return np.clip((np.float32(r + 0.5) - near * np.float32(2 * r + 1)) * np.float32(px_m), -reach_m, reach_m)
+    reach = np.float32(reach_m)
+    return np.clip((np.float32(r + 0.5) - near * np.float32(2 * r + 1)) * np.float32(px_m), -reach, reach)
 
 
-def _within(a: np.ndarray, r: int) -> np.ndarray:
-    """Whether any of a (a share in [0, 1]) lies within r pixels (box), on a's inner part (r pixels less each side):
-    1 up to r pixels from it, falling to 0 over the next half pixel."""
-    return ramp(_box_cols(_box_rows(a, r), r), 0.0, 0.5 / (2 * r + 1))
-
-
-def paint_shore(seed: int, g: Grid, c: np.ndarray, shore: Shore, rugged: np.ndarray, water: np.ndarray) -> np.ndarray:
-    """Sand, surf and breakers (a Shore) over colours c (H, W, 3) on shores the slow beach noise picks, sand where
-    the ground is not rugged (cliffs), surf broken into foam by finer noise, breakers on the water (its share of each
-    pixel, (H, W)); c is changed in place."""
+def paint_shore(seed: int, g: Grid, land: np.ndarray, sea: np.ndarray, shore: Shore, rugged: np.ndarray,
+                water: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sand on the land's colours and surf and breakers on the water's (H, W, 3 each, of whole pixels; changed in
+    place), on shores the slow beach noise picks: sand where the ground is not rugged (cliffs), surf broken into foam
+    by finer noise. water: the water's share of each pixel, which the shore's shares of sand and surf are parts of."""
     sandy = ramp(fbm(seed, "beach", g, merc(BEACH_NOISE_M), 2), *BEACH_SHARE)
-    c = over(c, shore.sand * sandy * (1 - ramp(rugged, *BEACH_MAX_RUGGEDNESS)), SAND)
+    of_land = np.clip(shore.sand / np.maximum(1 - water, np.float32(1e-6)), 0.0, 1.0)
+    land = over(land, of_land * sandy * (1 - ramp(rugged, *BEACH_MAX_RUGGEDNESS)), SAND)
     foam = ramp(fbm(seed, "surf", g, merc(SURF_FOAM_M), 3), *SURF_FOAM_SHARE)
-    c = over(c, shore.surf * sandy * foam * np.float32(SURF_ALPHA), FOAM)
-    return _paint_breakers(seed, g, c, shore.offshore_m, sandy * water)
+    of_water = np.clip(shore.surf / np.maximum(water, np.float32(1e-6)), 0.0, 1.0)
+    breaking = sandy * shore.exposed
+    sea = over(sea, of_water * breaking * foam * np.float32(SURF_ALPHA), FOAM)
+    return land, _paint_breakers(seed, g, sea, shore.offshore_m, breaking)
 
 
 def _paint_breakers(seed: int, g: Grid, c: np.ndarray, offshore_m: np.ndarray, sandy: np.ndarray) -> np.ndarray:
-    """The surf zone off a sandy shore: its water paler with stirred sand, crossed by lines of breaking waves
-    (BREAKERS), each a band of white water with foam trailing shoreward, wandering in and out with slow noise and
-    broken along its length by finer noise; drawn on the rows and columns where the water is near enough. sandy: how
-    sandy the shore is, on the water only (the distance offshore is a pixel or so off the water line on a curved
-    shore)."""
+    """The surf zone off a sandy shore, on the water's colours c: its water paler with stirred sand, crossed by lines
+    of breaking waves (BREAKERS), each a band of white water with foam trailing shoreward, wandering in and out with
+    slow noise and broken along its length by finer noise; drawn on the rows and columns where the water is near
+    enough. sandy: how sandy the shore is and how open the water (both 0 to 1)."""
     reach_m = merc(BREAKER_M)
     near = (offshore_m > 0) & (offshore_m < reach_m) & (sandy > 0)
-    if not breakers_drawn(g.px_m) or not near.any():
+    if not near.any():
         return c
     box, b = g.box(near)
     offshore, sandy = offshore_m[box], sandy[box]
@@ -241,23 +252,23 @@ def _paint_breakers(seed: int, g: Grid, c: np.ndarray, offshore_m: np.ndarray, s
     return c
 
 
-def _upsampled(coarse: Callable[[int, int, int, int, int], tuple[np.ndarray, ...]], z: int, row0: int, col0: int,
-               height: int, width: int) -> tuple[np.ndarray, ...]:
-    """Bilinear upsample of the arrays coarse gives for one window at COAST_MAX_ZOOM (read once) onto a window at
-    zoom z > COAST_MAX_ZOOM (pixel centres to pixel centres; every weight is exact in binary, so any window gives a
-    pixel the same value)."""
-    scale = 1 << (z - COAST_MAX_ZOOM)
+def _upsampled(coarse: Callable[[int, int, int, int, int], tuple[np.ndarray, ...]], z_from: int, z: int, row0: int,
+               col0: int, height: int, width: int) -> tuple[np.ndarray, ...]:
+    """Bilinear upsample of the arrays coarse gives for one window at zoom z_from (read once) onto a window at zoom
+    z > z_from (pixel centres to pixel centres; every weight is exact in binary, so any window gives a pixel the
+    same value)."""
+    scale = 1 << (z - z_from)
     rows = (np.arange(row0, row0 + height) + 0.5) / scale - 0.5  # positions in coarse pixel indices
     cols = (np.arange(col0, col0 + width) + 0.5) / scale - 0.5
     r_lo, c_lo = math.floor(rows[0]), math.floor(cols[0])
-    values = coarse(COAST_MAX_ZOOM, r_lo, c_lo, math.floor(rows[-1]) - r_lo + 2, math.floor(cols[-1]) - c_lo + 2)
+    values = coarse(z_from, r_lo, c_lo, math.floor(rows[-1]) - r_lo + 2, math.floor(cols[-1]) - c_lo + 2)
     ri, ci = np.floor(rows).astype(np.intp) - r_lo, np.floor(cols).astype(np.intp) - c_lo
     rt, ct = (rows - np.floor(rows)).astype(np.float32), (cols - np.floor(cols)).astype(np.float32)
     return tuple(separable_lerp(v, (ri, rt), (ci, ct)).astype(np.float32) for v in values)
 
 
 # what decides the coast's numbers (part of the model version)
-SETTINGS = (COAST_SMOOTH_M, COAST_MAX_ZOOM, EDGE_PX, BEACH_M, SURF_M, SHORE_MIN_PX, BEACH_NOISE_M, BEACH_SHARE,
-            BEACH_MAX_RUGGEDNESS, SURF_FOAM_M, SURF_FOAM_SHARE, SURF_ALPHA, SAND, FOAM, BREAKER_M, BREAKERS,
-            BREAKER_DRIFT_M, BREAKER_DRIFT_CELL_M, BREAKER_BREAK_M, BREAKER_SHARE, BREAKER_NOISE_APART,
-            BREAKER_MAX_PX_M, BREAKER_FROTH_M, BREAKER_TRAIL, BREAKER_TRAIL_ALPHA, SURF_ZONE, SURF_ZONE_ALPHA)
+SETTINGS = (COAST_SMOOTH_M, COAST_MAX_ZOOM, EDGE_PX, BEACH_M, SURF_M, SHORE_MIN_PX, EXPOSURE_ZOOM, EXPOSURE_RADIUS_PX,
+            EXPOSED_SHARE, BEACH_NOISE_M, BEACH_SHARE, BEACH_MAX_RUGGEDNESS, SURF_FOAM_M, SURF_FOAM_SHARE, SURF_ALPHA,
+            SAND, FOAM, BREAKER_M, BREAKERS, BREAKER_DRIFT_M, BREAKER_DRIFT_CELL_M, BREAKER_BREAK_M, BREAKER_SHARE,
+            BREAKER_NOISE_APART, BREAKER_FROTH_M, BREAKER_TRAIL, BREAKER_TRAIL_ALPHA, SURF_ZONE, SURF_ZONE_ALPHA)

@@ -31,7 +31,6 @@ from terradream.model.water import WaterAtlas, default_atlas
 STRUCTURE_BASE_RADIUS_PX = 8  # land cover for the structure field is read from the parent blurred this much
 CALM_SNOW_SHARE = 0.8  # snowfields are calmed as if this much water
 CALM_SAND_SHARE = 0.8  # ... and the sand along shores
-WATER_MAX_ZOOM = 14  # finest zoom at which earth's real water is painted (~100 m data); finer zooms carry it on
 STRUCTURE_BANDS = 2  # horizontal bands a window's structure is painted in, one thread each (the same numbers)
 
 
@@ -127,7 +126,7 @@ class StructurePainter:
     @property
     def identity(self) -> str:
         """What decides the painted numbers (besides the model): part of the model version, hence of cache keys."""
-        return (f"structure/{STRUCTURE_REVISION}/{STRUCTURE_BASE_RADIUS_PX}/{WATER_MAX_ZOOM}/{CALM_SNOW_SHARE}/"
+        return (f"structure/{STRUCTURE_REVISION}/{STRUCTURE_BASE_RADIUS_PX}/{CALM_SNOW_SHARE}/"
                 f"{CALM_SAND_SHARE}/{self.water.identity}/{COAST_SETTINGS}/{self.places.identity}/"
                 f"{self.relief.identity}/{self.farmland.identity}")
 
@@ -187,14 +186,12 @@ class StructurePainter:
         # how much of each pixel is snow is read sharp: a blur would spread a dark parent pixel's share around it
         share = snow_fraction(up[0, :, at : at + grown, at : at + grown].permute(1, 2, 0).numpy())
         here_px = (spec.z, spec.row0 + at, spec.col0 + at, grown)
-        # real water masks land cover at every zoom; it is painted only up to WATER_MAX_ZOOM
         water, shore = self._real_water(spec, *here_px) if window is None else window.cut(at, grown)
-        paint = spec.z <= WATER_MAX_ZOOM
         here = Grid.of_window(*here_px, grown)
         rows = row_bands(grown, self.bands)
-        others = [self._band_work.submit(self._layout_rows, spec, here, base, share, water, shore, paint, rows[i])
+        others = [self._band_work.submit(self._layout_rows, spec, here, base, share, water, shore, rows[i])
                   for i in range(1, self.bands)]
-        parts = [self._layout_rows(spec, here, base, share, water, shore, paint, rows[0])]
+        parts = [self._layout_rows(spec, here, base, share, water, shore, rows[0])]
         parts += [f.result() for f in others]
         change = torch.from_numpy(np.concatenate(parts)).permute(2, 0, 1)[None].float()
         band = change[0, :, 2:-2, 2:-2] - upsample2_bilinear(F.avg_pool2d(change, 2))[0]
@@ -203,7 +200,7 @@ class StructurePainter:
         return detail
 
     def _layout_rows(self, spec: WindowSpec, g: Grid, base: np.ndarray, share: np.ndarray, water: np.ndarray | None,
-                     shore: Shore | None, paint: bool, rows: slice) -> np.ndarray:
+                     shore: Shore | None, rows: slice) -> np.ndarray:
         """The structure field's colours minus base on some rows of a region: layout, then relief; earth's real
         towns, ruggedness and farmland where this is earth, else ruggedness read from the colours. share: the snow
         share of the region's pixels (snow_fraction of the sharp upsampled parent); shore: the region's Shore where
@@ -215,8 +212,8 @@ class StructurePainter:
         rugged = self.relief.sample(g) if spec.real_water else None
         rugged = cover_ruggedness(cover) if rugged is None else rugged
         farmland = self.farmland.sample(g) if spec.real_water else None
-        painted = layout(spec.seed, g, base, water, paint, towns, cover, rugged, farmland)
         shore = None if shore is None else shore.cut((rows, slice(None)))
-        if shore is not None and water is not None:  # (a shore is only read with the water)
-            painted = paint_shore(spec.seed, g, painted, shore, rugged, water)
+        on_shore = None if shore is None or water is None else (  # (a shore is only read with the water)
+            lambda land, sea: paint_shore(spec.seed, g, land, sea, shore, rugged, water))
+        painted = layout(spec.seed, g, base, water, True, towns, cover, rugged, farmland, on_shore)
         return shade_relief(spec.seed, g, painted, share[rows], rugged) - base

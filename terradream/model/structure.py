@@ -14,6 +14,7 @@ town districts).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -51,7 +52,10 @@ from terradream.model.towns import (
 )
 from terradream.model.waves import paint_waves
 
-STRUCTURE_REVISION = 35  # bump whenever the layout changes: it is part of the model version, hence of cache keys
+# (land colours, water colours) of every pixel, each (H, W, 3) -> the same with a shore painted on them
+ShorePaint = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
+
+STRUCTURE_REVISION = 36  # bump whenever the layout changes: it is part of the model version, hence of cache keys
 
 
 # ---- land cover from the parent's (low-passed) colours ----
@@ -294,7 +298,7 @@ def _wild_mottle(seed: int, g: Grid, c: np.ndarray, wild: np.ndarray, leafy: np.
 def layout(seed: int, g: Grid, base: np.ndarray, water: np.ndarray | None = None,
            paint: bool = True, towns: np.ndarray | None = None,
            cover: dict[str, np.ndarray] | None = None, rugged: np.ndarray | None = None,
-           farmland: np.ndarray | None = None) -> np.ndarray:
+           farmland: np.ndarray | None = None, shore: ShorePaint | None = None) -> np.ndarray:
     """The structure painted over base (H, W, 3) colours in [0, 1], at the grid's pixel size: new colours (H, W, 3).
 
     water: real water coverage (H, W) where known (earth), else water is read from the colours; it is painted when
@@ -307,12 +311,17 @@ def layout(seed: int, g: Grid, base: np.ndarray, water: np.ndarray | None = None
     farmland: how likely the land is farmed (H, W) in [0, 1], where known (earth, terradream.model.atlas): it moves
     the threshold of farmed districts by up to FARM_LIKELY_SHIFT, so farm belts are mostly fields and rainforest
     and taiga hardly any; 0.5 or None leaves it as it is.
+    shore: paints a shore on the land's and the water's colours (each of a whole pixel) before the water is laid
+    over the land by its share, so a pixel that is part sand, part surf is the mix of the two by area, as the next
+    zoom's pixels average to.
     Water, painted or not, gets waves (terradream.model.waves) where they are a few pixels long."""
     cover = land_cover(base) if cover is None else dict(cover)
     c = base.astype(np.float32)
     if water is not None and paint:
         c, water_colour = dry_coast(c, cover, water)
         c = _land(seed, g, c, cover, towns, rugged, farmland)
+        if shore is not None:
+            c, water_colour = shore(c, water_colour)
         c = c + water[..., None] * (water_colour - c)
     else:
         if water is not None:

@@ -9,9 +9,9 @@ import pytest
 from terradream.model.coast import (
     BEACH_M,
     BREAKER_M,
-    BREAKER_MAX_PX_M,
     COAST_MAX_ZOOM,
     SURF_M,
+    WaterWindow,
     paint_shore,
     smooth_water,
     smoothing_px,
@@ -154,15 +154,17 @@ def test_the_distance_offshore_grows_with_the_distance_from_a_straight_shore(z: 
     assert (offshore[10:][out_px > 1.2 * reach_px] == np.float32(merc(BREAKER_M))).all()
 
 
-def paint_breakers_east(z: int, col0: int, width: int) -> tuple[np.ndarray, np.ndarray]:
-    """A window across sea_east's shore painted grey, with its shore drawn as on rugged ground (cliffs: no sand),
-    (before, after)."""
-    shares = water_and_shore(sea_east, z, 0, col0, 64, width)[1]
+def paint_breakers_east(z: int, col0: int, width: int, water: WaterWindow | None = None, height: int = 64,
+                        row0: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A window across a shore (sea_east's unless given) painted grey, with its shore drawn as on rugged ground
+    (cliffs: no sand) and the water laid over the land by its share, as the layout does: (before, after)."""
+    water = sea_east if water is None else water
+    wet, shares = water_and_shore(water, z, row0, col0, height, width)
     assert shares is not None
-    g = Grid.of_window(z, 0, col0, 64, width)
-    before = np.full((64, width, 3), 0.3, np.float32)
-    after = paint_shore(7, g, before.copy(), shares, np.ones((64, width), np.float32), sea_east(z, 0, col0, 64, width))
-    return before, after
+    g = Grid.of_window(z, row0, col0, height, width)
+    before = np.full((height, width, 3), 0.3, np.float32)
+    land, sea = paint_shore(7, g, before.copy(), before.copy(), shares, np.ones((height, width), np.float32), wet)
+    return before, land + wet[..., None] * (sea - land)
 
 
 @pytest.mark.unit
@@ -174,13 +176,53 @@ def test_waves_break_in_lines_off_a_sandy_shore_and_nowhere_else() -> None:
     before, after = paint_breakers_east(z, shore - 10, 2 * reach_px)
     white = (after - before).mean(axis=-1) > 0.2
     cols = np.nonzero(white.any(axis=0))[0]
-    assert cols.size and cols.min() >= 10 and cols.max() < 10 + 1.3 * reach_px  # on the water, near the shore
+    assert cols.size and cols.min() >= 9 and cols.max() < 10 + 1.3 * reach_px  # on the water, near the shore
     lines = np.diff(white[:, 10:].astype(np.int8), axis=1) == 1  # where white water starts, walking out to sea
     assert 3 <= np.median(lines.sum(axis=1)) <= 12  # a few lines across each row, not a wash
     assert 0.05 < white[:, 10 : 10 + reach_px].mean() < 0.6
     _, part = paint_breakers_east(z, shore + 7, reach_px)  # another window: a pixel gets the same colour
     np.testing.assert_array_equal(part, after[:, 17 : 17 + reach_px])
-    coarse = next(z for z in range(17, 5, -1) if WORLD_M / (256 << z) > merc(BREAKER_MAX_PX_M))
-    shore = int(1_000_000 * 2.0 ** (coarse - 14))
-    before, after = paint_breakers_east(coarse, shore + 2, 16)  # water only, beyond the swash: no lines this coarse
-    np.testing.assert_array_equal(after, before)
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("z", [10, 12, COAST_MAX_ZOOM, COAST_MAX_ZOOM + 2])
+def test_a_zoom_paints_the_shore_its_children_average_to(z: int) -> None:
+    """Sand, surf and breakers cover a pixel by their area in it at every zoom, so the next zoom's 2 x 2 means are
+    the pixel's colour: the cascade, which keeps those means, then draws the beach as bright as it is painted."""
+    reach_px = merc(BREAKER_M) / (WORLD_M / (256 << z))
+    col0 = int(1_000_000 * 2.0 ** (z - 14) - merc(BEACH_M) / (WORLD_M / (256 << z))) - 4
+    width = int(reach_px) + 12
+    for col in (col0, col0 + 1):  # shores at either phase of the coarse grid
+        before, coarse = paint_breakers_east(z, col, width)
+        _, fine = paint_breakers_east(z + 1, 2 * col, 2 * width, height=128)
+        means = fine.reshape(64, 2, width, 2, 3).mean(axis=(1, 3))
+        across = (coarse - before).mean(axis=(0, 2)), (means - before).mean(axis=(0, 2))  # per column
+        assert float(np.abs(across[1]).sum()) > 0.15  # something is painted (in brightness x pixels)
+        assert float(np.abs(across[0] - across[1]).sum()) < 0.15, z  # and it averages to the coarser zoom's
+        assert abs(float(across[0].sum() - across[1].sum())) < 0.08, z
+    wet, shore = water_and_shore(sea_east, z, 0, col0, 8, width)
+    wet2, shore2 = water_and_shore(sea_east, z + 1, 0, 2 * col0, 16, 2 * width)
+    assert shore is not None and shore2 is not None
+    for coarse_share, fine_share in ((shore.sand, shore2.sand), (shore.surf, shore2.surf)):
+        np.testing.assert_allclose(coarse_share.sum(axis=1), fine_share.sum(axis=1)[::2] / 2, atol=0.1)
+
+
+def lake(z: int, row0: int, col0: int, height: int, width: int) -> np.ndarray:
+    """A lake 2 km across (a disc of water), the same ground at every zoom."""
+    scale = 2.0 ** (z - 14)
+    rows = np.arange(row0, row0 + height)[:, None] + 0.5 - 1_000_000 * scale
+    cols = np.arange(col0, col0 + width)[None, :] + 0.5 - 1_000_000 * scale
+    return (np.hypot(rows, cols) < merc(1000.0) / (WORLD_M / (256 << z))).astype(np.float32)
+
+
+@pytest.mark.unit
+def test_waves_break_on_open_water_not_on_a_lake() -> None:
+    z = 16
+    px_m = WORLD_M / (256 << z)
+    centre = int(1_000_000 * 2.0 ** (z - 14))
+    radius_px = int(merc(1000.0) / px_m)
+    reach_px = int(merc(BREAKER_M) / px_m)
+    before, after = paint_breakers_east(z, centre - radius_px - 10, reach_px, lake, 32, centre - 16)  # its west shore
+    assert float(np.abs(after - before)[:, 12:].max()) < 0.02  # the lake's water: no surf, no breakers
+    before, after = paint_breakers_east(z, int(1_000_000 * 2.0 ** (z - 14)) - 10, reach_px)
+    assert float(np.abs(after - before)[:, 12:].max()) > 0.3  # the open sea's: white water
