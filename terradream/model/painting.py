@@ -19,8 +19,8 @@ import torch
 import torch.nn.functional as F
 
 from terradream.model.atlas import FarmlandAtlas, default_farmland
+from terradream.model.coast import COAST_MAX_ZOOM, Shore, paint_shore, water_and_shore
 from terradream.model.coast import SETTINGS as COAST_SETTINGS
-from terradream.model.coast import Shore, paint_shore, water_and_shore
 from terradream.model.lattice import Grid
 from terradream.model.places import PlaceAtlas, default_places
 from terradream.model.snow import snow_fraction
@@ -215,5 +215,6 @@ class StructurePainter:
         shore = None if shore is None else shore.cut((rows, slice(None)))
         on_shore = None if shore is None or water is None else (  # (a shore is only read with the water)
             lambda land, sea: paint_shore(spec.seed, g, land, sea, shore, rugged, water))
-        painted = layout(spec.seed, g, base, water, True, towns, cover, rugged, farmland, on_shore)
+        painted = layout(spec.seed, g, base, water, True, towns, cover, rugged, farmland, on_shore,
+                         water_settled=spec.z > COAST_MAX_ZOOM)
         return shade_relief(spec.seed, g, painted, share[rows], rugged) - base

@@ -55,7 +55,7 @@ from terradream.model.waves import paint_waves
 # (land colours, water colours) of every pixel, each (H, W, 3) -> the same with a shore painted on them
 ShorePaint = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 
-STRUCTURE_REVISION = 36  # bump whenever the layout changes: it is part of the model version, hence of cache keys
+STRUCTURE_REVISION = 37  # bump whenever the layout changes: it is part of the model version, hence of cache keys
 
 
 # ---- land cover from the parent's (low-passed) colours ----
@@ -259,12 +259,15 @@ def _crown_light(seed: int, g: Grid, crowns: _Crowns, field: str) -> np.ndarray:
     return light
 
 
-def dry_coast(c: np.ndarray, cover: dict[str, np.ndarray], water: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def dry_coast(c: np.ndarray, cover: dict[str, np.ndarray], water: np.ndarray,
+              settled: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Real water coverage (H, W) read into c and cover: returns the land colour under every pixel (dry land where the
     parent looks like water but the data says land: blurred coasts) and the colour of the water over it (the
     parent's where it already looks like water). The layout paints its land features on the first and lays the water
-    over them last, so a shore pixel stays as wet as the data says, however bright the town beside it."""
-    looks_wet = cover["water"][..., None]
+    over them last, so a shore pixel stays as wet as the data says, however bright the town beside it. settled: the
+    parent already shows the water where the data has it (finer zooms than the data's), so the water keeps the
+    parent's colour."""
+    looks_wet = np.float32(1.0) if settled else cover["water"][..., None]
     water_colour = looks_wet * c + (1 - looks_wet) * np.asarray(_WATER, np.float32)
     land = over(c, cover["water"], _DRY_LAND)
     cover["water"] = water.astype(np.float32)
@@ -298,7 +301,8 @@ def _wild_mottle(seed: int, g: Grid, c: np.ndarray, wild: np.ndarray, leafy: np.
 def layout(seed: int, g: Grid, base: np.ndarray, water: np.ndarray | None = None,
            paint: bool = True, towns: np.ndarray | None = None,
            cover: dict[str, np.ndarray] | None = None, rugged: np.ndarray | None = None,
-           farmland: np.ndarray | None = None, shore: ShorePaint | None = None) -> np.ndarray:
+           farmland: np.ndarray | None = None, shore: ShorePaint | None = None,
+           water_settled: bool = False) -> np.ndarray:
     """The structure painted over base (H, W, 3) colours in [0, 1], at the grid's pixel size: new colours (H, W, 3).
 
     water: real water coverage (H, W) where known (earth), else water is read from the colours; it is painted when
@@ -313,12 +317,12 @@ def layout(seed: int, g: Grid, base: np.ndarray, water: np.ndarray | None = None
     and taiga hardly any; 0.5 or None leaves it as it is.
     shore: paints a shore on the land's and the water's colours (each of a whole pixel) before the water is laid
     over the land by its share, so a pixel that is part sand, part surf is the mix of the two by area, as the next
-    zoom's pixels average to.
+    zoom's pixels average to. water_settled: the parent shows the water already (dry_coast's settled).
     Water, painted or not, gets waves (terradream.model.waves) where they are a few pixels long."""
     cover = land_cover(base) if cover is None else dict(cover)
     c = base.astype(np.float32)
     if water is not None and paint:
-        c, water_colour = dry_coast(c, cover, water)
+        c, water_colour = dry_coast(c, cover, water, water_settled)
         c = _land(seed, g, c, cover, towns, rugged, farmland)
         if shore is not None:
             c, water_colour = shore(c, water_colour)
