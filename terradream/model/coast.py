@@ -33,7 +33,7 @@ SURF_M = 25.0  # how far surf reaches out from such a shore (ground metres)
 SHORE_MIN_PX = 0.1  # beaches and surf from where BEACH_M is this much of a pixel
 # Waves break where the open water around a shore is wide: the share of water within EXPOSURE_RADIUS_PX pixels of
 # zoom EXPOSURE_ZOOM (~25 km) over which surf and breakers fade in. Lakes and estuaries read under it.
-EXPOSURE_ZOOM, EXPOSURE_RADIUS_PX, EXPOSED_SHARE = 6, 12, (0.27, 0.37)
+EXPOSURE_ZOOM, EXPOSURE_RADIUS_PX, EXPOSED_SHARE = 6, 12, (0.33, 0.4)
 SURF_FOAM_M, SURF_FOAM_SHARE, SURF_ALPHA = 40.0, (0.35, 0.65), 0.75  # foam noise (cell, ground metres) and cover
 BEACH_NOISE_M, BEACH_SHARE = 6000.0, (0.42, 0.5)  # slow noise (cell, ground metres) over which shores turn sandy
 BEACH_MAX_RUGGEDNESS = (0.3, 0.6)  # ruggedness over which beaches give way to cliffs
