@@ -121,8 +121,7 @@ class Shore(NamedTuple):
 
     def present(self) -> Shore | None:
         """This shore, or None where nothing of it is in the window."""
-        near = bool((np.abs(self.offshore_m) < merc(BREAKER_M)).any())
-        return self if near or self.sand.any() or self.surf.any() else None
+        return self if _any_shore(self.sand, self.surf, self.offshore_m) else None
 
     def cut(self, part: tuple[slice, slice]) -> Shore | None:
         """The same over a part of the window, or None where no shore is in it."""
@@ -153,9 +152,14 @@ def water_and_shore(water: WaterWindow, z: int, row0: int, col0: int, height: in
         if offshore is None:
             return wet, None
     sand, surf = _shares(wet, offshore, px_m)
-    if Shore(sand, surf, offshore, surf).present() is None:
+    if not _any_shore(sand, surf, offshore):
         return wet, None
     return wet, Shore(sand, surf, offshore, _exposure(water, z, row0, col0, height, width))
+
+
+def _any_shore(sand: np.ndarray, surf: np.ndarray, offshore_m: np.ndarray) -> bool:
+    """Whether any sand, surf or surf zone (water within BREAKER_M of a shore) is in a window."""
+    return bool(sand.any() or surf.any() or (np.abs(offshore_m) < merc(BREAKER_M)).any())
 
 
 def _exposure(water: WaterWindow, z: int, row0: int, col0: int, height: int, width: int) -> np.ndarray:
