@@ -37,6 +37,7 @@ EXPOSURE_ZOOM, EXPOSURE_RADIUS_PX, EXPOSED_SHARE = 6, 12, (0.33, 0.4)
 SURF_FOAM_M, SURF_FOAM_SHARE, SURF_ALPHA = 40.0, (0.35, 0.65), 0.75  # foam noise (cell, ground metres) and cover
 BEACH_NOISE_M, BEACH_SHARE = 6000.0, (0.42, 0.5)  # slow noise (cell, ground metres) over which shores turn sandy
 BEACH_MAX_RUGGEDNESS = (0.3, 0.6)  # ruggedness over which beaches give way to cliffs
+BEACH_DEPTH_CELL_M, BEACH_DEPTH = 300.0, (0.4, 1.0)  # a beach's depth wanders between these shares of BEACH_M
 SAND = (0.88, 0.82, 0.68)
 FOAM = (0.86, 0.89, 0.89)
 BREAKER_M = 180.0  # how far out from a sandy shore waves break (ground metres)
@@ -178,12 +179,18 @@ def _shares(wet: np.ndarray, offshore_m: np.ndarray, px_m: float) -> tuple[np.nd
     """Sand and surf shares of pixels px_m wide: the land of a pixel less its part further inland than BEACH_M, the
     water less its part further out than SURF_M (each pixel taken as px_m across the shore, centred where
     offshore_m puts it)."""
-    def beyond(d_m: np.ndarray) -> np.ndarray:  # the part of a pixel further than d_m from its centre, outwards
-        return np.clip(d_m / np.float32(px_m) + np.float32(0.5), 0.0, 1.0)
-
-    inland = beyond(-offshore_m - np.float32(merc(BEACH_M)))
-    out = beyond(offshore_m - np.float32(merc(SURF_M)))
+    inland = _beyond(-offshore_m - np.float32(merc(BEACH_M)), px_m)
+    out = _beyond(offshore_m - np.float32(merc(SURF_M)), px_m)
     return np.clip(1 - wet - inland, 0.0, 1.0), np.clip(wet - out, 0.0, 1.0)
+
+
+def _beyond(past_m: np.ndarray, px_m: float) -> np.ndarray:
+    """The part of a pixel px_m across that lies beyond a line, from how far beyond it the pixel's centre lies
+    (negative: short of it).
+
+    >>> [float(v) for v in _beyond(np.array([-1.0, 0.0, 0.25, 1.0], np.float32), 1.0)]
+    [0.0, 0.5, 0.75, 1.0]"""
+    return np.clip(past_m / np.float32(px_m) + np.float32(0.5), 0.0, 1.0)
 
 
 def _read_shore(water: WaterWindow, z: int, row0: int, col0: int, height: int, width: int
@@ -216,10 +223,16 @@ def _offshore_m(land: np.ndarray, r: int, px_m: float, reach_m: float) -> np.nda
 def paint_shore(seed: int, g: Grid, land: np.ndarray, sea: np.ndarray, shore: Shore, rugged: np.ndarray,
                 water: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Sand on the land's colours and surf and breakers on the water's (H, W, 3 each, of whole pixels; changed in
-    place), on shores the slow beach noise picks: sand where the ground is not rugged (cliffs), surf broken into foam
+    place), on shores the slow beach noise picks: sand where the ground is not rugged (cliffs), as deep as slower
+    noise says (BEACH_DEPTH of BEACH_M, by the pixels' area as the shore's shares are), surf broken into foam
     by finer noise. water: the water's share of each pixel, which the shore's shares of sand and surf are parts of."""
     sandy = ramp(fbm(seed, "beach", g, merc(BEACH_NOISE_M), 2), *BEACH_SHARE)
-    of_land = np.clip(shore.sand / np.maximum(1 - water, np.float32(1e-6)), 0.0, 1.0)
+    lo, hi = BEACH_DEPTH
+    wander = ramp(fbm(seed, "beach_depth", g, merc(BEACH_DEPTH_CELL_M), 3), 0.3, 0.7)
+    depth_m = np.float32(merc(BEACH_M)) * (lo + (hi - lo) * wander)
+    inland = -shore.offshore_m  # less the part of each pixel between that depth and BEACH_M inland
+    sand = shore.sand - (_beyond(inland - depth_m, g.px_m) - _beyond(inland - np.float32(merc(BEACH_M)), g.px_m))
+    of_land = np.clip(sand / np.maximum(1 - water, np.float32(1e-6)), 0.0, 1.0)
     land = over(land, of_land * sandy * (1 - ramp(rugged, *BEACH_MAX_RUGGEDNESS)), SAND)
     foam = ramp(fbm(seed, "surf", g, merc(SURF_FOAM_M), 3), *SURF_FOAM_SHARE)
     of_water = np.clip(shore.surf / np.maximum(water, np.float32(1e-6)), 0.0, 1.0)
@@ -273,6 +286,7 @@ def _upsampled(coarse: Callable[[int, int, int, int, int], tuple[np.ndarray, ...
 
 # what decides the coast's numbers (part of the model version)
 SETTINGS = (COAST_SMOOTH_M, COAST_MAX_ZOOM, EDGE_PX, BEACH_M, SURF_M, SHORE_MIN_PX, EXPOSURE_ZOOM, EXPOSURE_RADIUS_PX,
-            EXPOSED_SHARE, BEACH_NOISE_M, BEACH_SHARE, BEACH_MAX_RUGGEDNESS, SURF_FOAM_M, SURF_FOAM_SHARE, SURF_ALPHA,
-            SAND, FOAM, BREAKER_M, BREAKERS, BREAKER_DRIFT_M, BREAKER_DRIFT_CELL_M, BREAKER_BREAK_M, BREAKER_SHARE,
-            BREAKER_NOISE_APART, BREAKER_FROTH_M, BREAKER_TRAIL, BREAKER_TRAIL_ALPHA, SURF_ZONE, SURF_ZONE_ALPHA)
+            EXPOSED_SHARE, BEACH_NOISE_M, BEACH_SHARE, BEACH_MAX_RUGGEDNESS, BEACH_DEPTH_CELL_M, BEACH_DEPTH,
+            SURF_FOAM_M, SURF_FOAM_SHARE, SURF_ALPHA, SAND, FOAM, BREAKER_M, BREAKERS, BREAKER_DRIFT_M,
+            BREAKER_DRIFT_CELL_M, BREAKER_BREAK_M, BREAKER_SHARE, BREAKER_NOISE_APART, BREAKER_FROTH_M, BREAKER_TRAIL,
+            BREAKER_TRAIL_ALPHA, SURF_ZONE, SURF_ZONE_ALPHA)

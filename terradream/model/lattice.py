@@ -26,7 +26,8 @@ FIELD = {"district": 0, "farm": 1, "town": 2, "forest": 3, "warp_x": 4, "warp_y"
          "town_edge": 15, "urban": 16, "ridge": 17, "woods": 18, "woods_tone": 19, "land_tone": 20, "land_hue": 21,
          "block": 22, "street_bend_u": 23, "street_bend_v": 24, "grain": 25, "canopy": 26, "gully": 27, "crevasse": 28,
          "crevasse_field": 29, "industry": 30, "green_space": 31, "crown_clump": 32,
-         "wave": 33, "sea_state": 34, "beach": 35, "surf": 36, "breaker": 37, "breaker_drift": 38}
+         "wave": 33, "sea_state": 34, "beach": 35, "surf": 36, "breaker": 37, "breaker_drift": 38,
+         "beach_depth": 39}
 
 
 @dataclass(frozen=True)

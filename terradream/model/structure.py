@@ -55,7 +55,7 @@ from terradream.model.waves import paint_waves
 # (land colours, water colours) of every pixel, each (H, W, 3) -> the same with a shore painted on them
 ShorePaint = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 
-STRUCTURE_REVISION = 37  # bump whenever the layout changes: it is part of the model version, hence of cache keys
+STRUCTURE_REVISION = 38  # bump whenever the layout changes: it is part of the model version, hence of cache keys
 
 
 # ---- land cover from the parent's (low-passed) colours ----
