@@ -10,6 +10,7 @@ from terradream.model.coast import (
     BEACH_M,
     BREAKER_M,
     COAST_MAX_ZOOM,
+    SAND,
     SURF_M,
     WaterWindow,
     paint_shore,
@@ -226,3 +227,22 @@ def test_waves_break_on_open_water_not_on_a_lake() -> None:
     assert float(np.abs(after - before)[:, 12:].max()) < 0.02  # the lake's water: no surf, no breakers
     before, after = paint_breakers_east(z, int(1_000_000 * 2.0 ** (z - 14)) - 10, reach_px)
     assert float(np.abs(after - before)[:, 12:].max()) > 0.3  # the open sea's: white water
+
+
+@pytest.mark.unit
+def test_a_beach_wanders_in_depth_along_the_shore() -> None:
+    """Along a straight shore the sand reaches between 40 % and all of BEACH_M inland, not one ruled line."""
+    z = 17
+    px_m = WORLD_M / (256 << z)
+    beach_px = merc(BEACH_M) / px_m
+    shore = int(1_000_000 * 2.0 ** (z - 14))
+    col0, rows = shore - int(2 * beach_px), 1024  # ~1.2 km of shore
+    wet, shares = water_and_shore(sea_east, z, 0, col0, rows, int(2 * beach_px) + 8)
+    assert shares is not None
+    g = Grid.of_window(z, 0, col0, rows, wet.shape[1])
+    grey = np.full((*wet.shape, 3), 0.3, np.float32)
+    land, _ = paint_shore(7, g, grey.copy(), grey.copy(), shares, np.zeros(wet.shape, np.float32), wet)
+    sand = ((land - grey).mean(axis=-1) * (1 - wet)).sum(axis=1) / (float(np.mean(SAND)) - 0.3)  # sand px a row
+    depth = sand / beach_px
+    assert depth.max() <= 1.05 and depth.min() >= 0.35 * float(depth.max())
+    assert depth.max() - depth.min() > 0.25
