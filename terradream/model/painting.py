@@ -215,6 +215,6 @@ class StructurePainter:
         shore = None if shore is None else shore.cut((rows, slice(None)))
         on_shore = None if shore is None or water is None else (  # (a shore is only read with the water)
             lambda land, sea: paint_shore(spec.seed, g, land, sea, shore, rugged, water))
-        painted = layout(spec.seed, g, base, water, True, towns, cover, rugged, farmland, on_shore,
+        painted = layout(spec.seed, g, base, water, towns, cover, rugged, farmland, on_shore,
                          water_settled=spec.z > COAST_MAX_ZOOM)
         return shade_relief(spec.seed, g, painted, share[rows], rugged) - base

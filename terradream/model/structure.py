@@ -298,15 +298,14 @@ def _wild_mottle(seed: int, g: Grid, c: np.ndarray, wild: np.ndarray, leafy: np.
     return c + wild[..., None] * (c * tone[..., None] + shift)
 
 
-def layout(seed: int, g: Grid, base: np.ndarray, water: np.ndarray | None = None,
-           paint: bool = True, towns: np.ndarray | None = None,
+def layout(seed: int, g: Grid, base: np.ndarray, water: np.ndarray | None = None, towns: np.ndarray | None = None,
            cover: dict[str, np.ndarray] | None = None, rugged: np.ndarray | None = None,
            farmland: np.ndarray | None = None, shore: ShorePaint | None = None,
            water_settled: bool = False) -> np.ndarray:
     """The structure painted over base (H, W, 3) colours in [0, 1], at the grid's pixel size: new colours (H, W, 3).
 
-    water: real water coverage (H, W) where known (earth), else water is read from the colours; it is painted when
-    paint is set and otherwise only keeps land features off it. towns: real built-up density (H, W) where known
+    water: real water coverage (H, W) where known (earth), painted over the land features; else water is read from
+    the colours. towns: real built-up density (H, W) where known
     (earth, terradream.model.places: 1 built up, up to 2 towards a centre), drawn from coarse zooms on; procedural
     towns join it where pixels are fine enough.
     Each feature starts at the pixel size where it first covers a useful part of a pixel, so coarse zooms skip it.
@@ -318,21 +317,16 @@ def layout(seed: int, g: Grid, base: np.ndarray, water: np.ndarray | None = None
     shore: paints a shore on the land's and the water's colours (each of a whole pixel) before the water is laid
     over the land by its share, so a pixel that is part sand, part surf is the mix of the two by area, as the next
     zoom's pixels average to. water_settled: the parent shows the water already (dry_coast's settled).
-    Water, painted or not, gets waves (terradream.model.waves) where they are a few pixels long."""
+    Water, real or read from the colours, gets waves (terradream.model.waves) where they are a few pixels long."""
     cover = land_cover(base) if cover is None else dict(cover)
     c = base.astype(np.float32)
-    if water is not None and paint:
-        c, water_colour = dry_coast(c, cover, water, water_settled)
-        c = _land(seed, g, c, cover, towns, rugged, farmland)
-        if shore is not None:
-            c, water_colour = shore(c, water_colour)
-        c = c + water[..., None] * (water_colour - c)
-    else:
-        if water is not None:
-            cover["water"] = np.maximum(cover["water"], water)
-            cover["land"] = (1 - cover["water"]) * (1 - cover["snow"])
-        c = _land(seed, g, c, cover, towns, rugged, farmland)
-    return paint_waves(seed, g, c, cover["water"])
+    if water is None:
+        return paint_waves(seed, g, _land(seed, g, c, cover, towns, rugged, farmland), cover["water"])
+    c, water_colour = dry_coast(c, cover, water, water_settled)
+    c = _land(seed, g, c, cover, towns, rugged, farmland)
+    if shore is not None:
+        c, water_colour = shore(c, water_colour)
+    return paint_waves(seed, g, c + water[..., None] * (water_colour - c), cover["water"])
 
 
 def _land(seed: int, g: Grid, c: np.ndarray, cover: dict[str, np.ndarray], towns: np.ndarray | None,

@@ -87,10 +87,10 @@ def test_a_shore_pixel_stays_as_wet_as_the_data_says_beside_a_town(tmp_path) -> 
     towns = PlaceAtlas(path=tmp_path / "one.npz").density(5, g)
     assert towns is not None and towns[:, 32].min() > 0.5
     base = np.broadcast_to(FARMLAND, (64, 64, 3)).astype(np.float32)
-    dry = layout(5, g, base, np.zeros((64, 64), np.float32), True, towns)
+    dry = layout(5, g, base, np.zeros((64, 64), np.float32), towns)
     shore = np.zeros((64, 64), np.float32)
     shore[:, 32] = 0.5
-    wet = layout(5, g, base, shore, True, towns)
+    wet = layout(5, g, base, shore, towns)
     assert np.abs(dry[:, 32] - base[:, 32]).max() > 0.05  # the town is painted there
     np.testing.assert_allclose(wet[:, 32], 0.5 * np.asarray(_WATER, np.float32) + 0.5 * dry[:, 32], atol=1e-5)
 
