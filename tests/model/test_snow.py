@@ -33,13 +33,32 @@ def split(g: Grid, share: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 @pytest.mark.parametrize("share", [0.3, 0.7])
 def test_a_pale_blur_is_split_into_snow_and_bare_ground_keeping_its_share(z: int, share: float) -> None:
     """A pale mountain pixel is split into white snow in the hollows and dark ground on the crests, not painted as a
-    haze, and about as much of it is snow as its brightness said (the cascade keeps its mean anyway)."""
-    c, out, snow = split(alps(z), share)
+    haze, and about as much of it is snow as its brightness said (the cascade keeps its mean anyway), over a window
+    wider than the relief's longest local octave."""
+    c, out, snow = split(alps(z, 256), share)
     read = float(snow_fraction(c)[0, 0])
     assert abs(float(snow.mean()) - read) < 0.1
     lum = out.mean(-1)
     assert float(lum[snow > 0.9].mean()) - float(lum[snow < 0.1].mean()) > 0.4
     assert abs(float(lum.mean() - c.mean())) < 0.08
+
+
+@pytest.mark.parametrize("z", [8, 12])
+def test_every_zoom_splits_snow_along_the_hollows_its_parent_split_it_along(z: int) -> None:
+    """A zoom lays snow in the same hollows as the zoom above, refined: the finer split's 2x2 means follow the coarser
+    one, so the cascade sharpens one snowline instead of starting a new speckle at every zoom."""
+    row, col = latlon_to_global_px(z, 45.95, 7.65)
+    r0, c0 = int(row) - 64, int(col) - 64
+    masks = []
+    for zoom, top, left, size in ((z, r0, c0, 128), (z + 1, 2 * r0, 2 * c0, 256)):
+        relief = ridge_slopes(3, Grid.of_window(zoom, top, left, size, size), local=True)
+        assert relief is not None and relief.local is not None
+        half = np.full((size, size), 0.5, np.float32)
+        masks.append(paint_snowline(np.full((size, size, 3), 0.5, np.float32), relief.local, half, half * 2)[1])
+    coarse, fine = masks
+    assert 0.3 < float(coarse.mean()) < 0.7
+    means = fine.reshape(128, 2, 128, 2).mean(axis=(1, 3))
+    assert float(np.corrcoef(coarse.ravel(), means.ravel())[0, 1]) > 0.9
 
 
 def test_valleys_and_grey_scree_are_left_alone() -> None:
