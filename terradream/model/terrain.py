@@ -250,7 +250,8 @@ def ridge_slopes(seed: int, g: Grid, local: bool = False) -> Relief | None:
         return Relief(acc, face, flow, None, rough)
     tallest, undrawn = _local_heights(top, cells[-1])
     height = np.full(face.shape, np.float32(undrawn)) if height is None else height + np.float32(undrawn)
-    step = np.zeros_like(face) if tilt is None else np.hypot(*tilt) * np.float32(g.px_m / tallest)
+    step = (np.zeros_like(face) if tilt is None else
+            np.sqrt(tilt[0] * tilt[0] + tilt[1] * tilt[1]) * np.float32(g.px_m / tallest))
     return Relief(acc, face, flow, LocalRelief(height / np.float32(tallest), step), rough)
 
 
