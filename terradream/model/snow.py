@@ -25,7 +25,7 @@ from terradream.model.lattice import merc, ramp
 # every slope and at every zoom): a pixel with that share of snow has its snowline there
 HEIGHT_QUANTILES = ((0.0, 0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99, 1.0),
                     (0.29, 0.485, 0.564, 0.685, 0.765, 0.83, 0.896, 0.925, 1.0))
-SNOWLINE_SOFT = 0.02  # depth share over which snow thins out at its line, beyond a pixel's own blur
+SNOWLINE_SOFT = 0.02  # height (a share of the tallest) over which snow thins out at its line, beyond a pixel's blur
 SNOW_REGION = (0.05, 0.2)  # a snow share over which ground is mountain snow and bare ground (under it: left alone)
 TREELINE_RISE = (0.12, 0.25)  # rise over the snowline over which the bare net turns from scree and rock to forest
 # a coarse pixel's snow share, unmixed from its brightness: dark valleys up to white snow, if colourless enough
