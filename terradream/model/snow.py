@@ -25,7 +25,7 @@ from terradream.model.lattice import merc, ramp
 # every slope and at every zoom): a pixel with that share of snow has its snowline there
 HEIGHT_QUANTILES = ((0.0, 0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99, 1.0),
                     (0.29, 0.485, 0.564, 0.685, 0.765, 0.83, 0.896, 0.925, 1.0))
-SNOWLINE_SOFT = 0.02  # height (a share of the tallest) over which snow thins out at its line, beyond a pixel's blur
+SNOWLINE_SOFT_PX = 0.75  # half the pixels over which snow thins out at its line: sharp at every zoom
 SNOW_REGION = (0.05, 0.2)  # a snow share over which ground is mountain snow and bare ground (under it: left alone)
 TREELINE_RISE = (0.12, 0.25)  # rise over the snowline over which the bare net turns from scree and rock to forest
 # a coarse pixel's snow share, unmixed from its brightness: dark valleys up to white snow, if colourless enough
@@ -36,14 +36,14 @@ SNOW_WHITE = (0.84, 0.86, 0.90)
 SCREE = (0.44, 0.43, 0.39)
 MOUNTAIN_FOREST = (0.12, 0.16, 0.10)
 # every setting above, for the relief's identity (hence the model version)
-SETTINGS = (HEIGHT_QUANTILES, TREELINE_RISE, SNOWLINE_SOFT, BLEND_MIN_PX_M, SNOW_SHARE_SETTLED, SNOW_REGION,
+SETTINGS = (HEIGHT_QUANTILES, TREELINE_RISE, SNOWLINE_SOFT_PX, BLEND_MIN_PX_M, SNOW_SHARE_SETTLED, SNOW_REGION,
             SNOW_WHITE, SCREE, MOUNTAIN_FOREST, SNOW_MIX_LUM, SNOW_MIX_SAT)
 
 
 class LocalRelief(NamedTuple):
     """The relief's local octaves at a window's pixels (terrain.ridge_slopes): their height as a share of the tallest
-    they reach together (0 to 1), and about how much that share changes across a pixel (a snowline is blurred over
-    it)."""
+    they reach together (0 to 1; octaves too fine to draw add their mean), and how much that share changes across a
+    pixel (a snowline's ramp spans SNOWLINE_SOFT_PX of it either way, so it is sharp at every zoom)."""
 
     height: np.ndarray
     step: np.ndarray
@@ -95,15 +95,15 @@ def _forest_share_table() -> tuple[np.ndarray, np.ndarray]:
 def paint_snowline(c: np.ndarray, local: LocalRelief, share: np.ndarray, rugged: np.ndarray
                    ) -> tuple[np.ndarray, np.ndarray]:
     """Snow in the hollows of the local relief, between a net of bare crests: colours c (H, W, 3) unmixed into snow
-    and bare ground, and the snow share (H, W) the rest of the relief paints with (rock on steep faces, crevasses,
-    blue shade).
+    and bare ground, and how much of each pixel is snow (H, W; on rugged ground, whatever its ruggedness), which the
+    rest of the relief paints with (rock on steep faces, crevasses, blue shade, lighting).
 
     local: the relief's local octaves; share: the parent's snow share here (settled_share; under SNOW_REGION, valley
     towns and fields, nothing changes); rugged: how mountainous, [0, 1]. A pixel that is share x snow + (1 - share)
     x bare ground becomes snow where it lies under the snowline and bare ground elsewhere: scree and rock just over
     the snow, dark forest where the net rises further (at coarse zooms it reads as wooded valleys between snowy
     massifs). Its texture stays, and all-snow ground is left as it is."""
-    soft = np.float32(SNOWLINE_SOFT) + local.step
+    soft = np.float32(SNOWLINE_SOFT_PX) * local.step + np.float32(1e-6)
     rise = local.height - snowline(share)  # how far over the snowline
     on = np.clip(-rise / (2.0 * soft) + 0.5, 0.0, 1.0)  # a ramp of width 2 soft
     here = ramp(share, *SNOW_REGION) * rugged
@@ -114,4 +114,4 @@ def paint_snowline(c: np.ndarray, local: LocalRelief, share: np.ndarray, rugged:
     mixed = scree + wooded[..., None] * (forest - scree)  # what the parent's pixel blurs
     mixed = mixed + share[..., None] * (white - mixed)
     target = bare + on[..., None] * (white - bare)
-    return c + here[..., None] * (target - mixed), on * here
+    return c + here[..., None] * (target - mixed), on * ramp(share, *SNOW_REGION)

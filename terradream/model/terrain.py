@@ -41,7 +41,7 @@ from terradream.model.lattice import (
 )
 from terradream.model.noise import stream_key, uniform_grid
 from terradream.model.snow import SETTINGS as SNOW_SETTINGS
-from terradream.model.snow import LocalRelief, paint_snowline, settled_share
+from terradream.model.snow import SNOW_REGION, LocalRelief, paint_snowline, settled_share
 from terradream.model.water import data_file, data_package_version
 
 TERRAIN_REVISION = 6  # bump whenever the relief changes: part of the model version via identity
@@ -213,7 +213,7 @@ def ridge_slopes(seed: int, g: Grid, local: bool = False) -> Relief | None:
         return None
     acc: Slopes | None = None
     height: np.ndarray | None = None  # the local octaves' (undamped: the same spread on every slope and zoom)
-    tilt: Slopes | None = None  # ... and their slopes, where drawn at full resolution
+    tilt: Slopes | None = None  # ... and their slopes
     coarse = [(i, c) for i, c in enumerate(cells) if c > COARSE_CELL_PX * g.px_m]
     if coarse:
         xs, ci, ct = _coarse_axis(g.x, g.px_m, 1.0)
@@ -223,9 +223,12 @@ def ridge_slopes(seed: int, g: Grid, local: bool = False) -> Relief | None:
             acc = _add_damped(acc, far.slopes)
             if local and cell <= merc(LOCAL_CELL_M):
                 height = far.height() if height is None else height + far.height()
+                tilt = _plus(tilt, far.slopes)
         assert acc is not None
         acc = (separable_lerp(acc[0], (ri, rt), (ci, ct)), separable_lerp(acc[1], (ri, rt), (ci, ct)))
         height = None if height is None else separable_lerp(height, (ri, rt), (ci, ct))
+        if tilt is not None:
+            tilt = (separable_lerp(tilt[0], (ri, rt), (ci, ct)), separable_lerp(tilt[1], (ri, rt), (ci, ct)))
     flow = acc
     rough: Slopes | None = None
     for octave, cell in enumerate(cells):
@@ -246,13 +249,11 @@ def ridge_slopes(seed: int, g: Grid, local: bool = False) -> Relief | None:
             if cell <= merc(ROCK_MAX_CELL_M):
                 rough = _plus(rough, (gullied[0] - acc[0], gullied[1] - acc[1]))
             acc = gullied
-    if not local:
+    if height is None or tilt is None:  # (not asked for, or no local octave is two pixels long: the coarsest zooms)
         return Relief(acc, face, flow, None, rough)
     tallest, undrawn = _local_heights(top, cells[-1])
-    height = np.full(face.shape, np.float32(undrawn)) if height is None else height + np.float32(undrawn)
-    step = (np.zeros_like(face) if tilt is None else
-            np.sqrt(tilt[0] * tilt[0] + tilt[1] * tilt[1]) * np.float32(g.px_m / tallest))
-    return Relief(acc, face, flow, LocalRelief(height / np.float32(tallest), step), rough)
+    step = np.sqrt(tilt[0] * tilt[0] + tilt[1] * tilt[1]) * np.float32(g.px_m / tallest)
+    return Relief(acc, face, flow, LocalRelief((height + np.float32(undrawn)) / np.float32(tallest), step), rough)
 
 
 def _local_heights(top: float, finest_drawn: float) -> tuple[float, float]:
@@ -339,9 +340,13 @@ def shade_relief(seed: int, g: Grid, c: np.ndarray, snow: np.ndarray, rugged: np
     if relief is None:
         return c
     (sx, sy), face, flow, local, rough = relief
-    assert local is not None  # (asked for)
     pale = ramp(c.mean(axis=-1), *ROCK_LUM)  # bare ground this bright is rock and scree; darker is forest
-    c, snow = paint_snowline(c, local, settled_share(snow, g.px_m), rugged)
+    share = settled_share(snow, g.px_m)
+    if local is None:  # no local octave to split along yet: the blend stays as it is
+        cover = share * ramp(share, *SNOW_REGION)
+    else:
+        c, cover = paint_snowline(c, local, share, rugged)
+    snow = cover * rugged
     if rough is not None:  # the short octaves steeper on bare rock
         bare = np.float32(ROCK_ROUGHNESS) * pale * (1.0 - snow) * rugged
         sx, sy = sx + bare * rough[0], sy + bare * rough[1]
@@ -352,7 +357,7 @@ def shade_relief(seed: int, g: Grid, c: np.ndarray, snow: np.ndarray, rugged: np
     crack = None if flow is None else crevasses(seed, g, flow, snow * rugged)
     if crack is not None:
         c = over(c, crack * np.float32(CREVASSE_ALPHA), CREVASSE_COLOUR)  # c is this function's own copy by now
-    lit = np.float32(LIT_GAIN) + snow * np.float32(SNOW_LIT_GAIN - LIT_GAIN)
+    lit = np.float32(LIT_GAIN) + cover * np.float32(SNOW_LIT_GAIN - LIT_GAIN)
     k = np.float32(SHADE_STRENGTH) * rugged * np.clip(light, -1.0, lit)
     cool = np.minimum(k, 0.0) * snow * np.float32(2.0)  # shade on snow turns bluish: each channel by its tint
     return c * ((1.0 + k)[..., None] * (1.0 + (1.0 - _SHADOW_TINT) * cool[..., None]))

@@ -5,7 +5,14 @@ import numpy as np
 import pytest
 
 from terradream.model.lattice import Grid, merc
-from terradream.model.snow import BLEND_MIN_PX_M, SNOW_REGION, paint_snowline, settled_share, snow_fraction
+from terradream.model.snow import (
+    BLEND_MIN_PX_M,
+    HEIGHT_QUANTILES,
+    SNOW_REGION,
+    paint_snowline,
+    settled_share,
+    snow_fraction,
+)
 from terradream.model.structure import layout
 from terradream.model.terrain import ridge_slopes, shade_relief
 from terradream.model.water import latlon_to_global_px
@@ -43,7 +50,7 @@ def test_a_pale_blur_is_split_into_snow_and_bare_ground_keeping_its_share(z: int
     assert abs(float(lum.mean() - c.mean())) < 0.08
 
 
-@pytest.mark.parametrize("z", [8, 12])
+@pytest.mark.parametrize("z", [8, 10])  # (pixels coarse enough to be read as blends at both zooms)
 def test_every_zoom_splits_snow_along_the_hollows_its_parent_split_it_along(z: int) -> None:
     """A zoom lays snow in the same hollows as the zoom above, refined: the finer split's 2x2 means follow the coarser
     one, so the cascade sharpens one snowline instead of starting a new speckle at every zoom."""
@@ -59,6 +66,21 @@ def test_every_zoom_splits_snow_along_the_hollows_its_parent_split_it_along(z: i
     assert 0.3 < float(coarse.mean()) < 0.7
     means = fine.reshape(128, 2, 128, 2).mean(axis=(1, 3))
     assert float(np.corrcoef(coarse.ravel(), means.ravel())[0, 1]) > 0.9
+
+
+@pytest.mark.parametrize("z", [9, 12, 15])
+def test_a_snowline_is_sharp_at_every_zoom(z: int) -> None:
+    """Snow gives way to bare ground within a pixel or two at every zoom, so each zoom's band sharpens the edge the
+    cascade magnified (a line soft by a fixed height would spread over tens of pixels at fine zooms)."""
+    relief = ridge_slopes(3, alps(z), local=True)
+    assert relief is not None and relief.local is not None
+    height = relief.local.height
+    share = np.full(height.shape, np.interp(np.median(height), HEIGHT_QUANTILES[1], HEIGHT_QUANTILES[0]), np.float32)
+    _, snow = paint_snowline(np.full((*height.shape, 3), 0.5, np.float32), relief.local, share, np.ones_like(share))
+    assert 0.2 < float(snow.mean()) < 0.8  # the window holds a snowline
+    d_row, d_col = np.gradient(snow / float(snow.max()))
+    partial = (snow > 0.05 * snow.max()) & (snow < 0.95 * snow.max())
+    assert float(np.median(np.hypot(d_row, d_col)[partial])) > 0.3  # per pixel across the line
 
 
 def test_valleys_and_grey_scree_are_left_alone() -> None:
@@ -110,3 +132,24 @@ def test_rugged_mountains_are_not_farmed() -> None:
     rugged = np.abs(np.diff(layout(7, g, base, rugged=np.ones((128, 128), np.float32)).mean(-1), axis=1))
     assert (farmed > 0.1).mean() > 0.03
     assert (rugged > 0.1).mean() < 0.2 * (farmed > 0.1).mean()
+
+
+@pytest.mark.parametrize("rugged", [1.0, 0.6])
+def test_sunlit_snow_brightens_little_at_any_ruggedness(rugged: float) -> None:
+    """Slopes facing the light brighten snow by at most 2.5 % (a parent pixel that clips at white holds no detail at
+    any finer zoom), however rugged the ground, while shaded slopes still darken."""
+    g = alps(12)
+    white = np.broadcast_to(SNOW, (128, 128, 3)).astype(np.float32)
+    gain = shade_relief(3, g, white.copy(), snow_fraction(white), np.full((128, 128), rugged, np.float32)) / white
+    assert float(gain.max()) <= 1.0251
+    assert float(gain.min()) < 0.9
+
+
+@pytest.mark.parametrize("share", [0.3, 0.7])
+def test_snow_is_left_blended_where_no_local_octave_is_drawn_yet(share: float) -> None:
+    """At the coarsest zooms (no local octave two pixels long) a pale pixel is not thresholded into all snow or all
+    bare ground by its share: it stays the blend it is (shading aside) until the relief can split it."""
+    g = alps(5, 64)
+    c = np.broadcast_to(FOREST + share * (SNOW - FOREST), (64, 64, 3)).astype(np.float32)
+    out = shade_relief(3, g, c.copy(), snow_fraction(c), np.ones((64, 64), np.float32))
+    assert abs(float(out.mean() - c.mean())) < 0.045  # (shade darkens a little on average)
