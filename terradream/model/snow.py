@@ -92,21 +92,25 @@ def _forest_share_table() -> tuple[np.ndarray, np.ndarray]:
     return shares, weights.astype(np.float32)
 
 
-def paint_snowline(c: np.ndarray, local: LocalRelief, share: np.ndarray, rugged: np.ndarray
+def paint_snowline(c: np.ndarray, local: LocalRelief | None, share: np.ndarray, rugged: np.ndarray
                    ) -> tuple[np.ndarray, np.ndarray]:
     """Snow in the hollows of the local relief, between a net of bare crests: colours c (H, W, 3) unmixed into snow
     and bare ground, and how much of each pixel is snow (H, W; on rugged ground, whatever its ruggedness), which the
     rest of the relief paints with (rock on steep faces, crevasses, blue shade, lighting).
 
-    local: the relief's local octaves; share: the parent's snow share here (settled_share; under SNOW_REGION, valley
-    towns and fields, nothing changes); rugged: how mountainous, [0, 1]. A pixel that is share x snow + (1 - share)
+    local: the relief's local octaves, or None where none is drawn yet (the coarsest zooms: the blend stays as it
+    is); share: the parent's snow share here (settled_share; under SNOW_REGION, valley towns and fields, nothing
+    changes); rugged: how mountainous, [0, 1]. A pixel that is share x snow + (1 - share)
     x bare ground becomes snow where it lies under the snowline and bare ground elsewhere: scree and rock just over
     the snow, dark forest where the net rises further (at coarse zooms it reads as wooded valleys between snowy
     massifs). Its texture stays, and all-snow ground is left as it is."""
+    region = ramp(share, *SNOW_REGION)
+    if local is None:
+        return c, share * region
     soft = np.float32(SNOWLINE_SOFT_PX) * local.step + np.float32(1e-6)
     rise = local.height - snowline(share)  # how far over the snowline
     on = np.clip(-rise / (2.0 * soft) + 0.5, 0.0, 1.0)  # a ramp of width 2 soft
-    here = ramp(share, *SNOW_REGION) * rugged
+    here = region * rugged
     forest, scree = np.asarray(MOUNTAIN_FOREST, np.float32), np.asarray(SCREE, np.float32)
     white = np.asarray(SNOW_WHITE, np.float32)
     bare = scree + ramp(rise, *TREELINE_RISE)[..., None] * (forest - scree)
@@ -114,4 +118,4 @@ def paint_snowline(c: np.ndarray, local: LocalRelief, share: np.ndarray, rugged:
     mixed = scree + wooded[..., None] * (forest - scree)  # what the parent's pixel blurs
     mixed = mixed + share[..., None] * (white - mixed)
     target = bare + on[..., None] * (white - bare)
-    return c + here[..., None] * (target - mixed), on * ramp(share, *SNOW_REGION)
+    return c + here[..., None] * (target - mixed), on * region

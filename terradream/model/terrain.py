@@ -41,7 +41,7 @@ from terradream.model.lattice import (
 )
 from terradream.model.noise import stream_key, uniform_grid
 from terradream.model.snow import SETTINGS as SNOW_SETTINGS
-from terradream.model.snow import SNOW_REGION, LocalRelief, paint_snowline, settled_share
+from terradream.model.snow import LocalRelief, paint_snowline, settled_share
 from terradream.model.water import data_file, data_package_version
 
 TERRAIN_REVISION = 6  # bump whenever the relief changes: part of the model version via identity
@@ -341,11 +341,7 @@ def shade_relief(seed: int, g: Grid, c: np.ndarray, snow: np.ndarray, rugged: np
         return c
     (sx, sy), face, flow, local, rough = relief
     pale = ramp(c.mean(axis=-1), *ROCK_LUM)  # bare ground this bright is rock and scree; darker is forest
-    share = settled_share(snow, g.px_m)
-    if local is None:  # no local octave to split along yet: the blend stays as it is
-        cover = share * ramp(share, *SNOW_REGION)
-    else:
-        c, cover = paint_snowline(c, local, share, rugged)
+    c, cover = paint_snowline(c, local, settled_share(snow, g.px_m), rugged)
     snow = cover * rugged
     if rough is not None:  # the short octaves steeper on bare rock
         bare = np.float32(ROCK_ROUGHNESS) * pale * (1.0 - snow) * rugged
