@@ -60,8 +60,8 @@ def test_every_zoom_splits_snow_along_the_hollows_its_parent_split_it_along(z: i
     for zoom, top, left, size in ((z, r0, c0, 128), (z + 1, 2 * r0, 2 * c0, 256)):
         relief = ridge_slopes(3, Grid.of_window(zoom, top, left, size, size), local=True)
         assert relief is not None and relief.local is not None
-        half = np.full((size, size), 0.5, np.float32)
-        masks.append(paint_snowline(np.full((size, size, 3), 0.5, np.float32), relief.local, half, half * 2)[1])
+        half, grey = np.full((size, size), 0.5, np.float32), np.full((size, size, 3), 0.5, np.float32)
+        masks.append(paint_snowline(grey, relief.local, half, np.ones_like(half))[1])
     coarse, fine = masks
     assert 0.3 < float(coarse.mean()) < 0.7
     means = fine.reshape(128, 2, 128, 2).mean(axis=(1, 3))
