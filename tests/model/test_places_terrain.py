@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from terradream.model.atlas import default_farmland
-from terradream.model.lattice import Grid
+from terradream.model.lattice import Grid, gradient_noise_grad
 from terradream.model.places import (
     PlaceAtlas,
     default_places,
@@ -21,7 +21,6 @@ from terradream.model.terrain import (
     cover_ruggedness,
     crevasses,
     default_relief,
-    gradient_noise_grad,
     ridge_slopes,
     shade_relief,
 )
@@ -169,8 +168,8 @@ def test_relief_is_the_same_in_every_window(z: int) -> None:
     for dr, dc, h, w in ((0, 0, 40, 56), (13, 29, 70, 45), (77, 5, 51, 123)):
         small = ridge_slopes(3, Grid.of_window(z, r0 + dr, c0 + dc, h, w), local=True)
         assert small is not None and small.local is not None and big.local is not None
-        fields = (*small.slopes, small.face, *small.local)
-        for a, b in zip(fields, (*big.slopes, big.face, *big.local), strict=True):
+        fields = (*small.slopes, small.face, small.local.height, small.local.step)
+        for a, b in zip(fields, (*big.slopes, big.face, big.local.height, big.local.step), strict=True):
             np.testing.assert_array_equal(a, b[dr : dr + h, dc : dc + w])
 
 

@@ -8,6 +8,7 @@ from terradream.model.lattice import Grid, merc
 from terradream.model.snow import (
     BLEND_MIN_PX_M,
     HEIGHT_QUANTILES,
+    HEIGHT_SHARES,
     SNOW_REGION,
     paint_snowline,
     settled_share,
@@ -39,10 +40,10 @@ def split(g: Grid, share: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 @pytest.mark.parametrize("z", [7, 9, 11])
 @pytest.mark.parametrize("share", [0.3, 0.7])
 def test_a_pale_blur_is_split_into_snow_and_bare_ground_keeping_its_share(z: int, share: float) -> None:
-    """A pale mountain pixel is split into white snow in the hollows and dark ground on the crests, not painted as a
+    """A pale mountain pixel is split into white snow on the heights and dark ground in the valleys, not painted as a
     haze, and about as much of it is snow as its brightness said (the cascade keeps its mean anyway), over a window
-    wider than the relief's longest local octave."""
-    c, out, snow = split(alps(z, 256), share)
+    a few of the widest valleys across."""
+    c, out, snow = split(alps(z, 256 if z < 11 else 512), share)
     read = float(snow_fraction(c)[0, 0])
     assert abs(float(snow.mean()) - read) < 0.1
     lum = out.mean(-1)
@@ -75,7 +76,7 @@ def test_a_snowline_is_sharp_at_every_zoom(z: int) -> None:
     relief = ridge_slopes(3, alps(z), local=True)
     assert relief is not None and relief.local is not None
     height = relief.local.height
-    share = np.full(height.shape, np.interp(np.median(height), HEIGHT_QUANTILES[1], HEIGHT_QUANTILES[0]), np.float32)
+    share = np.full(height.shape, 1.0 - np.interp(np.median(height), HEIGHT_QUANTILES[-1], HEIGHT_SHARES), np.float32)
     _, snow = paint_snowline(np.full((*height.shape, 3), 0.5, np.float32), relief.local, share, np.ones_like(share))
     assert 0.2 < float(snow.mean()) < 0.8  # the window holds a snowline
     d_row, d_col = np.gradient(snow / float(snow.max()))
@@ -102,13 +103,23 @@ def test_valleys_and_grey_scree_are_left_alone() -> None:
 
 def test_a_snowfields_edge_is_split_again_at_fine_zooms() -> None:
     """On fine pixels, the pale edge of a snowfield (mostly snow, blurred by the coarser zooms) is split along the
-    finer relief again, so the snowline stays sharp as the cascade magnifies it."""
-    c, out, snow = split(alps(15), 0.8)
+    finer relief again, so the snowline stays sharp as the cascade magnifies it: where the parent's pale share puts
+    the line inside the window, as coarser zooms leave it on ground of that height."""
+    row, col = latlon_to_global_px(15, 45.95, 7.65)
+    for step in range(40):  # the first window eastwards on mid slopes, where a pale share's line can fall
+        g = Grid.of_window(15, int(row) - 128, int(col) - 128 + 256 * step, 256, 256)
+        relief = ridge_slopes(3, g, local=True)
+        assert relief is not None and relief.local is not None
+        over = 1.0 - float(np.interp(np.median(relief.local.height), HEIGHT_QUANTILES[-1], HEIGHT_SHARES))
+        if 0.4 < over < 0.8:
+            break
+    shares = np.linspace(0.5, 1.0, 101)  # the blend of snow and forest whose settled share puts the line there
+    blends = FOREST + shares[:, None] * (SNOW - FOREST)
+    share = float(shares[np.argmin(np.abs(settled_share(snow_fraction(blends), g.px_m) - over))])
+    c, out, snow = split(g, share)
     assert 0.2 < float(snow.mean()) < 0.9
     lum = out.mean(-1)
     assert float(lum[snow > 0.9].mean()) - float(lum[snow < 0.1].mean()) > 0.3
-
-
 def test_bare_rock_is_rougher_than_snow_or_forest() -> None:
     """The relief's short octaves shade pale bare ground (scree, rock) more than snow or forest: rock stays craggy at
     fine zooms while snowfields stay smooth (and do not speckle)."""
