@@ -57,7 +57,7 @@ TOP_CELL_M = 16000.0  # longest ridge wavelength (ground metres)
 MIN_CELL_PX = 2.0  # the shortest octave drawn at a zoom, in pixels of that zoom
 COARSE_CELL_PX = 64.0  # octaves longer than this are sampled every COARSE_STEP_PX pixels and interpolated
 COARSE_STEP_PX = 8
-LOCAL_CELL_M = 6000.0  # octaves up to this long (ground metres) are local: snow fills their hollows at every zoom
+LOCAL_CELL_M = 6000.0  # octaves up to this long (ground metres) are local: part of the relief snow lies on
 VALLEY_TONE, VALLEY_TONE_MID = 0.6, 0.56  # snowless ground this much brighter per unit of local height over the mid
 VALLEY_SHARE = 0.7  # of the local height snow lies on, the valleys' (the rest: ridged octaves)
 RIDGE_MEAN = 0.7533  # an octave's mean height over its crests' (1 - RIDGE_SCALE E|n|): what octaves too fine to draw add
@@ -140,10 +140,10 @@ def _add_damped(acc: Slopes | None, new: Slopes) -> Slopes:
 
 class Relief(NamedTuple):
     """The relief at a window's pixels: its slopes; the steepness of its faces (the same without the gullies, which
-    snow fills); the slopes of its long octaves alone (smooth over tens of pixels: the way ice flows), or None
-    where no octave is that long; its local octaves (up to LOCAL_CELL_M long: the crests and hollows snow fills, the
-    same at every zoom) where asked for, else None; and the slopes of its octaves and gullies up to ROCK_MAX_CELL_M long
-    (part of slopes), or None where none is drawn."""
+    snow fills, and the valleys, whose floors would all be cliffs); the slopes of its long octaves alone (smooth over
+    tens of pixels: the way ice flows), or None where no octave is that long; its local relief (the valleys and the
+    octaves up to LOCAL_CELL_M long: the heights snow lies on, the same at every zoom) where asked for, else None; and
+    the slopes of its octaves and gullies up to ROCK_MAX_CELL_M long (part of slopes), or None where none is drawn."""
 
     slopes: Slopes
     face: np.ndarray
@@ -297,7 +297,7 @@ def crevasses(seed: int, g: Grid, slopes: Slopes, snow: np.ndarray) -> np.ndarra
 
 def shade_relief(seed: int, g: Grid, c: np.ndarray, snow: np.ndarray, rugged: np.ndarray) -> np.ndarray:
     """Hill-shade colours c (H, W, 3) by the relief drawn at this zoom, as much as rugged (H, W) in [0, 1] says; snow
-    in its hollows (snow: the parent's share of it, (H, W), snow_fraction; paint_snowline), bare rock where steep
+    on its heights (snow: the parent's share of it, (H, W), snow_fraction; paint_snowline), bare rock where steep
     slopes carry snow, and bare rock rougher than snow or forest (ROCK_ROUGHNESS)."""
     rugged = ramp(rugged, FLAT_RUGGEDNESS, 1.0)  # per pixel, so flat windows skip the relief with the same numbers
     if float(rugged.max()) <= 0.0:

@@ -52,8 +52,8 @@ def test_a_pale_blur_is_split_into_snow_and_bare_ground_keeping_its_share(z: int
 
 
 @pytest.mark.parametrize("z", [8, 10])  # (pixels coarse enough to be read as blends at both zooms)
-def test_every_zoom_splits_snow_along_the_hollows_its_parent_split_it_along(z: int) -> None:
-    """A zoom lays snow in the same hollows as the zoom above, refined: the finer split's 2x2 means follow the coarser
+def test_every_zoom_splits_snow_along_the_heights_its_parent_split_it_along(z: int) -> None:
+    """A zoom lays snow on the same heights as the zoom above, refined: the finer split's 2x2 means follow the coarser
     one, so the cascade sharpens one snowline instead of starting a new speckle at every zoom."""
     row, col = latlon_to_global_px(z, 45.95, 7.65)
     r0, c0 = int(row) - 64, int(col) - 64
