@@ -43,7 +43,7 @@ REACH = 3  # channels that start this many cells away can pass through a cell
 MAX_RUN = 2.2  # cells a channel runs at most (REACH - MAX_RUN cells cover a valley's half-width)
 WARP_GAIN = 1.4  # gradient noise times this spans about -1..1
 WARP = 0.5  # channels wander: pixels look up the net this share of each level's spacing away, on a smooth noise
-SAMPLE_PER_CELL = 4.0  # a level's nearest channels are looked up at least this many times per spacing
+SAMPLE_PER_CELL = 2.0  # a level's nearest channels are looked up at least this many times per spacing
 MAX_SAMPLE_PX = 8
 SETTINGS = (VALLEY_TOP_M, VALLEY_LEVELS, VALLEY_MIN_PX, VALLEY_WIDTH, VALLEY_DEPTH, VALLEY_FALLOFF, JITTER,
             BASIN_CELLS, DOWNSTREAM, REACH, MAX_RUN, WARP, SAMPLE_PER_CELL, MAX_SAMPLE_PX)
@@ -204,6 +204,11 @@ def profile(t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return s * (np.float32(2.0) - s), np.float32(2.0) * (np.float32(1.0) - s)
 
 
+def _at(a: np.ndarray, which: np.ndarray) -> np.ndarray:
+    """Some elements (flat indices) of an array."""
+    return a.ravel().take(which)
+
+
 def _warp(seed: int, level: int, xs: np.ndarray, ys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """How far (x, y; Mercator metres, (H, W) float64) pixels at xs (W,), ys (H,) look up a level's net: smooth noise
     with one octave per level down to this one, WARP x each spacing, so a tributary's warp is its trunk's plus one
@@ -248,11 +253,17 @@ def valley_relief(seed: int, g: Grid) -> tuple[np.ndarray, tuple[np.ndarray, np.
         # each pixel's nearest channel is, but for rare misses, one of its four samples' nearest: exact from there
         px = g.x[None, :] + separable_lerp(wx, (ri, rt), (ci, ct))
         py = g.y[:, None] + separable_lerp(wy, (ri, rt), (ci, ct))
-        d, qx, qy = _to_channel(net, idx[ri][:, ci], px, py)
+        px, py = np.broadcast_arrays(px, py)
+        first = idx[ri][:, ci]
+        d, qx, qy = _to_channel(net, first, px, py)
         for corner in (idx[ri + 1][:, ci], idx[ri][:, ci + 1], idx[ri + 1][:, ci + 1]):
-            dc, qxc, qyc = _to_channel(net, corner, px, py)
-            closer = dc < d
-            d, qx, qy = np.where(closer, dc, d), np.where(closer, qxc, qx), np.where(closer, qyc, qy)
+            other = np.nonzero((corner != first).ravel())[0]  # (most pixels' four samples share one channel)
+            if len(other) == 0:
+                continue
+            dc, qxc, qyc = _to_channel(net, corner.ravel()[other], _at(px, other), _at(py, other))
+            closer = dc < d.ravel()[other]
+            for full, new in ((d, dc), (qx, qxc), (qy, qyc)):
+                full.ravel()[other] = np.where(closer, new, full.ravel()[other])
         away = np.maximum(d, 1e-6)
         d32, ux, uy = d.astype(np.float32), ((px - qx) / away).astype(np.float32), ((py - qy) / away).astype(np.float32)
         if dist is None or dir_x is None or dir_y is None:
