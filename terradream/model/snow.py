@@ -7,7 +7,8 @@ ground of the local relief (the valleys of drainage.py and the relief's ridged o
 over a snowline that leaves about that share of the ground over it. The local relief is the same at every zoom (each
 zoom draws more, finer levels of it), so every zoom refines the split its parent made instead of starting a new one:
 the cascade keeps every parent's mean, and a split redrawn at every zoom piles up into speckle. Bare ground is scree
-and rock just under the snowline and forest further down the valleys. Coarse pixels are read as blends of snow and
+and rock just under the snowline and forest further down the valleys; where most of a pixel is snow, ice fills the
+valleys and the bare ground moves up to the crests (ICE_SHARE), so a glacier's basin is white with rock ridges. Coarse pixels are read as blends of snow and
 dark valleys; finer ones (settled_share) as snow, bare ground or the soft line between them, so grey scree is not
 read as half snow and a snowfield's edge stays sharp.
 """
@@ -31,6 +32,7 @@ HEIGHT_QUANTILES = ((0.0, 0.51, 0.527, 0.564, 0.588, 0.606, 0.62, 0.623, 1.0),
                     (0.0, 0.226, 0.282, 0.425, 0.557, 0.692, 0.824, 0.879, 1.0))
 SNOWLINE_SOFT_PX = 0.75  # half the pixels over which snow thins out at its line: sharp at every zoom
 SNOW_REGION = (0.05, 0.2)  # a snow share over which ground is mountain snow and bare ground (under it: left alone)
+ICE_SHARE = (0.5, 0.9)  # snow shares over which the bare ground moves from the valley floors up to the crests
 TREELINE_DROP = (0.12, 0.25)  # drop under the snowline over which bare ground turns from scree and rock to forest
 # a coarse pixel's snow share, unmixed from its brightness: dark valleys up to white snow, if colourless enough
 SNOW_MIX_LUM, SNOW_MIX_SAT = (0.20, 0.85), (0.10, 0.16)
@@ -40,7 +42,7 @@ SNOW_WHITE = (0.84, 0.86, 0.90)
 SCREE = (0.44, 0.43, 0.39)
 MOUNTAIN_FOREST = (0.12, 0.16, 0.10)
 # every setting above, for the relief's identity (hence the model version)
-SETTINGS = (HEIGHT_SHARES, HEIGHT_QUANTILES, TREELINE_DROP, SNOWLINE_SOFT_PX, BLEND_MIN_PX_M, SNOW_SHARE_SETTLED, SNOW_REGION,
+SETTINGS = (HEIGHT_SHARES, HEIGHT_QUANTILES, ICE_SHARE, TREELINE_DROP, SNOWLINE_SOFT_PX, BLEND_MIN_PX_M, SNOW_SHARE_SETTLED, SNOW_REGION,
             SNOW_WHITE, SCREE, MOUNTAIN_FOREST, SNOW_MIX_LUM, SNOW_MIX_SAT)
 
 
@@ -109,19 +111,25 @@ def paint_snowline(c: np.ndarray, local: LocalRelief | None, share: np.ndarray, 
     is); share: the parent's snow share here (settled_share; under SNOW_REGION, valley towns and fields, nothing
     changes); rugged: how mountainous, [0, 1]. A pixel that is share x snow + (1 - share)
     x bare ground becomes snow where it rises over the snowline and bare ground elsewhere: scree and rock just under
-    the snow, dark forest further down (at coarse zooms, wooded valleys between snowy massifs). Its texture stays,
-    and all-snow ground is left as it is."""
+    the snow, dark forest further down (at coarse zooms, wooded valleys between snowy massifs); the more of it is
+    snow, the more of its bare ground is on the crests instead, over a second line (ice fills the valleys). Its
+    texture stays, and all-snow ground is left as it is."""
     region = ramp(share, *SNOW_REGION)
     if local is None:
         return c, share * region
     soft = np.float32(SNOWLINE_SOFT_PX) * local.step + np.float32(1e-6)
-    drop = snowline(share, local.levels) - local.height  # how far under the snowline
-    on = np.clip(-drop / (2.0 * soft) + 0.5, 0.0, 1.0)  # a ramp of width 2 soft
+    crest = (1.0 - share) * ramp(share, *ICE_SHARE)  # bare ground on the crests: ice fills the valleys under them
+    floor = 1.0 - share - crest  # ... and on the valley floors
+    drop = snowline(1.0 - floor, local.levels) - local.height  # how far under the lower snowline
+    upper = snowline(crest, local.levels)  # over it, bare crests
+    on = np.clip(-drop / (2.0 * soft) + 0.5, 0.0, 1.0)  # ramps of width 2 soft
+    on = on * np.where(crest > 0.0, np.clip((upper - local.height) / (2.0 * soft) + 0.5, 0.0, 1.0), 1.0)
     here = region * rugged
     forest, scree = np.asarray(MOUNTAIN_FOREST, np.float32), np.asarray(SCREE, np.float32)
     white = np.asarray(SNOW_WHITE, np.float32)
-    bare = scree + ramp(drop, *TREELINE_DROP)[..., None] * (forest - scree)
-    wooded = np.interp(share, *_forest_share_table(local.levels)).astype(np.float32)  # of the bare ground, on average
+    bare = scree + ramp(drop, *TREELINE_DROP)[..., None] * (forest - scree)  # (crests: scree and rock)
+    wooded = np.interp(1.0 - floor, *_forest_share_table(local.levels)).astype(np.float32)  # of the floors' ground
+    wooded = wooded * floor / np.maximum(1.0 - share, np.float32(1e-6))  # ... of all the bare ground, on average
     mixed = scree + wooded[..., None] * (forest - scree)  # what the parent's pixel blurs
     mixed = mixed + share[..., None] * (white - mixed)
     target = bare + on[..., None] * (white - bare)

@@ -164,3 +164,16 @@ def test_snow_is_left_blended_where_no_local_octave_is_drawn_yet(share: float) -
     c = np.broadcast_to(FOREST + share * (SNOW - FOREST), (64, 64, 3)).astype(np.float32)
     out = shade_relief(3, g, c.copy(), snow_fraction(c), np.ones((64, 64), np.float32))
     assert abs(float(out.mean() - c.mean())) < 0.045  # (shade darkens a little on average)
+
+
+@pytest.mark.parametrize(("share", "bare_high"), [(0.3, False), (0.85, True)])
+def test_snow_lies_on_the_heights_and_ice_fills_the_valleys_where_most_is_snow(share: float, bare_high: bool) -> None:
+    """Where a mountain is partly snow, the snow is on its heights and the valleys are bare; where it is mostly
+    snow, ice fills the valleys and the bare ground is on the crests (rock ridges over a glacier's basin)."""
+    g = alps(9, 256)
+    relief = ridge_slopes(3, g, local=True)
+    assert relief is not None and relief.local is not None
+    _, _, snow = split(g, share)
+    height = relief.local.height
+    bare_mean, snow_mean = float(height[snow < 0.1].mean()), float(height[snow > 0.9].mean())
+    assert (bare_mean > snow_mean + 0.1) if bare_high else (bare_mean < snow_mean - 0.1)
