@@ -4,8 +4,9 @@ Ridged noise alone draws a net of crests around closed basins: from above, cells
 mountains. Here each level of a hierarchy of jittered points (one point per cell, cells halving from VALLEY_TOP_M)
 drains into the level above: a point of the coarsest level flows to its lowest neighbour on a slow noise, a point of
 every finer level to the nearest stretch of the coarser net, a little downstream of it, so tributaries join their
-trunk at a slant. Each level carves a valley along every channel of its own and the coarser levels, as wide as its
-cells and as deep as the relief's octave that long, so valleys deepen where they meet. Every point and channel is a
+trunk at a slant. Each level carves a V valley along every channel of its own and the coarser levels, about as wide
+as its cells and a small share of them deep (deeper ones made every slope a cliff), so valleys deepen where they
+meet. Every point and channel is a
 pure function of the world seed and its cell, so any window draws the same net without its neighbours, and a zoom
 draws the levels at least VALLEY_MIN_PX wide; finer ones add the mean height they would have.
 """
@@ -31,7 +32,7 @@ from terradream.model.lattice import (
 from terradream.model.noise import stream_key, uniform_grid
 
 VALLEY_TOP_M = 8000.0  # spacing of the coarsest valleys (ground metres)
-VALLEY_LEVELS = 6  # levels below it, each half as far apart: down to 250 m
+VALLEY_LEVELS = 6  # levels, each half as far apart as the one above: 8 km down to 250 m
 VALLEY_MIN_PX = 8.0  # levels whose spacing is under this many pixels add their mean instead
 VALLEY_WIDTH = 0.7  # a valley's half-width, in its level's spacing: over it the ground is level with the crests
 VALLEY_DEPTH = 0.06  # the coarsest level's depth over its spacing; finer ones are as deep over theirs
@@ -45,8 +46,10 @@ WARP_GAIN = 1.4  # gradient noise times this spans about -1..1
 WARP = 0.5  # channels wander: pixels look up the net this share of each level's spacing away, on a smooth noise
 SAMPLE_PER_CELL = 2.0  # a level's nearest channels are looked up at least this many times per spacing
 MAX_SAMPLE_PX = 8
+PROFILE_MEAN = 0.51  # mean of a fine level's valley profile over its ground (measured at z14, levels 3-5)
+# every setting above, for the relief's identity (hence the model version)
 SETTINGS = (VALLEY_TOP_M, VALLEY_LEVELS, VALLEY_MIN_PX, VALLEY_WIDTH, VALLEY_DEPTH, VALLEY_FALLOFF, JITTER,
-            BASIN_CELLS, DOWNSTREAM, REACH, MAX_RUN, WARP, SAMPLE_PER_CELL, MAX_SAMPLE_PX)
+            BASIN_CELLS, DOWNSTREAM, REACH, MAX_RUN, WARP_GAIN, WARP, SAMPLE_PER_CELL, MAX_SAMPLE_PX, PROFILE_MEAN)
 
 
 @dataclass
@@ -175,9 +178,6 @@ def channel_nets(seed: int, g: Grid, levels: int) -> list[Channels]:
         block = _block(g, level_spacing_m(level), margin)
         nets.append(_top_channels(seed, *block) if level == 0 else _finer_channels(seed, level, nets[-1], *block))
     return nets
-
-
-PROFILE_MEAN = 0.51  # mean of a fine level's valley profile over its ground (measured at z14, levels 3-5)
 
 
 def valley_tallest_m() -> float:
