@@ -154,8 +154,9 @@ class Relief(NamedTuple):
 
 def ridge_slopes(seed: int, g: Grid, local: bool = False) -> Relief | None:
     """The relief at a window's pixels: every ridged octave from TOP_CELL_M down to MIN_CELL_PX pixels (those longer
-    than COARSE_CELL_PX sampled coarsely and interpolated), then the gullies, and with local, the local octaves'
-    height; None when no octave is two pixels long (the coarsest zooms)."""
+    than COARSE_CELL_PX sampled coarsely and interpolated), the valleys (drainage.valley_relief), then the gullies
+    (which run down the valleys' sides too), and with local, the local relief's height: the valleys' and the local
+    octaves', each over the tallest it reaches; None when no octave is two pixels long (the coarsest zooms)."""
     top = merc(TOP_CELL_M)
     cells = []
     while top / 2 ** len(cells) >= MIN_CELL_PX * g.px_m and len(cells) < 24:
