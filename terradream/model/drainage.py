@@ -192,8 +192,6 @@ def undrawn_mean_m(first: int) -> float:
     return sum(PROFILE_MEAN * level_depth_m(k) for k in range(first, VALLEY_LEVELS))
 
 
-
-
 def profile(t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """A valley's cross-section (0 on its channel, 1 from its half-width on) and its slope, at t = distance over
     half-width: t (2 - t), V-shaped at the channel (a sharp dark line from afar), level with the crests at its edge.
