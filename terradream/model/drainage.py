@@ -14,6 +14,7 @@ draws the levels at least VALLEY_MIN_PX wide; finer ones add the mean height the
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 
@@ -46,10 +47,14 @@ WARP_GAIN = 1.4  # gradient noise times this spans about -1..1
 WARP = 0.5  # channels wander: pixels look up the net this share of each level's spacing away, on a smooth noise
 SAMPLE_PER_CELL = 2.0  # a level's nearest channels are looked up at least this many times per spacing
 MAX_SAMPLE_PX = 8
+# a pixel's channel is at most this many sample steps nearer than its four samples' nearest (measured: 1.2 at most
+# from z8 to z17; a pixel is within a step of its samples, and their warps differ a little)
+SAMPLE_SLACK = 2.0
 PROFILE_MEAN = 0.51  # mean of a fine level's valley profile over its ground (measured at z14, levels 3-5)
 # every setting above, for the relief's identity (hence the model version)
 SETTINGS = (VALLEY_TOP_M, VALLEY_LEVELS, VALLEY_MIN_PX, VALLEY_WIDTH, VALLEY_DEPTH, VALLEY_FALLOFF, JITTER,
-            BASIN_CELLS, DOWNSTREAM, REACH, MAX_RUN, WARP_GAIN, WARP, SAMPLE_PER_CELL, MAX_SAMPLE_PX, PROFILE_MEAN)
+            BASIN_CELLS, DOWNSTREAM, REACH, MAX_RUN, WARP_GAIN, WARP, SAMPLE_PER_CELL, MAX_SAMPLE_PX, SAMPLE_SLACK,
+            PROFILE_MEAN)
 
 
 @dataclass
@@ -220,27 +225,67 @@ def _at(a: np.ndarray, which: np.ndarray) -> np.ndarray:
     return a.ravel().take(which)
 
 
-def _warp(seed: int, level: int, xs: np.ndarray, ys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """How far (x, y; Mercator metres, (H, W) float64) pixels at xs (W,), ys (H,) look up a level's net: smooth noise
-    with one octave per level down to this one, WARP x each spacing, so a tributary's warp is its trunk's plus one
-    finer octave and it still meets it."""
+def _warp(seed: int, octaves: int, xs: np.ndarray, ys: np.ndarray, gain: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """How far (x, y; Mercator metres, (H, W) float64) pixels at xs (W,), ys (H,) look up the net: smooth noise with
+    one octave per level from the coarsest, gain x WARP x each spacing. A valley's warp has an octave per level down
+    to its own, so a tributary's is its trunk's plus one finer octave and its valley still opens into the trunk's."""
     wx = np.zeros((len(ys), len(xs)))
     wy = np.zeros((len(ys), len(xs)))
-    for k in range(level + 1):
+    for k in range(octaves):
         cell = level_spacing_m(k)
         fx, fy = (xs / cell)[None, :], (ys / cell)[:, None]
         for axis, acc in ((0, wx), (1, wy)):
             key = stream_key(seed, STREAM_STRUCTURE, FIELD["valley_warp"], k, axis)
-            acc += (WARP * cell * WARP_GAIN) * gradient_noise_grad(key, fx, fy, cell)[0].astype(np.float64)
+            acc += (gain * WARP * cell * WARP_GAIN) * gradient_noise_grad(key, fx, fy, cell)[0].astype(np.float64)
     return wx, wy
+
+
+def _level_distance(seed: int, g: Grid, level: int, net: Channels, cap_m: float, warp_octaves: int,
+                    warp_gain: float = 1.0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+    """Each pixel's distance (H, W; float32 Mercator metres) to the nearest channel of one level, looked up through
+    a warp of so many octaves (and gain), the unit vector (x, y) away from it and how far down that channel from its
+    point the nearest spot is; inf (and 0) where the pixel's four samples put every channel further than cap_m. None
+    where no pixel is that near.
+
+    The nearest channels are looked up every few pixels (SAMPLE_PER_CELL per spacing, at global pixel positions) and
+    each pixel's distance is exact to the nearest of its four samples' channels, so every window gets the same
+    numbers (which pixels are skipped is decided from the same samples)."""
+    cell = level_spacing_m(level)
+    step = int(min(MAX_SAMPLE_PX, 2 ** max(0, math.floor(math.log2(cell / g.px_m / SAMPLE_PER_CELL)))))
+    xs, ci, ct = coarse_axis(g.x, g.px_m, 1.0, step)
+    ys, ri, rt = coarse_axis(g.y, g.px_m, -1.0, step)
+    wx, wy = _warp(seed, warp_octaves, xs, ys, warp_gain)
+    near, _, _, idx = _nearest(net, cell, xs[None, :] + wx, ys[:, None] + wy)
+    reach = cap_m + SAMPLE_SLACK * step * g.px_m
+    if float(near.min()) > reach:
+        return None
+    low = np.minimum(np.minimum(near[:-1, :-1], near[1:, :-1]), np.minimum(near[:-1, 1:], near[1:, 1:]))
+    rows, cols = np.nonzero(low[ri][:, ci] <= reach)
+    r, c = ri[rows], ci[cols]
+    px = g.x[cols] + separable_lerp(wx, (ri, rt), (ci, ct))[rows, cols]
+    py = g.y[rows] + separable_lerp(wy, (ri, rt), (ci, ct))[rows, cols]
+    chan = idx[r, c]
+    d, qx, qy = _to_channel(net, chan, px, py)
+    for corner in (idx[r + 1, c], idx[r, c + 1], idx[r + 1, c + 1]):
+        other = np.nonzero(corner != chan)[0]  # (most pixels' four samples share one channel)
+        if len(other) == 0:
+            continue
+        dc, qxc, qyc = _to_channel(net, corner[other], px[other], py[other])
+        closer = dc < d[other]
+        for full, new in ((d, dc), (qx, qxc), (qy, qyc), (chan, corner[other])):
+            full[other] = np.where(closer, new, full[other])
+    away = np.maximum(d, 1e-6)
+    shape = (len(g.y), len(g.x))
+    dist, head = np.full(shape, np.inf, np.float32), np.zeros(shape, np.float32)
+    ux, uy = np.zeros(shape, np.float32), np.zeros(shape, np.float32)
+    dist[rows, cols], ux[rows, cols], uy[rows, cols] = d, (px - qx) / away, (py - qy) / away
+    head[rows, cols] = np.hypot(qx - _at(net.ax, chan), qy - _at(net.ay, chan))
+    return dist, ux, uy, head
 
 
 def valley_relief(seed: int, g: Grid) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]] | None:
     """The valleys' height (H, W; Web-Mercator metres over the deepest floor, finer levels their mean) and slopes
-    (rise over run east and north) at a window's pixels; None when no level is VALLEY_MIN_PX wide (coarse zooms).
-    Each level's nearest channels are looked up every few pixels (SAMPLE_PER_CELL per spacing, at global pixel
-    positions) and each pixel's distance is exact to the nearest of its four samples' channels, so every window
-    gets the same numbers."""
+    (rise over run east and north) at a window's pixels; None when no level is VALLEY_MIN_PX wide (coarse zooms)."""
     levels = drawn_levels(g.px_m)
     if levels == 0:
         return None
@@ -251,32 +296,13 @@ def valley_relief(seed: int, g: Grid) -> tuple[np.ndarray, tuple[np.ndarray, np.
     dist = np.full(shape, np.inf, np.float32)  # to the nearest channel of the levels so far, and away from it
     dir_x, dir_y = np.zeros(shape, np.float32), np.zeros(shape, np.float32)
     for level, net in enumerate(nets):
-        cell = level_spacing_m(level)
-        step = int(min(MAX_SAMPLE_PX, 2 ** max(0, math.floor(math.log2(cell / g.px_m / SAMPLE_PER_CELL)))))
-        xs, ci, ct = coarse_axis(g.x, g.px_m, 1.0, step)
-        ys, ri, rt = coarse_axis(g.y, g.px_m, -1.0, step)
-        wx, wy = _warp(seed, level, xs, ys)
-        near, _, _, idx = _nearest(net, cell, xs[None, :] + wx, ys[:, None] + wy)
-        half = np.float32(VALLEY_WIDTH * cell)
+        half = np.float32(VALLEY_WIDTH * level_spacing_m(level))
         depth = np.float32(level_depth_m(level))
-        if float(near.min()) > half + 4.0 * step * g.px_m:  # no pixel is in this level's valleys (nor the finer ones'):
+        found = _level_distance(seed, g, level, net, float(half), level + 1)
+        if found is None:  # no pixel is in this level's valleys (nor the finer ones'):
             height += depth  # its profile is level, 1, everywhere (as it would come out)
             continue
-        # each pixel's nearest channel is, but for rare misses, one of its four samples' nearest: exact from there
-        px = g.x[None, :] + separable_lerp(wx, (ri, rt), (ci, ct))
-        py = g.y[:, None] + separable_lerp(wy, (ri, rt), (ci, ct))
-        first = idx[ri][:, ci]
-        d, qx, qy = _to_channel(net, first, px, py)
-        for corner in (idx[ri + 1][:, ci], idx[ri][:, ci + 1], idx[ri + 1][:, ci + 1]):
-            other = np.nonzero((corner != first).ravel())[0]  # (most pixels' four samples share one channel)
-            if len(other) == 0:
-                continue
-            dc, qxc, qyc = _to_channel(net, corner.ravel()[other], _at(px, other), _at(py, other))
-            closer = dc < d.ravel()[other]
-            for full, new in ((d, dc), (qx, qxc), (qy, qyc)):
-                full.ravel()[other] = np.where(closer, new, full.ravel()[other])
-        away = np.maximum(d, 1e-6)
-        d32, ux, uy = d.astype(np.float32), ((px - qx) / away).astype(np.float32), ((py - qy) / away).astype(np.float32)
+        d32, ux, uy, _ = found
         closer = d32 < dist
         dist, dir_x, dir_y = np.where(closer, d32, dist), np.where(closer, ux, dir_x), np.where(closer, uy, dir_y)
         h, dh = profile(dist / half)
@@ -285,3 +311,17 @@ def valley_relief(seed: int, g: Grid) -> tuple[np.ndarray, tuple[np.ndarray, np.
         sx += gain * dir_x
         sy += gain * dir_y
     return height, (sx, sy)
+
+
+def stream_distances(seed: int, g: Grid, caps_m: Sequence[float], warp_octaves: int, warp_gain: float
+                     ) -> list[tuple[np.ndarray, np.ndarray] | None]:
+    """The distance (H, W; float32 Mercator metres; inf beyond that level's cap) from every pixel to the channels of
+    the coarsest len(caps_m) levels and how far the nearest spot is down its channel (from the channel's point,
+    where a finer level's stream rises), or None for a level none of whose channels comes within its cap: streams,
+    wherever the ground is (flat land drains too). Every level is looked up through one warp of warp_octaves octaves
+    and warp_gain x the valleys' strength (the same at every zoom), so a stream meets its trunk where its channel ends
+    on it; a gain under about 0.4 never folds the warp, which would draw a stretch of stream two or three times."""
+    nets = channel_nets(seed, g, len(caps_m))
+    return [None if f is None else (f[0], f[3]) for f in (
+        _level_distance(seed, g, level, net, cap, warp_octaves, warp_gain)
+        for level, (net, cap) in enumerate(zip(nets, caps_m, strict=True)))]

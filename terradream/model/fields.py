@@ -80,17 +80,18 @@ def _parcels_at(x: np.ndarray, y: np.ndarray, d: ParcelDistricts, edge_px_m: flo
     return crop, coverage(np.minimum(du, dv), merc(2.0), edge_px_m)
 
 
-def parcels(g: Grid, rb: np.ndarray, theta: np.ndarray, where: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def parcels(g: Grid, rb: np.ndarray, theta: np.ndarray, scale: np.ndarray, where: np.ndarray
+            ) -> tuple[np.ndarray, np.ndarray]:
     """Crop colour (H, W, 3) and edge coverage (H, W) of the field parcels at the grid's pixels that `where` (H, W)
-    selects (zero elsewhere). Strips share their district's width; each strip has its own parcel length, and some
-    parcels are split along the strip in two.
+    selects (zero elsewhere). Strips share their district's width (times its scale); each strip has its own parcel
+    length, and some parcels are split along the strip in two.
 
     A pixel about a parcel wide or wider shows the mean of four samples at the next zoom's pixel centres in it: what
     that zoom's pixels average to, as the exact projection onto the parent will insist. A point sample would differ,
     and the difference would stay in the 2x2 means of every finer zoom, blurring and streaking the fields."""
     rows, cols = np.nonzero(where)
     x, y, rb, theta_at = g.x[cols], g.y[rows], rb[rows, cols], theta[rows, cols]
-    width = merc(PARCEL_WIDTH_M[0]) + unit(rb, 0) * merc(PARCEL_WIDTH_M[1])
+    width = (merc(PARCEL_WIDTH_M[0]) + unit(rb, 0) * merc(PARCEL_WIDTH_M[1])) * scale[rows, cols]
     d = ParcelDistricts(rb, splitmix64(rb ^ np.uint64(FIELD["block"])), width, np.cos(theta_at), np.sin(theta_at))
     crops, edges = np.zeros((*where.shape, 3), np.float32), np.zeros(where.shape, np.float32)
     if g.px_m <= merc(SUPERSAMPLED_PX_M):
@@ -102,10 +103,10 @@ def parcels(g: Grid, rb: np.ndarray, theta: np.ndarray, where: np.ndarray) -> tu
     return crops, edges
 
 
-def paint_fields(g: Grid, rb: np.ndarray, theta: np.ndarray, c: np.ndarray, farm: np.ndarray
+def paint_fields(g: Grid, rb: np.ndarray, theta: np.ndarray, scale: np.ndarray, c: np.ndarray, farm: np.ndarray
                  ) -> tuple[np.ndarray, np.ndarray]:
     """Field parcels (parcels) in rotated strips per district (hash rb), with hedgerows or tracks on their edges."""
-    crop, edge = parcels(g, rb, theta, farm > 0)
+    crop, edge = parcels(g, rb, theta, scale, farm > 0)
     c = over(c, farm * FIELD_ALPHA, crop)
     edge *= farm
     hedge = unit(rb, 2) < 0.5

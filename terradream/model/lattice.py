@@ -22,12 +22,13 @@ _SUN_RISE = 1.6 / math.sqrt(2.0)  # the light's height over its run along the gr
 SUN = (np.array([*LIGHT_FROM, _SUN_RISE]) / math.hypot(*LIGHT_FROM, _SUN_RISE)).astype(np.float32)
 STREAM_STRUCTURE = 2  # noise.py stream id of the structure field's random numbers
 FIELD = {"district": 0, "farm": 1, "town": 2, "forest": 3, "warp_x": 4, "warp_y": 5, "region": 6, "parcel": 7,
-         "stream": 8, "stream_mask": 9, "road_major": 10, "road_minor": 11, "lot": 12, "tree": 13, "tree_b": 14,
+         "riparian": 8, "riparian_width": 9, "road_major": 10, "road_minor": 11, "lot": 12, "tree": 13, "tree_b": 14,
          "town_edge": 15, "urban": 16, "ridge": 17, "woods": 18, "woods_tone": 19, "land_tone": 20, "land_hue": 21,
          "block": 22, "street_bend_u": 23, "street_bend_v": 24, "grain": 25, "canopy": 26, "gully": 27, "crevasse": 28,
          "crevasse_field": 29, "industry": 30, "green_space": 31, "crown_clump": 32,
          "wave": 33, "sea_state": 34, "beach": 35, "surf": 36, "breaker": 37, "breaker_drift": 38,
-         "beach_depth": 39, "valley": 40, "valley_basin": 41, "valley_warp": 42}
+         "beach_depth": 39, "valley": 40, "valley_basin": 41, "valley_warp": 42,
+         "parcel_scale": 43}
 
 
 @dataclass(frozen=True)
@@ -222,14 +223,14 @@ def ramp(v: np.ndarray, lo: float, hi: float) -> np.ndarray:
     return np.clip((v - lo) / (hi - lo), 0.0, 1.0)
 
 
-def coverage(dist_m: np.ndarray, half_width_m: float, px_m: float) -> np.ndarray:
+def coverage(dist_m: np.ndarray, half_width_m: float | np.ndarray, px_m: float) -> np.ndarray:
     """The share of a pixel px_m across that a band of half_width around a line covers, from the distance of the
     pixel's centre to the line: exact across a straight line, so a band thinner than a pixel adds its area to the
     pixels it crosses at every zoom and the zoom that resolves it has nothing to add to their means.
 
     >>> [float(v) for v in coverage(np.array([0.0, 1.0, 2.0]), 0.25, 2.0)]
     [0.25, 0.125, 0.0]"""
-    w = max(half_width_m, 0.0)
+    w = np.maximum(half_width_m, 0.0)
     return np.clip(np.minimum((w - dist_m) / px_m + 0.5, 2.0 * w / px_m), 0.0, 1.0)
 
 

@@ -24,6 +24,7 @@ from terradream.model.coast import SETTINGS as COAST_SETTINGS
 from terradream.model.lattice import Grid
 from terradream.model.places import PlaceAtlas, default_places
 from terradream.model.snow import snow_fraction
+from terradream.model.streams import SETTINGS as STREAM_SETTINGS
 from terradream.model.structure import STRUCTURE_REVISION, land_cover, layout
 from terradream.model.terrain import ReliefAtlas, cover_ruggedness, default_relief, shade_relief
 from terradream.model.water import WaterAtlas, default_atlas
@@ -126,7 +127,7 @@ class StructurePainter:
     @property
     def identity(self) -> str:
         """What decides the painted numbers (besides the model): part of the model version, hence of cache keys."""
-        return (f"structure/{STRUCTURE_REVISION}/{STRUCTURE_BASE_RADIUS_PX}/{CALM_SNOW_SHARE}/"
+        return (f"structure/{STRUCTURE_REVISION}/{STREAM_SETTINGS}/{STRUCTURE_BASE_RADIUS_PX}/{CALM_SNOW_SHARE}/"
                 f"{CALM_SAND_SHARE}/{self.water.identity}/{COAST_SETTINGS}/{self.places.identity}/"
                 f"{self.relief.identity}/{self.farmland.identity}")
 

@@ -38,6 +38,7 @@ from terradream.model.lattice import (
     value_noise,
 )
 from terradream.model.noise import stream_key
+from terradream.model.streams import paint_streams
 from terradream.model.towns import (
     BUILDINGS_FROM_PX_M,
     SHED_MAX_PX_M,
@@ -55,7 +56,7 @@ from terradream.model.waves import paint_waves
 # (land colours, water colours) of every pixel, each (H, W, 3) -> the same with a shore painted on them
 ShorePaint = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 
-STRUCTURE_REVISION = 38  # bump whenever the layout changes: it is part of the model version, hence of cache keys
+STRUCTURE_REVISION = 39  # bump whenever the layout changes: it is part of the model version, hence of cache keys
 
 
 # ---- land cover from the parent's (low-passed) colours ----
@@ -80,12 +81,13 @@ def land_cover(base: np.ndarray) -> dict[str, np.ndarray]:
 # ---- features ----
 @dataclass(frozen=True)
 class Districts:
-    """Warped 2.5 km districts over a window, per pixel: hash, street and field angle, roof style, and the distance
-    (m) to the district's edge (None when not asked for)."""
+    """Warped 2.5 km districts over a window, per pixel: hash, street and field angle, roof style, how much larger
+    than the smallest its field parcels are, and the distance (m) to the district's edge (None when not asked for)."""
 
     rb: np.ndarray
     theta: np.ndarray
     roof_style: np.ndarray
+    parcel_scale: np.ndarray
     edge_m: np.ndarray | None
 
 
@@ -116,7 +118,11 @@ def _districts(seed: int, g: Grid, edges: bool) -> Districts:
     centres_y = (np.arange(j0, int(rj.max()) + 1) + 0.5) * size
     grain = value_noise(stream_key(seed, STREAM_STRUCTURE, FIELD["grain"]), centres_x, centres_y, merc(LAND_GRAIN_M))
     theta = grain * np.float32(2.0 * math.pi) + (unit(table, 3) - np.float32(0.5)) * np.float32(2.0 * DISTRICT_TURN)
-    return Districts(table[at], theta[at], roof_style(table)[at], dist)
+    # a region's fields are large or small together (as its history of land holdings made them)
+    region = value_noise(stream_key(seed, STREAM_STRUCTURE, FIELD["parcel_scale"]), centres_x, centres_y,
+                         merc(PARCEL_REGION_M))
+    scale = np.float32(1.0) + np.float32(PARCEL_SCALE - 1.0) * ramp(region, 0.3, 0.7)
+    return Districts(table[at], theta[at], roof_style(table)[at], scale[at], dist)
 
 
 _ASPHALT, _WATER = (0.40, 0.40, 0.41), (0.10, 0.16, 0.20)
@@ -135,6 +141,8 @@ DISTRICT_WARP = 0.35
 # Fields and streets of neighbouring districts run alike, as they follow the same valleys, roads and surveys: a
 # district's direction is a slow field over this many ground metres, turned by up to DISTRICT_TURN radians.
 LAND_GRAIN_M, DISTRICT_TURN = 15000.0, 0.35
+# Field parcels are up to PARCEL_SCALE times larger where a slow field over this many ground metres says so
+PARCEL_REGION_M, PARCEL_SCALE = 250000.0, 2.2
 DISTRICT_ROAD_MAX_PX_M = 40.0  # roads along district edges from pixels this fine on (ground metres)
 TOWN_EDGE, TOWN_CORE = (0.66, 0.70), (0.72, 0.80)  # slow town noise from open land to built up, and to a centre
 URBAN_MAX_PX_M = 1500.0  # towns are drawn from pixels this fine on (ground metres)
@@ -363,13 +371,10 @@ def _land(seed: int, g: Grid, c: np.ndarray, cover: dict[str, np.ndarray], towns
         c[box], park = paint_urban(grid, c[box], tb, d.roof_style[box])
     if px > merc(FIELDS_MAX_PX_M):
         return c
-    c, hedges = paint_fields(g, d.rb, d.theta, c, farm)
+    c, hedges = paint_fields(g, d.rb, d.theta, d.parcel_scale, c, farm)
+    c, riparian, stream = paint_streams(seed, g, c, farmable * (1 - town) * (1 - cover["snow"]), _WOODS, _WATER)
     if px > merc(ROADS_MAX_PX_M):
         return c
-    if px <= merc(40.0):  # streams: a level set of slow noise where the stream mask allows
-        n, grad = level_slope(fbm(seed, "stream", g.grown(), merc(3000.0), 3) - 0.5, px)
-        wet = ramp(fbm(seed, "stream_mask", g, merc(20000.0), 2), 0.45, 0.55) * land * (1 - town)
-        c = over(c, coverage(np.abs(n) / np.maximum(grad, 1e-12), merc(5.0), px) * wet * 0.9, _WATER)
     road_land = cover["land"] * (1 - cover["snow"])
     major = coverage(_segments_distance(g, _road_segments(seed, g, "road_major", merc(6000.0), 0.75),
                                          max(merc(30.0), merc(6.0) + px)), merc(6.0), px)
@@ -395,11 +400,11 @@ def _land(seed: int, g: Grid, c: np.ndarray, cover: dict[str, np.ndarray], towns
     c = over(c, major * road_land * 0.9, _ASPHALT)
     # trees where land is mostly wild (not scattered over fields the parent painted green), on hedgerows, and in
     # gardens at a town's edge
-    density = 0.9 * ramp(forest, 0.3, 0.6) + 0.25 * hedges + town * (0.05 + 0.2 * (1 - core))
+    density = 0.9 * np.maximum(ramp(forest, 0.3, 0.6), riparian) + 0.25 * hedges + town * (0.05 + 0.2 * (1 - core))
     if urban:  # parks have trees, industrial estates hardly any
         density[box] += tb * (park * 0.6 - grid.industry * 0.9 * (0.05 + 0.2 * (1 - core[box])))
     if px <= 2 * merc(TREE_MAX_PX_M) and density.max() > 0:
-        c = paint_trees(seed, g, c, density * (1 - roofs))
+        c = paint_trees(seed, g, c, density * (1 - roofs) * (1 - stream))
     return c
 
 

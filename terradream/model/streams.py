@@ -1,0 +1,69 @@
+"""Streams and the woods along them: the drainage net (terradream.model.drainage) drawn on all land, not only carved
+into mountains, so flat farmland and wild land are cut by branching lines of trees and water as real land is.
+
+The three coarsest levels of the net (8, 4 and 2 km apart) carry riparian woods a few hundred metres wide, broken
+where slow noise leaves a stretch open and wandering in width, from the zoom where a level's streams are a few pixels
+apart; from about z12 the water itself shows, a few metres wide. Both cover each pixel by their area in it, as every
+line of the structure field does, so a coarse zoom holds what its children's pixels average to.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from terradream.model.drainage import level_spacing_m, stream_distances
+from terradream.model.lattice import Grid, coverage, fbm, merc, over, ramp
+
+RIPARIAN_HALF_M = (200.0, 130.0, 80.0)  # the woods either side of each level's streams, coarsest first
+STREAM_HALF_M = (6.0, 4.0, 2.5)  # ... and the streams' water
+RIPARIAN_WOBBLE = (0.6, 1.4)  # the woods' width wanders between these shares of it (over 800 m to 100 m)
+RIPARIAN_OPEN = (0.32, 0.42)  # slow noise (3 km) over which a stretch goes from open to wooded
+RIPARIAN_ALPHA = 0.8
+RISE = 0.6  # a tributary widens from nothing over this share of its level's spacing, down from where it rises
+STREAM_WARP_GAIN = 0.35  # streams wander this share as far as valleys do: enough to meander, never to fold over
+RIPARIAN_MIN_PX = 4.0  # a level's streams are drawn where its spacing is at least this many pixels
+STREAM_MAX_PX_M = 40.0  # the water from pixels this fine on (ground metres): coarser, it tints under 1/8 of one
+STREAM_ALPHA = 0.9
+# every setting above, for the layout's identity (hence the model version)
+SETTINGS = (RIPARIAN_HALF_M, STREAM_HALF_M, RIPARIAN_WOBBLE, RIPARIAN_OPEN, RIPARIAN_ALPHA, RIPARIAN_MIN_PX,
+            RISE, STREAM_WARP_GAIN, STREAM_MAX_PX_M, STREAM_ALPHA)
+
+
+def stream_levels(px_m: float) -> int:
+    """How many levels of the net, from the coarsest, carry streams on pixels of this size (Web-Mercator metres).
+
+    >>> stream_levels(merc(150.0)), stream_levels(merc(1000.0)), stream_levels(merc(5000.0))
+    (3, 2, 0)"""
+    return sum(1 for k in range(len(RIPARIAN_HALF_M)) if level_spacing_m(k) >= RIPARIAN_MIN_PX * px_m)
+
+
+def paint_streams(seed: int, g: Grid, c: np.ndarray, where: np.ndarray, woods_colour: tuple[float, float, float],
+                  water_colour: tuple[float, float, float]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Streams and their riparian woods over c (H, W, 3) as far as `where` (H, W) allows them (not on water, snow,
+    towns or rugged mountains, whose valleys are carved in the relief instead); returns c and the woods' and the
+    water's share of every pixel (for the tree crowns, which stand in the woods and not in the water)."""
+    shape = c.shape[:2]
+    woods, water = np.zeros(shape, np.float32), np.zeros(shape, np.float32)
+    levels = stream_levels(g.px_m)
+    if levels == 0 or float(where.max()) <= 0:
+        return c, woods, water
+    wobble = RIPARIAN_WOBBLE[0] + (RIPARIAN_WOBBLE[1] - RIPARIAN_WOBBLE[0]) * fbm(
+        seed, "riparian_width", g, merc(800.0), 4)
+    halves = [merc(h) for h in RIPARIAN_HALF_M[:levels]]
+    caps = [h * RIPARIAN_WOBBLE[1] + g.px_m for h in halves]
+    show_water = g.px_m <= merc(STREAM_MAX_PX_M)
+    for k, found in enumerate(stream_distances(seed, g, caps, len(RIPARIAN_HALF_M), STREAM_WARP_GAIN)):
+        if found is None:
+            continue
+        d, down = found
+        # a tributary rises where its channel starts: its woods and water narrow to a point there (the coarsest
+        # level's channels start where the one upstream ends, so they run on at full width)
+        taper = 1.0 if k == 0 else np.minimum(down / np.float32(RISE * level_spacing_m(k)), np.float32(1.0))
+        woods = np.maximum(woods, coverage(d, halves[k] * wobble * taper, g.px_m))
+        if show_water:
+            water = np.maximum(water, coverage(d, merc(STREAM_HALF_M[k]) * taper, g.px_m))
+    woods *= ramp(fbm(seed, "riparian", g, merc(3000.0), 3), *RIPARIAN_OPEN) * where
+    water *= where
+    tone = 0.85 + 0.3 * fbm(seed, "woods_tone", g, merc(700.0), 2)
+    c = c + (woods * RIPARIAN_ALPHA)[..., None] * (np.asarray(woods_colour, np.float32) * tone[..., None] - c)
+    return over(c, water * STREAM_ALPHA, water_colour), woods, water
