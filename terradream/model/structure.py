@@ -145,7 +145,7 @@ LAND_GRAIN_M, DISTRICT_TURN = 15000.0, 0.35
 PARCEL_REGION_M, PARCEL_SCALE = 250000.0, 2.2
 DISTRICT_ROAD_MAX_PX_M = 40.0  # roads along district edges from pixels this fine on (ground metres)
 TOWN_EDGE, TOWN_CORE = (0.66, 0.70), (0.72, 0.80)  # slow town noise from open land to built up, and to a centre
-URBAN_MAX_PX_M = 1500.0  # towns are drawn from pixels this fine on (ground metres)
+URBAN_MAX_PX_M = 5000.0  # towns are drawn from pixels this fine on (ground metres): from z5, the first generated zoom
 FARM_LIKELY_SHIFT = 0.2  # how far certain (or no) farmland moves the farmed districts' threshold down (or up): a farm
 # belt's districts are nearly all farmed (each about half, as anywhere), a rainforest's hardly any
 UNSETTLED_RUGGEDNESS = (0.5, 0.9)  # ruggedness over which mountains give way from farmed and built-on land to none

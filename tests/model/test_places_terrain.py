@@ -60,6 +60,42 @@ def test_town_density_is_a_pure_function_of_position() -> None:
     np.testing.assert_array_equal(a[40:, 72:], b[:160, :128])
 
 
+def villages(tmp_path) -> PlaceAtlas:
+    """Sixty villages of 1,000 to 2,000 people scattered over the Gers."""
+    rng = np.random.default_rng(1)
+    np.savez(tmp_path / "villages.npz", lon=(0.6 + rng.uniform(-0.5, 0.5, 60)).astype(np.float32),
+             lat=(43.65 + rng.uniform(-0.4, 0.4, 60)).astype(np.float32),
+             population=rng.integers(1000, 2000, 60).astype(np.uint32))
+    return PlaceAtlas(path=tmp_path / "villages.npz")
+
+
+@pytest.mark.parametrize("z", [5, 6])
+def test_places_narrower_than_pixels_cover_them_by_their_area(z: int, tmp_path) -> None:
+    """Villages a coarse zoom cannot draw as discs cover its pixels by their area: the zoom above holds the 2x2
+    means of the zoom below, and the same numbers come out in every window."""
+    places = villages(tmp_path)
+    row, col = (int(v) - 32 for v in latlon_to_global_px(z, 43.65, 0.6))
+    coarse = places.density(3, Grid.of_window(z, row, col, 64, 64))
+    fine = places.density(3, Grid.of_window(z + 1, 2 * row, 2 * col, 128, 128))
+    assert coarse is not None and fine is not None
+    assert 0.0 < float(coarse.max()) < 1.0  # no village fills a pixel, none is left out
+    means = fine.reshape(64, 2, 64, 2).mean(axis=(1, 3))
+    np.testing.assert_allclose(float(means.sum()), float(coarse.sum()), rtol=1e-3)
+    np.testing.assert_allclose(means, coarse, atol=1e-4)
+    shifted = places.density(3, Grid.of_window(z, row + 13, col + 7, 64, 64))
+    assert shifted is not None
+    np.testing.assert_array_equal(shifted[:51, :57], coarse[13:, 7:])
+
+
+def test_villages_keep_their_built_up_area_where_they_grow_into_discs(tmp_path) -> None:
+    places = villages(tmp_path)
+    row, col = (int(v) - 32 for v in latlon_to_global_px(6, 43.65, 0.6))
+    squares = places.density(3, Grid.of_window(6, row, col, 64, 64))
+    discs = places.density(3, Grid.of_window(8, 4 * row, 4 * col, 256, 256))
+    assert squares is not None and discs is not None and float(discs.max()) > 1.0 > float(squares.max())
+    np.testing.assert_allclose(float(np.minimum(discs, 1.0).sum()) / 16, float(squares.sum()), rtol=0.05)
+
+
 def test_a_town_is_painted_where_it_is(tmp_path) -> None:
     """One place in a table of our own: the layout turns its disc into built-up ground, the rest stays fields."""
     lat, lon = 45.0, 10.0

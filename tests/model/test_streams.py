@@ -21,7 +21,7 @@ def plain(z: int, size: int, dr: int = 0, dc: int = 0, h: int | None = None) -> 
 
 def paint(g: Grid) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     c = np.full((len(g.y), len(g.x), 3), 0.4, np.float32)
-    return paint_streams(7, g, c, np.ones(c.shape[:2], np.float32), WOODS, WATER)
+    return paint_streams(1, g, c, np.ones(c.shape[:2], np.float32), WOODS, WATER)
 
 
 @pytest.mark.parametrize("z", [10, 14])
