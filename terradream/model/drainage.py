@@ -8,7 +8,8 @@ trunk at a slant. Each level carves a V valley along every channel of its own an
 as its cells and a small share of them deep (deeper ones made every slope a cliff), so valleys deepen where they
 meet. Every point and channel is a
 pure function of the world seed and its cell, so any window draws the same net without its neighbours, and a zoom
-draws the levels at least VALLEY_MIN_PX wide; finer ones add the mean height they would have.
+draws the levels at least VALLEY_MIN_PX wide; finer ones add the mean height they would have. The same net gives
+the streams on all land (stream_distances; terradream.model.streams draws them).
 """
 
 from __future__ import annotations

@@ -56,7 +56,7 @@ from terradream.model.waves import paint_waves
 # (land colours, water colours) of every pixel, each (H, W, 3) -> the same with a shore painted on them
 ShorePaint = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 
-STRUCTURE_REVISION = 39  # bump whenever the layout changes: it is part of the model version, hence of cache keys
+STRUCTURE_REVISION = 40  # bump whenever the layout changes: it is part of the model version, hence of cache keys
 
 
 # ---- land cover from the parent's (low-passed) colours ----
@@ -372,7 +372,8 @@ def _land(seed: int, g: Grid, c: np.ndarray, cover: dict[str, np.ndarray], towns
     if px > merc(FIELDS_MAX_PX_M):
         return c
     c, hedges = paint_fields(g, d.rb, d.theta, d.parcel_scale, c, farm)
-    c, riparian, stream = paint_streams(seed, g, c, farmable * (1 - town) * (1 - cover["snow"]), _WOODS, _WATER)
+    wet_land = farmable * (1 - town) * (1 - cover["snow"]) * ramp(0.5 - cover["desert"], 0.0, 0.5)  # (not on dry land)
+    c, riparian, stream = paint_streams(seed, g, c, wet_land, _WOODS, _WATER)
     if px > merc(ROADS_MAX_PX_M):
         return c
     road_land = cover["land"] * (1 - cover["snow"])
