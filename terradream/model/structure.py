@@ -56,7 +56,7 @@ from terradream.model.waves import paint_waves
 # (land colours, water colours) of every pixel, each (H, W, 3) -> the same with a shore painted on them
 ShorePaint = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 
-STRUCTURE_REVISION = 40  # bump whenever the layout changes: it is part of the model version, hence of cache keys
+STRUCTURE_REVISION = 41  # bump whenever the layout changes: it is part of the model version, hence of cache keys
 
 
 # ---- land cover from the parent's (low-passed) colours ----
@@ -145,7 +145,7 @@ LAND_GRAIN_M, DISTRICT_TURN = 15000.0, 0.35
 PARCEL_REGION_M, PARCEL_SCALE = 250000.0, 2.2
 DISTRICT_ROAD_MAX_PX_M = 40.0  # roads along district edges from pixels this fine on (ground metres)
 TOWN_EDGE, TOWN_CORE = (0.66, 0.70), (0.72, 0.80)  # slow town noise from open land to built up, and to a centre
-URBAN_MAX_PX_M = 5000.0  # towns are drawn from pixels this fine on (ground metres): from z5, the first generated zoom
+URBAN_MAX_PX_M = 1500.0  # towns are drawn from pixels this fine on (ground metres)
 FARM_LIKELY_SHIFT = 0.2  # how far certain (or no) farmland moves the farmed districts' threshold down (or up): a farm
 # belt's districts are nearly all farmed (each about half, as anywhere), a rainforest's hardly any
 UNSETTLED_RUGGEDNESS = (0.5, 0.9)  # ruggedness over which mountains give way from farmed and built-on land to none
