@@ -39,9 +39,10 @@ def stream_levels(px_m: float) -> int:
 
 def paint_streams(seed: int, g: Grid, c: np.ndarray, where: np.ndarray, woods_colour: tuple[float, float, float],
                   water_colour: tuple[float, float, float]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Streams and their riparian woods over c (H, W, 3) as far as `where` (H, W) allows them (not on water, snow,
-    towns or rugged mountains, whose valleys are carved in the relief instead); returns c and the woods' and the
-    water's share of every pixel (for the tree crowns, which stand in the woods and not in the water)."""
+    """Streams and their riparian woods over c (H, W, 3) as far as `where` (H, W) allows them (the layout keeps them
+    off water, snow, desert, towns and rugged mountains, whose valleys are carved in the relief instead); returns c
+    and the woods' and the water's share of every pixel (for the tree crowns, which stand in the woods and not in the
+    water)."""
     shape = c.shape[:2]
     woods, water = np.zeros(shape, np.float32), np.zeros(shape, np.float32)
     levels = stream_levels(g.px_m)
