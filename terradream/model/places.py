@@ -169,19 +169,17 @@ def _splat_squares(g: Grid, x: np.ndarray, y: np.ndarray, r: np.ndarray) -> np.n
     # are measured from the pixels' own centres, so every window gets the same numbers
     col = np.floor((x - half - g.x[0]) / p).astype(np.int64)
     row = np.floor((g.y[0] - (y + half)) / p).astype(np.int64)
-    span = int(math.ceil(2 * float(half.max()) / p)) + 3
-    rows, cols, shares = [], [], []
-    for dc in range(span):
-        cx = g.x[np.clip(col + dc, 0, len(g.x) - 1)]
-        ox = np.clip(np.minimum(x + half, cx + p / 2) - np.maximum(x - half, cx - p / 2), 0.0, None) / p
-        for dr in range(span):
-            cy = g.y[np.clip(row + dr, 0, len(g.y) - 1)]
-            oy = np.clip(np.minimum(y + half, cy + p / 2) - np.maximum(y - half, cy - p / 2), 0.0, None) / p
-            rows.append(row + dr)
-            cols.append(col + dc)
-            shares.append(ox * oy)
-    rr, cc, ss = np.concatenate(rows), np.concatenate(cols), np.concatenate(shares)
-    disc = np.tile(np.arange(len(x)), span * span)
+    span = np.arange(int(math.ceil(2 * float(half.max()) / p)) + 3)
+    cc = col[None, :] + span[:, None]  # (span, places): the columns each square may reach, and the rows
+    rr = row[None, :] + span[:, None]
+    cx, cy = g.x[np.clip(cc, 0, len(g.x) - 1)], g.y[np.clip(rr, 0, len(g.y) - 1)]
+    ox = np.clip(np.minimum(x + half, cx + p / 2) - np.maximum(x - half, cx - p / 2), 0.0, None) / p
+    oy = np.clip(np.minimum(y + half, cy + p / 2) - np.maximum(y - half, cy - p / 2), 0.0, None) / p
+    # every (column, row) pair of a square: (span, span, places), flattened
+    shape = (len(span), len(span), len(x))
+    rr, cc = np.broadcast_to(rr[None, :, :], shape).ravel(), np.broadcast_to(cc[:, None, :], shape).ravel()
+    ss = (ox[:, None, :] * oy[None, :, :]).ravel()
+    disc = np.broadcast_to(np.arange(len(x)), shape).ravel()
     inside = np.nonzero((rr >= 0) & (rr < len(g.y)) & (cc >= 0) & (cc < len(g.x)) & (ss > 0))[0]
     flat = rr[inside] * len(g.x) + cc[inside]
     order = inside[np.lexsort((disc[inside], flat))]  # each pixel sums its places in table order, in every window
