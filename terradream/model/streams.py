@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from terradream.model.drainage import level_spacing_m, stream_distances
-from terradream.model.lattice import Grid, coverage, fbm, merc, over, ramp
+from terradream.model.lattice import Grid, coverage, fbm, merc, ramp
 
 RIPARIAN_HALF_M = (200.0, 130.0, 80.0)  # the woods either side of each level's streams, coarsest first
 STREAM_HALF_M = (6.0, 4.0, 2.5)  # ... and the streams' water
@@ -37,34 +37,32 @@ def stream_levels(px_m: float) -> int:
     return sum(1 for k in range(len(RIPARIAN_HALF_M)) if level_spacing_m(k) >= RIPARIAN_MIN_PX * px_m)
 
 
-def paint_streams(seed: int, g: Grid, c: np.ndarray, where: np.ndarray, woods_colour: tuple[float, float, float],
-                  water_colour: tuple[float, float, float]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Streams and their riparian woods over c (H, W, 3) as far as `where` (H, W) allows them (the layout keeps them
-    off water, snow, desert, towns and rugged mountains, whose valleys are carved in the relief instead); returns c
-    and the woods' and the water's share of every pixel (for the tree crowns, which stand in the woods and not in the
-    water)."""
-    shape = c.shape[:2]
-    woods, water = np.zeros(shape, np.float32), np.zeros(shape, np.float32)
+def stream_cover(seed: int, g: Grid, where: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The share (H, W) of every pixel under riparian woods and under the streams' water, as far as `where` (H, W)
+    allows them (the layout keeps them off water, snow, desert, towns and rugged mountains, whose valleys are carved
+    in the relief instead). The net is looked up only on the box of pixels `where` allows: the rest stay zero."""
+    woods, water = np.zeros(where.shape, np.float32), np.zeros(where.shape, np.float32)
     levels = stream_levels(g.px_m)
-    if levels == 0 or float(where.max()) <= 0:
-        return c, woods, water
+    allowed = where > 0
+    if levels == 0 or not allowed.any():
+        return woods, water
+    box, sub = g.box(allowed)
     wobble = RIPARIAN_WOBBLE[0] + (RIPARIAN_WOBBLE[1] - RIPARIAN_WOBBLE[0]) * fbm(
-        seed, "riparian_width", g, merc(800.0), 4)
+        seed, "riparian_width", sub, merc(800.0), 4)
     halves = [merc(h) for h in RIPARIAN_HALF_M[:levels]]
     caps = [h * RIPARIAN_WOBBLE[1] + g.px_m for h in halves]
     show_water = g.px_m <= merc(STREAM_MAX_PX_M)
-    for k, found in enumerate(stream_distances(seed, g, caps, len(RIPARIAN_HALF_M), STREAM_WARP_GAIN)):
+    on_woods, on_water = woods[box], water[box]
+    for k, found in enumerate(stream_distances(seed, sub, caps, len(RIPARIAN_HALF_M), STREAM_WARP_GAIN)):
         if found is None:
             continue
         d, down = found
         # a tributary rises where its channel starts: its woods and water narrow to a point there (the coarsest
         # level's channels start where the one upstream ends, so they run on at full width)
         taper = 1.0 if k == 0 else np.minimum(down / np.float32(RISE * level_spacing_m(k)), np.float32(1.0))
-        woods = np.maximum(woods, coverage(d, halves[k] * wobble * taper, g.px_m))
+        on_woods = np.maximum(on_woods, coverage(d, halves[k] * wobble * taper, g.px_m))
         if show_water:
-            water = np.maximum(water, coverage(d, merc(STREAM_HALF_M[k]) * taper, g.px_m))
-    woods *= ramp(fbm(seed, "riparian", g, merc(3000.0), 3), *RIPARIAN_OPEN) * where
-    water *= where
-    tone = 0.85 + 0.3 * fbm(seed, "woods_tone", g, merc(700.0), 2)
-    c = c + (woods * RIPARIAN_ALPHA)[..., None] * (np.asarray(woods_colour, np.float32) * tone[..., None] - c)
-    return over(c, water * STREAM_ALPHA, water_colour), woods, water
+            on_water = np.maximum(on_water, coverage(d, merc(STREAM_HALF_M[k]) * taper, g.px_m))
+    woods[box] = on_woods * (ramp(fbm(seed, "riparian", sub, merc(3000.0), 3), *RIPARIAN_OPEN) * where[box])
+    water[box] = on_water * where[box]
+    return woods, water

@@ -38,7 +38,7 @@ from terradream.model.lattice import (
     value_noise,
 )
 from terradream.model.noise import stream_key
-from terradream.model.streams import paint_streams
+from terradream.model.streams import RIPARIAN_ALPHA, STREAM_ALPHA, stream_cover
 from terradream.model.towns import (
     BUILDINGS_FROM_PX_M,
     SHED_MAX_PX_M,
@@ -284,13 +284,19 @@ def dry_coast(c: np.ndarray, cover: dict[str, np.ndarray], water: np.ndarray,
     return land, water_colour
 
 
-def _woods(seed: int, g: Grid, c: np.ndarray, forest: np.ndarray) -> np.ndarray:
-    """Dense woods over c: patches of a few km with ragged edges where `forest` (H, W) allows them (leafy land outside
-    farmland and towns), darker than the open land around them. Drawn from coarse zooms on, so every octave of their
-    outline joins the cascade at the zoom where it is a pixel or two wide (the projection keeps coarser changes out)."""
-    patches = ramp(fbm(seed, "woods", g, merc(4000.0), 4), 0.5, 0.58) * forest
+def _woods_colour(seed: int, g: Grid) -> np.ndarray:
+    """The colour (H, W, 3) of woods, a little lighter or darker over a few hundred metres."""
     tone = 0.85 + 0.3 * fbm(seed, "woods_tone", g, merc(700.0), 2)
-    return c + (patches * WOODS_ALPHA)[..., None] * (np.asarray(_WOODS, np.float32) * tone[..., None] - c)
+    return np.asarray(_WOODS, np.float32) * tone[..., None]
+
+
+def _woods(seed: int, g: Grid, c: np.ndarray, forest: np.ndarray, colour: np.ndarray) -> np.ndarray:
+    """Dense woods over c: patches of a few km with ragged edges where `forest` (H, W) allows them (leafy land outside
+    farmland and towns), darker than the open land around them, in colour (_woods_colour). Drawn from coarse zooms
+    on, so every octave of their outline joins the cascade at the zoom where it is a pixel or two wide (the
+    projection keeps coarser changes out)."""
+    patches = ramp(fbm(seed, "woods", g, merc(4000.0), 4), 0.5, 0.58) * forest
+    return c + (patches * WOODS_ALPHA)[..., None] * (colour - c)
 
 
 def _wild_mottle(seed: int, g: Grid, c: np.ndarray, wild: np.ndarray, leafy: np.ndarray) -> np.ndarray:
@@ -360,7 +366,8 @@ def _land(seed: int, g: Grid, c: np.ndarray, cover: dict[str, np.ndarray], towns
     leafy = ramp(cover["green"] + 0.5 * dark, 0.2, 0.6)
     wild = (1 - farm) * (1 - town) * land  # land that is neither farmed nor built on
     forest = wild * leafy
-    c = _woods(seed, g, c, wild * ramp(leafy, 0.05, 0.3))
+    woods_colour = _woods_colour(seed, g)  # (riparian woods below are the same woods)
+    c = _woods(seed, g, c, wild * ramp(leafy, 0.05, 0.3), woods_colour)
     c = _wild_mottle(seed, g, c, wild, leafy)
     if px > merc(FIELDS_MAX_PX_M) and not urban:
         return c
@@ -373,7 +380,8 @@ def _land(seed: int, g: Grid, c: np.ndarray, cover: dict[str, np.ndarray], towns
         return c
     c, hedges = paint_fields(g, d.rb, d.theta, d.parcel_scale, c, farm)
     wet_land = farmable * (1 - town) * (1 - cover["snow"]) * ramp(0.5 - cover["desert"], 0.0, 0.5)  # (not on dry land)
-    c, riparian, stream = paint_streams(seed, g, c, wet_land, _WOODS, _WATER)
+    riparian, stream = stream_cover(seed, g, wet_land)
+    c = over(over(c, riparian * RIPARIAN_ALPHA, woods_colour), stream * STREAM_ALPHA, _WATER)
     if px > merc(ROADS_MAX_PX_M):
         return c
     road_land = cover["land"] * (1 - cover["snow"])

@@ -6,10 +6,9 @@ import pytest
 from terradream.model import drainage
 from terradream.model.drainage import MAX_RUN, level_spacing_m, stream_distances
 from terradream.model.lattice import Grid
-from terradream.model.streams import RIPARIAN_HALF_M, STREAM_WARP_GAIN, paint_streams, stream_levels
+from terradream.model.streams import RIPARIAN_HALF_M, STREAM_WARP_GAIN, stream_cover, stream_levels
 from terradream.model.water import latlon_to_global_px
 
-WOODS, WATER = (0.13, 0.19, 0.11), (0.10, 0.16, 0.20)
 OCTAVES = len(RIPARIAN_HALF_M)
 
 
@@ -19,15 +18,15 @@ def plain(z: int, size: int, dr: int = 0, dc: int = 0, h: int | None = None) -> 
     return Grid.of_window(z, int(row) - size // 2 + dr, int(col) - size // 2 + dc, h or size, h or size)
 
 
-def paint(g: Grid) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    c = np.full((len(g.y), len(g.x), 3), 0.4, np.float32)
-    return paint_streams(1, g, c, np.ones(c.shape[:2], np.float32), WOODS, WATER)
+def paint(g: Grid) -> tuple[np.ndarray, np.ndarray]:
+    """The woods' and the water's share of every pixel, on land that allows both everywhere."""
+    return stream_cover(1, g, np.ones((len(g.y), len(g.x)), np.float32))
 
 
 @pytest.mark.parametrize("z", [10, 14])
 def test_streams_are_the_same_in_every_window(z: int) -> None:
     big = paint(plain(z, 160))
-    assert float(big[1].max()) > 0.5  # some woods in view
+    assert float(big[0].max()) > 0.5  # some woods in view
     for dr, dc, h in ((0, 0, 40), (57, 23, 90)):
         small = paint(plain(z, 160, dr, dc, h))
         for a, b in zip(small, big, strict=True):
@@ -37,8 +36,8 @@ def test_streams_are_the_same_in_every_window(z: int) -> None:
 def test_a_coarse_pixel_holds_what_its_children_average_to() -> None:
     """Woods cover each pixel by their area, so the zoom above shows the 2x2 means of the zoom below (the cascade's
     projection keeps those means: a point sample's error would stay at every finer zoom)."""
-    coarse = paint(plain(12, 128))[1]
-    fine = paint(plain(13, 256))[1]
+    coarse = paint(plain(12, 128))[0]
+    fine = paint(plain(13, 256))[0]
     means = fine.reshape(128, 2, 128, 2).mean(axis=(1, 3))
     assert float(coarse.mean()) > 0.05
     assert float(np.abs(means - coarse).mean()) < 0.03
@@ -75,8 +74,16 @@ def test_levels_start_where_they_are_a_few_pixels_apart() -> None:
     assert stream_levels(plain(5, 8).px_m) == 0
     assert stream_levels(plain(7, 8).px_m) == 2
     assert stream_levels(plain(8, 8).px_m) == len(RIPARIAN_HALF_M)
-    c = np.full((8, 8, 3), 0.4, np.float32)
-    g = plain(5, 8)
-    out, woods, water = paint_streams(7, g, c.copy(), np.ones((8, 8), np.float32), WOODS, WATER)
-    np.testing.assert_array_equal(out, c)
+    woods, water = stream_cover(7, plain(5, 8), np.ones((8, 8), np.float32))
     assert float(woods.max()) == 0.0 and float(water.max()) == 0.0
+
+
+def test_streams_stay_where_they_are_allowed() -> None:
+    """Only the box of allowed pixels is looked up, and it gets the numbers the whole window gets."""
+    g = plain(12, 160)
+    where = np.zeros((160, 160), np.float32)
+    where[30:90, 50:140] = 0.5
+    woods, water = stream_cover(1, g, where)
+    full_woods, full_water = paint(g)
+    assert float(woods.max()) > 0.2
+    np.testing.assert_array_equal(woods, full_woods * (np.float32(0.5) * (where > 0)))
