@@ -18,6 +18,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
+from typing import NamedTuple
 
 import numpy as np
 
@@ -241,12 +242,31 @@ def _warp(seed: int, octaves: int, xs: np.ndarray, ys: np.ndarray, gain: float =
     return wx, wy
 
 
-def _level_distance(seed: int, g: Grid, level: int, net: Channels, cap_m: float, warp_octaves: int,
-                    warp_gain: float = 1.0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
-    """Each pixel's distance (H, W; float32 Mercator metres) to the nearest channel of one level, looked up through
-    a warp of so many octaves (and gain), the unit vector (x, y) away from it and how far down that channel from its
-    point the nearest spot is; inf (and 0) where the pixel's four samples put every channel further than cap_m. None
-    where no pixel is that near.
+class _Nearest(NamedTuple):
+    """What one level's lookup found for the pixels it computed (rows, cols; the others lie further than its cap):
+    each one's distance to its nearest channel, its position looked up through the warp (x, y), the nearest point on
+    that channel (x, y) and the channel's flat cell index."""
+
+    rows: np.ndarray
+    cols: np.ndarray
+    dist: np.ndarray
+    px: np.ndarray
+    py: np.ndarray
+    qx: np.ndarray
+    qy: np.ndarray
+    chan: np.ndarray
+
+    def scatter(self, shape: tuple[int, int], values: np.ndarray, fill: float) -> np.ndarray:
+        """values of the computed pixels in a float32 array of shape, fill elsewhere."""
+        out = np.full(shape, np.float32(fill), np.float32)
+        out[self.rows, self.cols] = values
+        return out
+
+
+def _level_nearest(seed: int, g: Grid, level: int, net: Channels, cap_m: float, warp_octaves: int,
+                   warp_gain: float = 1.0) -> _Nearest | None:
+    """The nearest channel of one level to every pixel that may lie within cap_m of one (by its four samples), looked
+    up through a warp of so many octaves (and gain); None where no pixel is that near.
 
     The nearest channels are looked up every few pixels (SAMPLE_PER_CELL per spacing, at global pixel positions) and
     each pixel's distance is exact to the nearest of its four samples' channels, so every window gets the same
@@ -275,13 +295,7 @@ def _level_distance(seed: int, g: Grid, level: int, net: Channels, cap_m: float,
         closer = dc < d[other]
         for full, new in ((d, dc), (qx, qxc), (qy, qyc), (chan, corner[other])):
             full[other] = np.where(closer, new, full[other])
-    away = np.maximum(d, 1e-6)
-    shape = (len(g.y), len(g.x))
-    dist, head = np.full(shape, np.inf, np.float32), np.zeros(shape, np.float32)
-    ux, uy = np.zeros(shape, np.float32), np.zeros(shape, np.float32)
-    dist[rows, cols], ux[rows, cols], uy[rows, cols] = d, (px - qx) / away, (py - qy) / away
-    head[rows, cols] = np.hypot(qx - _at(net.ax, chan), qy - _at(net.ay, chan))
-    return dist, ux, uy, head
+    return _Nearest(rows, cols, d, px, py, qx, qy, chan)
 
 
 def valley_relief(seed: int, g: Grid) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]] | None:
@@ -299,11 +313,14 @@ def valley_relief(seed: int, g: Grid) -> tuple[np.ndarray, tuple[np.ndarray, np.
     for level, net in enumerate(nets):
         half = np.float32(VALLEY_WIDTH * level_spacing_m(level))
         depth = np.float32(level_depth_m(level))
-        found = _level_distance(seed, g, level, net, float(half), level + 1)
+        found = _level_nearest(seed, g, level, net, float(half), level + 1)
         if found is None:  # no pixel is in this level's valleys (nor the finer ones'):
             height += depth  # its profile is level, 1, everywhere (as it would come out)
             continue
-        d32, ux, uy, _ = found
+        away = np.maximum(found.dist, 1e-6)  # the unit vector away from the channel, uphill
+        d32 = found.scatter(shape, found.dist, np.inf)
+        ux = found.scatter(shape, (found.px - found.qx) / away, 0.0)
+        uy = found.scatter(shape, (found.py - found.qy) / away, 0.0)
         closer = d32 < dist
         dist, dir_x, dir_y = np.where(closer, d32, dist), np.where(closer, ux, dir_x), np.where(closer, uy, dir_y)
         h, dh = profile(dist / half)
@@ -322,7 +339,13 @@ def stream_distances(seed: int, g: Grid, caps_m: Sequence[float], warp_octaves: 
     wherever the ground is (flat land drains too). Every level is looked up through one warp of warp_octaves octaves
     and warp_gain x the valleys' strength (the same at every zoom), so a stream meets its trunk where its channel ends
     on it; a gain under about 0.4 never folds the warp, which would draw a stretch of stream two or three times."""
-    nets = channel_nets(seed, g, len(caps_m))
-    return [None if f is None else (f[0], f[3]) for f in (
-        _level_distance(seed, g, level, net, cap, warp_octaves, warp_gain)
-        for level, (net, cap) in enumerate(zip(nets, caps_m, strict=True)))]
+    shape = (len(g.y), len(g.x))
+    out: list[tuple[np.ndarray, np.ndarray] | None] = []
+    for level, (net, cap) in enumerate(zip(channel_nets(seed, g, len(caps_m)), caps_m, strict=True)):
+        found = _level_nearest(seed, g, level, net, cap, warp_octaves, warp_gain)
+        if found is None:
+            out.append(None)
+            continue
+        down = np.hypot(found.qx - _at(net.ax, found.chan), found.qy - _at(net.ay, found.chan))
+        out.append((found.scatter(shape, found.dist, np.inf), found.scatter(shape, down, 0.0)))
+    return out
